@@ -1,0 +1,92 @@
+//! Finding every indicator in free text: an e-mail, a report, a chat message pasted as is.
+//!
+//! The line is refanged first, then split at characters that never occur inside an indicator
+//! (white space, quotes, brackets, commas), and each token, trimmed of sentence punctuation, is
+//! parsed with [`Observable::parse`]. Tokens that are not indicators are ordinary prose and are not
+//! errors. Bare words that would only be "domains" under a suffix nobody has delegated
+//! (`file.exe`, `e.g`) are left out; internal names under the well-known internal suffixes stay in.
+
+use crate::domain::DomainClass;
+use crate::observable::Observable;
+use crate::refang::refang;
+
+/// One indicator found in a line, with the text it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub token: String,
+    pub observable: Observable,
+}
+
+fn is_separator(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>' | '(' | ')' | '{' | '}' | ',' | ';' | '|' | '\u{201c}' | '\u{201d}' | '\u{2018}' | '\u{2019}')
+}
+
+fn trim_punctuation(token: &str) -> &str {
+    token
+        .trim_start_matches(|c: char| matches!(c, '[' | '.' | ':' | '*' | '-' | '='))
+        .trim_end_matches(|c: char| matches!(c, ']' | '.' | ':' | '!' | '?' | '*' | '='))
+}
+
+/// Every indicator in `line`, in order of appearance (duplicates within the line included).
+pub fn extract(line: &str) -> Vec<Found> {
+    let refanged = refang(line);
+    let mut found = Vec::new();
+    for raw in refanged.split(is_separator) {
+        let token = trim_punctuation(raw);
+        if token.len() < 3 {
+            continue;
+        }
+        let Ok(observable) = Observable::parse(token) else { continue };
+        let bare_unknown_name = matches!(&observable, Observable::Domain(d)
+            if d.class() == DomainClass::Internal && d.public_suffix().is_none() && !is_well_known_internal(d.as_str()));
+        if !bare_unknown_name {
+            found.push(Found { token: token.to_owned(), observable });
+        }
+    }
+    found
+}
+
+fn is_well_known_internal(name: &str) -> bool {
+    ["local", "internal", "corp", "lan", "home.arpa", "localdomain", "intranet"]
+        .iter()
+        .any(|suffix| name.ends_with(&format!(".{suffix}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(text: &str) -> Vec<String> {
+        extract(text).into_iter().map(|f| f.observable.value()).collect()
+    }
+
+    #[test]
+    fn finds_indicators_in_prose() {
+        let mail = "Hi team, the phishing kit at hxxps://login-micros0ft[.]com/owa/ (hosted on 185.220.101[.]4) \
+                    mailed victims from billing[at]invoices-portal(.)net. Also seen: CVE-2023-4966, AS9009, \
+                    and the dropper 44d88612fea8a8f36de82e1278abb02f. Our own dc01.corp.local was not touched.";
+        assert_eq!(
+            values(mail),
+            [
+                "https://login-micros0ft.com/owa/",
+                "185.220.101.4",
+                "billing@invoices-portal.net",
+                "CVE-2023-4966",
+                "AS9009",
+                "44d88612fea8a8f36de82e1278abb02f",
+                "dc01.corp.local",
+            ]
+        );
+    }
+
+    #[test]
+    fn ignores_words_file_names_and_numbers() {
+        assert!(values("Please open invoice.exe and report.docx, e.g. now. Version 2.0 is out.").is_empty());
+    }
+
+    #[test]
+    fn sentence_punctuation_is_not_part_of_a_token() {
+        assert_eq!(values("Blocked evil.com. Then 8.8.8.8: fine!"), ["evil.com", "8.8.8.8"]);
+        assert_eq!(values("[1.2.3.4] and <http://x.example.net/a>"), ["1.2.3.4", "http://x.example.net/a"]);
+    }
+}

@@ -1,1 +1,81 @@
-//! placeholder
+//! Enrichment sources behind one interface.
+//!
+//! A [`Source`] answers "what do you know about this indicator?" with a [`Finding`]: reasons that
+//! add to the priority, tags, a JSON detail object shown under the source's name, and a link to the
+//! source's own report. Sources that leave the machine declare an external [`Destination`] and only
+//! ever receive indicators the egress gate has [`Cleared`] for them; the shared limiter, budget and
+//! cache every external call goes through (DESIGN.md invariant 2) wrap sources from outside.
+//!
+//! Sources know nothing of input files, output formats or the CLI.
+
+pub mod classify;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use scry_core::{Cleared, Destination, Observable, Reason};
+
+pub use classify::Classification;
+
+/// The future a source returns; boxed so sources can be held as trait objects.
+pub type SourceFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What one source found about one indicator.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Finding {
+    /// Contributions to the priority, each explained.
+    pub reasons: Vec<Reason>,
+    pub tags: Vec<String>,
+    /// Source-specific detail, shown under the source's name in results.
+    pub details: serde_json::Value,
+    /// The source's own page about this indicator, for a one-click pivot.
+    pub report_url: Option<String>,
+    /// True when the answer came from the cache rather than a new call.
+    pub from_cache: bool,
+    /// Credits the call cost (0 for cached answers and free sources).
+    pub credits: u32,
+}
+
+/// Per-request options a front end passes down.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EnrichOptions {
+    /// Bypass the cache and ask the source again.
+    pub force: bool,
+}
+
+/// How a source call failed. Each variant tells the caller what to do next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// The source cannot work at all (rejected key, unreachable service): stop using it for this
+    /// run and report it; `scry` exits with status 1.
+    #[error("source unusable: {0}")]
+    Unusable(String),
+    /// This indicator could not be enriched after the source's retries; recorded as `failed`.
+    #[error("{0}")]
+    Failed(String),
+    /// The source says the indicator is not valid for it; recorded as `rejected`.
+    #[error("rejected by the source: {0}")]
+    InvalidIndicator(String),
+    /// The source's credit budget is spent; the indicator is skipped with reason `budget`.
+    #[error("credit budget spent")]
+    BudgetExhausted,
+}
+
+/// An enrichment source.
+pub trait Source: Send + Sync {
+    /// Stable identifier, used as the key of this source's detail in results and in config.
+    fn name(&self) -> &str;
+
+    /// Where this source sends what it is asked about.
+    fn destination(&self) -> Destination;
+
+    /// True if this source has anything to say about this kind of indicator.
+    fn supports(&self, observable: &Observable) -> bool;
+
+    /// Enriches one indicator. Only gate-cleared indicators can be passed.
+    fn enrich<'a>(&'a self, indicator: Cleared<'a>, options: EnrichOptions) -> SourceFuture<'a, Result<Finding, SourceError>>;
+
+    /// Checks that the source is usable (key accepted, service reachable) and says how it is
+    /// configured, without enriching anything.
+    fn check(&self) -> SourceFuture<'_, Result<String, SourceError>>;
+}

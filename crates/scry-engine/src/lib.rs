@@ -1,1 +1,14 @@
-//! placeholder
+//! scry's service layer: what every front end (CLI, server, workers) calls to get work done.
+//!
+//! It owns the flow of an enrichment run — read, normalize, de-duplicate, pass the egress gate,
+//! ask the sources, score, produce records — and the configuration that shapes it. Front ends only
+//! parse their own arguments and render what the engine returns.
+
+pub mod config;
+pub mod enrich;
+pub mod input;
+pub mod record;
+pub mod sort;
+
+pub use enrich::{EnrichRequest, Engine, EngineError, Progress, Summary};
+pub use record::{Record, Status};

@@ -1,1 +1,274 @@
-fn main() {}
+//! `scry`: the binary. It parses the command line, loads the configuration, builds the engine and
+//! renders what the engine returns; every decision about indicators is made in the libraries.
+//!
+//! Exit status: 0 when the run completed (rejected input lines do not change that), 1 when a
+//! configured source was unusable or the run failed, 2 for usage and configuration errors.
+
+mod cli;
+mod output;
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use scry_engine::config::{self, LoadedConfig};
+use scry_engine::input::{InputFormat, InputSource};
+use scry_engine::sort::{DEFAULT_RUN_BYTES, PrioritySorter};
+use scry_engine::{EnrichRequest, Engine, Progress, Status, Summary};
+use scry_sources::{Classification, EnrichOptions, Source};
+
+use crate::cli::{Cli, Command, ConfigCommand, EnrichArgs, InputFormatArg};
+use crate::output::TableStyle;
+
+/// An error the user caused by how scry was called or configured: exit status 2.
+#[derive(Debug)]
+struct UsageError(anyhow::Error);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(error: impl Into<anyhow::Error>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(error.into()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            if let Some(io_error) = error.downcast_ref::<io::Error>()
+                && io_error.kind() == io::ErrorKind::BrokenPipe
+            {
+                return ExitCode::SUCCESS;
+            }
+            let code = if error.is::<UsageError>() { 2 } else { 1 };
+            eprintln!("error: {error:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info,scry=debug,scry_engine=debug,scry_sources=debug",
+        (false, _) => "debug,scry=trace,scry_engine=trace,scry_sources=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCRY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
+        .with_target(false)
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let loaded = config::load(cli.config.as_deref()).map_err(usage)?;
+    match cli.command {
+        Command::Enrich(args) => enrich(args, &loaded, cli.quiet, cli.verbose),
+        Command::Config(ConfigCommand::Check) => config_check(&loaded, cli.store.as_deref()),
+        Command::Config(ConfigCommand::Init { path, force }) => config_init(&path, force),
+    }
+}
+
+/// The sources this build offers, in the order their details are listed.
+fn sources(_loaded: &LoadedConfig) -> Vec<Arc<dyn Source>> {
+    vec![Arc::new(Classification)]
+}
+
+fn enrich(args: EnrichArgs, loaded: &LoadedConfig, quiet: bool, verbose: u8) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let inputs = resolve_inputs(&args.inputs)?;
+    let default_tlp = match &args.tlp {
+        Some(level) => Some(level.parse().map_err(|e| usage(anyhow!("--tlp: {e}")))?),
+        None => loaded.default_tlp().map_err(usage)?,
+    };
+    let gate = loaded.egress_gate().map_err(usage)?;
+    let engine = Arc::new(Engine::new(gate, sources(loaded)));
+    let request = EnrichRequest {
+        inputs: inputs.clone(),
+        format: input_format(args.input_format),
+        default_tlp,
+        options: EnrichOptions { force: args.force },
+        concurrency: args.concurrency.unwrap_or(loaded.config.enrich.concurrency),
+    };
+    if request.concurrency == 0 {
+        return Err(usage(anyhow!("--concurrency must be at least 1")));
+    }
+
+    let progress = Arc::new(Progress::default());
+    let bar = progress_bar(&inputs, quiet || args.no_progress);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let mut sorter = PrioritySorter::new(DEFAULT_RUN_BYTES);
+    let summary = runtime.block_on(async {
+        engine.preflight().await;
+        let ticker = tokio::spawn(tick(bar.clone(), Arc::clone(&progress)));
+        let mut sink = |record: scry_engine::Record| -> io::Result<()> {
+            if record.status == Status::Rejected && !quiet {
+                let what = if record.input.is_empty() { String::new() } else { format!(" {:?}", record.input) };
+                bar.suspend(|| eprintln!("{}: rejected{what}: {}", record.position, record.error.as_deref().unwrap_or("")));
+            }
+            sorter.push(&record)
+        };
+        let result = engine.enrich(request, Arc::clone(&progress), &mut sink).await;
+        ticker.abort();
+        result
+    })?;
+    bar.finish_and_clear();
+
+    let style = TableStyle { color: colour_stdout(), widest_indicator: sorter.widest_indicator() };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    output::write_records(args.format, sorter.into_sorted()?, &mut out, &style)?;
+    out.flush()?;
+
+    if !quiet {
+        eprintln!("{}", summary_line(&summary, started.elapsed()));
+        if !engine.has_external_sources() {
+            eprintln!("note: no external enrichment source is configured; results show built-in classification only");
+        }
+        if verbose > 0
+            && let Some(peak) = peak_memory_kib()
+        {
+            eprintln!("peak memory: {peak} KiB");
+        }
+    }
+    for (source, message) in &summary.unusable_sources {
+        eprintln!("error: source {source} was unusable: {message}");
+    }
+    Ok(if summary.unusable_sources.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Turns the arguments into inputs: files must exist; `-`, or no argument with piped stdin, is stdin.
+fn resolve_inputs(args: &[String]) -> anyhow::Result<Vec<InputSource>> {
+    if args.is_empty() {
+        if io::stdin().is_terminal() {
+            return Err(usage(anyhow!("no input: name files to read, or pipe indicators into `scry enrich -`")));
+        }
+        return Ok(vec![InputSource::from_arg("-")]);
+    }
+    if args.iter().filter(|a| *a == "-").count() > 1 {
+        return Err(usage(anyhow!("standard input (-) can be read only once")));
+    }
+    args.iter()
+        .map(|arg| {
+            let input = InputSource::from_arg(arg);
+            if let Some(path) = &input.path {
+                std::fs::File::open(path)
+                    .map_err(|e| usage(anyhow!("cannot read {}: {e} (check the path, or use - for standard input)", path.display())))?;
+            }
+            Ok(input)
+        })
+        .collect()
+}
+
+fn input_format(arg: InputFormatArg) -> InputFormat {
+    match arg {
+        InputFormatArg::Auto => InputFormat::Auto,
+        InputFormatArg::Lines => InputFormat::Lines,
+        InputFormatArg::Text => InputFormat::Text,
+        InputFormatArg::Csv => InputFormat::Csv,
+        InputFormatArg::Jsonl => InputFormat::Jsonl,
+        InputFormatArg::Stix => InputFormat::Stix,
+    }
+}
+
+fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+fn colour_stdout() -> bool {
+    io::stdout().is_terminal() && !no_color()
+}
+
+/// A bar on stderr sized by the bytes of the input files (a spinner for stdin); hidden when stderr
+/// is not a terminal.
+fn progress_bar(inputs: &[InputSource], hidden: bool) -> ProgressBar {
+    if hidden || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let total: Option<u64> = inputs.iter().map(InputSource::len).sum();
+    let bar = match total {
+        Some(bytes) => ProgressBar::with_draw_target(Some(bytes), ProgressDrawTarget::stderr()).with_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}")
+                .expect("valid template"),
+        ),
+        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+            .with_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bytes} {msg}").expect("valid template")),
+    };
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+async fn tick(bar: ProgressBar, progress: Arc<Progress>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        interval.tick().await;
+        bar.set_position(progress.read.bytes.load(Ordering::Relaxed));
+        bar.set_message(format!(
+            "{} read, {} done",
+            progress.items.load(Ordering::Relaxed),
+            progress.done.load(Ordering::Relaxed)
+        ));
+    }
+}
+
+fn summary_line(s: &Summary, elapsed: Duration) -> String {
+    let mut line = format!(
+        "read {}, unique {}, duplicates {}, enriched {}, cached {}, skipped {}, rejected {}, failed {}, credits used {}",
+        s.read, s.unique, s.duplicates, s.enriched, s.cached, s.skipped, s.rejected, s.failed, s.credits
+    );
+    if s.ignored_objects > 0 {
+        line.push_str(&format!(", non-indicator STIX objects {}", s.ignored_objects));
+    }
+    line.push_str(&format!(" in {:.2} s", elapsed.as_secs_f64()));
+    line
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`).
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn config_check(loaded: &LoadedConfig, store: Option<&str>) -> anyhow::Result<ExitCode> {
+    let gate = loaded.egress_gate().map_err(usage)?;
+    let origin = loaded.path.as_ref().map_or_else(|| "built-in defaults (no file found)".to_owned(), |p| p.display().to_string());
+    println!("configuration OK: {origin}");
+    println!("store: {}", loaded.store_url(store));
+    println!("allowlist: {} entries", gate.policy().len());
+    println!(
+        "default TLP: {}",
+        loaded.default_tlp().map_err(usage)?.map_or_else(|| "none".to_owned(), |t| t.to_string())
+    );
+    println!("enrichment concurrency: {}", loaded.config.enrich.concurrency);
+    let names: Vec<String> = sources(loaded).iter().map(|s| s.name().to_owned()).collect();
+    println!("sources: {}", names.join(", "));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config_init(path: &std::path::Path, force: bool) -> anyhow::Result<ExitCode> {
+    if path.exists() && !force {
+        return Err(usage(anyhow!("{} already exists; use --force to replace it", path.display())));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, config::EXAMPLE).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("wrote {}; check it with `scry --config {} config check`", path.display(), path.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,428 @@
+//! An enrichment run: inputs in, one scored record per unique indicator out.
+//!
+//! Reading runs on its own thread and feeds a bounded channel, so a slow source applies
+//! back-pressure instead of letting the input pile up in memory. Duplicates are recognized by a
+//! 64-bit fingerprint of (STIX type, normalized value): 8 bytes per unique indicator, not the
+//! indicator itself. Every source call passes the egress gate first; sources that leave the machine
+//! run concurrently up to the configured limit. A source that reports itself unusable is turned
+//! off for the rest of the run and named in the summary; nothing else stops a run.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use scry_core::{Destination, EgressGate, Observable, Severity, SkipReason, Subject, Tlp, score};
+use scry_sources::{EnrichOptions, Finding, Source, SourceError};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::input::{self, Candidate, InputFormat, InputSource, Item, ReadCounters, Rejection};
+use crate::record::{ReasonRecord, Record, SourceRecord, Status};
+
+/// What to enrich and how.
+#[derive(Debug, Clone)]
+pub struct EnrichRequest {
+    pub inputs: Vec<InputSource>,
+    pub format: InputFormat,
+    /// TLP for indicators whose input states none.
+    pub default_tlp: Option<Tlp>,
+    pub options: EnrichOptions,
+    /// Indicators in flight at once.
+    pub concurrency: usize,
+}
+
+/// Live counters of a run, for progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub read: ReadCounters,
+    /// Indicators read (before de-duplication), plus rejected pieces.
+    pub items: AtomicU64,
+    pub duplicates: AtomicU64,
+    /// Records produced.
+    pub done: AtomicU64,
+}
+
+/// How a run went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub read: u64,
+    pub unique: u64,
+    pub duplicates: u64,
+    pub enriched: u64,
+    pub cached: u64,
+    pub skipped: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub credits: u64,
+    pub ignored_objects: u64,
+    pub bytes: u64,
+    /// Sources that could not be used, with the reason.
+    pub unusable_sources: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("writing results failed: {0}")]
+    Output(#[from] io::Error),
+}
+
+/// The enrichment engine: the gate and the sources.
+pub struct Engine {
+    gate: EgressGate,
+    sources: Vec<Arc<dyn Source>>,
+    disabled: Vec<AtomicBool>,
+    unusable: Mutex<Vec<(String, String)>>,
+}
+
+type Fingerprints = HashSet<u64, BuildHasherDefault<PassThroughHasher>>;
+
+/// The set's keys are already hashes; hashing them again would be wasted work.
+#[derive(Default)]
+struct PassThroughHasher(u64);
+
+impl Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+fn fingerprint(observable: &Observable) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    observable.stix_type().hash(&mut hasher);
+    observable.value().hash(&mut hasher);
+    hasher.finish()
+}
+
+impl Engine {
+    pub fn new(gate: EgressGate, sources: Vec<Arc<dyn Source>>) -> Engine {
+        let disabled = sources.iter().map(|_| AtomicBool::new(false)).collect();
+        Engine { gate, sources, disabled, unusable: Mutex::new(Vec::new()) }
+    }
+
+    pub fn sources(&self) -> &[Arc<dyn Source>] {
+        &self.sources
+    }
+
+    /// True when some source sends indicators off the machine.
+    pub fn has_external_sources(&self) -> bool {
+        self.sources.iter().any(|s| matches!(s.destination(), Destination::External { .. }))
+    }
+
+    /// Checks every source before a run; unusable ones are turned off and reported.
+    pub async fn preflight(&self) {
+        for (index, source) in self.sources.iter().enumerate() {
+            if let Err(SourceError::Unusable(message)) = source.check().await {
+                self.disable(index, message);
+            }
+        }
+    }
+
+    fn disable(&self, index: usize, message: String) {
+        if !self.disabled[index].swap(true, Ordering::SeqCst) {
+            let name = self.sources[index].name().to_owned();
+            tracing::error!(source = %name, %message, "source unusable; it is off for the rest of the run");
+            self.unusable.lock().expect("not poisoned").push((name, message));
+        }
+    }
+
+    /// Runs an enrichment: every record goes to `sink` as it is ready (in completion order).
+    pub async fn enrich(
+        self: &Arc<Self>,
+        request: EnrichRequest,
+        progress: Arc<Progress>,
+        sink: &mut dyn FnMut(Record) -> io::Result<()>,
+    ) -> Result<Summary, EngineError> {
+        let (tx, mut rx) = mpsc::channel::<Item>(1024);
+        let reader = spawn_reader(request.inputs.clone(), request.format, Arc::clone(&progress), tx);
+        let mut summary = Summary::default();
+        let mut record = |rec: Record, summary: &mut Summary| -> io::Result<()> {
+            match rec.status {
+                Status::Enriched => summary.enriched += 1,
+                Status::Cached => summary.cached += 1,
+                Status::Skipped => summary.skipped += 1,
+                Status::Rejected => summary.rejected += 1,
+                Status::Failed => summary.failed += 1,
+            }
+            summary.credits += rec.sources.values().map(|s| u64::from(s.credits)).sum::<u64>();
+            progress.done.fetch_add(1, Ordering::Relaxed);
+            sink(rec)
+        };
+        let concurrent = self.has_external_sources();
+        let concurrency = request.concurrency.max(1);
+        let mut tasks = JoinSet::new();
+        let mut in_flight: HashMap<tokio::task::Id, (String, String)> = HashMap::new();
+        while let Some(item) = rx.recv().await {
+            match item {
+                Item::Rejected(rejection) => record(rejected_record(rejection), &mut summary)?,
+                Item::Candidate(mut candidate) => {
+                    summary.unique += 1;
+                    candidate.tlp = candidate.tlp.or(request.default_tlp);
+                    if !concurrent {
+                        record(self.enrich_one(candidate, request.options).await, &mut summary)?;
+                        continue;
+                    }
+                    while tasks.len() >= concurrency {
+                        let done = tasks.join_next_with_id().await.expect("tasks is not empty");
+                        record(finished(done, &mut in_flight), &mut summary)?;
+                    }
+                    let label = (candidate.input.clone(), candidate.position.to_string());
+                    let engine = Arc::clone(self);
+                    let options = request.options;
+                    let handle = tasks.spawn(async move { engine.enrich_one(candidate, options).await });
+                    in_flight.insert(handle.id(), label);
+                }
+            }
+        }
+        while let Some(done) = tasks.join_next_with_id().await {
+            record(finished(done, &mut in_flight), &mut summary)?;
+        }
+        // The reader has finished: the channel closed because it dropped its sender.
+        let _ = reader.join();
+        summary.read = progress.items.load(Ordering::Relaxed);
+        summary.duplicates = progress.duplicates.load(Ordering::Relaxed);
+        summary.bytes = progress.read.bytes.load(Ordering::Relaxed);
+        summary.ignored_objects = progress.read.ignored_objects.load(Ordering::Relaxed);
+        summary.unusable_sources = self.unusable.lock().expect("not poisoned").clone();
+        Ok(summary)
+    }
+
+    /// Asks every source about one indicator and builds its record.
+    pub async fn enrich_one(&self, candidate: Candidate, options: EnrichOptions) -> Record {
+        let observable = &candidate.observable;
+        let subject = Subject { observable, tlp: candidate.tlp, asn: None };
+        let mut sources = BTreeMap::new();
+        let mut reasons = Vec::new();
+        let mut tags = Vec::new();
+        let mut external = Vec::new();
+        for (index, source) in self.sources.iter().enumerate() {
+            if !source.supports(observable) {
+                continue;
+            }
+            let destination = source.destination();
+            let is_external = matches!(destination, Destination::External { .. });
+            let outcome = if self.disabled[index].load(Ordering::Relaxed) {
+                Err(Outcome::Failed("source unusable for this run".into()))
+            } else {
+                match self.gate.clear(subject, destination) {
+                    Err(reason) => Err(Outcome::Skipped(reason)),
+                    Ok(cleared) => match source.enrich(cleared, options).await {
+                        Ok(finding) => Ok(finding),
+                        Err(SourceError::Unusable(message)) => {
+                            self.disable(index, message.clone());
+                            Err(Outcome::Failed(format!("source unusable: {message}")))
+                        }
+                        Err(SourceError::Failed(message)) => Err(Outcome::Failed(message)),
+                        Err(SourceError::InvalidIndicator(message)) => Err(Outcome::Rejected(message)),
+                        Err(SourceError::BudgetExhausted) => Err(Outcome::Skipped(SkipReason::Budget)),
+                    },
+                }
+            };
+            let source_record = match outcome {
+                Ok(finding) => {
+                    reasons.extend(finding.reasons.iter().map(|r| ReasonRecord {
+                        source: r.source.clone(),
+                        signal: r.signal.clone(),
+                        value: r.value.clone(),
+                        points: r.points,
+                    }));
+                    tags.extend(finding.tags.iter().cloned());
+                    ok_record(finding)
+                }
+                Err(Outcome::Skipped(reason)) => SourceRecord::status("skipped").skip(reason),
+                Err(Outcome::Failed(message)) => SourceRecord::status("failed").error(message),
+                Err(Outcome::Rejected(message)) => SourceRecord::status("rejected").error(message),
+            };
+            if is_external {
+                external.push(source.name().to_owned());
+            }
+            sources.insert(source.name().to_owned(), source_record);
+        }
+        let (status, skip_reason, error) = self.status(&subject, &external, &sources);
+        tags.sort();
+        tags.dedup();
+        let priority = score::priority(
+            &reasons
+                .iter()
+                .map(|r| scry_core::Reason { source: r.source.clone(), signal: r.signal.clone(), value: r.value.clone(), points: r.points })
+                .collect::<Vec<_>>(),
+        );
+        reasons.sort_by(|a, b| b.points.cmp(&a.points));
+        Record {
+            indicator: Some(observable.value()),
+            kind: Some(observable.stix_type().to_owned()),
+            stix_id: Some(scry_stix::observable_id(observable)),
+            input: candidate.input,
+            status,
+            skip_reason,
+            error,
+            priority,
+            severity: Severity::from_priority(priority).as_str().to_owned(),
+            reasons,
+            tags,
+            sources,
+            tlp: candidate.tlp.map(|t| t.as_str().to_owned()),
+            position: candidate.position.to_string(),
+            context: candidate.context,
+        }
+    }
+
+    /// The record's status from what the external sources did. With no external source for this
+    /// kind of indicator, the status says whether one would have been allowed to see it.
+    fn status(
+        &self,
+        subject: &Subject<'_>,
+        external: &[String],
+        sources: &BTreeMap<String, SourceRecord>,
+    ) -> (Status, Option<String>, Option<String>) {
+        if external.is_empty() {
+            if !subject.observable.is_enrichable() {
+                return (Status::Skipped, Some(SkipReason::UnsupportedType.as_str().into()), None);
+            }
+            let nominal = Destination::External { max_tlp: Tlp::Red };
+            return match self.gate.clear(*subject, nominal) {
+                Ok(_) => (Status::Enriched, None, None),
+                Err(reason) => (Status::Skipped, Some(reason.as_str().into()), None),
+            };
+        }
+        let answers: Vec<&SourceRecord> = external.iter().filter_map(|name| sources.get(name)).collect();
+        let ok: Vec<_> = answers.iter().filter(|s| s.status == "ok").collect();
+        if !ok.is_empty() {
+            let status = if ok.iter().all(|s| s.cached) { Status::Cached } else { Status::Enriched };
+            return (status, None, None);
+        }
+        let first = |status: &str| answers.iter().find(|s| s.status == status);
+        if let Some(failed) = first("failed") {
+            return (Status::Failed, None, failed.error.clone());
+        }
+        if let Some(rejected) = first("rejected") {
+            return (Status::Rejected, None, rejected.error.clone());
+        }
+        let reason = first("skipped").and_then(|s| s.skip_reason.clone());
+        (Status::Skipped, reason, None)
+    }
+}
+
+enum Outcome {
+    Skipped(SkipReason),
+    Failed(String),
+    Rejected(String),
+}
+
+impl SourceRecord {
+    fn status(status: &str) -> SourceRecord {
+        SourceRecord { status: status.into(), skip_reason: None, error: None, report_url: None, cached: false, credits: 0, data: serde_json::Value::Null }
+    }
+    fn skip(mut self, reason: SkipReason) -> SourceRecord {
+        self.skip_reason = Some(reason.as_str().into());
+        self
+    }
+    fn error(mut self, message: String) -> SourceRecord {
+        self.error = Some(message);
+        self
+    }
+}
+
+fn ok_record(finding: Finding) -> SourceRecord {
+    SourceRecord {
+        status: "ok".into(),
+        skip_reason: None,
+        error: None,
+        report_url: finding.report_url,
+        cached: finding.from_cache,
+        credits: finding.credits,
+        data: finding.details,
+    }
+}
+
+fn rejected_record(rejection: Rejection) -> Record {
+    Record {
+        input: rejection.input,
+        indicator: None,
+        kind: None,
+        status: Status::Rejected,
+        skip_reason: None,
+        error: Some(rejection.reason),
+        priority: 0,
+        severity: Severity::Info.as_str().into(),
+        reasons: Vec::new(),
+        tags: Vec::new(),
+        sources: BTreeMap::new(),
+        stix_id: None,
+        tlp: None,
+        position: rejection.position.to_string(),
+        context: None,
+    }
+}
+
+/// Turns a finished task into its record; a task that panicked becomes a `failed` record.
+fn finished(
+    done: Result<(tokio::task::Id, Record), tokio::task::JoinError>,
+    in_flight: &mut HashMap<tokio::task::Id, (String, String)>,
+) -> Record {
+    match done {
+        Ok((id, record)) => {
+            in_flight.remove(&id);
+            record
+        }
+        Err(error) => {
+            let (input, position) = in_flight.remove(&error.id()).unwrap_or_default();
+            tracing::error!(%input, %position, %error, "enrichment task failed");
+            let mut record = rejected_record(Rejection {
+                position: input::Position { file: position.into(), line: 0, object: None },
+                input,
+                reason: format!("internal error while enriching: {error}"),
+            });
+            record.status = Status::Failed;
+            record
+        }
+    }
+}
+
+/// Reads every input on a thread of its own, de-duplicating, and sends items down `tx`.
+fn spawn_reader(
+    inputs: Vec<InputSource>,
+    format: InputFormat,
+    progress: Arc<Progress>,
+    tx: mpsc::Sender<Item>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("scry-reader".into())
+        .spawn(move || {
+            let mut seen = Fingerprints::default();
+            let mut open = true;
+            for input in &inputs {
+                let result = input::read_input(input, format, &progress.read, &mut |item| {
+                    if !open {
+                        return;
+                    }
+                    progress.items.fetch_add(1, Ordering::Relaxed);
+                    if let Item::Candidate(c) = &item
+                        && !seen.insert(fingerprint(&c.observable))
+                    {
+                        progress.duplicates.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    open = tx.blocking_send(item).is_ok();
+                });
+                if let Err(e) = result {
+                    let position = input::Position { file: input.display_name().into(), line: 0, object: None };
+                    let reason = e.to_string();
+                    open = open && tx.blocking_send(Item::Rejected(Rejection { position, input: String::new(), reason })).is_ok();
+                }
+                if !open {
+                    return;
+                }
+            }
+        })
+        .expect("the reader thread starts")
+}

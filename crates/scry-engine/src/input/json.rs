@@ -1,0 +1,314 @@
+//! JSON input: JSON Lines, and STIX 2.1 bundles read one object at a time.
+//!
+//! A bundle is streamed: its `objects` array is visited element by element with a serde visitor,
+//! so a multi-gigabyte bundle needs memory for one object, not for the bundle.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::BufRead;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use scry_core::Tlp;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+use super::{INDICATOR_FIELDS, Item, Position, ReadCounters, Rejection, candidate_or_rejection, line_text, normalize_field_name, read_line_bounded};
+
+/// JSON Lines: each line is a string (the indicator), an object with an indicator field, or a
+/// STIX object.
+pub(super) fn read_lines(reader: &mut dyn BufRead, file: &Arc<str>, emit: &mut dyn FnMut(Item)) {
+    let mut buf = Vec::with_capacity(512);
+    let mut line_number = 0u64;
+    let mut markings = HashMap::new();
+    loop {
+        let position = |line| Position { file: Arc::clone(file), line, object: None };
+        let (consumed, overlong) = match read_line_bounded(reader, &mut buf) {
+            Ok(r) => r,
+            Err(e) => {
+                emit(Item::Rejected(Rejection { position: position(line_number + 1), input: String::new(), reason: format!("read error, rest of input skipped: {e}") }));
+                return;
+            }
+        };
+        if consumed == 0 {
+            return;
+        }
+        line_number += 1;
+        if overlong {
+            emit(Item::Rejected(Rejection { position: position(line_number), input: String::new(), reason: format!("line longer than {} bytes", super::MAX_LINE_BYTES) }));
+            continue;
+        }
+        let text = line_text(&buf);
+        let line = text.trim();
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Value>(line) {
+            Ok(Value::String(s)) => emit(candidate_or_rejection(position(line_number), &s, None, None)),
+            Ok(Value::Object(object)) if object.contains_key("type") && object.contains_key("id") => {
+                stix_object(&object, position(line_number), &mut markings, None, emit);
+            }
+            Ok(Value::Object(object)) => plain_object(object, position(line_number), emit),
+            Ok(other) => emit(Item::Rejected(Rejection {
+                position: position(line_number),
+                input: truncate(line),
+                reason: format!("expected a string or an object, found {}", json_kind(&other)),
+            })),
+            Err(e) => emit(Item::Rejected(Rejection { position: position(line_number), input: truncate(line), reason: format!("invalid JSON: {e}") })),
+        }
+    }
+}
+
+fn plain_object(mut object: Map<String, Value>, position: Position, emit: &mut dyn FnMut(Item)) {
+    let key = INDICATOR_FIELDS.iter().find_map(|field| {
+        object.keys().find(|k| normalize_field_name(k) == *field && object[*k].is_string()).cloned()
+    });
+    let Some(key) = key else {
+        let reason = format!("no indicator field (expected one of: {})", INDICATOR_FIELDS.join(", "));
+        emit(Item::Rejected(Rejection { position, input: truncate(&Value::Object(object).to_string()), reason }));
+        return;
+    };
+    let value = match object.remove(&key) {
+        Some(Value::String(s)) => s,
+        _ => unreachable!("the key was chosen because it holds a string"),
+    };
+    let tlp_key = object.keys().find(|k| normalize_field_name(k) == "tlp").cloned();
+    let mut tlp = None;
+    if let Some(raw) = tlp_key.and_then(|k| object.remove(&k)) {
+        match raw.as_str().map(str::parse::<Tlp>) {
+            Some(Ok(level)) => tlp = Some(level),
+            Some(Err(e)) => return emit(Item::Rejected(Rejection { position, input: value, reason: e.to_string() })),
+            None => return emit(Item::Rejected(Rejection { position, input: value, reason: format!("tlp must be a string, found {}", json_kind(&raw)) })),
+        }
+    }
+    emit(candidate_or_rejection(position, &value, tlp, (!object.is_empty()).then_some(object)));
+}
+
+/// Reads a STIX bundle, visiting `objects` one element at a time.
+pub(super) fn read_bundle(reader: Box<dyn BufRead + '_>, file: &Arc<str>, counters: &ReadCounters, emit: &mut dyn FnMut(Item)) {
+    let mut deserializer = serde_json::Deserializer::from_reader(reader);
+    let mut visitor = BundleVisitor { file, counters, emit, markings: HashMap::new(), bundle_type: None };
+    let position = Position { file: Arc::clone(file), line: 0, object: None };
+    match serde::Deserializer::deserialize_map(&mut deserializer, &mut visitor) {
+        Ok(()) => {
+            let problem = match visitor.bundle_type.as_deref() {
+                Some("bundle") => None,
+                Some(other) => Some(format!("expected a STIX bundle, found an object of type {other:?}")),
+                None => Some("expected a STIX bundle: the object has no \"type\"".to_owned()),
+            };
+            if let Some(reason) = problem {
+                (visitor.emit)(Item::Rejected(Rejection { position, input: String::new(), reason }));
+            }
+        }
+        Err(e) => {
+            let reason = format!("invalid STIX bundle at line {} column {}, rest of input skipped: {e}", e.line(), e.column());
+            (visitor.emit)(Item::Rejected(Rejection { position: Position { line: e.line() as u64, ..position }, input: String::new(), reason }));
+        }
+    }
+}
+
+struct BundleVisitor<'a, 'e> {
+    file: &'a Arc<str>,
+    counters: &'a ReadCounters,
+    emit: &'e mut dyn FnMut(Item),
+    markings: HashMap<String, Tlp>,
+    bundle_type: Option<String>,
+}
+
+impl<'de> Visitor<'de> for &mut BundleVisitor<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a STIX bundle object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "type" => self.bundle_type = Some(map.next_value::<String>()?),
+                "objects" => {
+                    map.next_value_seed(ObjectsSeed(self))?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct ObjectsSeed<'v, 'a, 'e>(&'v mut BundleVisitor<'a, 'e>);
+
+impl<'de> DeserializeSeed<'de> for ObjectsSeed<'_, '_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectsSeed<'_, '_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of STIX objects")
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+        let visitor = self.0;
+        let mut index = 0u64;
+        while let Some(value) = seq.next_element::<Value>()? {
+            let position = Position { file: Arc::clone(visitor.file), line: 0, object: Some(index) };
+            match value {
+                Value::Object(object) => stix_object(&object, position, &mut visitor.markings, Some(visitor.counters), visitor.emit),
+                other => (visitor.emit)(Item::Rejected(Rejection { position, input: truncate(&other.to_string()), reason: format!("expected a STIX object, found {}", json_kind(&other)) })),
+            }
+            index += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Cyber-observable types and the property that holds their value.
+const SCO_VALUE: &[(&str, &str)] = &[
+    ("ipv4-addr", "value"),
+    ("ipv6-addr", "value"),
+    ("domain-name", "value"),
+    ("url", "value"),
+    ("email-addr", "value"),
+    ("autonomous-system", "number"),
+];
+
+/// Handles one STIX object: indicators yield their pattern's values, observables their value,
+/// marking definitions are remembered, everything else is counted as ignored.
+fn stix_object(
+    object: &Map<String, Value>,
+    position: Position,
+    markings: &mut HashMap<String, Tlp>,
+    counters: Option<&ReadCounters>,
+    emit: &mut dyn FnMut(Item),
+) {
+    let id = object.get("id").and_then(Value::as_str).unwrap_or("");
+    let Some(kind) = object.get("type").and_then(Value::as_str) else {
+        emit(Item::Rejected(Rejection { position, input: id.to_owned(), reason: "STIX object has no \"type\"".into() }));
+        return;
+    };
+    let tlp = object_tlp(object, markings);
+    let mut context = Map::new();
+    context.insert("stix_id".into(), Value::String(id.to_owned()));
+    if let Some(name) = object.get("name").and_then(Value::as_str) {
+        context.insert("name".into(), Value::String(name.to_owned()));
+    }
+    if let Some(labels) = object.get("labels").filter(|l| l.is_array()) {
+        context.insert("labels".into(), labels.clone());
+    }
+    match kind {
+        "indicator" => {
+            let pattern_type = object.get("pattern_type").and_then(Value::as_str).unwrap_or("stix");
+            if pattern_type != "stix" {
+                emit(Item::Rejected(Rejection { position, input: id.to_owned(), reason: format!("pattern_type {pattern_type:?} is not supported (only \"stix\")") }));
+                return;
+            }
+            let Some(pattern) = object.get("pattern").and_then(Value::as_str) else {
+                emit(Item::Rejected(Rejection { position, input: id.to_owned(), reason: "indicator has no pattern".into() }));
+                return;
+            };
+            let comparisons = match scry_stix::comparisons(pattern) {
+                Ok(c) => c,
+                Err(e) => {
+                    emit(Item::Rejected(Rejection { position, input: pattern.to_owned(), reason: format!("invalid pattern: {e}") }));
+                    return;
+                }
+            };
+            let mut usable = 0;
+            for comparison in comparisons {
+                let value = match (comparison.object_type.as_str(), comparison.path.as_str()) {
+                    ("autonomous-system", "number") => format!("AS{}", comparison.value),
+                    ("file", path) if path.starts_with("hashes.") => comparison.value,
+                    (object_type, "value") if SCO_VALUE.iter().any(|(t, _)| *t == object_type) => comparison.value,
+                    _ => continue,
+                };
+                usable += 1;
+                emit(candidate_or_rejection(position.clone(), &value, tlp, Some(context.clone())));
+            }
+            if usable == 0 {
+                emit(Item::Rejected(Rejection { position, input: pattern.to_owned(), reason: "pattern compares no address, domain, URL, e-mail, ASN or file hash with \"=\" or IN".into() }));
+            }
+        }
+        "marking-definition" => {
+            if let Some(level) = marking_level(object) {
+                markings.insert(id.to_owned(), level);
+            }
+            ignore(counters);
+        }
+        "file" => {
+            let hashes = object.get("hashes").and_then(Value::as_object);
+            let hash = hashes.and_then(|h| ["SHA-256", "SHA-1", "MD5", "SHA-512"].iter().find_map(|k| h.get(*k)?.as_str()));
+            match hash {
+                Some(value) => emit(candidate_or_rejection(position, value, tlp, Some(context))),
+                None => ignore(counters),
+            }
+        }
+        sco => match SCO_VALUE.iter().find(|(t, _)| *t == sco) {
+            Some((_, property)) => match object.get(*property) {
+                Some(Value::String(value)) => emit(candidate_or_rejection(position, value, tlp, Some(context))),
+                Some(Value::Number(number)) => emit(candidate_or_rejection(position, &format!("AS{number}"), tlp, Some(context))),
+                _ => emit(Item::Rejected(Rejection { position, input: id.to_owned(), reason: format!("{sco} object has no {property:?}") })),
+            },
+            None => ignore(counters),
+        },
+    }
+}
+
+fn ignore(counters: Option<&ReadCounters>) {
+    if let Some(c) = counters {
+        c.ignored_objects.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The most restrictive TLP among the object's marking references.
+fn object_tlp(object: &Map<String, Value>, markings: &HashMap<String, Tlp>) -> Option<Tlp> {
+    object
+        .get("object_marking_refs")?
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|r| scry_stix::tlp_from_marking_ref(r).or_else(|| markings.get(r).copied()))
+        .max()
+}
+
+/// The TLP level a marking-definition object in the bundle defines (TLP 1.0 `definition.tlp` or
+/// the TLP 2.0 extension's `tlp_2_0`).
+fn marking_level(object: &Map<String, Value>) -> Option<Tlp> {
+    if let Some(level) = object.get("definition").and_then(|d| d.get("tlp")).and_then(Value::as_str) {
+        return level.parse().ok();
+    }
+    object
+        .get("extensions")?
+        .as_object()?
+        .values()
+        .find_map(|ext| ext.get("tlp_2_0").and_then(Value::as_str))
+        .and_then(|l| l.parse().ok())
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Keeps echoed input short in rejections.
+fn truncate(text: &str) -> String {
+    const LIMIT: usize = 200;
+    if text.len() <= LIMIT {
+        return text.to_owned();
+    }
+    let cut = (0..=LIMIT).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    format!("{}…", &text[..cut])
+}

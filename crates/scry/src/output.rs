@@ -1,0 +1,192 @@
+//! Rendering records for people (an aligned, coloured table) and for programs (JSON, JSON Lines,
+//! CSV). Records arrive already in priority order.
+
+use std::io::{self, Write};
+
+use anstyle::{AnsiColor, Effects, Style};
+use scry_engine::{Record, Status};
+
+use crate::cli::OutputFormat;
+
+/// Longest indicator shown in full in a table; longer ones are cut with an ellipsis.
+const MAX_INDICATOR_COLUMN: usize = 60;
+
+pub(crate) struct TableStyle {
+    pub(crate) color: bool,
+    pub(crate) widest_indicator: usize,
+}
+
+/// Writes every record in `format`. Rejected records are left out of tables (they were reported
+/// on stderr as they were found) and kept in the machine-readable formats.
+pub(crate) fn write_records(
+    format: OutputFormat,
+    records: impl Iterator<Item = io::Result<Record>>,
+    out: &mut dyn Write,
+    style: &TableStyle,
+) -> io::Result<()> {
+    match format {
+        OutputFormat::Table => write_table(records, out, style),
+        OutputFormat::Json => write_json(records, out),
+        OutputFormat::Jsonl => {
+            for record in records {
+                serde_json::to_writer(&mut *out, &record?)?;
+                out.write_all(b"\n")?;
+            }
+            Ok(())
+        }
+        OutputFormat::Csv => write_csv(records, out),
+    }
+}
+
+fn write_json(records: impl Iterator<Item = io::Result<Record>>, out: &mut dyn Write) -> io::Result<()> {
+    out.write_all(b"[")?;
+    let mut first = true;
+    for record in records {
+        let pretty = serde_json::to_string_pretty(&record?)?;
+        out.write_all(if first { b"\n" } else { b",\n" })?;
+        first = false;
+        for (i, line) in pretty.lines().enumerate() {
+            if i > 0 {
+                out.write_all(b"\n")?;
+            }
+            write!(out, "  {line}")?;
+        }
+    }
+    out.write_all(if first { b"]\n" } else { b"\n]\n" })
+}
+
+const CSV_HEADER: [&str; 15] = [
+    "position", "input", "indicator", "type", "status", "skip_reason", "error", "priority", "severity", "reasons", "tags",
+    "tlp", "stix_id", "report_url", "sources",
+];
+
+fn write_csv(records: impl Iterator<Item = io::Result<Record>>, out: &mut dyn Write) -> io::Result<()> {
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(CSV_HEADER)?;
+    for record in records {
+        let r = record?;
+        let reasons = r
+            .reasons
+            .iter()
+            .map(|x| format!("{}:{}={}({:+})", x.source, x.signal, x.value, x.points))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let sources = serde_json::to_string(&r.sources)?;
+        writer.write_record([
+            r.position.as_str(),
+            r.input.as_str(),
+            r.indicator.as_deref().unwrap_or(""),
+            r.kind.as_deref().unwrap_or(""),
+            r.status.as_str(),
+            r.skip_reason.as_deref().unwrap_or(""),
+            r.error.as_deref().unwrap_or(""),
+            &r.priority.to_string(),
+            r.severity.as_str(),
+            &reasons,
+            &r.tags.join(";"),
+            r.tlp.as_deref().unwrap_or(""),
+            r.stix_id.as_deref().unwrap_or(""),
+            r.report_url().unwrap_or(""),
+            &sources,
+        ])?;
+    }
+    writer.flush()
+}
+
+fn severity_style(severity: &str) -> Style {
+    match severity {
+        "critical" => Style::new().fg_color(Some(AnsiColor::BrightRed.into())).effects(Effects::BOLD),
+        "high" => Style::new().fg_color(Some(AnsiColor::Red.into())),
+        "medium" => Style::new().fg_color(Some(AnsiColor::Yellow.into())),
+        "low" => Style::new().fg_color(Some(AnsiColor::Cyan.into())),
+        _ => Style::new().effects(Effects::DIMMED),
+    }
+}
+
+fn status_style(status: Status) -> Style {
+    match status {
+        Status::Enriched | Status::Cached => Style::new().fg_color(Some(AnsiColor::Green.into())),
+        Status::Skipped => Style::new().effects(Effects::DIMMED),
+        Status::Rejected | Status::Failed => Style::new().fg_color(Some(AnsiColor::Red.into())),
+    }
+}
+
+/// Pads (or cuts) `text` to `width` characters, then colours it.
+fn cell(text: &str, width: usize, style: Style, color: bool) -> String {
+    let count = text.chars().count();
+    let fitted = if count > width {
+        let cut: String = text.chars().take(width.saturating_sub(1)).collect();
+        format!("{cut}…")
+    } else {
+        format!("{text}{}", " ".repeat(width - count))
+    };
+    if color { format!("{}{fitted}{}", style.render(), style.render_reset()) } else { fitted }
+}
+
+fn write_table(records: impl Iterator<Item = io::Result<Record>>, out: &mut dyn Write, style: &TableStyle) -> io::Result<()> {
+    let indicator_width = style.widest_indicator.clamp("INDICATOR".len(), MAX_INDICATOR_COLUMN);
+    let header_style = Style::new().effects(Effects::BOLD);
+    let plain = Style::new();
+    writeln!(
+        out,
+        "{} {} {} {} {} {}",
+        cell("PRI", 3, header_style, style.color),
+        cell("SEVERITY", 8, header_style, style.color),
+        cell("TYPE", 17, header_style, style.color),
+        cell("INDICATOR", indicator_width, header_style, style.color),
+        cell("STATUS", 8, header_style, style.color),
+        if style.color { format!("{}DETAILS{}", header_style.render(), header_style.render_reset()) } else { "DETAILS".into() },
+    )?;
+    for record in records {
+        let r = record?;
+        if r.status == Status::Rejected && r.indicator.is_none() {
+            continue;
+        }
+        let line = format!(
+            "{:>3} {} {} {} {} {}",
+            r.priority,
+            cell(&r.severity, 8, severity_style(&r.severity), style.color),
+            cell(r.kind.as_deref().unwrap_or("-"), 17, plain, false),
+            cell(r.indicator.as_deref().unwrap_or(&r.input), indicator_width, plain, false),
+            cell(r.status.as_str(), 8, status_style(r.status), style.color),
+            details(&r),
+        );
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// The one-line explanation shown in a table: why it was skipped or failed, else its strongest
+/// reasons, tags and report link, else what classification says.
+fn details(r: &Record) -> String {
+    match r.status {
+        Status::Skipped => return r.skip_reason.clone().unwrap_or_default(),
+        Status::Failed | Status::Rejected => return r.error.clone().unwrap_or_default(),
+        Status::Enriched | Status::Cached => {}
+    }
+    let mut parts: Vec<String> = r.reasons.iter().take(3).map(|x| format!("{} {} ({:+})", x.signal, x.value, x.points)).collect();
+    if parts.is_empty()
+        && let Some(classify) = r.sources.get("classify")
+    {
+        let data = &classify.data;
+        let host = data.get("host_details").unwrap_or(data);
+        if let Some(registrable) = host.get("registrable_domain").and_then(|v| v.as_str()) {
+            parts.push(format!("registrable {registrable}"));
+        }
+        if let Some(unicode) = host.get("unicode").and_then(|v| v.as_str()) {
+            parts.push(format!("unicode {unicode}"));
+        }
+        if parts.is_empty()
+            && let Some(class) = data.get("class").and_then(|v| v.as_str())
+        {
+            parts.push(format!("{class} address"));
+        }
+    }
+    if !r.tags.is_empty() {
+        parts.push(format!("[{}]", r.tags.join(", ")));
+    }
+    if let Some(url) = r.report_url() {
+        parts.push(url.to_owned());
+    }
+    parts.join("; ")
+}

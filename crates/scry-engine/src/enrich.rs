@@ -378,10 +378,11 @@ fn finished(
             let (input, position) = in_flight.remove(&error.id()).unwrap_or_default();
             tracing::error!(%input, %position, %error, "enrichment task failed");
             let mut record = rejected_record(Rejection {
-                position: input::Position { file: position.into(), line: 0, object: None },
+                position: input::Position { file: "".into(), line: 0, object: None },
                 input,
                 reason: format!("internal error while enriching: {error}"),
             });
+            record.position = position;
             record.status = Status::Failed;
             record
         }

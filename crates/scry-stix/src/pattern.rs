@@ -27,6 +27,8 @@ pub enum PatternError {
     Unexpected(char, usize),
     #[error("pattern has no '[' observation")]
     NoObservation,
+    #[error("unbalanced brackets: {0} '[' and {1} ']'")]
+    Unbalanced(usize, usize),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -129,8 +131,13 @@ fn read_string(chars: &[char], start: usize) -> Result<(String, usize), PatternE
 /// Every equality and set-membership comparison in `pattern`, in order.
 pub fn comparisons(pattern: &str) -> Result<Vec<Comparison>, PatternError> {
     let tokens = tokenize(pattern)?;
-    if !tokens.contains(&Token::Open) {
+    let opened = tokens.iter().filter(|t| **t == Token::Open).count();
+    let closed = tokens.iter().filter(|t| **t == Token::Close).count();
+    if opened == 0 {
         return Err(PatternError::NoObservation);
+    }
+    if opened != closed {
+        return Err(PatternError::Unbalanced(opened, closed));
     }
     let mut found = Vec::new();
     let mut i = 0;
@@ -229,5 +236,6 @@ mod tests {
         assert_eq!(comparisons("[ipv4-addr:value = '1.2.3.4]"), Err(PatternError::UnterminatedString(19)));
         assert_eq!(comparisons("ipv4-addr:value = '1.2.3.4'"), Err(PatternError::NoObservation));
         assert_eq!(comparisons("[a:b = 'x'] ; rm"), Err(PatternError::Unexpected(';', 12)));
+        assert_eq!(comparisons("[ipv4-addr:value = '1.2.3.4'"), Err(PatternError::Unbalanced(1, 0)));
     }
 }

@@ -1,1 +1,44 @@
-//! Integration tests.
+//! Integration tests of the `scry` binary, run as a child process the way a person or a script
+//! runs it: real files, real pipes, real exit codes.
+
+mod cli;
+mod memory;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The workspace root, where `examples/` lives.
+pub(crate) fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+/// A `scry` command isolated from the caller's configuration and environment.
+pub(crate) fn scry(home: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_scry"));
+    command
+        .current_dir(home)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"));
+    command
+}
+
+/// Runs `command`, writing `stdin` to it.
+pub(crate) fn run(mut command: Command, stdin: &[u8]) -> Output {
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("scry starts");
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    let input = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(&input);
+    });
+    let output = child.wait_with_output().expect("scry finishes");
+    writer.join().expect("stdin writer");
+    output
+}
+
+pub(crate) fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

@@ -3,6 +3,7 @@
 
 mod cli;
 mod memory;
+mod tidy;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -111,7 +111,13 @@ impl DomainName {
             .then(|| psl::domain_str(&ascii))
             .flatten()
             .map(str::to_owned);
-        Ok(DomainName { ascii, unicode, registrable, suffix, class })
+        Ok(DomainName {
+            ascii,
+            unicode,
+            registrable,
+            suffix,
+            class,
+        })
     }
 
     /// The normalized ASCII form (what sources are asked about).
@@ -165,7 +171,10 @@ fn validate_ascii(ascii: &str) -> Result<(), DomainError> {
         }
         // Letters, digits and hyphens (RFC 1123); underscores appear in real service and malware
         // host names (`_dmarc`, `c2_node.example`) and are accepted.
-        if let Some(bad) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+        if let Some(bad) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
             return Err(DomainError::InvalidCharacter(bad));
         }
         if label.starts_with('-') || label.ends_with('-') {
@@ -184,7 +193,8 @@ fn validate_ascii(ascii: &str) -> Result<(), DomainError> {
 
 fn classify(ascii: &str, suffix_is_public: bool) -> DomainClass {
     let within = |parent: &str| {
-        ascii == parent || (ascii.ends_with(parent) && ascii[..ascii.len() - parent.len()].ends_with('.'))
+        ascii == parent
+            || (ascii.ends_with(parent) && ascii[..ascii.len() - parent.len()].ends_with('.'))
     };
     if RESERVED_TLDS.iter().any(|t| within(t)) || RESERVED_DOMAINS.iter().any(|d| within(d)) {
         return DomainClass::Reserved;
@@ -228,19 +238,44 @@ mod tests {
 
     #[test]
     fn registrable_domain_follows_the_public_suffix_list() {
-        assert_eq!(parse("a.b.login.paypal.co.uk").registrable(), Some("paypal.co.uk"));
-        assert_eq!(parse("evil.github.io").registrable(), Some("evil.github.io"));
-        assert_eq!(parse("city.kawasaki.jp").registrable(), Some("city.kawasaki.jp"));
+        assert_eq!(
+            parse("a.b.login.paypal.co.uk").registrable(),
+            Some("paypal.co.uk")
+        );
+        assert_eq!(
+            parse("evil.github.io").registrable(),
+            Some("evil.github.io")
+        );
+        assert_eq!(
+            parse("city.kawasaki.jp").registrable(),
+            Some("city.kawasaki.jp")
+        );
         assert_eq!(parse("x.example.com").registrable(), Some("example.com"));
     }
 
     #[test]
     fn internal_and_reserved_names() {
-        for name in ["printer.local", "dc01.corp", "nas.home.arpa", "git.internal", "box.lan", "srv.localdomain", "x.notatld"] {
+        for name in [
+            "printer.local",
+            "dc01.corp",
+            "nas.home.arpa",
+            "git.internal",
+            "box.lan",
+            "srv.localdomain",
+            "x.notatld",
+        ] {
             assert_eq!(parse(name).class(), DomainClass::Internal, "{name}");
             assert_eq!(parse(name).registrable(), None, "{name}");
         }
-        for name in ["example.com", "www.example.org", "foo.test", "bar.invalid", "app.localhost", "hidden.onion", "x.alt"] {
+        for name in [
+            "example.com",
+            "www.example.org",
+            "foo.test",
+            "bar.invalid",
+            "app.localhost",
+            "hidden.onion",
+            "x.alt",
+        ] {
             assert_eq!(parse(name).class(), DomainClass::Reserved, "{name}");
         }
     }
@@ -253,10 +288,19 @@ mod tests {
         assert_eq!(err("-bad.com"), DomainError::HyphenAtEdge("-bad".into()));
         assert_eq!(err("bad-.com"), DomainError::HyphenAtEdge("bad-".into()));
         assert_eq!(err("exa mple.com"), DomainError::InvalidCharacter(' '));
-        assert_eq!(err("localhost2"), DomainError::SingleLabel("localhost2".into()));
+        assert_eq!(
+            err("localhost2"),
+            DomainError::SingleLabel("localhost2".into())
+        );
         assert_eq!(err("1.2.3.999"), DomainError::NumericTld("999".into()));
-        assert!(matches!(err(&format!("{}.com", "a".repeat(64))), DomainError::LabelTooLong(_)));
-        assert!(matches!(err(&format!("{}com", "abcdefghi.".repeat(26))), DomainError::TooLong(_)));
+        assert!(matches!(
+            err(&format!("{}.com", "a".repeat(64))),
+            DomainError::LabelTooLong(_)
+        ));
+        assert!(matches!(
+            err(&format!("{}com", "abcdefghi.".repeat(26))),
+            DomainError::TooLong(_)
+        ));
         assert!(matches!(err("xn--zz.com"), DomainError::Idna(_)));
     }
 }

@@ -104,17 +104,29 @@ impl EgressPolicy {
     /// (exact) or `*.domain` (every name below it, not the domain itself).
     pub fn allow(&mut self, entry: &str) -> Result<(), AllowlistError> {
         let text = entry.trim();
-        let fail = |reason: &str| AllowlistError { entry: entry.to_owned(), reason: reason.to_owned() };
+        let fail = |reason: &str| AllowlistError {
+            entry: entry.to_owned(),
+            reason: reason.to_owned(),
+        };
         if text.is_empty() {
             return Err(fail("empty entry"));
         }
         if let Some((start, end)) = text.split_once('-')
-            && let (Ok(start), Ok(end)) = (start.trim().parse::<IpAddr>(), end.trim().parse::<IpAddr>())
+            && let (Ok(start), Ok(end)) =
+                (start.trim().parse::<IpAddr>(), end.trim().parse::<IpAddr>())
         {
             let nets = match (start, end) {
-                (IpAddr::V4(s), IpAddr::V4(e)) if s <= e => ipnet::Ipv4Subnets::new(s, e, 0).map(IpNet::V4).collect::<Vec<_>>(),
-                (IpAddr::V6(s), IpAddr::V6(e)) if s <= e => ipnet::Ipv6Subnets::new(s, e, 0).map(IpNet::V6).collect(),
-                _ => return Err(fail("a range needs two addresses of one family, the lower first")),
+                (IpAddr::V4(s), IpAddr::V4(e)) if s <= e => ipnet::Ipv4Subnets::new(s, e, 0)
+                    .map(IpNet::V4)
+                    .collect::<Vec<_>>(),
+                (IpAddr::V6(s), IpAddr::V6(e)) if s <= e => {
+                    ipnet::Ipv6Subnets::new(s, e, 0).map(IpNet::V6).collect()
+                }
+                _ => {
+                    return Err(fail(
+                        "a range needs two addresses of one family, the lower first",
+                    ));
+                }
             };
             nets.into_iter().for_each(|n| self.insert_net(n));
             return Ok(());
@@ -133,7 +145,11 @@ impl EgressPolicy {
             Ok(Observable::Domain(d)) => {
                 self.exact_names.insert(d.as_str().to_owned());
             }
-            Ok(_) => return Err(fail("expected an IP, CIDR block, range, ASN, domain or *.domain")),
+            Ok(_) => {
+                return Err(fail(
+                    "expected an IP, CIDR block, range, ASN, domain or *.domain",
+                ));
+            }
             Err(e) => return Err(fail(&e.to_string())),
         }
         Ok(())
@@ -163,7 +179,9 @@ impl EgressPolicy {
         }
         // Walk the parents of the name: `a.b.example.com` checks `b.example.com`, `example.com`, `com`.
         let ascii = name.as_str();
-        ascii.match_indices('.').any(|(i, _)| self.wildcard_names.contains(&ascii[i + 1..]))
+        ascii
+            .match_indices('.')
+            .any(|(i, _)| self.wildcard_names.contains(&ascii[i + 1..]))
     }
 
     /// True if the subject matches an allowlist entry.
@@ -185,7 +203,11 @@ impl EgressPolicy {
 
     /// Number of entries, for reporting.
     pub fn len(&self) -> usize {
-        self.v4.iter().count() + self.v6.iter().count() + self.asns.len() + self.exact_names.len() + self.wildcard_names.len()
+        self.v4.iter().count()
+            + self.v6.iter().count()
+            + self.asns.len()
+            + self.exact_names.len()
+            + self.wildcard_names.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -211,8 +233,15 @@ impl EgressGate {
     /// Decides whether `subject` may go to `destination`. Local destinations always pass: nothing
     /// leaves the machine. External ones are refused, in this order, for special-use addresses,
     /// internal and reserved names, allowlist matches, and a TLP above the destination's maximum.
-    pub fn clear<'a>(&self, subject: Subject<'a>, destination: Destination) -> Result<Cleared<'a>, SkipReason> {
-        let cleared = Cleared { observable: subject.observable, destination };
+    pub fn clear<'a>(
+        &self,
+        subject: Subject<'a>,
+        destination: Destination,
+    ) -> Result<Cleared<'a>, SkipReason> {
+        let cleared = Cleared {
+            observable: subject.observable,
+            destination,
+        };
         let Destination::External { max_tlp } = destination else {
             return Ok(cleared);
         };
@@ -250,8 +279,19 @@ mod tests {
 
     fn decide(gate: &EgressGate, text: &str, tlp: Option<Tlp>) -> Result<(), &'static str> {
         let observable = Observable::parse(text).expect("valid indicator");
-        let subject = Subject { observable: &observable, tlp, asn: None };
-        gate.clear(subject, Destination::External { max_tlp: Tlp::Amber }).map(|_| ()).map_err(SkipReason::as_str)
+        let subject = Subject {
+            observable: &observable,
+            tlp,
+            asn: None,
+        };
+        gate.clear(
+            subject,
+            Destination::External {
+                max_tlp: Tlp::Amber,
+            },
+        )
+        .map(|_| ())
+        .map_err(SkipReason::as_str)
     }
 
     #[test]
@@ -262,14 +302,25 @@ mod tests {
         assert_eq!(decide(&g, "127.0.0.1", None), Err("loopback"));
         assert_eq!(decide(&g, "http://192.168.1.1/admin", None), Err("private"));
         assert_eq!(decide(&g, "fileserver.corp", None), Err("internal-domain"));
-        assert_eq!(decide(&g, "https://intranet.local/x", None), Err("internal-domain"));
+        assert_eq!(
+            decide(&g, "https://intranet.local/x", None),
+            Err("internal-domain")
+        );
         assert_eq!(decide(&g, "www.example.com", None), Err("reserved-domain"));
         assert_eq!(decide(&g, "8.8.8.8", None), Ok(()));
     }
 
     #[test]
     fn allowlist_matches_blocks_ranges_names_and_wildcards() {
-        let g = gate(&["8.8.8.0/24", "1.1.1.1", "9.9.9.0-9.9.9.15", "2606:4700::/32", "trusted.com", "*.partner.org", "AS13335"]);
+        let g = gate(&[
+            "8.8.8.0/24",
+            "1.1.1.1",
+            "9.9.9.0-9.9.9.15",
+            "2606:4700::/32",
+            "trusted.com",
+            "*.partner.org",
+            "AS13335",
+        ]);
         assert_eq!(decide(&g, "8.8.8.200", None), Err("allowlisted"));
         assert_eq!(decide(&g, "8.8.9.1", None), Ok(()));
         assert_eq!(decide(&g, "9.9.9.15", None), Err("allowlisted"));
@@ -279,12 +330,23 @@ mod tests {
         assert_eq!(decide(&g, "sub.trusted.com", None), Ok(()));
         assert_eq!(decide(&g, "a.b.partner.org", None), Err("allowlisted"));
         assert_eq!(decide(&g, "partner.org", None), Ok(()));
-        assert_eq!(decide(&g, "https://x.partner.org/login", None), Err("allowlisted"));
+        assert_eq!(
+            decide(&g, "https://x.partner.org/login", None),
+            Err("allowlisted")
+        );
         assert_eq!(decide(&g, "8.8.8.0/25", None), Err("allowlisted"));
         assert_eq!(decide(&g, "AS13335", None), Err("allowlisted"));
         let observable = Observable::parse("104.16.1.1").expect("ip");
-        let with_asn = Subject { observable: &observable, tlp: None, asn: Some(13335) };
-        assert_eq!(g.clear(with_asn, Destination::External { max_tlp: Tlp::Red }).err(), Some(SkipReason::Allowlisted));
+        let with_asn = Subject {
+            observable: &observable,
+            tlp: None,
+            asn: Some(13335),
+        };
+        assert_eq!(
+            g.clear(with_asn, Destination::External { max_tlp: Tlp::Red })
+                .err(),
+            Some(SkipReason::Allowlisted)
+        );
     }
 
     #[test]
@@ -294,14 +356,23 @@ mod tests {
         assert_eq!(decide(&g, "8.8.8.8", Some(Tlp::AmberStrict)), Err("tlp"));
         assert_eq!(decide(&g, "8.8.8.8", Some(Tlp::Amber)), Ok(()));
         let observable = Observable::parse("10.0.0.1").expect("ip");
-        let red_private = Subject { observable: &observable, tlp: Some(Tlp::Red), asn: None };
-        assert!(g.clear(red_private, Destination::Local).is_ok(), "local sources see everything");
+        let red_private = Subject {
+            observable: &observable,
+            tlp: Some(Tlp::Red),
+            asn: None,
+        };
+        assert!(
+            g.clear(red_private, Destination::Local).is_ok(),
+            "local sources see everything"
+        );
     }
 
     #[test]
     fn bad_entries_say_what_is_wrong() {
         let mut policy = EgressPolicy::default();
-        let err = policy.allow("10.0.0.9-10.0.0.1").expect_err("reversed range");
+        let err = policy
+            .allow("10.0.0.9-10.0.0.1")
+            .expect_err("reversed range");
         assert!(err.to_string().contains("10.0.0.9-10.0.0.1"), "{err}");
         assert!(policy.allow("user@example.com").is_err());
         assert!(policy.allow("not a thing").is_err());

@@ -18,13 +18,31 @@ pub struct Found {
 }
 
 fn is_separator(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>' | '(' | ')' | '{' | '}' | ',' | ';' | '|' | '\u{201c}' | '\u{201d}' | '\u{2018}' | '\u{2019}')
+    c.is_whitespace()
+        || matches!(
+            c,
+            '"' | '\''
+                | '`'
+                | '<'
+                | '>'
+                | '('
+                | ')'
+                | '{'
+                | '}'
+                | ','
+                | ';'
+                | '|'
+                | '\u{201c}'
+                | '\u{201d}'
+                | '\u{2018}'
+                | '\u{2019}'
+        )
 }
 
 fn trim_punctuation(token: &str) -> &str {
     token
-        .trim_start_matches(|c: char| matches!(c, '[' | '.' | ':' | '*' | '-' | '='))
-        .trim_end_matches(|c: char| matches!(c, ']' | '.' | ':' | '!' | '?' | '*' | '='))
+        .trim_start_matches(['[', '.', ':', '*', '-', '='])
+        .trim_end_matches([']', '.', ':', '!', '?', '*', '='])
 }
 
 /// Every indicator in `line`, in order of appearance (duplicates within the line included).
@@ -36,20 +54,33 @@ pub fn extract(line: &str) -> Vec<Found> {
         if token.len() < 3 {
             continue;
         }
-        let Ok(observable) = Observable::parse(token) else { continue };
+        let Ok(observable) = Observable::parse(token) else {
+            continue;
+        };
         let bare_unknown_name = matches!(&observable, Observable::Domain(d)
             if d.class() == DomainClass::Internal && d.public_suffix().is_none() && !is_well_known_internal(d.as_str()));
         if !bare_unknown_name {
-            found.push(Found { token: token.to_owned(), observable });
+            found.push(Found {
+                token: token.to_owned(),
+                observable,
+            });
         }
     }
     found
 }
 
 fn is_well_known_internal(name: &str) -> bool {
-    ["local", "internal", "corp", "lan", "home.arpa", "localdomain", "intranet"]
-        .iter()
-        .any(|suffix| name.ends_with(&format!(".{suffix}")))
+    [
+        "local",
+        "internal",
+        "corp",
+        "lan",
+        "home.arpa",
+        "localdomain",
+        "intranet",
+    ]
+    .iter()
+    .any(|suffix| name.ends_with(&format!(".{suffix}")))
 }
 
 #[cfg(test)]
@@ -57,7 +88,10 @@ mod tests {
     use super::*;
 
     fn values(text: &str) -> Vec<String> {
-        extract(text).into_iter().map(|f| f.observable.value()).collect()
+        extract(text)
+            .into_iter()
+            .map(|f| f.observable.value())
+            .collect()
     }
 
     #[test]
@@ -81,12 +115,21 @@ mod tests {
 
     #[test]
     fn ignores_words_file_names_and_numbers() {
-        assert!(values("Please open invoice.exe and report.docx, e.g. now. Version 2.0 is out.").is_empty());
+        assert!(
+            values("Please open invoice.exe and report.docx, e.g. now. Version 2.0 is out.")
+                .is_empty()
+        );
     }
 
     #[test]
     fn sentence_punctuation_is_not_part_of_a_token() {
-        assert_eq!(values("Blocked evil.com. Then 8.8.8.8: fine!"), ["evil.com", "8.8.8.8"]);
-        assert_eq!(values("[1.2.3.4] and <http://x.example.net/a>"), ["1.2.3.4", "http://x.example.net/a"]);
+        assert_eq!(
+            values("Blocked evil.com. Then 8.8.8.8: fine!"),
+            ["evil.com", "8.8.8.8"]
+        );
+        assert_eq!(
+            values("[1.2.3.4] and <http://x.example.net/a>"),
+            ["1.2.3.4", "http://x.example.net/a"]
+        );
     }
 }

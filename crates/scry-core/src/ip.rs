@@ -59,7 +59,9 @@ impl IpClass {
 enum Rule {
     Class(IpClass),
     /// 6to4 (`2002::/16`) and NAT64 (`64:ff9b::/96`) carry an IPv4 address inside: classify that.
-    EmbeddedV4 { bit_offset: u8 },
+    EmbeddedV4 {
+        bit_offset: u8,
+    },
 }
 
 const fn v4(a: u8, b: u8, c: u8, d: u8, len: u8, class: IpClass) -> (Ipv4Addr, u8, IpClass) {
@@ -68,24 +70,24 @@ const fn v4(a: u8, b: u8, c: u8, d: u8, len: u8, class: IpClass) -> (Ipv4Addr, u
 
 /// IPv4 blocks, most specific first where they nest. Anything not listed is public.
 const V4_TABLE: &[(Ipv4Addr, u8, IpClass)] = &[
-    v4(0, 0, 0, 0, 8, IpClass::Reserved),         // "this network", RFC 791
-    v4(10, 0, 0, 0, 8, IpClass::Private),         // RFC 1918
-    v4(100, 64, 0, 0, 10, IpClass::Shared),       // RFC 6598
-    v4(127, 0, 0, 0, 8, IpClass::Loopback),       // RFC 1122
-    v4(169, 254, 0, 0, 16, IpClass::LinkLocal),   // RFC 3927
-    v4(172, 16, 0, 0, 12, IpClass::Private),      // RFC 1918
-    v4(192, 0, 0, 0, 24, IpClass::Reserved),      // IETF protocol assignments, RFC 6890
+    v4(0, 0, 0, 0, 8, IpClass::Reserved), // "this network", RFC 791
+    v4(10, 0, 0, 0, 8, IpClass::Private), // RFC 1918
+    v4(100, 64, 0, 0, 10, IpClass::Shared), // RFC 6598
+    v4(127, 0, 0, 0, 8, IpClass::Loopback), // RFC 1122
+    v4(169, 254, 0, 0, 16, IpClass::LinkLocal), // RFC 3927
+    v4(172, 16, 0, 0, 12, IpClass::Private), // RFC 1918
+    v4(192, 0, 0, 0, 24, IpClass::Reserved), // IETF protocol assignments, RFC 6890
     v4(192, 0, 2, 0, 24, IpClass::Documentation), // TEST-NET-1, RFC 5737
-    v4(192, 31, 196, 0, 24, IpClass::Reserved),   // AS112-v4, RFC 7535
-    v4(192, 52, 193, 0, 24, IpClass::Reserved),   // AMT, RFC 7450
-    v4(192, 88, 99, 0, 24, IpClass::Reserved),    // deprecated 6to4 relay anycast, RFC 7526
-    v4(192, 168, 0, 0, 16, IpClass::Private),     // RFC 1918
-    v4(192, 175, 48, 0, 24, IpClass::Reserved),   // direct delegation AS112, RFC 7534
+    v4(192, 31, 196, 0, 24, IpClass::Reserved), // AS112-v4, RFC 7535
+    v4(192, 52, 193, 0, 24, IpClass::Reserved), // AMT, RFC 7450
+    v4(192, 88, 99, 0, 24, IpClass::Reserved), // deprecated 6to4 relay anycast, RFC 7526
+    v4(192, 168, 0, 0, 16, IpClass::Private), // RFC 1918
+    v4(192, 175, 48, 0, 24, IpClass::Reserved), // direct delegation AS112, RFC 7534
     v4(198, 18, 0, 0, 15, IpClass::Benchmarking), // RFC 2544
     v4(198, 51, 100, 0, 24, IpClass::Documentation), // TEST-NET-2
     v4(203, 0, 113, 0, 24, IpClass::Documentation), // TEST-NET-3
-    v4(224, 0, 0, 0, 4, IpClass::Multicast),      // RFC 5771
-    v4(240, 0, 0, 0, 4, IpClass::Reserved),       // future use and limited broadcast, RFC 1112/8190
+    v4(224, 0, 0, 0, 4, IpClass::Multicast), // RFC 5771
+    v4(240, 0, 0, 0, 4, IpClass::Reserved), // future use and limited broadcast, RFC 1112/8190
 ];
 
 const fn v6(segments: [u16; 8], len: u8, rule: Rule) -> (Ipv6Addr, u8, Rule) {
@@ -99,41 +101,89 @@ const R: Rule = Rule::Class(IpClass::Reserved);
 /// reserved; anything inside it not listed is public.
 const V6_TABLE: &[(Ipv6Addr, u8, Rule)] = &[
     v6([0, 0, 0, 0, 0, 0, 0, 0], 128, R), // unspecified
-    v6([0, 0, 0, 0, 0, 0, 0, 1], 128, Rule::Class(IpClass::Loopback)),
+    v6(
+        [0, 0, 0, 0, 0, 0, 0, 1],
+        128,
+        Rule::Class(IpClass::Loopback),
+    ),
     v6([0, 0, 0, 0, 0, 0xffff, 0, 0], 96, R), // IPv4-mapped: normalized to IPv4 before classifying
     v6([0, 0, 0, 0, 0, 0, 0, 0], 96, R),      // deprecated IPv4-compatible
-    v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96, Rule::EmbeddedV4 { bit_offset: 96 }), // RFC 6052
-    v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48, Rule::Class(IpClass::Private)), // local-use NAT64, RFC 8215
+    v6(
+        [0x64, 0xff9b, 0, 0, 0, 0, 0, 0],
+        96,
+        Rule::EmbeddedV4 { bit_offset: 96 },
+    ), // RFC 6052
+    v6(
+        [0x64, 0xff9b, 1, 0, 0, 0, 0, 0],
+        48,
+        Rule::Class(IpClass::Private),
+    ), // local-use NAT64, RFC 8215
     v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64, R),  // discard-only, RFC 6666
     v6([0x100, 0, 0, 1, 0, 0, 0, 0], 64, R),  // dummy prefix, RFC 9780
     v6([0x2001, 1, 0, 0, 0, 0, 0, 1], 128, R), // PCP anycast, RFC 7723
     v6([0x2001, 1, 0, 0, 0, 0, 0, 2], 128, R), // TURN anycast, RFC 8155
     v6([0x2001, 1, 0, 0, 0, 0, 0, 3], 128, R), // DNS-SD SRP anycast, RFC 9665
-    v6([0x2001, 2, 0, 0, 0, 0, 0, 0], 48, Rule::Class(IpClass::Benchmarking)), // RFC 5180
+    v6(
+        [0x2001, 2, 0, 0, 0, 0, 0, 0],
+        48,
+        Rule::Class(IpClass::Benchmarking),
+    ), // RFC 5180
     v6([0x2001, 3, 0, 0, 0, 0, 0, 0], 32, R), // AMT, RFC 7450
     v6([0x2001, 4, 0x112, 0, 0, 0, 0, 0], 48, R), // AS112-v6, RFC 7535
     v6([0x2001, 0x10, 0, 0, 0, 0, 0, 0], 28, R), // deprecated ORCHID, RFC 4843
     v6([0x2001, 0x20, 0, 0, 0, 0, 0, 0], 28, R), // ORCHIDv2, RFC 7343
     v6([0x2001, 0x30, 0, 0, 0, 0, 0, 0], 28, R), // drone remote ID DETs, RFC 9374
     v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23, R), // IETF protocol assignments incl. Teredo, RFC 2928
-    v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32, Rule::Class(IpClass::Documentation)), // RFC 3849
-    v6([0x2002, 0, 0, 0, 0, 0, 0, 0], 16, Rule::EmbeddedV4 { bit_offset: 16 }), // 6to4, RFC 3056
+    v6(
+        [0x2001, 0xdb8, 0, 0, 0, 0, 0, 0],
+        32,
+        Rule::Class(IpClass::Documentation),
+    ), // RFC 3849
+    v6(
+        [0x2002, 0, 0, 0, 0, 0, 0, 0],
+        16,
+        Rule::EmbeddedV4 { bit_offset: 16 },
+    ), // 6to4, RFC 3056
     v6([0x2620, 0x4f, 0x8000, 0, 0, 0, 0, 0], 48, R), // direct delegation AS112, RFC 7534
-    v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20, Rule::Class(IpClass::Documentation)), // RFC 9637
+    v6(
+        [0x3fff, 0, 0, 0, 0, 0, 0, 0],
+        20,
+        Rule::Class(IpClass::Documentation),
+    ), // RFC 9637
     v6([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16, R), // SRv6 SIDs, RFC 9602
-    v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7, Rule::Class(IpClass::Private)), // unique-local, RFC 4193
-    v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10, Rule::Class(IpClass::LinkLocal)), // RFC 4291
+    v6(
+        [0xfc00, 0, 0, 0, 0, 0, 0, 0],
+        7,
+        Rule::Class(IpClass::Private),
+    ), // unique-local, RFC 4193
+    v6(
+        [0xfe80, 0, 0, 0, 0, 0, 0, 0],
+        10,
+        Rule::Class(IpClass::LinkLocal),
+    ), // RFC 4291
     v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10, R), // deprecated site-local, RFC 3879
-    v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8, Rule::Class(IpClass::Multicast)),
+    v6(
+        [0xff00, 0, 0, 0, 0, 0, 0, 0],
+        8,
+        Rule::Class(IpClass::Multicast),
+    ),
 ];
 
 fn v4_matches(addr: Ipv4Addr, block: Ipv4Addr, len: u8) -> bool {
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+    let mask = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len))
+    };
     u32::from(addr) & mask == u32::from(block)
 }
 
 fn v6_matches(addr: Ipv6Addr, block: Ipv6Addr, len: u8) -> bool {
-    let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(len))
+    };
     u128::from(addr) & mask == u128::from(block)
 }
 
@@ -219,7 +269,11 @@ fn classify_v6_net(net: Ipv6Net) -> IpClass {
                 // by its first and last address.
                 Rule::EmbeddedV4 { .. } => {
                     let (first, last) = (classify_v6(net.network()), classify_v6(net.broadcast()));
-                    if first == last && first.is_public() { first } else { IpClass::Reserved }
+                    if first == last && first.is_public() {
+                        first
+                    } else {
+                        IpClass::Reserved
+                    }
                 }
             };
         }
@@ -228,7 +282,11 @@ fn classify_v6_net(net: Ipv6Net) -> IpClass {
         }
     }
     let global = Ipv6Net::new(Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, 0), 3).expect("valid");
-    if global.contains(&net) { IpClass::Public } else { IpClass::Reserved }
+    if global.contains(&net) {
+        IpClass::Public
+    } else {
+        IpClass::Reserved
+    }
 }
 
 #[cfg(test)]
@@ -241,7 +299,13 @@ mod tests {
 
     #[test]
     fn public_addresses_are_public() {
-        for a in ["8.8.8.8", "1.1.1.1", "185.220.101.1", "2606:4700::1111", "2a00:1450::1"] {
+        for a in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "185.220.101.1",
+            "2606:4700::1111",
+            "2a00:1450::1",
+        ] {
             assert_eq!(class(a), IpClass::Public, "{a}");
         }
     }
@@ -285,9 +349,17 @@ mod tests {
                 let block: IpNet = row[0].parse().expect("registry blocks parse");
                 for addr in [block.network(), block.broadcast()] {
                     let class = classify(addr);
-                    assert!(!class.is_public(), "{addr} in {block} ({}) classified public", &row[1]);
+                    assert!(
+                        !class.is_public(),
+                        "{addr} in {block} ({}) classified public",
+                        &row[1]
+                    );
                 }
-                assert!(!classify_net(block).is_public(), "{block} ({}) classified public", &row[1]);
+                assert!(
+                    !classify_net(block).is_public(),
+                    "{block} ({}) classified public",
+                    &row[1]
+                );
                 checked += 1;
             }
         }

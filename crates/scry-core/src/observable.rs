@@ -23,13 +23,19 @@ pub enum Observable {
     Domain(DomainName),
     Url(UrlObservable),
     /// Recognized and reported, not enriched.
-    Email { address: String, domain: DomainName },
+    Email {
+        address: String,
+        domain: DomainName,
+    },
     /// Recognized and reported, not enriched.
     Asn(u32),
     /// A CVE identifier, upper-case. Recognized and reported, not enriched.
     Cve(String),
     /// A file hash, lower-case hex. Recognized and reported, not enriched.
-    Hash { algorithm: HashAlgorithm, value: String },
+    Hash {
+        algorithm: HashAlgorithm,
+        value: String,
+    },
 }
 
 /// A URL with its host already classified.
@@ -82,7 +88,9 @@ impl HashAlgorithm {
 pub enum ParseError {
     #[error("empty value")]
     Empty,
-    #[error("not a recognized indicator (expected an IP address, CIDR block, domain, URL, e-mail address, ASN, CVE id or file hash)")]
+    #[error(
+        "not a recognized indicator (expected an IP address, CIDR block, domain, URL, e-mail address, ASN, CVE id or file hash)"
+    )]
     Unrecognized,
     #[error("invalid domain name: {0}")]
     Domain(#[from] DomainError),
@@ -119,7 +127,10 @@ impl Observable {
         }
         if let Some(caps) = ASN.captures(text) {
             let number = &caps[1];
-            return number.parse::<u32>().map(Observable::Asn).map_err(|_| ParseError::AsnRange(number.to_owned()));
+            return number
+                .parse::<u32>()
+                .map(Observable::Asn)
+                .map_err(|_| ParseError::AsnRange(number.to_owned()));
         }
         if CVE.is_match(text) {
             return Ok(Observable::Cve(text.to_ascii_uppercase()));
@@ -127,7 +138,10 @@ impl Observable {
         if let Some(algorithm) = HashAlgorithm::from_hex_len(text.len())
             && text.bytes().all(|b| b.is_ascii_hexdigit())
         {
-            return Ok(Observable::Hash { algorithm, value: text.to_ascii_lowercase() });
+            return Ok(Observable::Hash {
+                algorithm,
+                value: text.to_ascii_lowercase(),
+            });
         }
         if SCHEME.is_match(text) {
             return parse_url(text).map(Observable::Url);
@@ -147,7 +161,9 @@ impl Observable {
             return text
                 .parse::<IpNet>()
                 .map(|net| Observable::Cidr(canonical_net(net)))
-                .map_err(|_| ParseError::Cidr(format!("{text:?}: prefix length {len} is too long")));
+                .map_err(|_| {
+                    ParseError::Cidr(format!("{text:?}: prefix length {len} is too long"))
+                });
         }
         if text.contains('/') || text.contains('?') {
             // `evil.com/login.php`: a URL written without its scheme.
@@ -200,7 +216,10 @@ impl Observable {
         match self {
             Observable::Ip(ip) => Some(ip::classify(*ip)),
             Observable::Cidr(net) => Some(ip::classify_net(*net)),
-            Observable::Url(UrlObservable { host: UrlHost::Ip(ip), .. }) => Some(ip::classify(*ip)),
+            Observable::Url(UrlObservable {
+                host: UrlHost::Ip(ip),
+                ..
+            }) => Some(ip::classify(*ip)),
             _ => None,
         }
     }
@@ -209,7 +228,10 @@ impl Observable {
     pub fn domain(&self) -> Option<&DomainName> {
         match self {
             Observable::Domain(d) => Some(d),
-            Observable::Url(UrlObservable { host: UrlHost::Domain(d), .. }) => Some(d),
+            Observable::Url(UrlObservable {
+                host: UrlHost::Domain(d),
+                ..
+            }) => Some(d),
             Observable::Email { domain, .. } => Some(domain),
             _ => None,
         }
@@ -222,7 +244,10 @@ impl Observable {
 
     /// True for the kinds scry enriches (addresses, blocks, domains and URLs).
     pub fn is_enrichable(&self) -> bool {
-        matches!(self, Observable::Ip(_) | Observable::Cidr(_) | Observable::Domain(_) | Observable::Url(_))
+        matches!(
+            self,
+            Observable::Ip(_) | Observable::Cidr(_) | Observable::Domain(_) | Observable::Url(_)
+        )
     }
 }
 
@@ -261,19 +286,29 @@ impl UrlObservable {
 fn parse_ip(text: &str) -> Option<IpAddr> {
     let unbracketed = text.strip_prefix('[').map_or(text, |rest| {
         rest.split_once(']').map_or(rest, |(inside, tail)| {
-            if tail.is_empty() || tail.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok()) { inside } else { text }
+            if tail.is_empty()
+                || tail
+                    .strip_prefix(':')
+                    .is_some_and(|p| p.parse::<u16>().is_ok())
+            {
+                inside
+            } else {
+                text
+            }
         })
     });
-    let without_zone = unbracketed.split_once('%').map_or(unbracketed, |(addr, _)| addr);
+    let without_zone = unbracketed
+        .split_once('%')
+        .map_or(unbracketed, |(addr, _)| addr);
     if let Ok(ip) = without_zone.parse::<IpAddr>() {
         return Some(ip::canonical(ip));
     }
     // IPv4 with a port.
     let (addr, port) = without_zone.rsplit_once(':')?;
-    if port.parse::<u16>().is_ok() {
-        if let Ok(IpAddr::V4(v4)) = addr.parse::<IpAddr>() {
-            return Some(IpAddr::V4(v4));
-        }
+    if port.parse::<u16>().is_ok()
+        && let Ok(IpAddr::V4(v4)) = addr.parse::<IpAddr>()
+    {
+        return Some(IpAddr::V4(v4));
     }
     None
 }
@@ -290,11 +325,14 @@ fn canonical_net(net: IpNet) -> IpNet {
 }
 
 fn parse_url(text: &str) -> Result<UrlObservable, ParseError> {
-    let mut parsed = url::Url::parse(text).map_err(|e| ParseError::Url(format!("{text:?}: {e}")))?;
+    let mut parsed =
+        url::Url::parse(text).map_err(|e| ParseError::Url(format!("{text:?}: {e}")))?;
     if let Some(url::Host::Ipv6(v6)) = parsed.host()
         && let Some(v4) = v6.to_ipv4_mapped()
     {
-        parsed.set_ip_host(IpAddr::V4(v4)).map_err(|()| ParseError::Url(format!("{text:?}: cannot set host")))?;
+        parsed
+            .set_ip_host(IpAddr::V4(v4))
+            .map_err(|()| ParseError::Url(format!("{text:?}: cannot set host")))?;
     }
     let scheme = parsed.scheme().to_owned();
     if !URL_SCHEMES.contains(&scheme.as_str()) {
@@ -306,20 +344,32 @@ fn parse_url(text: &str) -> Result<UrlObservable, ParseError> {
         Some(url::Host::Ipv6(v6)) => UrlHost::Ip(ip::canonical(IpAddr::V6(v6))),
         None => return Err(ParseError::Url(format!("{text:?} has no host"))),
     };
-    Ok(UrlObservable { url: parsed.to_string(), scheme, host, port: parsed.port() })
+    Ok(UrlObservable {
+        url: parsed.to_string(),
+        scheme,
+        host,
+        port: parsed.port(),
+    })
 }
 
 fn parse_email(local: &str, domain: &str) -> Result<Observable, ParseError> {
     let valid_local = !local.is_empty()
         && local.len() <= 64
-        && local.chars().all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c))
+        && local
+            .chars()
+            .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c))
         && !local.starts_with('.')
         && !local.ends_with('.');
     if !valid_local {
-        return Err(ParseError::Email(format!("local part {local:?} is not valid")));
+        return Err(ParseError::Email(format!(
+            "local part {local:?} is not valid"
+        )));
     }
     let domain = DomainName::parse(domain).map_err(|e| ParseError::Email(e.to_string()))?;
-    Ok(Observable::Email { address: format!("{local}@{}", domain.as_str()), domain })
+    Ok(Observable::Email {
+        address: format!("{local}@{}", domain.as_str()),
+        domain,
+    })
 }
 
 #[cfg(test)]
@@ -340,8 +390,14 @@ mod tests {
         assert_eq!(norm("8.8.8.8"), ("8.8.8.8".into(), "ipv4-addr"));
         assert_eq!(norm("::ffff:8.8.4.4"), ("8.8.4.4".into(), "ipv4-addr"));
         assert_eq!(norm("2001:DB8:0:0::1"), ("2001:db8::1".into(), "ipv6-addr"));
-        assert_eq!(norm("[2606:4700::1111]"), ("2606:4700::1111".into(), "ipv6-addr"));
-        assert_eq!(norm("[2606:4700::1111]:443"), ("2606:4700::1111".into(), "ipv6-addr"));
+        assert_eq!(
+            norm("[2606:4700::1111]"),
+            ("2606:4700::1111".into(), "ipv6-addr")
+        );
+        assert_eq!(
+            norm("[2606:4700::1111]:443"),
+            ("2606:4700::1111".into(), "ipv6-addr")
+        );
         assert_eq!(norm("fe80::1%eth0"), ("fe80::1".into(), "ipv6-addr"));
         assert_eq!(norm("1.2.3.4:8080"), ("1.2.3.4".into(), "ipv4-addr"));
         assert_eq!(norm("1.2.3[.]4"), ("1.2.3.4".into(), "ipv4-addr"));
@@ -350,42 +406,98 @@ mod tests {
     #[test]
     fn blocks_clear_host_bits() {
         assert_eq!(norm("10.1.2.3/8"), ("10.0.0.0/8".into(), "ipv4-addr"));
-        assert_eq!(norm("2001:db8::1/32"), ("2001:db8::/32".into(), "ipv6-addr"));
-        assert_eq!(norm("::ffff:10.0.0.0/104"), ("10.0.0.0/8".into(), "ipv4-addr"));
-        assert!(matches!(Observable::parse("10.0.0.0/33"), Err(ParseError::Cidr(_))));
+        assert_eq!(
+            norm("2001:db8::1/32"),
+            ("2001:db8::/32".into(), "ipv6-addr")
+        );
+        assert_eq!(
+            norm("::ffff:10.0.0.0/104"),
+            ("10.0.0.0/8".into(), "ipv4-addr")
+        );
+        assert!(matches!(
+            Observable::parse("10.0.0.0/33"),
+            Err(ParseError::Cidr(_))
+        ));
     }
 
     #[test]
     fn urls_are_normalized() {
-        assert_eq!(norm("HXXPS://Evil[.]COM:443/Login?x=1"), ("https://evil.com/Login?x=1".into(), "url"));
-        assert_eq!(norm("http://evil.com:80"), ("http://evil.com/".into(), "url"));
-        assert_eq!(norm("http://evil.com:8080/a"), ("http://evil.com:8080/a".into(), "url"));
-        assert_eq!(norm("evil.com/login.php"), ("http://evil.com/login.php".into(), "url"));
-        assert_eq!(norm("http://bücher.de/x"), ("http://xn--bcher-kva.de/x".into(), "url"));
-        assert_eq!(norm("http://[::ffff:1.2.3.4]/"), ("http://1.2.3.4/".into(), "url"));
-        let Observable::Url(u) = parse("https://1.2.3.4/x") else { panic!("url") };
+        assert_eq!(
+            norm("HXXPS://Evil[.]COM:443/Login?x=1"),
+            ("https://evil.com/Login?x=1".into(), "url")
+        );
+        assert_eq!(
+            norm("http://evil.com:80"),
+            ("http://evil.com/".into(), "url")
+        );
+        assert_eq!(
+            norm("http://evil.com:8080/a"),
+            ("http://evil.com:8080/a".into(), "url")
+        );
+        assert_eq!(
+            norm("evil.com/login.php"),
+            ("http://evil.com/login.php".into(), "url")
+        );
+        assert_eq!(
+            norm("http://bücher.de/x"),
+            ("http://xn--bcher-kva.de/x".into(), "url")
+        );
+        assert_eq!(
+            norm("http://[::ffff:1.2.3.4]/"),
+            ("http://1.2.3.4/".into(), "url")
+        );
+        let Observable::Url(u) = parse("https://1.2.3.4/x") else {
+            panic!("url")
+        };
         assert_eq!(u.host(), &UrlHost::Ip("1.2.3.4".parse().expect("ip")));
-        assert!(matches!(Observable::parse("javascript://x"), Err(ParseError::UrlScheme(_))));
-        assert!(matches!(Observable::parse("http://exa mple.com"), Err(ParseError::Url(_))));
+        assert!(matches!(
+            Observable::parse("javascript://x"),
+            Err(ParseError::UrlScheme(_))
+        ));
+        assert!(matches!(
+            Observable::parse("http://exa mple.com"),
+            Err(ParseError::Url(_))
+        ));
     }
 
     #[test]
     fn reported_kinds_are_recognized() {
-        assert_eq!(norm("User@Evil[.]com"), ("User@evil.com".into(), "email-addr"));
+        assert_eq!(
+            norm("User@Evil[.]com"),
+            ("User@evil.com".into(), "email-addr")
+        );
         assert_eq!(norm("AS13335"), ("AS13335".into(), "autonomous-system"));
         assert_eq!(norm("asn 64512"), ("AS64512".into(), "autonomous-system"));
-        assert_eq!(norm("cve-2021-44228"), ("CVE-2021-44228".into(), "vulnerability"));
-        assert_eq!(norm("D41D8CD98F00B204E9800998ECF8427E"), ("d41d8cd98f00b204e9800998ecf8427e".into(), "file"));
+        assert_eq!(
+            norm("cve-2021-44228"),
+            ("CVE-2021-44228".into(), "vulnerability")
+        );
+        assert_eq!(
+            norm("D41D8CD98F00B204E9800998ECF8427E"),
+            ("d41d8cd98f00b204e9800998ecf8427e".into(), "file")
+        );
         assert_eq!(parse(&"a".repeat(64)).stix_type(), "file");
-        assert!(matches!(Observable::parse("AS99999999999"), Err(ParseError::AsnRange(_))));
+        assert!(matches!(
+            Observable::parse("AS99999999999"),
+            Err(ParseError::AsnRange(_))
+        ));
     }
 
     #[test]
     fn junk_is_unrecognized_with_a_reason() {
         assert_eq!(Observable::parse(""), Err(ParseError::Empty));
         assert_eq!(Observable::parse("hello"), Err(ParseError::Unrecognized));
-        assert_eq!(Observable::parse("1.2.3.999"), Err(ParseError::Unrecognized));
-        assert_eq!(Observable::parse("300.1.1.1"), Err(ParseError::Unrecognized));
-        assert!(matches!(Observable::parse("bad_.-x.com"), Err(ParseError::Domain(_))));
+        assert_eq!(
+            Observable::parse("1.2.3.999"),
+            Err(ParseError::Unrecognized)
+        );
+        assert_eq!(
+            Observable::parse("300.1.1.1"),
+            Err(ParseError::Unrecognized)
+        );
+        assert!(matches!(
+            Observable::parse("bad_.-x.com"),
+            Err(ParseError::Domain(_))
+        ));
     }
 }

@@ -39,12 +39,18 @@ pub fn refang(text: &str) -> Cow<'_, str> {
     }
     DEFANGED.replace_all(text, |caps: &regex::Captures<'_>| {
         if let Some(scheme) = caps.get(1) {
-            let plain = if scheme.as_str().eq_ignore_ascii_case("fxp") { "ftp" } else { "http" };
+            let plain = if scheme.as_str().eq_ignore_ascii_case("fxp") {
+                "ftp"
+            } else {
+                "http"
+            };
             let secure = caps[2].to_ascii_lowercase();
             let separator = if caps[3].contains("//") { "://" } else { ":" };
             return format!("{plain}{secure}{separator}");
         }
-        let group = (4..=8).find(|g| caps.get(*g).is_some()).expect("one group matched");
+        let group = (4..=8)
+            .find(|g| caps.get(*g).is_some())
+            .expect("one group matched");
         PLAIN_SEPARATORS[group - 4].to_owned()
     })
 }
@@ -88,7 +94,11 @@ mod tests {
 
     #[test]
     fn leaves_ordinary_text_alone() {
-        for text in ["http://example.com/a?b=c", "see (the report) [1]", "xxl.example.com"] {
+        for text in [
+            "http://example.com/a?b=c",
+            "see (the report) [1]",
+            "xxl.example.com",
+        ] {
             assert_eq!(refang(text), text);
         }
     }

@@ -56,7 +56,12 @@ mod tests {
     use super::*;
 
     fn reason(points: i32) -> Reason {
-        Reason { source: "s".into(), signal: "x".into(), value: "v".into(), points }
+        Reason {
+            source: "s".into(),
+            signal: "x".into(),
+            value: "v".into(),
+            points,
+        }
     }
 
     #[test]
@@ -69,7 +74,15 @@ mod tests {
 
     #[test]
     fn severity_bands() {
-        let bands: Vec<_> = [0, 19, 20, 39, 40, 69, 70, 89, 90, 100].map(|p| Severity::from_priority(p).as_str()).to_vec();
-        assert_eq!(bands, ["info", "info", "low", "low", "medium", "medium", "high", "high", "critical", "critical"]);
+        let bands: Vec<_> = [0, 19, 20, 39, 40, 69, 70, 89, 90, 100]
+            .map(|p| Severity::from_priority(p).as_str())
+            .to_vec();
+        assert_eq!(
+            bands,
+            [
+                "info", "info", "low", "low", "medium", "medium", "high", "high", "critical",
+                "critical"
+            ]
+        );
     }
 }

@@ -42,7 +42,10 @@ impl FromStr for Tlp {
 
     fn from_str(s: &str) -> Result<Tlp, UnknownTlp> {
         let lower = s.trim().to_ascii_lowercase();
-        let level = lower.strip_prefix("tlp:").or_else(|| lower.strip_prefix("tlp-")).unwrap_or(&lower);
+        let level = lower
+            .strip_prefix("tlp:")
+            .or_else(|| lower.strip_prefix("tlp-"))
+            .unwrap_or(&lower);
         match level.trim() {
             "clear" | "white" => Ok(Tlp::Clear),
             "green" => Ok(Tlp::Green),

@@ -50,7 +50,10 @@ pub struct EnrichConfig {
 
 impl Default for EnrichConfig {
     fn default() -> EnrichConfig {
-        EnrichConfig { concurrency: 8, default_tlp: None }
+        EnrichConfig {
+            concurrency: 8,
+            default_tlp: None,
+        }
     }
 }
 
@@ -67,7 +70,10 @@ pub enum ConfigError {
     #[error("invalid configuration: {0}")]
     Invalid(Box<figment::Error>),
     #[error("invalid configuration{}: {message}", origin.as_ref().map(|o| format!(" in {o}")).unwrap_or_default())]
-    Value { origin: Option<String>, message: String },
+    Value {
+        origin: Option<String>,
+        message: String,
+    },
 }
 
 /// A loaded configuration and where it came from.
@@ -152,7 +158,9 @@ pub fn load(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
             .split("__")
             .filter(|key| !NOT_CONFIG_KEYS.contains(&key.as_str().to_ascii_lowercase().as_str())),
     );
-    let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+    let config: Config = figment
+        .extract()
+        .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
     let loaded = LoadedConfig { config, path };
     loaded.validate()?;
     Ok(loaded)
@@ -160,7 +168,10 @@ pub fn load(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
 
 /// Parses configuration text (used by tests and `config check` of a given string).
 pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
-    Figment::new().merge(Toml::string(text)).extract().map_err(|e| ConfigError::Invalid(Box::new(e)))
+    Figment::new()
+        .merge(Toml::string(text))
+        .extract()
+        .map_err(|e| ConfigError::Invalid(Box::new(e)))
 }
 
 impl LoadedConfig {
@@ -169,7 +180,10 @@ impl LoadedConfig {
     }
 
     fn value_error(&self, message: String) -> ConfigError {
-        ConfigError::Value { origin: self.origin(), message }
+        ConfigError::Value {
+            origin: self.origin(),
+            message,
+        }
     }
 
     /// Checks values that parse as TOML but mean nothing.
@@ -187,7 +201,10 @@ impl LoadedConfig {
             .enrich
             .default_tlp
             .as_deref()
-            .map(|t| t.parse::<Tlp>().map_err(|e| self.value_error(format!("[enrich] default_tlp: {e}"))))
+            .map(|t| {
+                t.parse::<Tlp>()
+                    .map_err(|e| self.value_error(format!("[enrich] default_tlp: {e}")))
+            })
             .transpose()
     }
 
@@ -195,17 +212,24 @@ impl LoadedConfig {
     pub fn egress_gate(&self) -> Result<EgressGate, ConfigError> {
         let mut policy = EgressPolicy::default();
         for entry in &self.config.egress.allowlist {
-            policy.allow(entry).map_err(|e| self.value_error(format!("[egress] allowlist: {e}")))?;
+            policy
+                .allow(entry)
+                .map_err(|e| self.value_error(format!("[egress] allowlist: {e}")))?;
         }
         for file in &self.config.egress.allowlist_files {
             let resolved = self.resolve(file);
-            let text = std::fs::read_to_string(&resolved)
-                .map_err(|e| self.value_error(format!("[egress] allowlist_files: cannot read {}: {e}", resolved.display())))?;
+            let text = std::fs::read_to_string(&resolved).map_err(|e| {
+                self.value_error(format!(
+                    "[egress] allowlist_files: cannot read {}: {e}",
+                    resolved.display()
+                ))
+            })?;
             for (number, line) in text.lines().enumerate() {
                 let entry = line.split('#').next().unwrap_or("").trim();
                 if !entry.is_empty() {
-                    policy.allow(entry).map_err(|e| {
-                        ConfigError::Value { origin: Some(format!("{}:{}", resolved.display(), number + 1)), message: e.to_string() }
+                    policy.allow(entry).map_err(|e| ConfigError::Value {
+                        origin: Some(format!("{}:{}", resolved.display(), number + 1)),
+                        message: e.to_string(),
                     })?;
                 }
             }
@@ -236,7 +260,10 @@ mod tests {
 
     #[test]
     fn the_example_is_the_defaults() {
-        assert_eq!(from_toml_str(EXAMPLE).expect("example parses"), Config::default());
+        assert_eq!(
+            from_toml_str(EXAMPLE).expect("example parses"),
+            Config::default()
+        );
     }
 
     #[test]

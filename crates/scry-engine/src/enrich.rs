@@ -106,7 +106,12 @@ fn fingerprint(observable: &Observable) -> u64 {
 impl Engine {
     pub fn new(gate: EgressGate, sources: Vec<Arc<dyn Source>>) -> Engine {
         let disabled = sources.iter().map(|_| AtomicBool::new(false)).collect();
-        Engine { gate, sources, disabled, unusable: Mutex::new(Vec::new()) }
+        Engine {
+            gate,
+            sources,
+            disabled,
+            unusable: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn sources(&self) -> &[Arc<dyn Source>] {
@@ -115,7 +120,9 @@ impl Engine {
 
     /// True when some source sends indicators off the machine.
     pub fn has_external_sources(&self) -> bool {
-        self.sources.iter().any(|s| matches!(s.destination(), Destination::External { .. }))
+        self.sources
+            .iter()
+            .any(|s| matches!(s.destination(), Destination::External { .. }))
     }
 
     /// Checks every source before a run; unusable ones are turned off and reported.
@@ -131,7 +138,10 @@ impl Engine {
         if !self.disabled[index].swap(true, Ordering::SeqCst) {
             let name = self.sources[index].name().to_owned();
             tracing::error!(source = %name, %message, "source unusable; it is off for the rest of the run");
-            self.unusable.lock().expect("not poisoned").push((name, message));
+            self.unusable
+                .lock()
+                .expect("not poisoned")
+                .push((name, message));
         }
     }
 
@@ -143,7 +153,12 @@ impl Engine {
         sink: &mut dyn FnMut(Record) -> io::Result<()>,
     ) -> Result<Summary, EngineError> {
         let (tx, mut rx) = mpsc::channel::<Item>(1024);
-        let reader = spawn_reader(request.inputs.clone(), request.format, Arc::clone(&progress), tx);
+        let reader = spawn_reader(
+            request.inputs.clone(),
+            request.format,
+            Arc::clone(&progress),
+            tx,
+        );
         let mut summary = Summary::default();
         let mut record = |rec: Record, summary: &mut Summary| -> io::Result<()> {
             match rec.status {
@@ -153,7 +168,11 @@ impl Engine {
                 Status::Rejected => summary.rejected += 1,
                 Status::Failed => summary.failed += 1,
             }
-            summary.credits += rec.sources.values().map(|s| u64::from(s.credits)).sum::<u64>();
+            summary.credits += rec
+                .sources
+                .values()
+                .map(|s| u64::from(s.credits))
+                .sum::<u64>();
             progress.done.fetch_add(1, Ordering::Relaxed);
             sink(rec)
         };
@@ -168,7 +187,10 @@ impl Engine {
                     summary.unique += 1;
                     candidate.tlp = candidate.tlp.or(request.default_tlp);
                     if !concurrent {
-                        record(self.enrich_one(candidate, request.options).await, &mut summary)?;
+                        record(
+                            self.enrich_one(candidate, request.options).await,
+                            &mut summary,
+                        )?;
                         continue;
                     }
                     while tasks.len() >= concurrency {
@@ -178,7 +200,8 @@ impl Engine {
                     let label = (candidate.input.clone(), candidate.position.to_string());
                     let engine = Arc::clone(self);
                     let options = request.options;
-                    let handle = tasks.spawn(async move { engine.enrich_one(candidate, options).await });
+                    let handle =
+                        tasks.spawn(async move { engine.enrich_one(candidate, options).await });
                     in_flight.insert(handle.id(), label);
                 }
             }
@@ -199,7 +222,11 @@ impl Engine {
     /// Asks every source about one indicator and builds its record.
     pub async fn enrich_one(&self, candidate: Candidate, options: EnrichOptions) -> Record {
         let observable = &candidate.observable;
-        let subject = Subject { observable, tlp: candidate.tlp, asn: None };
+        let subject = Subject {
+            observable,
+            tlp: candidate.tlp,
+            asn: None,
+        };
         let mut sources = BTreeMap::new();
         let mut reasons = Vec::new();
         let mut tags = Vec::new();
@@ -222,19 +249,18 @@ impl Engine {
                             Err(Outcome::Failed(format!("source unusable: {message}")))
                         }
                         Err(SourceError::Failed(message)) => Err(Outcome::Failed(message)),
-                        Err(SourceError::InvalidIndicator(message)) => Err(Outcome::Rejected(message)),
-                        Err(SourceError::BudgetExhausted) => Err(Outcome::Skipped(SkipReason::Budget)),
+                        Err(SourceError::InvalidIndicator(message)) => {
+                            Err(Outcome::Rejected(message))
+                        }
+                        Err(SourceError::BudgetExhausted) => {
+                            Err(Outcome::Skipped(SkipReason::Budget))
+                        }
                     },
                 }
             };
             let source_record = match outcome {
                 Ok(finding) => {
-                    reasons.extend(finding.reasons.iter().map(|r| ReasonRecord {
-                        source: r.source.clone(),
-                        signal: r.signal.clone(),
-                        value: r.value.clone(),
-                        points: r.points,
-                    }));
+                    reasons.extend(finding.reasons.iter().cloned());
                     tags.extend(finding.tags.iter().cloned());
                     ok_record(finding)
                 }
@@ -250,13 +276,17 @@ impl Engine {
         let (status, skip_reason, error) = self.status(&subject, &external, &sources);
         tags.sort();
         tags.dedup();
-        let priority = score::priority(
-            &reasons
-                .iter()
-                .map(|r| scry_core::Reason { source: r.source.clone(), signal: r.signal.clone(), value: r.value.clone(), points: r.points })
-                .collect::<Vec<_>>(),
-        );
-        reasons.sort_by(|a, b| b.points.cmp(&a.points));
+        let priority = score::priority(&reasons);
+        reasons.sort_by_key(|r| std::cmp::Reverse(r.points));
+        let reasons = reasons
+            .into_iter()
+            .map(|r| ReasonRecord {
+                source: r.source,
+                signal: r.signal,
+                value: r.value,
+                points: r.points,
+            })
+            .collect();
         Record {
             indicator: Some(observable.value()),
             kind: Some(observable.stix_type().to_owned()),
@@ -286,7 +316,11 @@ impl Engine {
     ) -> (Status, Option<String>, Option<String>) {
         if external.is_empty() {
             if !subject.observable.is_enrichable() {
-                return (Status::Skipped, Some(SkipReason::UnsupportedType.as_str().into()), None);
+                return (
+                    Status::Skipped,
+                    Some(SkipReason::UnsupportedType.as_str().into()),
+                    None,
+                );
             }
             let nominal = Destination::External { max_tlp: Tlp::Red };
             return match self.gate.clear(*subject, nominal) {
@@ -294,10 +328,17 @@ impl Engine {
                 Err(reason) => (Status::Skipped, Some(reason.as_str().into()), None),
             };
         }
-        let answers: Vec<&SourceRecord> = external.iter().filter_map(|name| sources.get(name)).collect();
+        let answers: Vec<&SourceRecord> = external
+            .iter()
+            .filter_map(|name| sources.get(name))
+            .collect();
         let ok: Vec<_> = answers.iter().filter(|s| s.status == "ok").collect();
         if !ok.is_empty() {
-            let status = if ok.iter().all(|s| s.cached) { Status::Cached } else { Status::Enriched };
+            let status = if ok.iter().all(|s| s.cached) {
+                Status::Cached
+            } else {
+                Status::Enriched
+            };
             return (status, None, None);
         }
         let first = |status: &str| answers.iter().find(|s| s.status == status);
@@ -320,7 +361,15 @@ enum Outcome {
 
 impl SourceRecord {
     fn status(status: &str) -> SourceRecord {
-        SourceRecord { status: status.into(), skip_reason: None, error: None, report_url: None, cached: false, credits: 0, data: serde_json::Value::Null }
+        SourceRecord {
+            status: status.into(),
+            skip_reason: None,
+            error: None,
+            report_url: None,
+            cached: false,
+            credits: 0,
+            data: serde_json::Value::Null,
+        }
     }
     fn skip(mut self, reason: SkipReason) -> SourceRecord {
         self.skip_reason = Some(reason.as_str().into());
@@ -378,7 +427,11 @@ fn finished(
             let (input, position) = in_flight.remove(&error.id()).unwrap_or_default();
             tracing::error!(%input, %position, %error, "enrichment task failed");
             let mut record = rejected_record(Rejection {
-                position: input::Position { file: "".into(), line: 0, object: None },
+                position: input::Position {
+                    file: "".into(),
+                    line: 0,
+                    object: None,
+                },
                 input,
                 reason: format!("internal error while enriching: {error}"),
             });
@@ -416,9 +469,20 @@ fn spawn_reader(
                     open = tx.blocking_send(item).is_ok();
                 });
                 if let Err(e) = result {
-                    let position = input::Position { file: input.display_name().into(), line: 0, object: None };
+                    let position = input::Position {
+                        file: input.display_name().into(),
+                        line: 0,
+                        object: None,
+                    };
                     let reason = e.to_string();
-                    open = open && tx.blocking_send(Item::Rejected(Rejection { position, input: String::new(), reason })).is_ok();
+                    open = open
+                        && tx
+                            .blocking_send(Item::Rejected(Rejection {
+                                position,
+                                input: String::new(),
+                                reason,
+                            }))
+                            .is_ok();
                 }
                 if !open {
                     return;

@@ -10,5 +10,5 @@ pub mod input;
 pub mod record;
 pub mod sort;
 
-pub use enrich::{EnrichRequest, Engine, EngineError, Progress, Summary};
+pub use enrich::{Engine, EngineError, EnrichRequest, Progress, Summary};
 pub use record::{Record, Status};

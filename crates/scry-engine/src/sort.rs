@@ -33,12 +33,24 @@ fn key(priority: u8, sequence: u64) -> u64 {
 
 impl PrioritySorter {
     pub fn new(budget: usize) -> PrioritySorter {
-        PrioritySorter { run: Vec::new(), run_bytes: 0, budget, spilled: Vec::new(), sequence: 0, widest_indicator: 0 }
+        PrioritySorter {
+            run: Vec::new(),
+            run_bytes: 0,
+            budget,
+            spilled: Vec::new(),
+            sequence: 0,
+            widest_indicator: 0,
+        }
     }
 
     pub fn push(&mut self, record: &Record) -> io::Result<()> {
         let bytes = serde_json::to_vec(record).map_err(io::Error::other)?;
-        let shown = record.indicator.as_deref().unwrap_or(&record.input).chars().count();
+        let shown = record
+            .indicator
+            .as_deref()
+            .unwrap_or(&record.input)
+            .chars()
+            .count();
         self.widest_indicator = self.widest_indicator.max(shown);
         self.run_bytes += bytes.len() + 32;
         self.run.push((key(record.priority, self.sequence), bytes));
@@ -90,7 +102,11 @@ impl PrioritySorter {
         if !self.run.is_empty() {
             self.spill()?;
         }
-        let mut readers: Vec<BufReader<File>> = self.spilled.into_iter().map(|f| BufReader::with_capacity(256 * 1024, f)).collect();
+        let mut readers: Vec<BufReader<File>> = self
+            .spilled
+            .into_iter()
+            .map(|f| BufReader::with_capacity(256 * 1024, f))
+            .collect();
         let mut heap = BinaryHeap::new();
         for (index, reader) in readers.iter_mut().enumerate() {
             if let Some((k, bytes)) = read_entry(reader)? {
@@ -118,7 +134,10 @@ fn read_entry(reader: &mut impl Read) -> io::Result<Option<(u64, Vec<u8>)>> {
 /// Records in priority order.
 pub enum SortedRecords {
     Memory(std::vec::IntoIter<(u64, Vec<u8>)>),
-    Merge { readers: Vec<BufReader<File>>, heap: BinaryHeap<Reverse<(u64, usize, Vec<u8>)>> },
+    Merge {
+        readers: Vec<BufReader<File>>,
+        heap: BinaryHeap<Reverse<(u64, usize, Vec<u8>)>>,
+    },
 }
 
 impl Iterator for SortedRecords {
@@ -171,7 +190,12 @@ mod tests {
         for (i, p) in priorities.iter().enumerate() {
             sorter.push(&record(&format!("r{i}"), *p)).expect("push");
         }
-        sorter.into_sorted().expect("sort").map(|r| r.expect("read back")).map(|r| (r.input, r.priority)).collect()
+        sorter
+            .into_sorted()
+            .expect("sort")
+            .map(|r| r.expect("read back"))
+            .map(|r| (r.input, r.priority))
+            .collect()
     }
 
     #[test]
@@ -183,7 +207,12 @@ mod tests {
         assert_eq!(in_memory.len(), 500);
         for pair in in_memory.windows(2) {
             let (a, b) = (&pair[0], &pair[1]);
-            assert!(a.1 > b.1 || (a.1 == b.1 && a.0[1..].parse::<u32>().unwrap() < b.0[1..].parse::<u32>().unwrap()), "{a:?} before {b:?}");
+            assert!(
+                a.1 > b.1
+                    || (a.1 == b.1
+                        && a.0[1..].parse::<u32>().unwrap() < b.0[1..].parse::<u32>().unwrap()),
+                "{a:?} before {b:?}"
+            );
         }
     }
 }

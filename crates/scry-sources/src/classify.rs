@@ -29,12 +29,18 @@ impl Classification {
             }),
             Observable::Domain(domain) => domain_details(domain, &mut tags),
             Observable::Url(url) => url_details(url, &mut tags),
-            Observable::Email { domain, .. } => json!({ "domain": domain_details(domain, &mut tags) }),
+            Observable::Email { domain, .. } => {
+                json!({ "domain": domain_details(domain, &mut tags) })
+            }
             Observable::Asn(number) => json!({ "number": number }),
             Observable::Cve(id) => json!({ "id": id }),
             Observable::Hash { algorithm, .. } => json!({ "algorithm": algorithm.stix_name() }),
         };
-        Finding { details, tags, ..Finding::default() }
+        Finding {
+            details,
+            tags,
+            ..Finding::default()
+        }
     }
 }
 
@@ -91,7 +97,11 @@ impl Source for Classification {
         true
     }
 
-    fn enrich<'a>(&'a self, indicator: Cleared<'a>, _options: EnrichOptions) -> SourceFuture<'a, Result<Finding, SourceError>> {
+    fn enrich<'a>(
+        &'a self,
+        indicator: Cleared<'a>,
+        _options: EnrichOptions,
+    ) -> SourceFuture<'a, Result<Finding, SourceError>> {
         Box::pin(async move { Ok(Classification::classify(indicator.observable())) })
     }
 
@@ -110,7 +120,10 @@ mod tests {
 
     #[test]
     fn details_and_tags_per_kind() {
-        assert_eq!(classify("10.1.2.3").details, json!({"version": 4, "class": "private"}));
+        assert_eq!(
+            classify("10.1.2.3").details,
+            json!({"version": 4, "class": "private"})
+        );
         let idn = classify("pаypal.com");
         assert_eq!(idn.tags, ["idn"]);
         assert_eq!(idn.details["unicode"], "pаypal.com");

@@ -73,7 +73,11 @@ pub trait Source: Send + Sync {
     fn supports(&self, observable: &Observable) -> bool;
 
     /// Enriches one indicator. Only gate-cleared indicators can be passed.
-    fn enrich<'a>(&'a self, indicator: Cleared<'a>, options: EnrichOptions) -> SourceFuture<'a, Result<Finding, SourceError>>;
+    fn enrich<'a>(
+        &'a self,
+        indicator: Cleared<'a>,
+        options: EnrichOptions,
+    ) -> SourceFuture<'a, Result<Finding, SourceError>>;
 
     /// Checks that the source is usable (key accepted, service reachable) and says how it is
     /// configured, without enriching anything.

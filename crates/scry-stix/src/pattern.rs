@@ -78,7 +78,11 @@ fn tokenize(pattern: &str) -> Result<Vec<Token>, PatternError> {
             }
             '=' | '!' | '<' | '>' => {
                 let two = chars.get(i + 1) == Some(&'=');
-                let op: String = if two { [c, '='].iter().collect() } else { c.to_string() };
+                let op: String = if two {
+                    [c, '='].iter().collect()
+                } else {
+                    c.to_string()
+                };
                 tokens.push(Token::Op(op));
                 i += if two { 2 } else { 1 };
             }
@@ -210,14 +214,26 @@ mod tests {
 
     #[test]
     fn simple_and_combined_observations() {
-        assert_eq!(values("[ipv4-addr:value = '198.51.100.1']"), [triple("ipv4-addr", "value", "198.51.100.1")]);
         assert_eq!(
-            values("[domain-name:value = 'evil.com' OR url:value = 'http://evil.com/a\\'b'] AND [autonomous-system:number = 64512] WITHIN 60 SECONDS"),
-            [triple("domain-name", "value", "evil.com"), triple("url", "value", "http://evil.com/a'b"), triple("autonomous-system", "number", "64512")]
+            values("[ipv4-addr:value = '198.51.100.1']"),
+            [triple("ipv4-addr", "value", "198.51.100.1")]
+        );
+        assert_eq!(
+            values(
+                "[domain-name:value = 'evil.com' OR url:value = 'http://evil.com/a\\'b'] AND [autonomous-system:number = 64512] WITHIN 60 SECONDS"
+            ),
+            [
+                triple("domain-name", "value", "evil.com"),
+                triple("url", "value", "http://evil.com/a'b"),
+                triple("autonomous-system", "number", "64512")
+            ]
         );
         assert_eq!(
             values("[file:hashes.'SHA-256' = 'aec07064'] OR [file:hashes.MD5 = 'd41d8cd9']"),
-            [triple("file", "hashes.'SHA-256'", "aec07064"), triple("file", "hashes.MD5", "d41d8cd9")]
+            [
+                triple("file", "hashes.'SHA-256'", "aec07064"),
+                triple("file", "hashes.MD5", "d41d8cd9")
+            ]
         );
     }
 
@@ -225,17 +241,35 @@ mod tests {
     fn set_membership_and_unsupported_operators() {
         assert_eq!(
             values("[ipv4-addr:value IN ('1.2.3.4', '5.6.7.8')]"),
-            [triple("ipv4-addr", "value", "1.2.3.4"), triple("ipv4-addr", "value", "5.6.7.8")]
+            [
+                triple("ipv4-addr", "value", "1.2.3.4"),
+                triple("ipv4-addr", "value", "5.6.7.8")
+            ]
         );
-        assert!(values("[domain-name:value LIKE '%.evil.com'] AND [ipv4-addr:value != '1.1.1.1']").is_empty());
+        assert!(
+            values("[domain-name:value LIKE '%.evil.com'] AND [ipv4-addr:value != '1.1.1.1']")
+                .is_empty()
+        );
         assert_eq!(values("[ipv4-addr:value ISSUBSET '10.0.0.0/8']"), []);
     }
 
     #[test]
     fn malformed_patterns_say_where() {
-        assert_eq!(comparisons("[ipv4-addr:value = '1.2.3.4]"), Err(PatternError::UnterminatedString(19)));
-        assert_eq!(comparisons("ipv4-addr:value = '1.2.3.4'"), Err(PatternError::NoObservation));
-        assert_eq!(comparisons("[a:b = 'x'] ; rm"), Err(PatternError::Unexpected(';', 12)));
-        assert_eq!(comparisons("[ipv4-addr:value = '1.2.3.4'"), Err(PatternError::Unbalanced(1, 0)));
+        assert_eq!(
+            comparisons("[ipv4-addr:value = '1.2.3.4]"),
+            Err(PatternError::UnterminatedString(19))
+        );
+        assert_eq!(
+            comparisons("ipv4-addr:value = '1.2.3.4'"),
+            Err(PatternError::NoObservation)
+        );
+        assert_eq!(
+            comparisons("[a:b = 'x'] ; rm"),
+            Err(PatternError::Unexpected(';', 12))
+        );
+        assert_eq!(
+            comparisons("[ipv4-addr:value = '1.2.3.4'"),
+            Err(PatternError::Unbalanced(1, 0))
+        );
     }
 }

@@ -105,10 +105,14 @@ pub(crate) enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub(crate) enum ConfigCommand {
     /// Load and validate the configuration, and say what it resolves to
-    #[command(after_help = "Examples:\n  scry config check\n  scry --config /etc/scry/scry.toml config check")]
+    #[command(
+        after_help = "Examples:\n  scry config check\n  scry --config /etc/scry/scry.toml config check"
+    )]
     Check,
     /// Write a commented example configuration
-    #[command(after_help = "Examples:\n  scry config init            # writes ./scry.toml\n  scry config init ~/.config/scry/scry.toml")]
+    #[command(
+        after_help = "Examples:\n  scry config init            # writes ./scry.toml\n  scry config init ~/.config/scry/scry.toml"
+    )]
     Init {
         /// Where to write it
         #[arg(default_value = "scry.toml")]

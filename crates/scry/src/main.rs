@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scry_engine::config::{self, LoadedConfig};
 use scry_engine::input::{InputFormat, InputSource};
 use scry_engine::sort::{DEFAULT_RUN_BYTES, PrioritySorter};
-use scry_engine::{EnrichRequest, Engine, Progress, Status, Summary};
+use scry_engine::{Engine, EnrichRequest, Progress, Status, Summary};
 use scry_sources::{Classification, EnrichOptions, Source};
 
 use crate::cli::{Cli, Command, ConfigCommand, EnrichArgs, InputFormatArg};
@@ -66,11 +66,14 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, 1) => "info,scry=debug,scry_engine=debug,scry_sources=debug",
         (false, _) => "debug,scry=trace,scry_engine=trace,scry_sources=trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SCRY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
+        .with_ansi(
+            io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .with_target(false)
         .init();
 }
@@ -89,7 +92,12 @@ fn sources(_loaded: &LoadedConfig) -> Vec<Arc<dyn Source>> {
     vec![Arc::new(Classification)]
 }
 
-fn enrich(args: EnrichArgs, loaded: &LoadedConfig, quiet: bool, verbose: u8) -> anyhow::Result<ExitCode> {
+fn enrich(
+    args: EnrichArgs,
+    loaded: &LoadedConfig,
+    quiet: bool,
+    verbose: u8,
+) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let inputs = resolve_inputs(&args.inputs)?;
     let default_tlp = match &args.tlp {
@@ -111,25 +119,43 @@ fn enrich(args: EnrichArgs, loaded: &LoadedConfig, quiet: bool, verbose: u8) -> 
 
     let progress = Arc::new(Progress::default());
     let bar = progress_bar(&inputs, quiet || args.no_progress);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     let mut sorter = PrioritySorter::new(DEFAULT_RUN_BYTES);
     let summary = runtime.block_on(async {
         engine.preflight().await;
         let ticker = tokio::spawn(tick(bar.clone(), Arc::clone(&progress)));
         let mut sink = |record: scry_engine::Record| -> io::Result<()> {
             if record.status == Status::Rejected && !quiet {
-                let what = if record.input.is_empty() { String::new() } else { format!(" {:?}", record.input) };
-                bar.suspend(|| eprintln!("{}: rejected{what}: {}", record.position, record.error.as_deref().unwrap_or("")));
+                let what = if record.input.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {:?}", record.input)
+                };
+                bar.suspend(|| {
+                    eprintln!(
+                        "{}: rejected{what}: {}",
+                        record.position,
+                        record.error.as_deref().unwrap_or("")
+                    )
+                });
             }
             sorter.push(&record)
         };
-        let result = engine.enrich(request, Arc::clone(&progress), &mut sink).await;
+        let result = engine
+            .enrich(request, Arc::clone(&progress), &mut sink)
+            .await;
         ticker.abort();
         result
     })?;
     bar.finish_and_clear();
 
-    let style = TableStyle { color: colour_stdout(), widest_indicator: sorter.widest_indicator() };
+    let style = TableStyle {
+        color: colour_stdout(),
+        widest_indicator: sorter.widest_indicator(),
+    };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     output::write_records(args.format, sorter.into_sorted()?, &mut out, &style)?;
@@ -138,7 +164,9 @@ fn enrich(args: EnrichArgs, loaded: &LoadedConfig, quiet: bool, verbose: u8) -> 
     if !quiet {
         eprintln!("{}", summary_line(&summary, started.elapsed()));
         if !engine.has_external_sources() {
-            eprintln!("note: no external enrichment source is configured; results show built-in classification only");
+            eprintln!(
+                "note: no external enrichment source is configured; results show built-in classification only"
+            );
         }
         if verbose > 0
             && let Some(peak) = peak_memory_kib()
@@ -149,14 +177,20 @@ fn enrich(args: EnrichArgs, loaded: &LoadedConfig, quiet: bool, verbose: u8) -> 
     for (source, message) in &summary.unusable_sources {
         eprintln!("error: source {source} was unusable: {message}");
     }
-    Ok(if summary.unusable_sources.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if summary.unusable_sources.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Turns the arguments into inputs: files must exist; `-`, or no argument with piped stdin, is stdin.
 fn resolve_inputs(args: &[String]) -> anyhow::Result<Vec<InputSource>> {
     if args.is_empty() {
         if io::stdin().is_terminal() {
-            return Err(usage(anyhow!("no input: name files to read, or pipe indicators into `scry enrich -`")));
+            return Err(usage(anyhow!(
+                "no input: name files to read, or pipe indicators into `scry enrich -`"
+            )));
         }
         return Ok(vec![InputSource::from_arg("-")]);
     }
@@ -167,8 +201,12 @@ fn resolve_inputs(args: &[String]) -> anyhow::Result<Vec<InputSource>> {
         .map(|arg| {
             let input = InputSource::from_arg(arg);
             if let Some(path) = &input.path {
-                std::fs::File::open(path)
-                    .map_err(|e| usage(anyhow!("cannot read {}: {e} (check the path, or use - for standard input)", path.display())))?;
+                std::fs::File::open(path).map_err(|e| {
+                    usage(anyhow!(
+                        "cannot read {}: {e} (check the path, or use - for standard input)",
+                        path.display()
+                    ))
+                })?;
             }
             Ok(input)
         })
@@ -200,14 +238,19 @@ fn progress_bar(inputs: &[InputSource], hidden: bool) -> ProgressBar {
     if hidden || !io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let total: Option<u64> = inputs.iter().map(InputSource::len).sum();
+    let total: Option<u64> = inputs.iter().map(InputSource::size_on_disk).sum();
     let bar = match total {
-        Some(bytes) => ProgressBar::with_draw_target(Some(bytes), ProgressDrawTarget::stderr()).with_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}")
+        Some(bytes) => ProgressBar::with_draw_target(Some(bytes), ProgressDrawTarget::stderr())
+            .with_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+                )
+                .expect("valid template"),
+            ),
+        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bytes} {msg}")
                 .expect("valid template"),
         ),
-        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
-            .with_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bytes} {msg}").expect("valid template")),
     };
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
@@ -229,10 +272,21 @@ async fn tick(bar: ProgressBar, progress: Arc<Progress>) {
 fn summary_line(s: &Summary, elapsed: Duration) -> String {
     let mut line = format!(
         "read {}, unique {}, duplicates {}, enriched {}, cached {}, skipped {}, rejected {}, failed {}, credits used {}",
-        s.read, s.unique, s.duplicates, s.enriched, s.cached, s.skipped, s.rejected, s.failed, s.credits
+        s.read,
+        s.unique,
+        s.duplicates,
+        s.enriched,
+        s.cached,
+        s.skipped,
+        s.rejected,
+        s.failed,
+        s.credits
     );
     if s.ignored_objects > 0 {
-        line.push_str(&format!(", non-indicator STIX objects {}", s.ignored_objects));
+        line.push_str(&format!(
+            ", non-indicator STIX objects {}",
+            s.ignored_objects
+        ));
     }
     line.push_str(&format!(" in {:.2} s", elapsed.as_secs_f64()));
     line
@@ -247,28 +301,47 @@ fn peak_memory_kib() -> Option<u64> {
 
 fn config_check(loaded: &LoadedConfig, store: Option<&str>) -> anyhow::Result<ExitCode> {
     let gate = loaded.egress_gate().map_err(usage)?;
-    let origin = loaded.path.as_ref().map_or_else(|| "built-in defaults (no file found)".to_owned(), |p| p.display().to_string());
+    let origin = loaded.path.as_ref().map_or_else(
+        || "built-in defaults (no file found)".to_owned(),
+        |p| p.display().to_string(),
+    );
     println!("configuration OK: {origin}");
     println!("store: {}", loaded.store_url(store));
     println!("allowlist: {} entries", gate.policy().len());
     println!(
         "default TLP: {}",
-        loaded.default_tlp().map_err(usage)?.map_or_else(|| "none".to_owned(), |t| t.to_string())
+        loaded
+            .default_tlp()
+            .map_err(usage)?
+            .map_or_else(|| "none".to_owned(), |t| t.to_string())
     );
-    println!("enrichment concurrency: {}", loaded.config.enrich.concurrency);
-    let names: Vec<String> = sources(loaded).iter().map(|s| s.name().to_owned()).collect();
+    println!(
+        "enrichment concurrency: {}",
+        loaded.config.enrich.concurrency
+    );
+    let names: Vec<String> = sources(loaded)
+        .iter()
+        .map(|s| s.name().to_owned())
+        .collect();
     println!("sources: {}", names.join(", "));
     Ok(ExitCode::SUCCESS)
 }
 
 fn config_init(path: &std::path::Path, force: bool) -> anyhow::Result<ExitCode> {
     if path.exists() && !force {
-        return Err(usage(anyhow!("{} already exists; use --force to replace it", path.display())));
+        return Err(usage(anyhow!(
+            "{} already exists; use --force to replace it",
+            path.display()
+        )));
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     std::fs::write(path, config::EXAMPLE).with_context(|| format!("writing {}", path.display()))?;
-    eprintln!("wrote {}; check it with `scry --config {} config check`", path.display(), path.display());
+    eprintln!(
+        "wrote {}; check it with `scry --config {} config check`",
+        path.display(),
+        path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -38,7 +38,10 @@ pub(crate) fn write_records(
     }
 }
 
-fn write_json(records: impl Iterator<Item = io::Result<Record>>, out: &mut dyn Write) -> io::Result<()> {
+fn write_json(
+    records: impl Iterator<Item = io::Result<Record>>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     out.write_all(b"[")?;
     let mut first = true;
     for record in records {
@@ -56,11 +59,27 @@ fn write_json(records: impl Iterator<Item = io::Result<Record>>, out: &mut dyn W
 }
 
 const CSV_HEADER: [&str; 15] = [
-    "position", "input", "indicator", "type", "status", "skip_reason", "error", "priority", "severity", "reasons", "tags",
-    "tlp", "stix_id", "report_url", "sources",
+    "position",
+    "input",
+    "indicator",
+    "type",
+    "status",
+    "skip_reason",
+    "error",
+    "priority",
+    "severity",
+    "reasons",
+    "tags",
+    "tlp",
+    "stix_id",
+    "report_url",
+    "sources",
 ];
 
-fn write_csv(records: impl Iterator<Item = io::Result<Record>>, out: &mut dyn Write) -> io::Result<()> {
+fn write_csv(
+    records: impl Iterator<Item = io::Result<Record>>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(CSV_HEADER)?;
     for record in records {
@@ -95,7 +114,9 @@ fn write_csv(records: impl Iterator<Item = io::Result<Record>>, out: &mut dyn Wr
 
 fn severity_style(severity: &str) -> Style {
     match severity {
-        "critical" => Style::new().fg_color(Some(AnsiColor::BrightRed.into())).effects(Effects::BOLD),
+        "critical" => Style::new()
+            .fg_color(Some(AnsiColor::BrightRed.into()))
+            .effects(Effects::BOLD),
         "high" => Style::new().fg_color(Some(AnsiColor::Red.into())),
         "medium" => Style::new().fg_color(Some(AnsiColor::Yellow.into())),
         "low" => Style::new().fg_color(Some(AnsiColor::Cyan.into())),
@@ -120,11 +141,21 @@ fn cell(text: &str, width: usize, style: Style, color: bool) -> String {
     } else {
         format!("{text}{}", " ".repeat(width - count))
     };
-    if color { format!("{}{fitted}{}", style.render(), style.render_reset()) } else { fitted }
+    if color {
+        format!("{}{fitted}{}", style.render(), style.render_reset())
+    } else {
+        fitted
+    }
 }
 
-fn write_table(records: impl Iterator<Item = io::Result<Record>>, out: &mut dyn Write, style: &TableStyle) -> io::Result<()> {
-    let indicator_width = style.widest_indicator.clamp("INDICATOR".len(), MAX_INDICATOR_COLUMN);
+fn write_table(
+    records: impl Iterator<Item = io::Result<Record>>,
+    out: &mut dyn Write,
+    style: &TableStyle,
+) -> io::Result<()> {
+    let indicator_width = style
+        .widest_indicator
+        .clamp("INDICATOR".len(), MAX_INDICATOR_COLUMN);
     let header_style = Style::new().effects(Effects::BOLD);
     let plain = Style::new();
     writeln!(
@@ -135,7 +166,15 @@ fn write_table(records: impl Iterator<Item = io::Result<Record>>, out: &mut dyn 
         cell("TYPE", 17, header_style, style.color),
         cell("INDICATOR", indicator_width, header_style, style.color),
         cell("STATUS", 8, header_style, style.color),
-        if style.color { format!("{}DETAILS{}", header_style.render(), header_style.render_reset()) } else { "DETAILS".into() },
+        if style.color {
+            format!(
+                "{}DETAILS{}",
+                header_style.render(),
+                header_style.render_reset()
+            )
+        } else {
+            "DETAILS".into()
+        },
     )?;
     for record in records {
         let r = record?;
@@ -147,7 +186,12 @@ fn write_table(records: impl Iterator<Item = io::Result<Record>>, out: &mut dyn 
             r.priority,
             cell(&r.severity, 8, severity_style(&r.severity), style.color),
             cell(r.kind.as_deref().unwrap_or("-"), 17, plain, false),
-            cell(r.indicator.as_deref().unwrap_or(&r.input), indicator_width, plain, false),
+            cell(
+                r.indicator.as_deref().unwrap_or(&r.input),
+                indicator_width,
+                plain,
+                false
+            ),
             cell(r.status.as_str(), 8, status_style(r.status), style.color),
             details(&r),
         );
@@ -164,7 +208,12 @@ fn details(r: &Record) -> String {
         Status::Failed | Status::Rejected => return r.error.clone().unwrap_or_default(),
         Status::Enriched | Status::Cached => {}
     }
-    let mut parts: Vec<String> = r.reasons.iter().take(3).map(|x| format!("{} {} ({:+})", x.signal, x.value, x.points)).collect();
+    let mut parts: Vec<String> = r
+        .reasons
+        .iter()
+        .take(3)
+        .map(|x| format!("{} {} ({:+})", x.signal, x.value, x.points))
+        .collect();
     if parts.is_empty()
         && let Some(classify) = r.sources.get("classify")
     {

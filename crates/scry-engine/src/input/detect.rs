@@ -20,7 +20,9 @@ pub fn detect_format(path: Option<&Path>, head: &[u8]) -> InputFormat {
     if trimmed.starts_with('{') {
         let first_line = trimmed.lines().next().unwrap_or("");
         return match serde_json::from_str::<serde_json::Value>(first_line) {
-            Ok(value) if value.get("type").and_then(|t| t.as_str()) != Some("bundle") => InputFormat::Jsonl,
+            Ok(value) if value.get("type").and_then(|t| t.as_str()) != Some("bundle") => {
+                InputFormat::Jsonl
+            }
             _ => InputFormat::Stix,
         };
     }
@@ -33,14 +35,22 @@ pub fn detect_format(path: Option<&Path>, head: &[u8]) -> InputFormat {
     if lines.is_empty() {
         return InputFormat::Lines;
     }
-    if lines.iter().all(|l| l.starts_with('"') || l.starts_with('{')) && lines[0].starts_with('"') {
+    if lines
+        .iter()
+        .all(|l| l.starts_with('"') || l.starts_with('{'))
+        && lines[0].starts_with('"')
+    {
         return InputFormat::Jsonl;
     }
     if looks_like_csv(&lines) {
         return InputFormat::Csv;
     }
     let single_tokens = lines.iter().filter(|l| is_single_token(l)).count();
-    if single_tokens * 10 >= lines.len() * 8 { InputFormat::Lines } else { InputFormat::Text }
+    if single_tokens * 10 >= lines.len() * 8 {
+        InputFormat::Lines
+    } else {
+        InputFormat::Text
+    }
 }
 
 fn format_from_name(path: &Path) -> Option<InputFormat> {
@@ -65,14 +75,20 @@ fn is_single_token(line: &str) -> bool {
 
 /// CSV when the first line has a separator and the lines agree on how many fields they have.
 fn looks_like_csv(lines: &[&str]) -> bool {
-    let Some(separator) = [',', '\t', ';'].into_iter().max_by_key(|s| lines[0].matches(*s).count()) else {
+    let Some(separator) = [',', '\t', ';']
+        .into_iter()
+        .max_by_key(|s| lines[0].matches(*s).count())
+    else {
         return false;
     };
     let fields = lines[0].matches(separator).count();
     if fields == 0 || lines.len() < 2 {
         return false;
     }
-    let agreeing = lines.iter().filter(|l| l.matches(separator).count() == fields).count();
+    let agreeing = lines
+        .iter()
+        .filter(|l| l.matches(separator).count() == fields)
+        .count();
     agreeing * 10 >= lines.len() * 9
 }
 
@@ -86,20 +102,47 @@ mod tests {
 
     #[test]
     fn sniffs_each_format() {
-        assert_eq!(detect("8.8.8.8\n# comment\nevil.com\nhxxp://x[.]com/a  # seen\n"), InputFormat::Lines);
-        assert_eq!(detect("Hello team,\nplease block 1.2.3.4 and evil.com today.\nThanks, Bob\n"), InputFormat::Text);
-        assert_eq!(detect("indicator,type,tlp\n1.2.3.4,ip,green\nevil.com,domain,amber\n"), InputFormat::Csv);
-        assert_eq!(detect("{\"indicator\":\"1.2.3.4\"}\n{\"indicator\":\"evil.com\"}\n"), InputFormat::Jsonl);
+        assert_eq!(
+            detect("8.8.8.8\n# comment\nevil.com\nhxxp://x[.]com/a  # seen\n"),
+            InputFormat::Lines
+        );
+        assert_eq!(
+            detect("Hello team,\nplease block 1.2.3.4 and evil.com today.\nThanks, Bob\n"),
+            InputFormat::Text
+        );
+        assert_eq!(
+            detect("indicator,type,tlp\n1.2.3.4,ip,green\nevil.com,domain,amber\n"),
+            InputFormat::Csv
+        );
+        assert_eq!(
+            detect("{\"indicator\":\"1.2.3.4\"}\n{\"indicator\":\"evil.com\"}\n"),
+            InputFormat::Jsonl
+        );
         assert_eq!(detect("\"1.2.3.4\"\n\"evil.com\"\n"), InputFormat::Jsonl);
-        assert_eq!(detect("{\n  \"type\": \"bundle\",\n  \"objects\": []\n}\n"), InputFormat::Stix);
-        assert_eq!(detect("{\"type\":\"bundle\",\"id\":\"bundle--1\",\"objects\":[]}"), InputFormat::Stix);
+        assert_eq!(
+            detect("{\n  \"type\": \"bundle\",\n  \"objects\": []\n}\n"),
+            InputFormat::Stix
+        );
+        assert_eq!(
+            detect("{\"type\":\"bundle\",\"id\":\"bundle--1\",\"objects\":[]}"),
+            InputFormat::Stix
+        );
         assert_eq!(detect(""), InputFormat::Lines);
     }
 
     #[test]
     fn names_win_over_content() {
-        assert_eq!(detect_format(Some(Path::new("feed.csv.gz")), b"1.2.3.4\n"), InputFormat::Csv);
-        assert_eq!(detect_format(Some(Path::new("x.ndjson")), b""), InputFormat::Jsonl);
-        assert_eq!(detect_format(Some(Path::new("bundle.json")), b"{\"type\":\"bundle\"}"), InputFormat::Stix);
+        assert_eq!(
+            detect_format(Some(Path::new("feed.csv.gz")), b"1.2.3.4\n"),
+            InputFormat::Csv
+        );
+        assert_eq!(
+            detect_format(Some(Path::new("x.ndjson")), b""),
+            InputFormat::Jsonl
+        );
+        assert_eq!(
+            detect_format(Some(Path::new("bundle.json")), b"{\"type\":\"bundle\"}"),
+            InputFormat::Stix
+        );
     }
 }

@@ -13,7 +13,10 @@ use scry_core::Tlp;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::{INDICATOR_FIELDS, Item, Position, ReadCounters, Rejection, candidate_or_rejection, line_text, normalize_field_name, read_line_bounded};
+use super::{
+    INDICATOR_FIELDS, Item, Position, ReadCounters, Rejection, candidate_or_rejection, line_text,
+    normalize_field_name, read_line_bounded,
+};
 
 /// JSON Lines: each line is a string (the indicator), an object with an indicator field, or a
 /// STIX object.
@@ -22,11 +25,19 @@ pub(super) fn read_lines(reader: &mut dyn BufRead, file: &Arc<str>, emit: &mut d
     let mut line_number = 0u64;
     let mut markings = HashMap::new();
     loop {
-        let position = |line| Position { file: Arc::clone(file), line, object: None };
+        let position = |line| Position {
+            file: Arc::clone(file),
+            line,
+            object: None,
+        };
         let (consumed, overlong) = match read_line_bounded(reader, &mut buf) {
             Ok(r) => r,
             Err(e) => {
-                emit(Item::Rejected(Rejection { position: position(line_number + 1), input: String::new(), reason: format!("read error, rest of input skipped: {e}") }));
+                emit(Item::Rejected(Rejection {
+                    position: position(line_number + 1),
+                    input: String::new(),
+                    reason: format!("read error, rest of input skipped: {e}"),
+                }));
                 return;
             }
         };
@@ -35,7 +46,11 @@ pub(super) fn read_lines(reader: &mut dyn BufRead, file: &Arc<str>, emit: &mut d
         }
         line_number += 1;
         if overlong {
-            emit(Item::Rejected(Rejection { position: position(line_number), input: String::new(), reason: format!("line longer than {} bytes", super::MAX_LINE_BYTES) }));
+            emit(Item::Rejected(Rejection {
+                position: position(line_number),
+                input: String::new(),
+                reason: format!("line longer than {} bytes", super::MAX_LINE_BYTES),
+            }));
             continue;
         }
         let text = line_text(&buf);
@@ -44,65 +59,141 @@ pub(super) fn read_lines(reader: &mut dyn BufRead, file: &Arc<str>, emit: &mut d
             continue;
         }
         match serde_json::from_str::<Value>(line) {
-            Ok(Value::String(s)) => emit(candidate_or_rejection(position(line_number), &s, None, None)),
-            Ok(Value::Object(object)) if object.contains_key("type") && object.contains_key("id") => {
+            Ok(Value::String(s)) => emit(candidate_or_rejection(
+                position(line_number),
+                &s,
+                None,
+                None,
+            )),
+            Ok(Value::Object(object))
+                if object.contains_key("type") && object.contains_key("id") =>
+            {
                 stix_object(&object, position(line_number), &mut markings, None, emit);
             }
             Ok(Value::Object(object)) => plain_object(object, position(line_number), emit),
             Ok(other) => emit(Item::Rejected(Rejection {
                 position: position(line_number),
                 input: truncate(line),
-                reason: format!("expected a string or an object, found {}", json_kind(&other)),
+                reason: format!(
+                    "expected a string or an object, found {}",
+                    json_kind(&other)
+                ),
             })),
-            Err(e) => emit(Item::Rejected(Rejection { position: position(line_number), input: truncate(line), reason: format!("invalid JSON: {e}") })),
+            Err(e) => emit(Item::Rejected(Rejection {
+                position: position(line_number),
+                input: truncate(line),
+                reason: format!("invalid JSON: {e}"),
+            })),
         }
     }
 }
 
 fn plain_object(mut object: Map<String, Value>, position: Position, emit: &mut dyn FnMut(Item)) {
     let key = INDICATOR_FIELDS.iter().find_map(|field| {
-        object.keys().find(|k| normalize_field_name(k) == *field && object[*k].is_string()).cloned()
+        object
+            .keys()
+            .find(|k| normalize_field_name(k) == *field && object[*k].is_string())
+            .cloned()
     });
     let Some(key) = key else {
-        let reason = format!("no indicator field (expected one of: {})", INDICATOR_FIELDS.join(", "));
-        emit(Item::Rejected(Rejection { position, input: truncate(&Value::Object(object).to_string()), reason }));
+        let reason = format!(
+            "no indicator field (expected one of: {})",
+            INDICATOR_FIELDS.join(", ")
+        );
+        emit(Item::Rejected(Rejection {
+            position,
+            input: truncate(&Value::Object(object).to_string()),
+            reason,
+        }));
         return;
     };
     let value = match object.remove(&key) {
         Some(Value::String(s)) => s,
         _ => unreachable!("the key was chosen because it holds a string"),
     };
-    let tlp_key = object.keys().find(|k| normalize_field_name(k) == "tlp").cloned();
+    let tlp_key = object
+        .keys()
+        .find(|k| normalize_field_name(k) == "tlp")
+        .cloned();
     let mut tlp = None;
     if let Some(raw) = tlp_key.and_then(|k| object.remove(&k)) {
         match raw.as_str().map(str::parse::<Tlp>) {
             Some(Ok(level)) => tlp = Some(level),
-            Some(Err(e)) => return emit(Item::Rejected(Rejection { position, input: value, reason: e.to_string() })),
-            None => return emit(Item::Rejected(Rejection { position, input: value, reason: format!("tlp must be a string, found {}", json_kind(&raw)) })),
+            Some(Err(e)) => {
+                return emit(Item::Rejected(Rejection {
+                    position,
+                    input: value,
+                    reason: e.to_string(),
+                }));
+            }
+            None => {
+                return emit(Item::Rejected(Rejection {
+                    position,
+                    input: value,
+                    reason: format!("tlp must be a string, found {}", json_kind(&raw)),
+                }));
+            }
         }
     }
-    emit(candidate_or_rejection(position, &value, tlp, (!object.is_empty()).then_some(object)));
+    emit(candidate_or_rejection(
+        position,
+        &value,
+        tlp,
+        (!object.is_empty()).then_some(object),
+    ));
 }
 
 /// Reads a STIX bundle, visiting `objects` one element at a time.
-pub(super) fn read_bundle(reader: Box<dyn BufRead + '_>, file: &Arc<str>, counters: &ReadCounters, emit: &mut dyn FnMut(Item)) {
+pub(super) fn read_bundle(
+    reader: Box<dyn BufRead + '_>,
+    file: &Arc<str>,
+    counters: &ReadCounters,
+    emit: &mut dyn FnMut(Item),
+) {
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
-    let mut visitor = BundleVisitor { file, counters, emit, markings: HashMap::new(), bundle_type: None };
-    let position = Position { file: Arc::clone(file), line: 0, object: None };
+    let mut visitor = BundleVisitor {
+        file,
+        counters,
+        emit,
+        markings: HashMap::new(),
+        bundle_type: None,
+    };
+    let position = Position {
+        file: Arc::clone(file),
+        line: 0,
+        object: None,
+    };
     match serde::Deserializer::deserialize_map(&mut deserializer, &mut visitor) {
         Ok(()) => {
             let problem = match visitor.bundle_type.as_deref() {
                 Some("bundle") => None,
-                Some(other) => Some(format!("expected a STIX bundle, found an object of type {other:?}")),
+                Some(other) => Some(format!(
+                    "expected a STIX bundle, found an object of type {other:?}"
+                )),
                 None => Some("expected a STIX bundle: the object has no \"type\"".to_owned()),
             };
             if let Some(reason) = problem {
-                (visitor.emit)(Item::Rejected(Rejection { position, input: String::new(), reason }));
+                (visitor.emit)(Item::Rejected(Rejection {
+                    position,
+                    input: String::new(),
+                    reason,
+                }));
             }
         }
         Err(e) => {
-            let reason = format!("invalid STIX bundle at line {} column {}, rest of input skipped: {e}", e.line(), e.column());
-            (visitor.emit)(Item::Rejected(Rejection { position: Position { line: e.line() as u64, ..position }, input: String::new(), reason }));
+            let reason = format!(
+                "invalid STIX bundle at line {} column {}, rest of input skipped: {e}",
+                e.line(),
+                e.column()
+            );
+            (visitor.emit)(Item::Rejected(Rejection {
+                position: Position {
+                    line: e.line() as u64,
+                    ..position
+                },
+                input: String::new(),
+                reason,
+            }));
         }
     }
 }
@@ -159,10 +250,24 @@ impl<'de> Visitor<'de> for ObjectsSeed<'_, '_, '_> {
         let visitor = self.0;
         let mut index = 0u64;
         while let Some(value) = seq.next_element::<Value>()? {
-            let position = Position { file: Arc::clone(visitor.file), line: 0, object: Some(index) };
+            let position = Position {
+                file: Arc::clone(visitor.file),
+                line: 0,
+                object: Some(index),
+            };
             match value {
-                Value::Object(object) => stix_object(&object, position, &mut visitor.markings, Some(visitor.counters), visitor.emit),
-                other => (visitor.emit)(Item::Rejected(Rejection { position, input: truncate(&other.to_string()), reason: format!("expected a STIX object, found {}", json_kind(&other)) })),
+                Value::Object(object) => stix_object(
+                    &object,
+                    position,
+                    &mut visitor.markings,
+                    Some(visitor.counters),
+                    visitor.emit,
+                ),
+                other => (visitor.emit)(Item::Rejected(Rejection {
+                    position,
+                    input: truncate(&other.to_string()),
+                    reason: format!("expected a STIX object, found {}", json_kind(&other)),
+                })),
             }
             index += 1;
         }
@@ -191,7 +296,11 @@ fn stix_object(
 ) {
     let id = object.get("id").and_then(Value::as_str).unwrap_or("");
     let Some(kind) = object.get("type").and_then(Value::as_str) else {
-        emit(Item::Rejected(Rejection { position, input: id.to_owned(), reason: "STIX object has no \"type\"".into() }));
+        emit(Item::Rejected(Rejection {
+            position,
+            input: id.to_owned(),
+            reason: "STIX object has no \"type\"".into(),
+        }));
         return;
     };
     let tlp = object_tlp(object, markings);
@@ -205,19 +314,36 @@ fn stix_object(
     }
     match kind {
         "indicator" => {
-            let pattern_type = object.get("pattern_type").and_then(Value::as_str).unwrap_or("stix");
+            let pattern_type = object
+                .get("pattern_type")
+                .and_then(Value::as_str)
+                .unwrap_or("stix");
             if pattern_type != "stix" {
-                emit(Item::Rejected(Rejection { position, input: id.to_owned(), reason: format!("pattern_type {pattern_type:?} is not supported (only \"stix\")") }));
+                emit(Item::Rejected(Rejection {
+                    position,
+                    input: id.to_owned(),
+                    reason: format!(
+                        "pattern_type {pattern_type:?} is not supported (only \"stix\")"
+                    ),
+                }));
                 return;
             }
             let Some(pattern) = object.get("pattern").and_then(Value::as_str) else {
-                emit(Item::Rejected(Rejection { position, input: id.to_owned(), reason: "indicator has no pattern".into() }));
+                emit(Item::Rejected(Rejection {
+                    position,
+                    input: id.to_owned(),
+                    reason: "indicator has no pattern".into(),
+                }));
                 return;
             };
             let comparisons = match scry_stix::comparisons(pattern) {
                 Ok(c) => c,
                 Err(e) => {
-                    emit(Item::Rejected(Rejection { position, input: pattern.to_owned(), reason: format!("invalid pattern: {e}") }));
+                    emit(Item::Rejected(Rejection {
+                        position,
+                        input: pattern.to_owned(),
+                        reason: format!("invalid pattern: {e}"),
+                    }));
                     return;
                 }
             };
@@ -226,11 +352,18 @@ fn stix_object(
                 let value = match (comparison.object_type.as_str(), comparison.path.as_str()) {
                     ("autonomous-system", "number") => format!("AS{}", comparison.value),
                     ("file", path) if path.starts_with("hashes.") => comparison.value,
-                    (object_type, "value") if SCO_VALUE.iter().any(|(t, _)| *t == object_type) => comparison.value,
+                    (object_type, "value") if SCO_VALUE.iter().any(|(t, _)| *t == object_type) => {
+                        comparison.value
+                    }
                     _ => continue,
                 };
                 usable += 1;
-                emit(candidate_or_rejection(position.clone(), &value, tlp, Some(context.clone())));
+                emit(candidate_or_rejection(
+                    position.clone(),
+                    &value,
+                    tlp,
+                    Some(context.clone()),
+                ));
             }
             if usable == 0 {
                 emit(Item::Rejected(Rejection { position, input: pattern.to_owned(), reason: "pattern compares no address, domain, URL, e-mail, ASN or file hash with \"=\" or IN".into() }));
@@ -244,7 +377,11 @@ fn stix_object(
         }
         "file" => {
             let hashes = object.get("hashes").and_then(Value::as_object);
-            let hash = hashes.and_then(|h| ["SHA-256", "SHA-1", "MD5", "SHA-512"].iter().find_map(|k| h.get(*k)?.as_str()));
+            let hash = hashes.and_then(|h| {
+                ["SHA-256", "SHA-1", "MD5", "SHA-512"]
+                    .iter()
+                    .find_map(|k| h.get(*k)?.as_str())
+            });
             match hash {
                 Some(value) => emit(candidate_or_rejection(position, value, tlp, Some(context))),
                 None => ignore(counters),
@@ -252,9 +389,20 @@ fn stix_object(
         }
         sco => match SCO_VALUE.iter().find(|(t, _)| *t == sco) {
             Some((_, property)) => match object.get(*property) {
-                Some(Value::String(value)) => emit(candidate_or_rejection(position, value, tlp, Some(context))),
-                Some(Value::Number(number)) => emit(candidate_or_rejection(position, &format!("AS{number}"), tlp, Some(context))),
-                _ => emit(Item::Rejected(Rejection { position, input: id.to_owned(), reason: format!("{sco} object has no {property:?}") })),
+                Some(Value::String(value)) => {
+                    emit(candidate_or_rejection(position, value, tlp, Some(context)))
+                }
+                Some(Value::Number(number)) => emit(candidate_or_rejection(
+                    position,
+                    &format!("AS{number}"),
+                    tlp,
+                    Some(context),
+                )),
+                _ => emit(Item::Rejected(Rejection {
+                    position,
+                    input: id.to_owned(),
+                    reason: format!("{sco} object has no {property:?}"),
+                })),
             },
             None => ignore(counters),
         },
@@ -281,7 +429,11 @@ fn object_tlp(object: &Map<String, Value>, markings: &HashMap<String, Tlp>) -> O
 /// The TLP level a marking-definition object in the bundle defines (TLP 1.0 `definition.tlp` or
 /// the TLP 2.0 extension's `tlp_2_0`).
 fn marking_level(object: &Map<String, Value>) -> Option<Tlp> {
-    if let Some(level) = object.get("definition").and_then(|d| d.get("tlp")).and_then(Value::as_str) {
+    if let Some(level) = object
+        .get("definition")
+        .and_then(|d| d.get("tlp"))
+        .and_then(Value::as_str)
+    {
         return level.parse().ok();
     }
     object
@@ -309,6 +461,9 @@ fn truncate(text: &str) -> String {
     if text.len() <= LIMIT {
         return text.to_owned();
     }
-    let cut = (0..=LIMIT).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    let cut = (0..=LIMIT)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
     format!("{}…", &text[..cut])
 }

@@ -5,20 +5,35 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{Candidate, Item, Position, Rejection, candidate_or_rejection, line_text, read_line_bounded};
+use super::{
+    Candidate, Item, Position, Rejection, candidate_or_rejection, line_text, read_line_bounded,
+};
 
 /// Reads `reader` line by line. In list mode each line holds one indicator (what follows the first
 /// word is its comment); in free-text mode every indicator in every line is taken and prose is not
 /// an error.
-pub(super) fn read(reader: &mut dyn BufRead, file: &Arc<str>, free_text: bool, emit: &mut dyn FnMut(Item)) {
+pub(super) fn read(
+    reader: &mut dyn BufRead,
+    file: &Arc<str>,
+    free_text: bool,
+    emit: &mut dyn FnMut(Item),
+) {
     let mut buf = Vec::with_capacity(256);
     let mut line_number = 0u64;
     loop {
-        let position = |line| Position { file: Arc::clone(file), line, object: None };
+        let position = |line| Position {
+            file: Arc::clone(file),
+            line,
+            object: None,
+        };
         let (consumed, overlong) = match read_line_bounded(reader, &mut buf) {
             Ok(read) => read,
             Err(e) => {
-                emit(Item::Rejected(Rejection { position: position(line_number + 1), input: String::new(), reason: format!("read error, rest of input skipped: {e}") }));
+                emit(Item::Rejected(Rejection {
+                    position: position(line_number + 1),
+                    input: String::new(),
+                    reason: format!("read error, rest of input skipped: {e}"),
+                }));
                 return;
             }
         };
@@ -28,7 +43,11 @@ pub(super) fn read(reader: &mut dyn BufRead, file: &Arc<str>, free_text: bool, e
         line_number += 1;
         if overlong {
             let reason = format!("line longer than {} bytes", super::MAX_LINE_BYTES);
-            emit(Item::Rejected(Rejection { position: position(line_number), input: String::new(), reason }));
+            emit(Item::Rejected(Rejection {
+                position: position(line_number),
+                input: String::new(),
+                reason,
+            }));
             continue;
         }
         let text = line_text(&buf);
@@ -57,6 +76,11 @@ pub(super) fn read(reader: &mut dyn BufRead, file: &Arc<str>, free_text: bool, e
             map.insert("comment".into(), Value::String(comment.to_owned()));
             map
         });
-        emit(candidate_or_rejection(position(line_number), value, None, context));
+        emit(candidate_or_rejection(
+            position(line_number),
+            value,
+            None,
+            context,
+        ));
     }
 }

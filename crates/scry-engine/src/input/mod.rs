@@ -72,7 +72,9 @@ impl FromStr for InputFormat {
             "csv" => Ok(InputFormat::Csv),
             "jsonl" | "ndjson" => Ok(InputFormat::Jsonl),
             "stix" => Ok(InputFormat::Stix),
-            other => Err(format!("unknown input format {other:?} (expected auto, lines, text, csv, jsonl or stix)")),
+            other => Err(format!(
+                "unknown input format {other:?} (expected auto, lines, text, csv, jsonl or stix)"
+            )),
         }
     }
 }
@@ -87,17 +89,24 @@ pub struct InputSource {
 impl InputSource {
     /// `-` means standard input.
     pub fn from_arg(arg: &str) -> InputSource {
-        InputSource { path: (arg != "-").then(|| PathBuf::from(arg)) }
+        InputSource {
+            path: (arg != "-").then(|| PathBuf::from(arg)),
+        }
     }
 
     /// How positions name this input.
     pub fn display_name(&self) -> String {
-        self.path.as_ref().map_or_else(|| "<stdin>".to_owned(), |p| p.display().to_string())
+        self.path
+            .as_ref()
+            .map_or_else(|| "<stdin>".to_owned(), |p| p.display().to_string())
     }
 
     /// The size on disk, when known (for progress).
-    pub fn len(&self) -> Option<u64> {
-        self.path.as_ref().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len())
+    pub fn size_on_disk(&self) -> Option<u64> {
+        self.path
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
     }
 }
 
@@ -173,12 +182,19 @@ pub fn read_input(
     emit: &mut dyn FnMut(Item),
 ) -> Result<InputFormat, InputError> {
     let name = input.display_name();
-    let fail = |source| InputError { name: name.clone(), source };
+    let fail = |source| InputError {
+        name: name.clone(),
+        source,
+    };
     let raw: Box<dyn Read + Send> = match &input.path {
         None => Box::new(io::stdin()),
         Some(path) => Box::new(File::open(path).map_err(fail)?),
     };
-    let mut reader = open_decompressed(CountingReader { inner: raw, counters }).map_err(fail)?;
+    let mut reader = open_decompressed(CountingReader {
+        inner: raw,
+        counters,
+    })
+    .map_err(fail)?;
     let format = match format {
         InputFormat::Auto => {
             let head = reader.fill_buf().map_err(fail)?;
@@ -202,7 +218,10 @@ fn open_decompressed<'a>(raw: CountingReader<'a>) -> io::Result<Box<dyn BufRead 
     let mut buffered = BufReader::with_capacity(BUFFER_SIZE, raw);
     let head = buffered.fill_buf()?;
     if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(BufReader::with_capacity(BUFFER_SIZE, MultiGzDecoder::new(buffered))))
+        Ok(Box::new(BufReader::with_capacity(
+            BUFFER_SIZE,
+            MultiGzDecoder::new(buffered),
+        )))
     } else {
         Ok(Box::new(buffered))
     }
@@ -223,7 +242,10 @@ impl Read for CountingReader<'_> {
 
 /// Reads one line (up to `\n`) into `buf`, at most [`MAX_LINE_BYTES`]. Returns the number of
 /// bytes consumed (0 at end of input) and whether the line was cut (the rest is skipped).
-pub(crate) fn read_line_bounded(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<(usize, bool)> {
+pub(crate) fn read_line_bounded(
+    reader: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+) -> io::Result<(usize, bool)> {
     buf.clear();
     let mut consumed = 0;
     let mut overlong = false;
@@ -265,12 +287,34 @@ pub(crate) fn line_text(raw: &[u8]) -> std::borrow::Cow<'_, str> {
 /// Field names (compared lower-case, without `_`, `-` or spaces) that hold the indicator in CSV
 /// headers and JSON objects, most specific first.
 pub(crate) const INDICATOR_FIELDS: &[&str] = &[
-    "indicator", "ioc", "observable", "value", "ip", "ipaddress", "ipaddr", "ipv4", "ipv6", "address",
-    "srcip", "dstip", "domain", "domainname", "hostname", "host", "fqdn", "url", "uri", "link", "email",
+    "indicator",
+    "ioc",
+    "observable",
+    "value",
+    "ip",
+    "ipaddress",
+    "ipaddr",
+    "ipv4",
+    "ipv6",
+    "address",
+    "srcip",
+    "dstip",
+    "domain",
+    "domainname",
+    "hostname",
+    "host",
+    "fqdn",
+    "url",
+    "uri",
+    "link",
+    "email",
 ];
 
 pub(crate) fn normalize_field_name(name: &str) -> String {
-    name.chars().filter(|c| !matches!(c, '_' | '-' | ' ' | '.')).flat_map(char::to_lowercase).collect()
+    name.chars()
+        .filter(|c| !matches!(c, '_' | '-' | ' ' | '.'))
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// Parses one value into a candidate or a rejection.
@@ -281,7 +325,17 @@ pub(crate) fn candidate_or_rejection(
     context: Option<Map<String, Value>>,
 ) -> Item {
     match Observable::parse(input) {
-        Ok(observable) => Item::Candidate(Candidate { position, input: input.to_owned(), observable, tlp, context }),
-        Err(e) => Item::Rejected(Rejection { position, input: input.to_owned(), reason: e.to_string() }),
+        Ok(observable) => Item::Candidate(Candidate {
+            position,
+            input: input.to_owned(),
+            observable,
+            tlp,
+            context,
+        }),
+        Err(e) => Item::Rejected(Rejection {
+            position,
+            input: input.to_owned(),
+            reason: e.to_string(),
+        }),
     }
 }

@@ -29,7 +29,9 @@ fn read(path: &Path, format: InputFormat) -> Read {
     let mut found = Vec::new();
     let mut rejected = Vec::new();
     let mut contexts = Vec::new();
-    let input = InputSource { path: Some(path.to_owned()) };
+    let input = InputSource {
+        path: Some(path.to_owned()),
+    };
     let used = read_input(&input, format, &counters, &mut |item| match item {
         Item::Candidate(c) => {
             found.push((c.position.to_string(), c.observable.value(), c.tlp));
@@ -38,7 +40,13 @@ fn read(path: &Path, format: InputFormat) -> Read {
         Item::Rejected(r) => rejected.push((r.position.to_string(), r.reason)),
     })
     .expect("input opens");
-    Read { format: used, found, rejected, contexts, counters }
+    Read {
+        format: used,
+        found,
+        rejected,
+        contexts,
+        counters,
+    }
 }
 
 fn values(r: &Read) -> Vec<&str> {
@@ -58,11 +66,21 @@ fn plain_lists_with_comments_blank_lines_and_junk() {
     assert_eq!(values(&r), ["8.8.8.8", "http://evil.com/a", "1.2.3.4"]);
     let name = path.display().to_string();
     assert_eq!(r.found[1].0, format!("{name}:4"));
-    assert_eq!(r.contexts[1].as_ref().expect("comment kept")["comment"], "from the alert");
-    assert_eq!(r.contexts[2].as_ref().expect("comment kept")["comment"], "seen twice");
+    assert_eq!(
+        r.contexts[1].as_ref().expect("comment kept")["comment"],
+        "from the alert"
+    );
+    assert_eq!(
+        r.contexts[2].as_ref().expect("comment kept")["comment"],
+        "seen twice"
+    );
     let rejected: Vec<&str> = r.rejected.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(rejected, [format!("{name}:6"), format!("{name}:8")]);
-    assert!(r.rejected[0].1.contains("not a recognized indicator"), "{}", r.rejected[0].1);
+    assert!(
+        r.rejected[0].1.contains("not a recognized indicator"),
+        "{}",
+        r.rejected[0].1
+    );
 }
 
 #[test]
@@ -72,9 +90,21 @@ fn free_text_yields_every_indicator_with_its_line() {
     let path = write(dir.path(), "report.eml", mail.as_bytes());
     let r = read(&path, InputFormat::Auto);
     assert_eq!(r.format, InputFormat::Text);
-    assert_eq!(values(&r), ["soc@example.org", "https://secure-login.top/owa", "203.0.113.9", "45.155.205.233"]);
+    assert_eq!(
+        values(&r),
+        [
+            "soc@example.org",
+            "https://secure-login.top/owa",
+            "203.0.113.9",
+            "45.155.205.233"
+        ]
+    );
     assert!(r.found[3].0.ends_with(":6"), "{}", r.found[3].0);
-    assert!(r.rejected.is_empty(), "prose is not an error: {:?}", r.rejected);
+    assert!(
+        r.rejected.is_empty(),
+        "prose is not an error: {:?}",
+        r.rejected
+    );
 }
 
 #[test]
@@ -90,12 +120,24 @@ fn csv_by_header_name_with_tlp_and_context() {
     let context = r.contexts[0].as_ref().expect("context");
     assert_eq!(context["note"], "resolver");
     assert_eq!(context["first_seen"], "2026-01-02");
-    assert!(!context.contains_key("TLP"), "the TLP column is the TLP, not context");
+    assert!(
+        !context.contains_key("TLP"),
+        "the TLP column is the TLP, not context"
+    );
     let reasons: Vec<(String, String)> = r.rejected.clone();
     assert_eq!(reasons.len(), 3, "{reasons:?}");
-    assert!(reasons[0].0.ends_with(":3") && reasons[0].1.contains("no value in the indicator column"), "{reasons:?}");
-    assert!(reasons[1].0.ends_with(":4") && reasons[1].1.contains("unknown TLP level"), "{reasons:?}");
-    assert!(reasons[2].0.ends_with(":6") && reasons[2].1.contains("not a recognized indicator"), "{reasons:?}");
+    assert!(
+        reasons[0].0.ends_with(":3") && reasons[0].1.contains("no value in the indicator column"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].0.ends_with(":4") && reasons[1].1.contains("unknown TLP level"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].0.ends_with(":6") && reasons[2].1.contains("not a recognized indicator"),
+        "{reasons:?}"
+    );
 }
 
 #[test]
@@ -109,7 +151,11 @@ fn csv_column_found_by_content_and_tab_separated() {
     let r = read(&none, InputFormat::Csv);
     assert!(r.found.is_empty());
     assert_eq!(r.rejected.len(), 1);
-    assert!(r.rejected[0].1.contains("no indicator column"), "{:?}", r.rejected);
+    assert!(
+        r.rejected[0].1.contains("no indicator column"),
+        "{:?}",
+        r.rejected
+    );
 }
 
 #[test]
@@ -131,7 +177,11 @@ fn json_lines_strings_objects_stix_objects_and_garbage() {
     assert_eq!(values(&r), ["8.8.8.8", "evil.com", "1.2.3.4"]);
     assert_eq!(r.found[1].2, Some(Tlp::Red));
     assert_eq!(r.contexts[1].as_ref().expect("context")["campaign"], "x");
-    let reasons: Vec<&str> = r.rejected.iter().map(|(_, reason)| reason.as_str()).collect();
+    let reasons: Vec<&str> = r
+        .rejected
+        .iter()
+        .map(|(_, reason)| reason.as_str())
+        .collect();
     assert_eq!(reasons.len(), 4, "{reasons:?}");
     assert!(reasons[0].starts_with("invalid JSON"));
     assert!(reasons[1].contains("found an array"));
@@ -171,13 +221,34 @@ fn stix_bundles_stream_objects_with_markings() {
     assert_eq!(r.format, InputFormat::Stix);
     assert_eq!(
         values(&r),
-        ["45.155.205.233", "evil.com", "http://x.net/p", "AS64496", "aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f"]
+        [
+            "45.155.205.233",
+            "evil.com",
+            "http://x.net/p",
+            "AS64496",
+            "aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f"
+        ]
     );
-    assert_eq!(r.found[0].2, Some(Tlp::Red), "TLP:RED from the standard marking");
-    assert_eq!(r.found[2].2, Some(Tlp::Green), "TLP from a marking defined in the bundle");
+    assert_eq!(
+        r.found[0].2,
+        Some(Tlp::Red),
+        "TLP:RED from the standard marking"
+    );
+    assert_eq!(
+        r.found[2].2,
+        Some(Tlp::Green),
+        "TLP from a marking defined in the bundle"
+    );
     assert!(r.found[0].0.ends_with("objects[1]"), "{}", r.found[0].0);
-    assert_eq!(r.contexts[0].as_ref().expect("context")["stix_id"], "indicator--1");
-    let rejected: Vec<(&str, &str)> = r.rejected.iter().map(|(p, reason)| (p.rsplit(' ').next().unwrap_or(""), reason.as_str())).collect();
+    assert_eq!(
+        r.contexts[0].as_ref().expect("context")["stix_id"],
+        "indicator--1"
+    );
+    let rejected: Vec<(&str, &str)> = r
+        .rejected
+        .iter()
+        .map(|(p, reason)| (p.rsplit(' ').next().unwrap_or(""), reason.as_str()))
+        .collect();
     assert_eq!(rejected.len(), 5, "{rejected:?}");
     assert_eq!(rejected[0].0, "objects[2]");
     assert!(rejected[0].1.contains("sigma"));
@@ -185,7 +256,13 @@ fn stix_bundles_stream_objects_with_markings() {
     assert!(rejected[2].1.contains("compares no"));
     assert!(rejected[3].1.contains("no \"type\""));
     assert!(rejected[4].1.contains("found a string"));
-    assert_eq!(r.counters.ignored_objects.load(std::sync::atomic::Ordering::Relaxed), 3, "identity, marking, relationship");
+    assert_eq!(
+        r.counters
+            .ignored_objects
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3,
+        "identity, marking, relationship"
+    );
 }
 
 #[test]
@@ -197,17 +274,30 @@ fn truncated_bundles_keep_what_came_before_and_say_where_it_broke() {
     let r = read(&path, InputFormat::Stix);
     assert_eq!(values(&r), ["45.155.205.233", "evil.com", "http://x.net/p"]);
     let last = r.rejected.last().expect("the break is reported");
-    assert!(last.1.starts_with("invalid STIX bundle at line 1 column"), "{last:?}");
-    let not_bundle = write(dir.path(), "obj.json", br#"{"type": "indicator", "id": "x"}"#);
+    assert!(
+        last.1.starts_with("invalid STIX bundle at line 1 column"),
+        "{last:?}"
+    );
+    let not_bundle = write(
+        dir.path(),
+        "obj.json",
+        br#"{"type": "indicator", "id": "x"}"#,
+    );
     let r = read(&not_bundle, InputFormat::Stix);
-    assert!(r.rejected[0].1.contains("expected a STIX bundle"), "{:?}", r.rejected);
+    assert!(
+        r.rejected[0].1.contains("expected a STIX bundle"),
+        "{:?}",
+        r.rejected
+    );
 }
 
 #[test]
 fn gzip_is_read_transparently_whatever_the_name() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    encoder.write_all(b"indicator,tlp\n8.8.8.8,amber\nbad,clear\n").expect("compress");
+    encoder
+        .write_all(b"indicator,tlp\n8.8.8.8,amber\nbad,clear\n")
+        .expect("compress");
     let compressed = encoder.finish().expect("compress");
     for name in ["feed.csv.gz", "feed.bin"] {
         let path = write(dir.path(), name, &compressed);
@@ -215,7 +305,10 @@ fn gzip_is_read_transparently_whatever_the_name() {
         assert_eq!(r.format, InputFormat::Csv, "{name}");
         assert_eq!(values(&r), ["8.8.8.8"], "{name}");
         assert_eq!(r.rejected.len(), 1, "{name}");
-        assert_eq!(r.counters.bytes.load(std::sync::atomic::Ordering::Relaxed), compressed.len() as u64);
+        assert_eq!(
+            r.counters.bytes.load(std::sync::atomic::Ordering::Relaxed),
+            compressed.len() as u64
+        );
     }
 }
 
@@ -223,19 +316,34 @@ fn gzip_is_read_transparently_whatever_the_name() {
 fn overlong_and_non_utf8_lines_are_rejected_not_fatal() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut content = b"8.8.8.8\n".to_vec();
-    content.extend(std::iter::repeat_n(b'a', scry_engine::input::MAX_LINE_BYTES + 10));
+    content.extend(std::iter::repeat_n(
+        b'a',
+        scry_engine::input::MAX_LINE_BYTES + 10,
+    ));
     content.extend(b"\n\xff\xfe1.1.1.1\n9.9.9.9\n");
     let path = write(dir.path(), "big.txt", &content);
     let r = read(&path, InputFormat::Lines);
     assert_eq!(values(&r), ["8.8.8.8", "9.9.9.9"]);
     assert_eq!(r.rejected.len(), 2);
-    assert!(r.rejected[0].0.ends_with(":2") && r.rejected[0].1.contains("longer than"), "{:?}", r.rejected);
+    assert!(
+        r.rejected[0].0.ends_with(":2") && r.rejected[0].1.contains("longer than"),
+        "{:?}",
+        r.rejected
+    );
     assert!(r.rejected[1].0.ends_with(":3"), "{:?}", r.rejected);
 }
 
 #[test]
 fn unreadable_files_are_errors_that_name_the_file() {
-    let input = InputSource { path: Some(PathBuf::from("/nonexistent/iocs.txt")) };
-    let err = read_input(&input, InputFormat::Auto, &ReadCounters::default(), &mut |_| {}).expect_err("missing");
+    let input = InputSource {
+        path: Some(PathBuf::from("/nonexistent/iocs.txt")),
+    };
+    let err = read_input(
+        &input,
+        InputFormat::Auto,
+        &ReadCounters::default(),
+        &mut |_| {},
+    )
+    .expect_err("missing");
     assert!(err.to_string().contains("/nonexistent/iocs.txt"), "{err}");
 }

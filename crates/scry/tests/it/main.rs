@@ -11,7 +11,10 @@ use std::process::{Command, Output, Stdio};
 
 /// The workspace root, where `examples/` lives.
 pub(crate) fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 /// A `scry` command isolated from the caller's configuration and environment.
@@ -29,7 +32,12 @@ pub(crate) fn scry(home: &Path) -> Command {
 
 /// Runs `command`, writing `stdin` to it.
 pub(crate) fn run(mut command: Command, stdin: &[u8]) -> Output {
-    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("scry starts");
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("scry starts");
     let mut pipe = child.stdin.take().expect("stdin is piped");
     let input = stdin.to_vec();
     let writer = std::thread::spawn(move || {

@@ -15,7 +15,14 @@ fn generate(path: &std::path::Path, lines: u64, unique: u64) -> u64 {
             0 => writeln!(out, "hxxp://host{n}.example-{}.com/path/{n}", n % 977),
             1 | 2 => writeln!(out, "host{n}.campaign-{}[.]net", n % 131),
             9 if i % 1000 == 0 => writeln!(out, "junk line {i}"),
-            _ => writeln!(out, "{}.{}.{}.{}", 1 + (n >> 24) % 223, (n >> 16) & 255, (n >> 8) & 255, n & 255),
+            _ => writeln!(
+                out,
+                "{}.{}.{}.{}",
+                1 + (n >> 24) % 223,
+                (n >> 16) & 255,
+                (n >> 8) & 255,
+                n & 255
+            ),
         }
         .expect("write line");
     }
@@ -34,7 +41,10 @@ fn peak_kib(stderr: &str) -> u64 {
 
 fn enrich_peak(home: &std::path::Path, input: &std::path::Path) -> (u64, String) {
     let mut command = scry(home);
-    command.args(["enrich", "-v", "--format", "jsonl"]).arg(input).env("SCRY_LOG", "error");
+    command
+        .args(["enrich", "-v", "--format", "jsonl"])
+        .arg(input)
+        .env("SCRY_LOG", "error");
     command.stdout(std::process::Stdio::null());
     let output = run(command, b"");
     let stderr = text(&output.stderr);
@@ -51,10 +61,15 @@ fn a_million_lines_with_flat_memory() {
     let bytes = generate(&large, 1_000_000, 50_000);
     let (small_peak, _) = enrich_peak(home.path(), &small);
     let (large_peak, stderr) = enrich_peak(home.path(), &large);
-    eprintln!("peak memory: 100k lines {small_peak} KiB, 1M lines ({bytes} bytes) {large_peak} KiB");
+    eprintln!(
+        "peak memory: 100k lines {small_peak} KiB, 1M lines ({bytes} bytes) {large_peak} KiB"
+    );
     assert!(stderr.contains("read 1000000,"), "{stderr}");
     // Ten times the input with the same distinct indicators: memory must not follow the input.
-    assert!(large_peak < small_peak + 16 * 1024, "peak grew from {small_peak} KiB to {large_peak} KiB");
+    assert!(
+        large_peak < small_peak + 16 * 1024,
+        "peak grew from {small_peak} KiB to {large_peak} KiB"
+    );
 }
 
 #[test]

@@ -25,17 +25,26 @@ fn every_source_file_starts_with_a_module_doc() {
     assert!(files.len() > 20, "found the sources");
     let missing: Vec<String> = files
         .iter()
-        .filter(|f| !std::fs::read_to_string(f).expect("readable").starts_with("//!"))
+        .filter(|f| {
+            !std::fs::read_to_string(f)
+                .expect("readable")
+                .starts_with("//!")
+        })
         .map(|f| f.display().to_string())
         .collect();
-    assert!(missing.is_empty(), "files without a //! module doc on line 1: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "files without a //! module doc on line 1: {missing:#?}"
+    );
 }
 
 /// The pure crates may not depend on I/O crates nor reach for the file system, the network, the
 /// clock or the environment themselves.
 #[test]
 fn the_pure_core_does_no_io() {
-    const FORBIDDEN_DEPENDENCIES: &[&str] = &["tokio", "reqwest", "sqlx", "axum", "hyper", "figment", "tempfile", "flate2"];
+    const FORBIDDEN_DEPENDENCIES: &[&str] = &[
+        "tokio", "reqwest", "sqlx", "axum", "hyper", "figment", "tempfile", "flate2",
+    ];
     const FORBIDDEN_CALLS: &[&str] = &[
         "std::fs",
         "std::net::TcpStream",
@@ -49,11 +58,17 @@ fn the_pure_core_does_no_io() {
     for krate in ["scry-core", "scry-stix"] {
         let dir = workspace().join("crates").join(krate);
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).expect("manifest");
-        let dependencies = manifest.split("[dependencies]").nth(1).expect("a [dependencies] table");
+        let dependencies = manifest
+            .split("[dependencies]")
+            .nth(1)
+            .expect("a [dependencies] table");
         let dependencies = dependencies.split("\n[").next().expect("table body");
         for name in FORBIDDEN_DEPENDENCIES {
             assert!(
-                !dependencies.lines().any(|l| l.trim_start().starts_with(&format!("{name} ")) || l.trim_start().starts_with(&format!("{name}."))),
+                !dependencies
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{name} "))
+                        || l.trim_start().starts_with(&format!("{name}."))),
                 "{krate} depends on {name}"
             );
         }

@@ -1,8 +1,10 @@
 //! The command-line shape of `scry`: global options and subcommands, with examples in `--help`.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use scry_engine::input::InputFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,9 +57,9 @@ pub(crate) struct EnrichArgs {
     #[arg(value_name = "INPUT")]
     pub(crate) inputs: Vec<String>,
 
-    /// Input format [auto: from the file name, else from the content]
-    #[arg(long, value_enum, default_value_t = InputFormatArg::Auto)]
-    pub(crate) input_format: InputFormatArg,
+    /// Input format: auto (from the file name, else the content), lines, text, csv, jsonl or stix
+    #[arg(long, default_value = "auto", value_parser = InputFormat::from_str, value_name = "FORMAT")]
+    pub(crate) input_format: InputFormat,
 
     /// Output format
     #[arg(long, short = 'f', value_enum, default_value_t = OutputFormat::Table)]
@@ -78,16 +80,6 @@ pub(crate) struct EnrichArgs {
     /// Never show the progress bar
     #[arg(long)]
     pub(crate) no_progress: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum InputFormatArg {
-    Auto,
-    Lines,
-    Text,
-    Csv,
-    Jsonl,
-    Stix,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

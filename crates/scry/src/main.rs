@@ -17,12 +17,12 @@ use anyhow::{Context, anyhow};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scry_engine::config::{self, LoadedConfig};
-use scry_engine::input::{InputFormat, InputSource};
+use scry_engine::input::InputSource;
 use scry_engine::sort::{DEFAULT_RUN_BYTES, PrioritySorter};
 use scry_engine::{Engine, EnrichRequest, Progress, Status, Summary};
 use scry_sources::{Classification, EnrichOptions, Source};
 
-use crate::cli::{Cli, Command, ConfigCommand, EnrichArgs, InputFormatArg};
+use crate::cli::{Cli, Command, ConfigCommand, EnrichArgs};
 use crate::output::TableStyle;
 
 /// An error the user caused by how scry was called or configured: exit status 2.
@@ -108,7 +108,7 @@ fn enrich(
     let engine = Arc::new(Engine::new(gate, sources(loaded)));
     let request = EnrichRequest {
         inputs: inputs.clone(),
-        format: input_format(args.input_format),
+        format: args.input_format,
         default_tlp,
         options: EnrichOptions { force: args.force },
         concurrency: args.concurrency.unwrap_or(loaded.config.enrich.concurrency),
@@ -211,17 +211,6 @@ fn resolve_inputs(args: &[String]) -> anyhow::Result<Vec<InputSource>> {
             Ok(input)
         })
         .collect()
-}
-
-fn input_format(arg: InputFormatArg) -> InputFormat {
-    match arg {
-        InputFormatArg::Auto => InputFormat::Auto,
-        InputFormatArg::Lines => InputFormat::Lines,
-        InputFormatArg::Text => InputFormat::Text,
-        InputFormatArg::Csv => InputFormat::Csv,
-        InputFormatArg::Jsonl => InputFormat::Jsonl,
-        InputFormatArg::Stix => InputFormat::Stix,
-    }
 }
 
 fn no_color() -> bool {

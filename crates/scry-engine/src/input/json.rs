@@ -14,65 +14,29 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::{
-    INDICATOR_FIELDS, Item, Position, ReadCounters, Rejection, candidate_or_rejection, line_text,
-    normalize_field_name, read_line_bounded,
+    INDICATOR_FIELDS, Item, Position, ReadCounters, Rejection, candidate_or_rejection,
+    for_each_line, normalize_field_name,
 };
 
 /// JSON Lines: each line is a string (the indicator), an object with an indicator field, or a
 /// STIX object.
 pub(super) fn read_lines(reader: &mut dyn BufRead, file: &Arc<str>, emit: &mut dyn FnMut(Item)) {
-    let mut buf = Vec::with_capacity(512);
-    let mut line_number = 0u64;
     let mut markings = HashMap::new();
-    loop {
-        let position = |line| Position {
-            file: Arc::clone(file),
-            line,
-            object: None,
-        };
-        let (consumed, overlong) = match read_line_bounded(reader, &mut buf) {
-            Ok(r) => r,
-            Err(e) => {
-                emit(Item::Rejected(Rejection {
-                    position: position(line_number + 1),
-                    input: String::new(),
-                    reason: format!("read error, rest of input skipped: {e}"),
-                }));
-                return;
-            }
-        };
-        if consumed == 0 {
-            return;
-        }
-        line_number += 1;
-        if overlong {
-            emit(Item::Rejected(Rejection {
-                position: position(line_number),
-                input: String::new(),
-                reason: format!("line longer than {} bytes", super::MAX_LINE_BYTES),
-            }));
-            continue;
-        }
-        let text = line_text(&buf);
+    for_each_line(reader, file, emit, |position, text, emit| {
         let line = text.trim();
         if line.is_empty() {
-            continue;
+            return;
         }
         match serde_json::from_str::<Value>(line) {
-            Ok(Value::String(s)) => emit(candidate_or_rejection(
-                position(line_number),
-                &s,
-                None,
-                None,
-            )),
+            Ok(Value::String(s)) => emit(candidate_or_rejection(position, &s, None, None)),
             Ok(Value::Object(object))
                 if object.contains_key("type") && object.contains_key("id") =>
             {
-                stix_object(&object, position(line_number), &mut markings, None, emit);
+                stix_object(&object, position, &mut markings, None, emit);
             }
-            Ok(Value::Object(object)) => plain_object(object, position(line_number), emit),
+            Ok(Value::Object(object)) => plain_object(object, position, emit),
             Ok(other) => emit(Item::Rejected(Rejection {
-                position: position(line_number),
+                position,
                 input: truncate(line),
                 reason: format!(
                     "expected a string or an object, found {}",
@@ -80,12 +44,12 @@ pub(super) fn read_lines(reader: &mut dyn BufRead, file: &Arc<str>, emit: &mut d
                 ),
             })),
             Err(e) => emit(Item::Rejected(Rejection {
-                position: position(line_number),
+                position,
                 input: truncate(line),
                 reason: format!("invalid JSON: {e}"),
             })),
         }
-    }
+    });
 }
 
 fn plain_object(mut object: Map<String, Value>, position: Position, emit: &mut dyn FnMut(Item)) {

@@ -240,12 +240,54 @@ impl Read for CountingReader<'_> {
     }
 }
 
+/// Calls `each` with the position and text of every line of `reader`. Lines longer than
+/// [`MAX_LINE_BYTES`] and read errors become rejections; a read error ends the input.
+pub(crate) fn for_each_line(
+    reader: &mut dyn BufRead,
+    file: &Arc<str>,
+    emit: &mut dyn FnMut(Item),
+    mut each: impl FnMut(Position, &str, &mut dyn FnMut(Item)),
+) {
+    let mut buf = Vec::with_capacity(512);
+    let mut line_number = 0u64;
+    loop {
+        let position = |line| Position {
+            file: Arc::clone(file),
+            line,
+            object: None,
+        };
+        let (consumed, overlong) = match read_line_bounded(reader, &mut buf) {
+            Ok(read) => read,
+            Err(e) => {
+                let reason = format!("read error, rest of input skipped: {e}");
+                emit(Item::Rejected(Rejection {
+                    position: position(line_number + 1),
+                    input: String::new(),
+                    reason,
+                }));
+                return;
+            }
+        };
+        if consumed == 0 {
+            return;
+        }
+        line_number += 1;
+        if overlong {
+            let reason = format!("line longer than {MAX_LINE_BYTES} bytes");
+            emit(Item::Rejected(Rejection {
+                position: position(line_number),
+                input: String::new(),
+                reason,
+            }));
+            continue;
+        }
+        each(position(line_number), &line_text(&buf), emit);
+    }
+}
+
 /// Reads one line (up to `\n`) into `buf`, at most [`MAX_LINE_BYTES`]. Returns the number of
 /// bytes consumed (0 at end of input) and whether the line was cut (the rest is skipped).
-pub(crate) fn read_line_bounded(
-    reader: &mut dyn BufRead,
-    buf: &mut Vec<u8>,
-) -> io::Result<(usize, bool)> {
+fn read_line_bounded(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<(usize, bool)> {
     buf.clear();
     let mut consumed = 0;
     let mut overlong = false;
@@ -277,7 +319,7 @@ fn memchr_newline(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Turns a raw line into text: strips the line ending and a leading byte-order mark.
-pub(crate) fn line_text(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+fn line_text(raw: &[u8]) -> std::borrow::Cow<'_, str> {
     let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
     let raw = raw.strip_prefix(b"\xef\xbb\xbf").unwrap_or(raw);

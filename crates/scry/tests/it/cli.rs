@@ -6,7 +6,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::Value;
 
-use super::{run, scry, text, workspace};
+use super::{run, run_args, scry, text, workspace};
 
 fn example() -> std::path::PathBuf {
     workspace().join("examples/iocs.txt")
@@ -247,14 +247,7 @@ fn gzip_and_several_inputs_at_once() {
 #[test]
 fn usage_and_configuration_errors_exit_2_and_say_what_to_do() {
     let home = tempfile::tempdir().expect("tempdir");
-    let missing = run(
-        {
-            let mut c = scry(home.path());
-            c.args(["enrich", "nope.txt"]);
-            c
-        },
-        b"",
-    );
+    let missing = run_args(home.path(), &["enrich", "nope.txt"], b"");
     assert_eq!(missing.status.code(), Some(2));
     assert!(
         text(&missing.stderr).contains("cannot read nope.txt")
@@ -264,14 +257,7 @@ fn usage_and_configuration_errors_exit_2_and_say_what_to_do() {
     );
 
     std::fs::write(home.path().join("scry.toml"), "[enrich]\nconcurency = 4\n").expect("write");
-    let typo = run(
-        {
-            let mut c = scry(home.path());
-            c.args(["config", "check"]);
-            c
-        },
-        b"",
-    );
+    let typo = run_args(home.path(), &["config", "check"], b"");
     assert_eq!(typo.status.code(), Some(2));
     let stderr = text(&typo.stderr);
     assert!(
@@ -284,14 +270,7 @@ fn usage_and_configuration_errors_exit_2_and_say_what_to_do() {
         "[egress]\nallowlist = [\"10.0.0.0/8\", \"10.0.0.9-10.0.0.1\"]\n",
     )
     .expect("write");
-    let bad_entry = run(
-        {
-            let mut c = scry(home.path());
-            c.args(["config", "check"]);
-            c
-        },
-        b"",
-    );
+    let bad_entry = run_args(home.path(), &["config", "check"], b"");
     assert_eq!(bad_entry.status.code(), Some(2));
     assert!(
         text(&bad_entry.stderr).contains("10.0.0.9-10.0.0.1"),
@@ -300,12 +279,9 @@ fn usage_and_configuration_errors_exit_2_and_say_what_to_do() {
     );
 
     std::fs::remove_file(home.path().join("scry.toml")).expect("remove");
-    let bad_tlp = run(
-        {
-            let mut c = scry(home.path());
-            c.args(["enrich", "--tlp", "purple", "-"]);
-            c
-        },
+    let bad_tlp = run_args(
+        home.path(),
+        &["enrich", "--tlp", "purple", "-"],
         b"8.8.8.8\n",
     );
     assert_eq!(bad_tlp.status.code(), Some(2));
@@ -315,38 +291,17 @@ fn usage_and_configuration_errors_exit_2_and_say_what_to_do() {
         text(&bad_tlp.stderr)
     );
 
-    let bad_flag = run(
-        {
-            let mut c = scry(home.path());
-            c.args(["enrich", "--format", "yaml"]);
-            c
-        },
-        b"",
-    );
+    let bad_flag = run_args(home.path(), &["enrich", "--format", "yaml"], b"");
     assert_eq!(bad_flag.status.code(), Some(2));
 }
 
 #[test]
 fn config_init_writes_a_file_that_checks_and_env_overrides_it() {
     let home = tempfile::tempdir().expect("tempdir");
-    let init = run(
-        {
-            let mut c = scry(home.path());
-            c.args(["config", "init"]);
-            c
-        },
-        b"",
-    );
+    let init = run_args(home.path(), &["config", "init"], b"");
     assert_eq!(init.status.code(), Some(0), "{}", text(&init.stderr));
     assert!(home.path().join("scry.toml").exists());
-    let again = run(
-        {
-            let mut c = scry(home.path());
-            c.args(["config", "init"]);
-            c
-        },
-        b"",
-    );
+    let again = run_args(home.path(), &["config", "init"], b"");
     assert_eq!(
         again.status.code(),
         Some(2),
@@ -406,12 +361,9 @@ fn allowlisted_indicators_from_config_are_skipped() {
         "[egress]\nallowlist_files = [\"allow.txt\"]\n",
     )
     .expect("write");
-    let output = run(
-        {
-            let mut c = scry(home.path());
-            c.args(["enrich", "--format", "jsonl", "-"]);
-            c
-        },
+    let output = run_args(
+        home.path(),
+        &["enrich", "--format", "jsonl", "-"],
         b"45.155.205.233\nvpn.ourcompany.com\n45.155.206.1\n",
     );
     let records: Vec<Value> = text(&output.stdout)

@@ -48,6 +48,13 @@ pub(crate) fn run(mut command: Command, stdin: &[u8]) -> Output {
     output
 }
 
+/// Runs `scry ARGS` in `home` with `stdin`.
+pub(crate) fn run_args(home: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut command = scry(home);
+    command.args(args);
+    run(command, stdin)
+}
+
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

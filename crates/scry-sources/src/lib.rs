@@ -9,6 +9,9 @@
 //! Sources know nothing of input files, output formats or the CLI.
 
 pub mod classify;
+pub mod criminalip;
+pub mod guard;
+pub mod secret;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +19,8 @@ use std::pin::Pin;
 use scry_core::{Cleared, Destination, Observable, Reason};
 
 pub use classify::Classification;
+pub use criminalip::{CriminalIp, CriminalIpSettings};
+pub use secret::Secret;
 
 /// The future a source returns; boxed so sources can be held as trait objects.
 pub type SourceFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -34,6 +39,8 @@ pub struct Finding {
     pub from_cache: bool,
     /// Credits the call cost (0 for cached answers and free sources).
     pub credits: u32,
+    /// The raw answers behind the finding, by call, kept whole for storage and re-analysis.
+    pub raw: Vec<(String, serde_json::Value)>,
 }
 
 /// Per-request options a front end passes down.

@@ -1,0 +1,335 @@
+//! What Criminal IP answers mean for an analyst: reasons with points, labels, and the details
+//! shown under `sources.criminalip` (pure functions over decoded answers).
+//!
+//! The base of an indicator's points is the worse of its inbound and outbound levels (Critical 90,
+//! Dangerous 80, Moderate 50, Low 20, Safe 0) and the reason says which side it came from; other
+//! signals add to it. Labels name a property, never a value (`tor`, not `tor-exit-1.2.3.4`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use scry_core::Reason;
+use serde_json::{Map, Value, json};
+
+use super::wire::{DomainReport, IpReport, Level, MaliciousInfo, Port, Vulnerability, Whois};
+use crate::Finding;
+
+pub(crate) const SOURCE: &str = "criminalip";
+
+/// Points for a risk level.
+pub fn level_points(level: Level) -> i32 {
+    match level {
+        Level::Critical => 90,
+        Level::Dangerous => 80,
+        Level::Moderate => 50,
+        Level::Low => 20,
+        Level::Safe => 0,
+    }
+}
+
+fn reason(signal: &str, value: impl Into<String>, points: i32) -> Reason {
+    Reason { source: SOURCE.into(), signal: signal.into(), value: value.into(), points }
+}
+
+/// Services that give remote control of a host when exposed.
+const REMOTE_ACCESS: &[&str] = &["rdp", "vnc", "telnet", "ssh", "smb", "winrm"];
+
+/// The link to Criminal IP's page for an IP.
+pub fn ip_report_url(ip: &str) -> String {
+    format!("https://www.criminalip.io/asset/report/{ip}")
+}
+
+/// The link to Criminal IP's page for a domain scan.
+pub fn domain_report_url(scan_id: u64) -> String {
+    format!("https://www.criminalip.io/domain/report?scan_id={scan_id}")
+}
+
+/// Keeps the newest record of each (port, socket): reports list historical scans too.
+fn current_ports(ports: &[Port]) -> Vec<&Port> {
+    let mut newest: BTreeMap<(u16, String), &Port> = BTreeMap::new();
+    for port in ports {
+        let Some(number) = port.open_port_no else { continue };
+        let key = (number, port.socket.clone().unwrap_or_default().to_ascii_lowercase());
+        let newer = newest.get(&key).is_none_or(|seen| port.confirmed_time > seen.confirmed_time);
+        if newer {
+            newest.insert(key, port);
+        }
+    }
+    newest.into_values().collect()
+}
+
+fn known(text: &Option<String>) -> Option<&str> {
+    text.as_deref().map(str::trim).filter(|t| !t.is_empty() && !matches!(*t, "N/A" | "Unknown" | "unknown"))
+}
+
+fn whois_details(whois: &Whois) -> Map<String, Value> {
+    let mut details = Map::new();
+    let mut put = |key: &str, value: Option<Value>| {
+        if let Some(v) = value {
+            details.insert(key.into(), v);
+        }
+    };
+    put("asn", whois.as_no.as_ref().and_then(|a| a.0.parse::<u64>().ok()).map(Value::from));
+    put("as_name", whois.as_name.clone().map(Value::from));
+    put("organization", whois.org_name.clone().map(Value::from));
+    put("country", whois.org_country_code.as_ref().map(|c| Value::from(c.to_ascii_uppercase())));
+    put("region", whois.region.clone().filter(|r| !r.is_empty()).map(Value::from));
+    put("city", whois.city.clone().filter(|c| !c.is_empty()).map(Value::from));
+    put("latitude", whois.latitude.map(Value::from));
+    put("longitude", whois.longitude.map(Value::from));
+    details
+}
+
+fn vulnerability_details(v: &Vulnerability) -> Value {
+    json!({
+        "cve": v.cve_id,
+        "cvss_v3": v.cvssv3_score,
+        "cvss_v2": v.cvssv2_score,
+        "product": v.app_name,
+        "version": v.app_version,
+        "ports": v.open_port_no.iter().filter_map(|p| p.port).collect::<Vec<_>>(),
+    })
+}
+
+/// The finding for an IP report (and malicious-info, when it was asked for).
+pub fn ip_finding(ip: &str, report: &IpReport, malicious: Option<&MaliciousInfo>) -> Finding {
+    let mut reasons = Vec::new();
+    let mut tags = BTreeSet::new();
+    let score = report.score.clone().unwrap_or_default();
+    let (inbound, outbound) = (score.inbound, score.outbound);
+    match (inbound, outbound) {
+        (None, None) => {}
+        _ => {
+            let (side, level, other) = if outbound >= inbound { ("outbound", outbound, inbound) } else { ("inbound", inbound, outbound) };
+            let level = level.expect("the worse side has a level");
+            let other_side = if side == "outbound" { "inbound" } else { "outbound" };
+            let other_text = other.map_or("unknown", Level::as_str);
+            reasons.push(reason(&format!("{side}-score"), format!("{} ({side}; {other_side} {other_text})", level.as_str()), level_points(level)));
+        }
+    }
+
+    let issues = report.issues.clone().unwrap_or_default();
+    let flag = |f: &super::wire::Lenient<bool>| f.0 == Some(true);
+    let flags: Vec<(&str, bool, i32, &str)> = vec![
+        ("tor", flag(&issues.is_tor), 15, "Tor exit or relay"),
+        ("anonymous-vpn", flag(&issues.is_anonymous_vpn), 10, "anonymous VPN"),
+        ("vpn", flag(&issues.is_vpn), 5, "VPN"),
+        ("proxy", flag(&issues.is_proxy), 5, "proxy"),
+        ("darkweb", flag(&issues.is_darkweb), 10, "seen on the dark web"),
+        ("scanner", flag(&issues.is_scanner), 10, "scanner"),
+        ("ids", flag(&issues.is_snort), 10, "IDS signatures fired"),
+        ("hosting", flag(&issues.is_hosting), 0, "hosting"),
+        ("cloud", flag(&issues.is_cloud), 0, "cloud"),
+        ("mobile", flag(&issues.is_mobile), 0, "mobile network"),
+    ];
+    for (label, set, points, what) in &flags {
+        if *set {
+            tags.insert((*label).to_owned());
+            if *points > 0 {
+                reasons.push(reason(label, *what, *points));
+            }
+        }
+    }
+
+    let ports_section = report.port.0.clone().unwrap_or_default();
+    let ports = current_ports(&ports_section.data);
+    let mut c2_tags = BTreeSet::new();
+    let mut remote = BTreeSet::new();
+    for port in &ports {
+        for tag in port.tags.iter().flatten() {
+            let lower = tag.to_ascii_lowercase();
+            if lower == "c2" || lower.starts_with("c2_") || lower.contains("cobalt strike") {
+                c2_tags.insert(tag.clone());
+            }
+        }
+        let protocol = known(&port.protocol).unwrap_or("").to_ascii_lowercase();
+        if REMOTE_ACCESS.contains(&protocol.as_str()) {
+            remote.insert(format!("{}/{}", protocol, port.open_port_no.unwrap_or(0)));
+        }
+    }
+    if !c2_tags.is_empty() {
+        tags.insert("c2".into());
+        reasons.push(reason("c2", c2_tags.iter().cloned().collect::<Vec<_>>().join(", "), 30));
+    }
+    let remote_access = malicious.and_then(|m| m.can_remote_access) == Some(true);
+    if !remote.is_empty() || remote_access {
+        tags.insert("remote-access".into());
+        let value = if remote.is_empty() { "remote access possible".to_owned() } else { remote.iter().cloned().collect::<Vec<_>>().join(", ") };
+        reasons.push(reason("remote-access", value, 5));
+    }
+
+    let vulns = report.vulnerability.0.clone().unwrap_or_default().data;
+    let worst = vulns
+        .iter()
+        .filter_map(|v| Some((v.cvssv3_score.or(v.cvssv2_score)?, v.cve_id.clone()?)))
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some((cvss, cve)) = &worst {
+        let points = if *cvss >= 9.0 { 20 } else if *cvss >= 7.0 { 10 } else if *cvss >= 4.0 { 5 } else { 0 };
+        if points > 0 {
+            tags.insert("vulnerable".into());
+            reasons.push(reason("exploitable-cve", format!("{cve} (CVSS {cvss:.1}, {} CVEs exposed)", vulns.len()), points));
+        }
+    }
+
+    let categories: BTreeSet<String> = report
+        .ip_category
+        .0
+        .clone()
+        .unwrap_or_default()
+        .data
+        .iter()
+        .filter_map(|c| c.kind.as_ref().map(|k| k.trim().to_ascii_lowercase()))
+        .filter(|k| !k.is_empty())
+        .collect();
+    let malicious_categories: Vec<&String> = categories.iter().filter(|c| matches!(c.as_str(), "malware" | "phishing" | "ddos" | "botnet" | "c2" | "spam" | "misp")).collect();
+    if !malicious_categories.is_empty() {
+        reasons.push(reason("malicious-category", malicious_categories.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "), 15));
+    }
+    for category in &categories {
+        let label = category.replace(' ', "-");
+        if matches!(label.as_str(), "phishing" | "malware" | "scanner" | "proxy" | "vpn" | "tor" | "ddos" | "botnet" | "spam") {
+            tags.insert(label);
+        }
+    }
+    if malicious.and_then(|m| m.is_malicious) == Some(true) {
+        tags.insert("malicious".into());
+        reasons.push(reason("malicious-info", "flagged malicious", 10));
+    }
+
+    let whois = report.whois.0.clone().unwrap_or_default().data;
+    let mut details = Map::new();
+    details.insert("inbound".into(), inbound.map_or(Value::Null, |l| Value::from(l.as_str())));
+    details.insert("outbound".into(), outbound.map_or(Value::Null, |l| Value::from(l.as_str())));
+    details.insert(
+        "flags".into(),
+        Value::from(flags.iter().filter(|f| f.1).map(|f| f.0).collect::<Vec<_>>()),
+    );
+    if let Some(first) = whois.first() {
+        details.extend(whois_details(first));
+    }
+    details.insert(
+        "services".into(),
+        Value::from(
+            ports
+                .iter()
+                .map(|p| {
+                    json!({
+                        "port": p.open_port_no,
+                        "transport": p.socket.as_deref().map(str::to_ascii_lowercase),
+                        "protocol": known(&p.protocol),
+                        "product": known(&p.app_name),
+                        "version": known(&p.app_version),
+                        "banner": p.banner.as_deref().map(|b| b.chars().take(200).collect::<String>()),
+                        "vulnerable": p.is_vulnerability,
+                        "tags": p.tags,
+                        "last_seen": p.confirmed_time,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        ),
+    );
+    details.insert("vulnerabilities".into(), Value::from(vulns.iter().map(vulnerability_details).collect::<Vec<_>>()));
+    details.insert("categories".into(), Value::from(categories.iter().cloned().collect::<Vec<_>>()));
+    let hostnames: Vec<String> = report.hostname.0.clone().unwrap_or_default().data.into_iter().filter_map(|h| h.domain_name_full).collect();
+    details.insert("hostnames".into(), Value::from(hostnames));
+    details.insert("connected_domains".into(), Value::from(report.domain.0.as_ref().map_or(0, |d| d.count.0.unwrap_or(d.data.len() as u64))));
+    details.insert("ids_hits".into(), Value::from(report.ids.0.as_ref().map_or(0, |d| d.data.len())));
+    if let Some(m) = malicious {
+        details.insert("is_malicious".into(), m.is_malicious.map_or(Value::Null, Value::from));
+        details.insert("can_remote_access".into(), m.can_remote_access.map_or(Value::Null, Value::from));
+    }
+
+    Finding {
+        reasons,
+        tags: tags.into_iter().collect(),
+        details: Value::Object(details),
+        report_url: Some(ip_report_url(ip)),
+        ..Finding::default()
+    }
+}
+
+/// The finding for a domain or URL scan.
+pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport) -> Finding {
+    let mut reasons = Vec::new();
+    let mut tags = BTreeSet::new();
+    let summary = report.summary.clone().unwrap_or_default();
+    let main = report.main_domain_info.clone().unwrap_or_default();
+    let level = main.domain_score.as_ref().and_then(|s| s.score);
+    if let Some(level) = level {
+        reasons.push(reason("domain-score", level.as_str(), level_points(level)));
+    }
+    if let Some(probability) = summary.url_phishing_prob {
+        let points = if probability >= 80.0 { 40 } else if probability >= 50.0 { 25 } else if probability >= 20.0 { 10 } else { 0 };
+        if points > 0 {
+            tags.insert("phishing".into());
+            reasons.push(reason("phishing-probability", format!("{probability:.1} %"), points));
+        }
+    }
+    if let Some(cred) = summary.cred_input.as_deref().filter(|c| !matches!(c.to_ascii_lowercase().as_str(), "safe" | "none" | "")) {
+        tags.insert("credential-harvesting".into());
+        reasons.push(reason("credential-input", cred, 15));
+    }
+    if summary.fake_domain == Some(true) {
+        tags.insert("impersonation".into());
+        reasons.push(reason("fake-domain", "imitates another domain", 20));
+    }
+    if let Some(files) = summary.suspicious_file.filter(|n| *n > 0) {
+        tags.insert("suspicious-file".into());
+        reasons.push(reason("suspicious-file", files.to_string(), 15));
+    }
+    if let Some(records) = summary.phishing_record.filter(|n| *n > 0) {
+        tags.insert("phishing".into());
+        reasons.push(reason("phishing-record", records.to_string(), 10));
+    }
+    if let Some(dga) = summary.dga_score.filter(|d| *d >= 8.0) {
+        tags.insert("dga".into());
+        reasons.push(reason("dga-score", format!("{dga:.1}"), 10));
+    }
+    if let Some(born) = summary.newborn_domain.as_deref().filter(|d| !d.trim().is_empty()) {
+        tags.insert("newborn-domain".into());
+        reasons.push(reason("newborn-domain", born, 5));
+    }
+
+    let ips = |list: &[super::wire::MappedIp]| -> Value {
+        Value::from(
+            list.iter()
+                .map(|m| json!({ "ip": m.ip, "score": m.score.map(Level::as_str), "as_name": m.as_name, "asn": m.asn.as_ref().map(|a| a.0.clone()), "country": m.country }))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let countries: Vec<String> = summary.list_of_countries.iter().flatten().flatten().map(|c| c.to_ascii_uppercase()).collect();
+    let details = json!({
+        "scan_id": scan_id,
+        "domain_score": level.map(Level::as_str),
+        "phishing_probability": summary.url_phishing_prob,
+        "credential_input": summary.cred_input,
+        "fake_domain": summary.fake_domain,
+        "suspicious_files": summary.suspicious_file,
+        "phishing_records": summary.phishing_record,
+        "dga_score": summary.dga_score,
+        "newborn_domain": summary.newborn_domain,
+        "created": main.domain_created,
+        "registrar": main.domain_registrar,
+        "title": main.title,
+        "mapped_ips": ips(&report.mapped_ip),
+        "connected_ips": ips(if report.connected_ip_info.is_empty() { &report.connected_ip } else { &report.connected_ip_info }),
+        "countries": countries,
+        "certificates": report.certificates.iter().map(|c| json!({"subject": c.subject, "issuer": c.issuer, "valid_from": c.valid_from, "valid_to": c.valid_to})).collect::<Vec<_>>(),
+        "report_time": report.report_time,
+    });
+    Finding {
+        reasons,
+        tags: tags.into_iter().collect(),
+        details,
+        report_url: scan_id.map(domain_report_url),
+        ..Finding::default()
+    }
+}
+
+/// The worst level an answer shows, for choosing how long to cache it.
+pub fn worst_level(finding: &Finding) -> Option<Level> {
+    ["inbound", "outbound", "domain_score"]
+        .iter()
+        .filter_map(|k| finding.details.get(*k))
+        .filter_map(Level::from_value)
+        .max()
+}

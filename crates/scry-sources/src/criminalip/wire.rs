@@ -1,0 +1,460 @@
+//! The Criminal IP answers as they arrive, decoded tolerantly.
+//!
+//! The API has no published schema and has changed shape over the years (see
+//! `shared/reference/criminalip-api.md` §3): scores are strings (`"Critical"`), lower-case strings
+//! or legacy integers 1–5; `asn` is an int or a string; `city` can be an object or empty; sections
+//! can be null, missing or hold historical duplicates. Every field here is optional, every list
+//! element is [`Lenient`] (an element of an unexpected shape is dropped, not fatal), and the raw
+//! JSON is kept beside the decoded view so nothing the service sent is lost.
+
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A value that is decoded if it can be, and is `None` otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lenient<T>(pub Option<T>);
+
+impl<T> Default for Lenient<T> {
+    fn default() -> Lenient<T> {
+        Lenient(None)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Lenient<T>, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Ok(Lenient(serde_json::from_value(value).ok()))
+    }
+}
+
+/// A `{count, data: [...]}` section; elements that do not decode are left out.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Section<T: DeserializeOwned> {
+    pub count: Lenient<u64>,
+    #[serde(deserialize_with = "lenient_list")]
+    pub data: Vec<T>,
+}
+
+impl<T: DeserializeOwned> Default for Section<T> {
+    fn default() -> Section<T> {
+        Section { count: Lenient(None), data: Vec::new() }
+    }
+}
+
+fn lenient_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<Vec<T>, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    Ok(match value {
+        Value::Array(items) => items.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect(),
+        _ => Vec::new(),
+    })
+}
+
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<Option<T>, D::Error> {
+    Ok(Lenient::<T>::deserialize(deserializer)?.0)
+}
+
+/// Criminal IP's five-step risk level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Level {
+    Safe,
+    Low,
+    Moderate,
+    Dangerous,
+    Critical,
+}
+
+impl Level {
+    /// Accepts `"Critical"`, `"critical"`, and the legacy integers (0 and 1 Safe … 5 Critical).
+    pub fn from_value(value: &Value) -> Option<Level> {
+        match value {
+            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "safe" => Some(Level::Safe),
+                "low" => Some(Level::Low),
+                "moderate" => Some(Level::Moderate),
+                "dangerous" => Some(Level::Dangerous),
+                "critical" => Some(Level::Critical),
+                _ => None,
+            },
+            Value::Number(n) => match n.as_f64()? as i64 {
+                0 | 1 => Some(Level::Safe),
+                2 => Some(Level::Low),
+                3 => Some(Level::Moderate),
+                4 => Some(Level::Dangerous),
+                5 => Some(Level::Critical),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Safe => "Safe",
+            Level::Low => "Low",
+            Level::Moderate => "Moderate",
+            Level::Dangerous => "Dangerous",
+            Level::Critical => "Critical",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Level, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Level::from_value(&value).ok_or_else(|| serde::de::Error::custom(format!("unknown level {value}")))
+    }
+}
+
+/// Text that may arrive as a string or a number (`asn`, `postal_code`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Text(pub String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Text, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::String(s) => Ok(Text(s)),
+            Value::Number(n) => Ok(Text(n.to_string())),
+            other => Err(serde::de::Error::custom(format!("expected text, found {other}"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ScorePair {
+    #[serde(deserialize_with = "lenient")]
+    pub inbound: Option<Level>,
+    #[serde(deserialize_with = "lenient")]
+    pub outbound: Option<Level>,
+}
+
+/// The boolean flags (`issues` in current reports, `tags` in legacy ones).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Issues {
+    pub is_vpn: Lenient<bool>,
+    pub is_proxy: Lenient<bool>,
+    pub is_cloud: Lenient<bool>,
+    pub is_tor: Lenient<bool>,
+    pub is_hosting: Lenient<bool>,
+    pub is_mobile: Lenient<bool>,
+    pub is_darkweb: Lenient<bool>,
+    pub is_scanner: Lenient<bool>,
+    pub is_snort: Lenient<bool>,
+    pub is_anonymous_vpn: Lenient<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Whois {
+    #[serde(deserialize_with = "lenient")]
+    pub as_name: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub as_no: Option<Text>,
+    /// A string, or an object / empty value in some rows: only a string is kept.
+    #[serde(deserialize_with = "lenient")]
+    pub city: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub region: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub org_name: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub org_country_code: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub latitude: Option<f64>,
+    #[serde(deserialize_with = "lenient")]
+    pub longitude: Option<f64>,
+    #[serde(deserialize_with = "lenient")]
+    pub confirmed_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Port {
+    #[serde(deserialize_with = "lenient")]
+    pub open_port_no: Option<u16>,
+    #[serde(deserialize_with = "lenient")]
+    pub socket: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub protocol: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub app_name: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub app_version: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub banner: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub port_status: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub tags: Option<Vec<String>>,
+    #[serde(deserialize_with = "lenient")]
+    pub is_vulnerability: Option<bool>,
+    #[serde(deserialize_with = "lenient")]
+    pub confirmed_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct PortRef {
+    #[serde(deserialize_with = "lenient")]
+    pub port: Option<u16>,
+    #[serde(deserialize_with = "lenient")]
+    pub socket: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Vulnerability {
+    #[serde(deserialize_with = "lenient")]
+    pub cve_id: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub cve_description: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub cvssv3_score: Option<f64>,
+    #[serde(deserialize_with = "lenient")]
+    pub cvssv2_score: Option<f64>,
+    #[serde(deserialize_with = "lenient")]
+    pub app_name: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub app_version: Option<String>,
+    /// A list of `{port, socket}` in current reports; a bare number in some captures.
+    #[serde(deserialize_with = "port_refs")]
+    pub open_port_no: Vec<PortRef>,
+}
+
+fn port_refs<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<PortRef>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Array(items) => items.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect(),
+        Value::Number(n) => n.as_u64().and_then(|p| u16::try_from(p).ok()).map(|p| vec![PortRef { port: Some(p), socket: None }]).unwrap_or_default(),
+        _ => Vec::new(),
+    })
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Category {
+    #[serde(rename = "type", deserialize_with = "lenient")]
+    pub kind: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub detect_source: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub confirmed_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct IdsHit {
+    #[serde(deserialize_with = "lenient")]
+    pub classification: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub message: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub source_system: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub confirmed_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Hostname {
+    #[serde(deserialize_with = "lenient")]
+    pub domain_name_full: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ConnectedDomain {
+    #[serde(deserialize_with = "lenient")]
+    pub domain: Option<String>,
+}
+
+/// `GET /v1/asset/ip/report` (current) and `GET /v1/ip/data` (legacy).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct IpReport {
+    #[serde(deserialize_with = "lenient")]
+    pub ip: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub score: Option<ScorePair>,
+    #[serde(alias = "tags", deserialize_with = "lenient")]
+    pub issues: Option<Issues>,
+    pub whois: Lenient<Section<Whois>>,
+    pub port: Lenient<Section<Port>>,
+    pub vulnerability: Lenient<Section<Vulnerability>>,
+    pub ip_category: Lenient<Section<Category>>,
+    pub ids: Lenient<Section<IdsHit>>,
+    pub hostname: Lenient<Section<Hostname>>,
+    pub domain: Lenient<Section<ConnectedDomain>>,
+    pub protected_ip: Lenient<Section<Value>>,
+    pub honeypot: Lenient<Section<Value>>,
+}
+
+/// `GET /v1/feature/ip/malicious-info`: the extra signals it adds.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct MaliciousInfo {
+    #[serde(deserialize_with = "lenient")]
+    pub is_malicious: Option<bool>,
+    #[serde(deserialize_with = "lenient")]
+    pub can_remote_access: Option<bool>,
+    #[serde(deserialize_with = "lenient")]
+    pub is_anonymous_vpn: Option<bool>,
+    pub scanning_record: Lenient<Section<Value>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct DomainScore {
+    #[serde(deserialize_with = "lenient")]
+    pub score: Option<Level>,
+    #[serde(deserialize_with = "lenient")]
+    pub score_num: Option<f64>,
+    #[serde(deserialize_with = "lenient")]
+    pub score_percentage: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct MainDomainInfo {
+    #[serde(deserialize_with = "lenient")]
+    pub main_domain: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub domain_created: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub domain_registrar: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub domain_score: Option<DomainScore>,
+    #[serde(deserialize_with = "lenient")]
+    pub title: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct DomainSummary {
+    #[serde(deserialize_with = "lenient")]
+    pub url_phishing_prob: Option<f64>,
+    #[serde(deserialize_with = "lenient")]
+    pub phishing_record: Option<u64>,
+    #[serde(deserialize_with = "lenient")]
+    pub suspicious_file: Option<u64>,
+    #[serde(deserialize_with = "lenient")]
+    pub cred_input: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub fake_domain: Option<bool>,
+    #[serde(deserialize_with = "lenient")]
+    pub dga_score: Option<f64>,
+    #[serde(deserialize_with = "lenient")]
+    pub newborn_domain: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub punycode: Option<bool>,
+    #[serde(deserialize_with = "lenient")]
+    pub list_of_countries: Option<Vec<Option<String>>>,
+    #[serde(deserialize_with = "lenient")]
+    pub abuse_record: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct MappedIp {
+    #[serde(deserialize_with = "lenient")]
+    pub ip: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub as_name: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub country: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub score: Option<Level>,
+    #[serde(deserialize_with = "lenient")]
+    pub asn: Option<Text>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Certificate {
+    #[serde(deserialize_with = "lenient")]
+    pub subject: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub issuer: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub valid_from: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub valid_to: Option<String>,
+}
+
+/// `data` of `GET /v2/domain/report/{id}` (and the 2022 / 2024 v1 shapes).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct DomainReport {
+    #[serde(deserialize_with = "lenient")]
+    pub summary: Option<DomainSummary>,
+    #[serde(deserialize_with = "lenient")]
+    pub main_domain_info: Option<MainDomainInfo>,
+    #[serde(deserialize_with = "lenient_list")]
+    pub mapped_ip: Vec<MappedIp>,
+    #[serde(deserialize_with = "lenient_list")]
+    pub connected_ip: Vec<MappedIp>,
+    #[serde(deserialize_with = "lenient_list")]
+    pub connected_ip_info: Vec<MappedIp>,
+    #[serde(deserialize_with = "lenient_list")]
+    pub certificates: Vec<Certificate>,
+    /// `domain_type` is a string (2022) or a list of `{name, type}` (2024).
+    #[serde(deserialize_with = "lenient")]
+    pub classification: Option<Value>,
+    #[serde(deserialize_with = "lenient")]
+    pub report_time: Option<String>,
+}
+
+/// An earlier scan in `GET /v1/domain/reports`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct EarlierScan {
+    #[serde(deserialize_with = "lenient")]
+    pub scan_id: Option<u64>,
+    #[serde(deserialize_with = "lenient")]
+    pub reg_dtime: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct EarlierScans {
+    #[serde(deserialize_with = "lenient_list")]
+    pub reports: Vec<EarlierScan>,
+}
+
+/// `POST /v1/user/me`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Account {
+    #[serde(deserialize_with = "lenient")]
+    pub account_type: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub email: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub name: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub max_search: Option<Value>,
+    #[serde(deserialize_with = "lenient")]
+    pub last_access_date: Option<String>,
+}
+
+/// Parses `"YYYY-MM-DD HH:MM:SS"` (or a date alone) as days since 1970-01-01 UTC.
+pub fn days_since_epoch(timestamp: &str) -> Option<i64> {
+    let date = timestamp.trim().get(..10)?;
+    let mut parts = date.split('-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: i64 = parts.next()?.parse().ok()?;
+    let day: i64 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}

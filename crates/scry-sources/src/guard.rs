@@ -1,0 +1,490 @@
+//! The one limiter, one budget and one cache every call to a paid source goes through
+//! (DESIGN.md invariant 2).
+//!
+//! - [`RateWindow`] allows at most N requests in any sliding window (e.g. 5 per second). A window
+//!   log is used instead of a token bucket because the promise is about *any* window — what the
+//!   vendor (and the sandbox's request log) counts — and a GCRA bucket admits a burst at the edge
+//!   of a window. A small margin absorbs loopback jitter between sending and arrival.
+//! - a semaphore caps the requests in flight (non-Enterprise Criminal IP keys allow one);
+//! - [`Budget`] counts credits per UTC day and month, raises an alert once per period when usage
+//!   crosses the threshold, and refuses to spend past the limit;
+//! - [`AnswerCache`] keeps answers per (key fingerprint, call, indicator, parameters) for a TTL
+//!   chosen per answer, and collapses identical calls already in flight into one;
+//! - [`CallMetrics`] counts calls, outcomes, retries, cache hits, credits and latencies.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// Extra spacing added to every rate window, so that arrival jitter never lets the far end see
+/// more than the limit in one of its windows.
+const WINDOW_MARGIN: Duration = Duration::from_millis(25);
+
+/// At most `max` requests in any window of `window`.
+#[derive(Debug)]
+pub struct RateWindow {
+    max: usize,
+    window: Duration,
+    sent: Mutex<VecDeque<Instant>>,
+}
+
+impl RateWindow {
+    pub fn new(max: u32, window: Duration) -> RateWindow {
+        RateWindow { max: max.max(1) as usize, window: window + WINDOW_MARGIN, sent: Mutex::new(VecDeque::new()) }
+    }
+
+    /// Waits until a request may be sent, and records it as sent.
+    pub async fn acquire(&self) {
+        loop {
+            let wait = {
+                let mut sent = self.sent.lock().expect("rate window lock");
+                let now = Instant::now();
+                while sent.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+                    sent.pop_front();
+                }
+                if sent.len() < self.max {
+                    sent.push_back(now);
+                    return;
+                }
+                self.window - now.duration_since(*sent.front().expect("window is full"))
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// The limiter: a concurrency cap and a rate window, taken in that order for every request.
+#[derive(Debug)]
+pub struct Limiter {
+    slots: Semaphore,
+    rate: RateWindow,
+}
+
+impl Limiter {
+    pub fn new(concurrency: u32, max_requests: u32, per: Duration) -> Limiter {
+        Limiter { slots: Semaphore::new(concurrency.max(1) as usize), rate: RateWindow::new(max_requests, per) }
+    }
+
+    /// Waits for a free slot and a rate allowance; the slot is held until the permit is dropped.
+    pub async fn admit(&self) -> SemaphorePermit<'_> {
+        let permit = self.slots.acquire().await.expect("the semaphore is never closed");
+        self.rate.acquire().await;
+        permit
+    }
+}
+
+/// A calendar period credits are counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Period {
+    Day,
+    Month,
+}
+
+impl Period {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Day => "daily",
+            Period::Month => "monthly",
+        }
+    }
+}
+
+/// Something a budget wants people (and rules) to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BudgetEvent {
+    /// Usage crossed the alert threshold.
+    Alert { period: Period, used: u64, limit: u64, percent: u8 },
+    /// The limit is reached: no more calls this period.
+    Exhausted { period: Period, used: u64, limit: u64 },
+    /// The service itself said the credits are gone ("limit exceeded").
+    RefusedByService { message: String },
+}
+
+/// Credit limits; `None` means no limit for that period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetLimits {
+    pub daily: Option<u64>,
+    pub monthly: Option<u64>,
+    /// Percentage of a limit at which an alert is raised (80 by default).
+    pub alert_percent: u8,
+}
+
+impl Default for BudgetLimits {
+    fn default() -> BudgetLimits {
+        BudgetLimits { daily: None, monthly: None, alert_percent: 80 }
+    }
+}
+
+/// A UTC calendar day as (year, month, day).
+pub type Day = (i64, u32, u32);
+
+/// Today's UTC date.
+pub fn today_utc() -> Day {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    civil_from_days((secs / 86_400) as i64)
+}
+
+/// Converts days since 1970-01-01 into a (year, month, day) date (Howard Hinnant's algorithm).
+pub fn civil_from_days(days: i64) -> Day {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[derive(Debug, Default)]
+struct BudgetState {
+    day: Option<Day>,
+    used_day: u64,
+    used_month: u64,
+    alerted_day: bool,
+    alerted_month: bool,
+    /// The service refused for lack of credits on this day: no calls until the next one.
+    refused_on: Option<Day>,
+}
+
+/// Credits spent against daily and monthly limits.
+#[derive(Debug)]
+pub struct Budget {
+    limits: BudgetLimits,
+    state: Mutex<BudgetState>,
+    events: Mutex<Vec<BudgetEvent>>,
+}
+
+/// The budget refused to spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{} credit budget spent", period.as_str())]
+pub struct BudgetSpent {
+    pub period: Period,
+}
+
+impl Budget {
+    pub fn new(limits: BudgetLimits) -> Budget {
+        Budget { limits, state: Mutex::new(BudgetState::default()), events: Mutex::new(Vec::new()) }
+    }
+
+    pub fn limits(&self) -> BudgetLimits {
+        self.limits
+    }
+
+    /// Spends `credits` on `today` if every limit allows it.
+    pub fn try_spend(&self, credits: u64, today: Day) -> Result<(), BudgetSpent> {
+        let mut guard = self.state.lock().expect("budget lock");
+        let state = &mut *guard;
+        roll_over(state, today);
+        if state.refused_on == Some(today) {
+            return Err(BudgetSpent { period: Period::Day });
+        }
+        for (period, used, limit) in [(Period::Day, state.used_day, self.limits.daily), (Period::Month, state.used_month, self.limits.monthly)] {
+            if let Some(limit) = limit
+                && used + credits > limit
+            {
+                return Err(BudgetSpent { period });
+            }
+        }
+        state.used_day += credits;
+        state.used_month += credits;
+        let mut events = Vec::new();
+        for (period, used, limit, alerted) in [
+            (Period::Day, state.used_day, self.limits.daily, &mut state.alerted_day),
+            (Period::Month, state.used_month, self.limits.monthly, &mut state.alerted_month),
+        ] {
+            let Some(limit) = limit else { continue };
+            if !*alerted && used * 100 >= limit * u64::from(self.limits.alert_percent) {
+                *alerted = true;
+                events.push(BudgetEvent::Alert { period, used, limit, percent: self.limits.alert_percent });
+            }
+            if used == limit {
+                events.push(BudgetEvent::Exhausted { period, used, limit });
+            }
+        }
+        drop(guard);
+        self.emit(events);
+        Ok(())
+    }
+
+    /// Gives back credits reserved for a call that did not happen or was not charged.
+    pub fn refund(&self, credits: u64) {
+        let mut state = self.state.lock().expect("budget lock");
+        state.used_day = state.used_day.saturating_sub(credits);
+        state.used_month = state.used_month.saturating_sub(credits);
+    }
+
+    /// Records that the service refused for lack of credits: no more calls today.
+    pub fn refused_by_service(&self, today: Day, message: &str) {
+        let mut state = self.state.lock().expect("budget lock");
+        roll_over(&mut state, today);
+        let first = state.refused_on != Some(today);
+        state.refused_on = Some(today);
+        drop(state);
+        if first {
+            self.emit(vec![BudgetEvent::RefusedByService { message: message.to_owned() }]);
+        }
+    }
+
+    /// Credits used today and this month.
+    pub fn used(&self) -> (u64, u64) {
+        let state = self.state.lock().expect("budget lock");
+        (state.used_day, state.used_month)
+    }
+
+    /// Every event raised so far, oldest first.
+    pub fn events(&self) -> Vec<BudgetEvent> {
+        self.events.lock().expect("events lock").clone()
+    }
+
+    fn emit(&self, events: Vec<BudgetEvent>) {
+        for event in &events {
+            match event {
+                BudgetEvent::Alert { period, used, limit, percent } => {
+                    tracing::warn!(period = period.as_str(), used, limit, "credit usage reached {percent} % of the {} budget", period.as_str());
+                }
+                BudgetEvent::Exhausted { period, used, limit } => {
+                    tracing::warn!(period = period.as_str(), used, limit, "{} credit budget spent; further calls are skipped until it renews", period.as_str());
+                }
+                BudgetEvent::RefusedByService { message } => {
+                    tracing::error!(%message, "the service refused for lack of credits; calls stop until tomorrow (UTC)");
+                }
+            }
+        }
+        self.events.lock().expect("events lock").extend(events);
+    }
+}
+
+fn roll_over(state: &mut BudgetState, today: Day) {
+    match state.day {
+        Some(day) if day == today => {}
+        Some(day) => {
+            state.used_day = 0;
+            state.alerted_day = false;
+            if (day.0, day.1) != (today.0, today.1) {
+                state.used_month = 0;
+                state.alerted_month = false;
+            }
+            state.day = Some(today);
+        }
+        None => state.day = Some(today),
+    }
+}
+
+/// A cached answer and how long it stays fresh.
+#[derive(Debug)]
+pub struct Cached<T> {
+    pub value: Arc<T>,
+    pub ttl: Duration,
+}
+
+impl<T> Clone for Cached<T> {
+    fn clone(&self) -> Cached<T> {
+        Cached { value: Arc::clone(&self.value), ttl: self.ttl }
+    }
+}
+
+struct PerEntryTtl;
+
+impl<T> moka::Expiry<String, Cached<T>> for PerEntryTtl {
+    fn expire_after_create(&self, _key: &String, value: &Cached<T>, _created_at: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// Answers by (key fingerprint, call, indicator, parameters), each with its own TTL.
+#[derive(Clone)]
+pub struct AnswerCache<T: Send + Sync + 'static> {
+    inner: moka::future::Cache<String, Cached<T>>,
+}
+
+impl<T: Send + Sync + 'static> AnswerCache<T> {
+    pub fn new(max_entries: u64) -> AnswerCache<T> {
+        AnswerCache { inner: moka::future::Cache::builder().max_capacity(max_entries).expire_after(PerEntryTtl).build() }
+    }
+
+    /// The cache key of a call.
+    pub fn key(key_fingerprint: &str, call: &str, indicator: &str, parameters: &str) -> String {
+        format!("{key_fingerprint}\u{1f}{call}\u{1f}{indicator}\u{1f}{parameters}")
+    }
+
+    pub async fn get(&self, key: &str) -> Option<Arc<T>> {
+        self.inner.get(key).await.map(|c| c.value)
+    }
+
+    pub async fn insert(&self, key: String, value: Arc<T>, ttl: Duration) {
+        self.inner.insert(key, Cached { value, ttl }).await;
+    }
+
+    /// Returns the cached answer, or runs `fetch` once for all concurrent callers of the same key
+    /// and caches its answer. The flag says whether the answer came from the cache. Errors are not
+    /// cached.
+    pub async fn get_or_fetch<E, F>(&self, key: String, fetch: F) -> Result<(Arc<T>, bool), Arc<E>>
+    where
+        E: Send + Sync + 'static,
+        F: Future<Output = Result<(T, Duration), E>>,
+    {
+        if let Some(hit) = self.get(&key).await {
+            return Ok((hit, true));
+        }
+        let fetched = std::sync::atomic::AtomicBool::new(false);
+        let entry = self
+            .inner
+            .try_get_with(key, async {
+                fetched.store(true, Ordering::Relaxed);
+                fetch.await.map(|(value, ttl)| Cached { value: Arc::new(value), ttl })
+            })
+            .await?;
+        Ok((entry.value, !fetched.load(Ordering::Relaxed)))
+    }
+}
+
+/// Counters and latencies of the calls a source made.
+#[derive(Debug, Default)]
+pub struct CallMetrics {
+    pub requests: AtomicU64,
+    pub ok: AtomicU64,
+    pub errors: AtomicU64,
+    pub retries: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub credits: AtomicU64,
+    latencies_ms: Mutex<Vec<u32>>,
+}
+
+/// A point-in-time copy of [`CallMetrics`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    pub requests: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub retries: u64,
+    pub cache_hits: u64,
+    pub credits: u64,
+    pub latency_p50_ms: Option<u32>,
+    pub latency_p95_ms: Option<u32>,
+    pub latency_p99_ms: Option<u32>,
+}
+
+/// Latencies kept for percentiles (the most recent ones).
+const LATENCY_SAMPLES: usize = 100_000;
+
+impl CallMetrics {
+    pub fn record_latency(&self, latency: Duration) {
+        let mut samples = self.latencies_ms.lock().expect("metrics lock");
+        if samples.len() == LATENCY_SAMPLES {
+            samples.remove(0);
+        }
+        samples.push(u32::try_from(latency.as_millis()).unwrap_or(u32::MAX));
+    }
+
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let mut samples = self.latencies_ms.lock().expect("metrics lock").clone();
+        samples.sort_unstable();
+        let percentile = |p: usize| (!samples.is_empty()).then(|| samples[(samples.len() * p / 100).min(samples.len() - 1)]);
+        MetricsSnapshot {
+            requests: self.requests.load(Ordering::Relaxed),
+            ok: self.ok.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            cache_hits: self.cache_hits.load(Ordering::Relaxed),
+            credits: self.credits.load(Ordering::Relaxed),
+            latency_p50_ms: percentile(50),
+            latency_p95_ms: percentile(95),
+            latency_p99_ms: percentile(99),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_from_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(civil_from_days(20_415), (2025, 11, 23));
+    }
+
+    #[test]
+    fn budget_alerts_once_at_the_threshold_and_stops_at_the_limit() {
+        let budget = Budget::new(BudgetLimits { daily: Some(10), monthly: Some(100), alert_percent: 80 });
+        let day = (2026, 11, 23);
+        for _ in 0..7 {
+            budget.try_spend(1, day).expect("under the limit");
+        }
+        assert!(budget.events().is_empty());
+        budget.try_spend(1, day).expect("8 of 10");
+        assert_eq!(budget.events(), [BudgetEvent::Alert { period: Period::Day, used: 8, limit: 10, percent: 80 }]);
+        budget.try_spend(1, day).expect("9");
+        budget.try_spend(1, day).expect("10");
+        assert_eq!(budget.try_spend(1, day), Err(BudgetSpent { period: Period::Day }));
+        assert_eq!(budget.events().len(), 2, "one alert, one exhausted: {:?}", budget.events());
+        assert_eq!(budget.used(), (10, 10));
+        budget.try_spend(1, (2026, 11, 24)).expect("a new day");
+        assert_eq!(budget.used(), (1, 11));
+        budget.try_spend(1, (2026, 12, 1)).expect("a new month");
+        assert_eq!(budget.used(), (1, 1));
+    }
+
+    #[test]
+    fn a_service_refusal_stops_spending_for_the_day() {
+        let budget = Budget::new(BudgetLimits::default());
+        budget.refused_by_service((2026, 1, 1), "limit exceeded");
+        budget.refused_by_service((2026, 1, 1), "limit exceeded");
+        assert!(budget.try_spend(1, (2026, 1, 1)).is_err());
+        assert!(budget.try_spend(1, (2026, 1, 2)).is_ok());
+        assert_eq!(budget.events().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_rate_window_never_admits_more_than_max_in_any_window() {
+        let window = RateWindow::new(5, Duration::from_millis(200));
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..15 {
+            window.acquire().await;
+            times.push(start.elapsed());
+        }
+        for (i, t) in times.iter().enumerate() {
+            let in_window = times[i..].iter().take_while(|u| **u - *t < Duration::from_millis(200)).count();
+            assert!(in_window <= 5, "{in_window} requests within 200 ms of {t:?}: {times:?}");
+        }
+        assert!(times[14] >= Duration::from_millis(400), "15 requests at 5 per 200 ms take at least 400 ms");
+    }
+
+    #[tokio::test]
+    async fn identical_calls_in_flight_are_fetched_once() {
+        let cache: AnswerCache<u32> = AnswerCache::new(100);
+        let fetches = Arc::new(AtomicU64::new(0));
+        let mut handles = Vec::new();
+        for _ in 0..8 {
+            let cache = cache.clone();
+            let fetches = Arc::clone(&fetches);
+            handles.push(tokio::spawn(async move {
+                cache
+                    .get_or_fetch::<(), _>("k".into(), async {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok((7, Duration::from_secs(60)))
+                    })
+                    .await
+                    .expect("fetch succeeds")
+            }));
+        }
+        let mut from_cache = 0;
+        for handle in handles {
+            let (value, cached) = handle.await.expect("task");
+            assert_eq!(*value, 7);
+            from_cache += u32::from(cached);
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        assert_eq!(from_cache, 7, "every caller but the one that fetched got a cached answer");
+    }
+}

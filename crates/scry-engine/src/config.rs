@@ -10,7 +10,14 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use std::sync::Arc;
+use std::time::Duration;
+
 use scry_core::{EgressGate, EgressPolicy, Tlp};
+use scry_sources::criminalip::client::RetryPolicy;
+use scry_sources::criminalip::{IpCalls, ScanKind};
+use scry_sources::guard::BudgetLimits;
+use scry_sources::{Classification, CriminalIp, CriminalIpSettings, Secret, Source};
 use serde::Deserialize;
 
 /// The whole configuration.
@@ -42,7 +49,7 @@ pub struct EgressConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EnrichConfig {
-    /// Indicators enriched at once (each source also has its own limits).
+    /// Indicators in progress at once; each source limits its own requests.
     pub concurrency: usize,
     /// TLP assumed for indicators whose input states none.
     pub default_tlp: Option<String>,
@@ -60,7 +67,68 @@ impl Default for EnrichConfig {
 /// Sources that need configuration. Built-in classification needs none and is always on.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct SourcesConfig {}
+pub struct SourcesConfig {
+    pub criminalip: Option<CriminalIpConfig>,
+}
+
+/// `[sources.criminalip]`. The source is on when this table exists or `CRIMINALIP_API_KEY` is set.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CriminalIpConfig {
+    pub enabled: bool,
+    /// Overridden by `CRIMINALIP_BASE_URL`.
+    pub base_url: Option<String>,
+    /// Prefer `api_key_file` or `CRIMINALIP_API_KEY`: a key in the file is readable by whoever reads it.
+    pub api_key: Option<Secret>,
+    pub api_key_file: Option<PathBuf>,
+    pub max_tlp: String,
+    pub max_requests: u32,
+    pub per_seconds: f64,
+    pub concurrency: u32,
+    pub timeout_seconds: f64,
+    pub retries: u32,
+    pub retry_base_ms: u64,
+    pub daily_credits: Option<u64>,
+    pub monthly_credits: Option<u64>,
+    pub alert_percent: u8,
+    pub cache_ttl_hours: f64,
+    pub cache_ttl_risky_hours: f64,
+    pub domain_report_max_age_days: u32,
+    pub ip_calls: Vec<String>,
+    pub domain_scan: String,
+    pub quick_check: bool,
+    pub scan_poll_seconds: f64,
+    pub scan_timeout_seconds: f64,
+}
+
+impl Default for CriminalIpConfig {
+    fn default() -> CriminalIpConfig {
+        CriminalIpConfig {
+            enabled: true,
+            base_url: None,
+            api_key: None,
+            api_key_file: None,
+            max_tlp: "amber".into(),
+            max_requests: 1,
+            per_seconds: 1.0,
+            concurrency: 1,
+            timeout_seconds: 30.0,
+            retries: 3,
+            retry_base_ms: 500,
+            daily_credits: None,
+            monthly_credits: None,
+            alert_percent: 80,
+            cache_ttl_hours: 24.0,
+            cache_ttl_risky_hours: 6.0,
+            domain_report_max_age_days: 7,
+            ip_calls: Vec::new(),
+            domain_scan: "full".into(),
+            quick_check: false,
+            scan_poll_seconds: 3.0,
+            scan_timeout_seconds: 180.0,
+        }
+    }
+}
 
 /// A configuration problem, said so that it can be fixed.
 #[derive(Debug, thiserror::Error)]
@@ -106,14 +174,40 @@ allowlist = []
 allowlist_files = []
 
 [enrich]
-# Indicators enriched at once.
-concurrency = 8
+# Indicators being enriched at once. Each source has its own request limits; this
+# only bounds the indicators in progress (e.g. waiting for a domain scan).
+concurrency = 32
 # TLP assumed for indicators whose input states none (clear, green, amber,
 # amber+strict, red). An indicator above a source's maximum TLP is not sent to it.
 # default_tlp = "amber"
 
 [sources]
-# External enrichment sources are configured here, one table per source.
+# External enrichment sources, one table per source. A table turns its source on.
+
+# [sources.criminalip]
+# Criminal IP exposure intelligence. The key comes from api_key, api_key_file or the
+# CRIMINALIP_API_KEY environment variable; setting CRIMINALIP_API_KEY alone turns the source on.
+# CRIMINALIP_BASE_URL overrides base_url (e.g. to point at `scry sandbox`).
+# base_url = "https://api.criminalip.io"
+# api_key_file = "/etc/scry/criminalip.key"
+# max_tlp = "amber"              # indicators above this TLP are never sent
+# max_requests = 1               # at most this many requests ...
+# per_seconds = 1.0              # ... in any window of this many seconds
+# concurrency = 1                # requests in flight; non-Enterprise keys allow 1
+# timeout_seconds = 30.0
+# retries = 3                    # after the first attempt, with exponential backoff and jitter
+# retry_base_ms = 500
+# daily_credits = 1000           # no limit when unset; indicators past it are skipped (budget)
+# monthly_credits = 20000
+# alert_percent = 80             # warn once per period when usage crosses this share
+# cache_ttl_hours = 24.0         # how long answers are reused
+# cache_ttl_risky_hours = 6.0    # ... for Dangerous and Critical answers
+# domain_report_max_age_days = 7 # reuse an earlier domain scan younger than this
+# ip_calls = []                  # extra calls per IP: "malicious-info", "suspicious-info", "privacy-threat"
+# domain_scan = "full"           # or "lite"
+# quick_check = false            # also ask the domain quick check
+# scan_poll_seconds = 3.0
+# scan_timeout_seconds = 180.0
 "#;
 
 /// Where the configuration file is looked for when none is named.
@@ -193,6 +287,7 @@ impl LoadedConfig {
         }
         self.default_tlp()?;
         self.egress_gate()?;
+        self.criminalip_settings()?;
         Ok(())
     }
 
@@ -235,6 +330,93 @@ impl LoadedConfig {
             }
         }
         Ok(EgressGate::new(policy))
+    }
+
+    /// The sources the configuration turns on, built-in classification first.
+    pub fn build_sources(&self) -> Result<Vec<Arc<dyn Source>>, ConfigError> {
+        let mut sources: Vec<Arc<dyn Source>> = vec![Arc::new(Classification)];
+        if let Some(settings) = self.criminalip_settings()? {
+            let source = CriminalIp::new(settings).map_err(|e| self.value_error(format!("[sources.criminalip]: {e}")))?;
+            sources.push(Arc::new(source));
+        }
+        Ok(sources)
+    }
+
+    /// The Criminal IP settings, or `None` when the source is not configured.
+    pub fn criminalip_settings(&self) -> Result<Option<CriminalIpSettings>, ConfigError> {
+        let env_key = std::env::var("CRIMINALIP_API_KEY").ok().filter(|k| !k.trim().is_empty()).map(Secret::new);
+        let config = match (&self.config.sources.criminalip, &env_key) {
+            (Some(c), _) if !c.enabled => return Ok(None),
+            (Some(c), _) => c.clone(),
+            (None, Some(_)) => CriminalIpConfig::default(),
+            (None, None) => return Ok(None),
+        };
+        let fail = |message: String| self.value_error(format!("[sources.criminalip] {message}"));
+        let key = match (&config.api_key, &config.api_key_file, env_key) {
+            (Some(key), _, _) => key.clone(),
+            (None, Some(file), _) => {
+                let path = self.resolve(file);
+                let text = std::fs::read_to_string(&path).map_err(|e| fail(format!("api_key_file: cannot read {}: {e}", path.display())))?;
+                Secret::new(text)
+            }
+            (None, None, Some(key)) => key,
+            (None, None, None) => {
+                return Err(fail("has no API key: set api_key_file, api_key, or the CRIMINALIP_API_KEY environment variable".into()));
+            }
+        };
+        if key.is_empty() {
+            return Err(fail("API key is empty".into()));
+        }
+        let seconds = |name: &str, value: f64| -> Result<Duration, ConfigError> {
+            if value.is_finite() && value > 0.0 { Ok(Duration::from_secs_f64(value)) } else { Err(fail(format!("{name} must be a positive number of seconds"))) }
+        };
+        let mut ip_calls = IpCalls::default();
+        for call in &config.ip_calls {
+            match call.as_str() {
+                "malicious-info" => ip_calls.malicious_info = true,
+                "suspicious-info" => ip_calls.suspicious_info = true,
+                "privacy-threat" => ip_calls.privacy_threat = true,
+                other => return Err(fail(format!("ip_calls: unknown call {other:?} (expected malicious-info, suspicious-info or privacy-threat)"))),
+            }
+        }
+        let domain_scan = match config.domain_scan.as_str() {
+            "full" => ScanKind::Full,
+            "lite" => ScanKind::Lite,
+            other => return Err(fail(format!("domain_scan: {other:?} is neither \"full\" nor \"lite\""))),
+        };
+        if config.max_requests == 0 || config.concurrency == 0 {
+            return Err(fail("max_requests and concurrency must be at least 1".into()));
+        }
+        if config.alert_percent == 0 || config.alert_percent > 100 {
+            return Err(fail("alert_percent must be between 1 and 100".into()));
+        }
+        let base_url = std::env::var("CRIMINALIP_BASE_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .or(config.base_url.clone())
+            .unwrap_or_else(|| scry_sources::criminalip::DEFAULT_BASE_URL.to_owned());
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(fail(format!("base_url {base_url:?} must start with http:// or https://")));
+        }
+        Ok(Some(CriminalIpSettings {
+            base_url,
+            api_key: key,
+            max_tlp: config.max_tlp.parse().map_err(|e| fail(format!("max_tlp: {e}")))?,
+            max_requests: config.max_requests,
+            per: seconds("per_seconds", config.per_seconds)?,
+            concurrency: config.concurrency,
+            timeout: seconds("timeout_seconds", config.timeout_seconds)?,
+            retry: RetryPolicy { retries: config.retries, base: Duration::from_millis(config.retry_base_ms), cap: Duration::from_secs(30) },
+            budget: BudgetLimits { daily: config.daily_credits, monthly: config.monthly_credits, alert_percent: config.alert_percent },
+            cache_ttl: seconds("cache_ttl_hours", config.cache_ttl_hours * 3600.0)?,
+            cache_ttl_risky: seconds("cache_ttl_risky_hours", config.cache_ttl_risky_hours * 3600.0)?,
+            domain_report_max_age_days: config.domain_report_max_age_days,
+            ip_calls,
+            domain_scan,
+            quick_check: config.quick_check,
+            scan_poll_interval: seconds("scan_poll_seconds", config.scan_poll_seconds)?,
+            scan_timeout: seconds("scan_timeout_seconds", config.scan_timeout_seconds)?,
+        }))
     }
 
     /// Relative paths in the configuration are relative to the file they are written in.

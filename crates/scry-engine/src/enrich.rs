@@ -306,8 +306,9 @@ impl Engine {
         }
     }
 
-    /// The record's status from what the external sources did. With no external source for this
-    /// kind of indicator, the status says whether one would have been allowed to see it.
+    /// The record's status from what the external sources did. When external sources exist but
+    /// none handles this kind of indicator, it is skipped as `unsupported-type`; with no external
+    /// source configured at all, the status says whether one would have been allowed to see it.
     fn status(
         &self,
         subject: &Subject<'_>,
@@ -315,7 +316,7 @@ impl Engine {
         sources: &BTreeMap<String, SourceRecord>,
     ) -> (Status, Option<String>, Option<String>) {
         if external.is_empty() {
-            if !subject.observable.is_enrichable() {
+            if !subject.observable.is_enrichable() || self.has_external_sources() {
                 return (
                     Status::Skipped,
                     Some(SkipReason::UnsupportedType.as_str().into()),

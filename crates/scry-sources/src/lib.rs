@@ -89,4 +89,10 @@ pub trait Source: Send + Sync {
     /// Checks that the source is usable (key accepted, service reachable) and says how it is
     /// configured, without enriching anything.
     fn check(&self) -> SourceFuture<'_, Result<String, SourceError>>;
+
+    /// One line on how the source has been doing (calls, cache hits, credits, latency), for
+    /// summaries; `None` for sources with nothing to report.
+    fn status_line(&self) -> Option<String> {
+        None
+    }
 }

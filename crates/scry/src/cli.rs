@@ -49,6 +49,75 @@ pub(crate) enum Command {
     /// Check or create the configuration file
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check the configured enrichment sources
+    #[command(subcommand)]
+    Sources(SourcesCommand),
+    /// Serve a local Criminal IP-compatible API with synthetic data (tests, demos, rehearsals)
+    #[command(after_help = "Examples:\n  \
+        scry sandbox --listen 127.0.0.1:8099\n  \
+        CRIMINALIP_API_KEY=demo CRIMINALIP_BASE_URL=http://127.0.0.1:8099 scry enrich examples/iocs.txt\n  \
+        scry sandbox --credits 100 --rate-limit 5 --latency-median-ms 150 --latency-p99-ms 1000 --log requests.jsonl\n  \
+        scry sandbox --server-error-rate 0.02 --rate-limited-rate 0.01 --refuse-concurrent")]
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SourcesCommand {
+    /// Check that each source is usable (key accepted, service reachable) without enriching
+    #[command(after_help = "Examples:\n  scry sources test\n  scry sources test criminalip")]
+    Test {
+        /// Only this source
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SandboxArgs {
+    /// Address to listen on (loopback only unless you mean it)
+    #[arg(long, default_value = "127.0.0.1:8099")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// The only API key accepted [default: any non-empty key]
+    #[arg(long, env = "SCRY_SANDBOX_API_KEY", hide_env_values = true)]
+    pub(crate) api_key: Option<String>,
+    /// Varies the synthetic data; the same seed always gives the same reports
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Median answer latency
+    #[arg(long, default_value_t = 0)]
+    pub(crate) latency_median_ms: u64,
+    /// 99th-percentile answer latency
+    #[arg(long, default_value_t = 0)]
+    pub(crate) latency_p99_ms: u64,
+    /// Requests per key per second before answering 429
+    #[arg(long)]
+    pub(crate) rate_limit: Option<u32>,
+    /// Credits the account has; "limit exceeded" once spent
+    #[arg(long)]
+    pub(crate) credits: Option<u64>,
+    /// Refuse a call while another is in flight with the same key
+    #[arg(long)]
+    pub(crate) refuse_concurrent: bool,
+    /// Share of requests answered 429
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) rate_limited_rate: f64,
+    /// Share of requests answered 500
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) server_error_rate: f64,
+    /// Share of requests held until the client times out
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) timeout_rate: f64,
+    /// Share of requests answered with truncated JSON
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) malformed_rate: f64,
+    /// Answer errors with HTTP 200 and the status in the body only
+    #[arg(long)]
+    pub(crate) errors_in_body: bool,
+    /// Seconds a domain scan takes
+    #[arg(long, default_value_t = 2.0)]
+    pub(crate) scan_seconds: f64,
+    /// Append every request to this JSON Lines file
+    #[arg(long, value_name = "FILE")]
+    pub(crate) log: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

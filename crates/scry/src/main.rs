@@ -20,9 +20,9 @@ use scry_engine::config::{self, LoadedConfig};
 use scry_engine::input::InputSource;
 use scry_engine::sort::{DEFAULT_RUN_BYTES, PrioritySorter};
 use scry_engine::{Engine, EnrichRequest, Progress, Status, Summary};
-use scry_sources::{Classification, EnrichOptions, Source};
+use scry_sources::{EnrichOptions, Source, SourceError};
 
-use crate::cli::{Cli, Command, ConfigCommand, EnrichArgs};
+use crate::cli::{Cli, Command, ConfigCommand, EnrichArgs, SandboxArgs, SourcesCommand};
 use crate::output::TableStyle;
 
 /// An error the user caused by how scry was called or configured: exit status 2.
@@ -84,12 +84,87 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Enrich(args) => enrich(args, &loaded, cli.quiet, cli.verbose),
         Command::Config(ConfigCommand::Check) => config_check(&loaded, cli.store.as_deref()),
         Command::Config(ConfigCommand::Init { path, force }) => config_init(&path, force),
+        Command::Sources(SourcesCommand::Test { name }) => sources_test(&loaded, name.as_deref()),
+        Command::Sandbox(args) => sandbox(args),
     }
 }
 
-/// The sources this build offers, in the order their details are listed.
-fn sources(_loaded: &LoadedConfig) -> Vec<Arc<dyn Source>> {
-    vec![Arc::new(Classification)]
+/// The sources the configuration turns on, in the order their details are listed.
+fn sources(loaded: &LoadedConfig) -> anyhow::Result<Vec<Arc<dyn Source>>> {
+    loaded.build_sources().map_err(usage)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+/// `scry sources test`: the seeds' "Test Connection", for every source or one.
+fn sources_test(loaded: &LoadedConfig, only: Option<&str>) -> anyhow::Result<ExitCode> {
+    let sources = sources(loaded)?;
+    let chosen: Vec<&Arc<dyn Source>> = sources.iter().filter(|s| only.is_none_or(|name| s.name() == name)).collect();
+    if chosen.is_empty() {
+        let names: Vec<&str> = sources.iter().map(|s| s.name()).collect();
+        let hint = if only == Some("criminalip") { "; set CRIMINALIP_API_KEY or add [sources.criminalip] to the configuration" } else { "" };
+        return Err(usage(anyhow!("no configured source named {:?} (configured: {}){hint}", only.unwrap_or(""), names.join(", "))));
+    }
+    let runtime = runtime()?;
+    let mut failed = false;
+    for source in chosen {
+        match runtime.block_on(source.check()) {
+            Ok(description) => println!("{}: OK: {description}", source.name()),
+            Err(SourceError::Unusable(message)) | Err(SourceError::Failed(message)) => {
+                failed = true;
+                println!("{}: UNUSABLE: {message}", source.name());
+            }
+            Err(other) => {
+                failed = true;
+                println!("{}: UNUSABLE: {other}", source.name());
+            }
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `scry sandbox`: serves until interrupted.
+fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
+    let rates = [args.rate_limited_rate, args.server_error_rate, args.timeout_rate, args.malformed_rate];
+    if rates.iter().any(|r| !(0.0..=1.0).contains(r)) || rates.iter().sum::<f64>() > 1.0 {
+        return Err(usage(anyhow!("fault rates are shares between 0 and 1, and together at most 1")));
+    }
+    if !(args.scan_seconds.is_finite() && args.scan_seconds >= 0.0) {
+        return Err(usage(anyhow!("--scan-seconds must be zero or more")));
+    }
+    let config = scry_sandbox::SandboxConfig {
+        api_key: args.api_key,
+        seed: args.seed,
+        latency_median: Duration::from_millis(args.latency_median_ms),
+        latency_p99: Duration::from_millis(args.latency_p99_ms.max(args.latency_median_ms)),
+        rate_limit: args.rate_limit.map(|n| (n, Duration::from_secs(1))),
+        credits: args.credits,
+        refuse_concurrent: args.refuse_concurrent,
+        faults: scry_sandbox::Faults {
+            rate_limited: args.rate_limited_rate,
+            server_error: args.server_error_rate,
+            timeout: args.timeout_rate,
+            malformed: args.malformed_rate,
+        },
+        errors_in_body: args.errors_in_body,
+        scan_duration: Duration::from_secs_f64(args.scan_seconds),
+        log_path: args.log,
+        ..scry_sandbox::SandboxConfig::default()
+    };
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let sandbox = scry_sandbox::Sandbox::start(config, args.listen).await.map_err(usage)?;
+        eprintln!("scry sandbox: Criminal IP-compatible API on {} (stop with Ctrl-C)", sandbox.url());
+        eprintln!("point scry at it: CRIMINALIP_BASE_URL={} CRIMINALIP_API_KEY=<any key>", sandbox.url());
+        tokio::select! {
+            () = sandbox.run_forever() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn enrich(
@@ -105,7 +180,7 @@ fn enrich(
         None => loaded.default_tlp().map_err(usage)?,
     };
     let gate = loaded.egress_gate().map_err(usage)?;
-    let engine = Arc::new(Engine::new(gate, sources(loaded)));
+    let engine = Arc::new(Engine::new(gate, sources(loaded)?));
     let request = EnrichRequest {
         inputs: inputs.clone(),
         format: args.input_format,
@@ -163,9 +238,13 @@ fn enrich(
 
     if !quiet {
         eprintln!("{}", summary_line(&summary, started.elapsed()));
+        for line in engine.sources().iter().filter_map(|s| s.status_line()) {
+            eprintln!("{line}");
+        }
         if !engine.has_external_sources() {
             eprintln!(
-                "note: no external enrichment source is configured; results show built-in classification only"
+                "note: no external enrichment source is configured, so results show built-in classification only; \
+                 to add Criminal IP, set CRIMINALIP_API_KEY or add [sources.criminalip] (see `scry config init`)"
             );
         }
         if verbose > 0
@@ -308,7 +387,7 @@ fn config_check(loaded: &LoadedConfig, store: Option<&str>) -> anyhow::Result<Ex
         "enrichment concurrency: {}",
         loaded.config.enrich.concurrency
     );
-    let names: Vec<String> = sources(loaded)
+    let names: Vec<String> = sources(loaded)?
         .iter()
         .map(|s| s.name().to_owned())
         .collect();

@@ -362,6 +362,27 @@ impl Source for CriminalIp {
         })
     }
 
+    fn status_line(&self) -> Option<String> {
+        let m = self.metrics.snapshot();
+        let (today, month) = self.budget.used();
+        let limits = self.budget.limits();
+        let of = |used: u64, limit: Option<u64>| limit.map_or_else(|| used.to_string(), |l| format!("{used}/{l}"));
+        let latency = match (m.latency_p50_ms, m.latency_p99_ms) {
+            (Some(p50), Some(p99)) => format!("; latency p50 {p50} ms, p99 {p99} ms"),
+            _ => String::new(),
+        };
+        Some(format!(
+            "criminalip: {} requests ({} ok, {} errors, {} retries), {} cache hits, credits today {}, this month {}{latency}",
+            m.requests,
+            m.ok,
+            m.errors,
+            m.retries,
+            m.cache_hits,
+            of(today, limits.daily),
+            of(month, limits.monthly),
+        ))
+    }
+
     fn check(&self) -> SourceFuture<'_, Result<String, SourceError>> {
         Box::pin(async move {
             match self.account().await {

@@ -138,6 +138,12 @@ impl RequestLog {
     }
 }
 
+/// True when the sandbox (with `seed`) lists a recent earlier scan for `query`, so a client can
+/// reuse it instead of scanning.
+pub fn has_earlier_scan(seed: u64, query: &str) -> bool {
+    data::earlier_scan(seed, query, 0).is_some()
+}
+
 /// The fingerprint the sandbox logs for a key: 12 hex digits of its SHA-256 (the same as scry's).
 pub fn key_fingerprint(key: &str) -> String {
     Sha256::digest(key.trim().as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
@@ -504,7 +510,11 @@ fn route(shared: &Shared, method: &Method, path: &str, key: &str, query: &HashMa
     result.unwrap_or_else(|error| error)
 }
 
+/// A scan is done when its time is up, or at once when it ends in "does not exist" or "failed".
 fn scan_done(config: &SandboxConfig, scan: &Scan) -> bool {
+    if data::nonexistent(&scan.query) || data::scan_fails(&scan.query) {
+        return true;
+    }
     let duration = if scan.lite { config.scan_duration / 3 } else { config.scan_duration };
     scan.started.elapsed() >= duration
 }

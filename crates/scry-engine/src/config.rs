@@ -58,7 +58,7 @@ pub struct EnrichConfig {
 impl Default for EnrichConfig {
     fn default() -> EnrichConfig {
         EnrichConfig {
-            concurrency: 8,
+            concurrency: 32,
             default_tlp: None,
         }
     }
@@ -336,7 +336,8 @@ impl LoadedConfig {
     pub fn build_sources(&self) -> Result<Vec<Arc<dyn Source>>, ConfigError> {
         let mut sources: Vec<Arc<dyn Source>> = vec![Arc::new(Classification)];
         if let Some(settings) = self.criminalip_settings()? {
-            let source = CriminalIp::new(settings).map_err(|e| self.value_error(format!("[sources.criminalip]: {e}")))?;
+            let source = CriminalIp::new(settings)
+                .map_err(|e| self.value_error(format!("[sources.criminalip]: {e}")))?;
             sources.push(Arc::new(source));
         }
         Ok(sources)
@@ -344,7 +345,10 @@ impl LoadedConfig {
 
     /// The Criminal IP settings, or `None` when the source is not configured.
     pub fn criminalip_settings(&self) -> Result<Option<CriminalIpSettings>, ConfigError> {
-        let env_key = std::env::var("CRIMINALIP_API_KEY").ok().filter(|k| !k.trim().is_empty()).map(Secret::new);
+        let env_key = std::env::var("CRIMINALIP_API_KEY")
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+            .map(Secret::new);
         let config = match (&self.config.sources.criminalip, &env_key) {
             (Some(c), _) if !c.enabled => return Ok(None),
             (Some(c), _) => c.clone(),
@@ -356,7 +360,9 @@ impl LoadedConfig {
             (Some(key), _, _) => key.clone(),
             (None, Some(file), _) => {
                 let path = self.resolve(file);
-                let text = std::fs::read_to_string(&path).map_err(|e| fail(format!("api_key_file: cannot read {}: {e}", path.display())))?;
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    fail(format!("api_key_file: cannot read {}: {e}", path.display()))
+                })?;
                 Secret::new(text)
             }
             (None, None, Some(key)) => key,
@@ -368,7 +374,11 @@ impl LoadedConfig {
             return Err(fail("API key is empty".into()));
         }
         let seconds = |name: &str, value: f64| -> Result<Duration, ConfigError> {
-            if value.is_finite() && value > 0.0 { Ok(Duration::from_secs_f64(value)) } else { Err(fail(format!("{name} must be a positive number of seconds"))) }
+            if value.is_finite() && value > 0.0 {
+                Ok(Duration::from_secs_f64(value))
+            } else {
+                Err(fail(format!("{name} must be a positive number of seconds")))
+            }
         };
         let mut ip_calls = IpCalls::default();
         for call in &config.ip_calls {
@@ -376,16 +386,26 @@ impl LoadedConfig {
                 "malicious-info" => ip_calls.malicious_info = true,
                 "suspicious-info" => ip_calls.suspicious_info = true,
                 "privacy-threat" => ip_calls.privacy_threat = true,
-                other => return Err(fail(format!("ip_calls: unknown call {other:?} (expected malicious-info, suspicious-info or privacy-threat)"))),
+                other => {
+                    return Err(fail(format!(
+                        "ip_calls: unknown call {other:?} (expected malicious-info, suspicious-info or privacy-threat)"
+                    )));
+                }
             }
         }
         let domain_scan = match config.domain_scan.as_str() {
             "full" => ScanKind::Full,
             "lite" => ScanKind::Lite,
-            other => return Err(fail(format!("domain_scan: {other:?} is neither \"full\" nor \"lite\""))),
+            other => {
+                return Err(fail(format!(
+                    "domain_scan: {other:?} is neither \"full\" nor \"lite\""
+                )));
+            }
         };
         if config.max_requests == 0 || config.concurrency == 0 {
-            return Err(fail("max_requests and concurrency must be at least 1".into()));
+            return Err(fail(
+                "max_requests and concurrency must be at least 1".into(),
+            ));
         }
         if config.alert_percent == 0 || config.alert_percent > 100 {
             return Err(fail("alert_percent must be between 1 and 100".into()));
@@ -396,20 +416,36 @@ impl LoadedConfig {
             .or(config.base_url.clone())
             .unwrap_or_else(|| scry_sources::criminalip::DEFAULT_BASE_URL.to_owned());
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(fail(format!("base_url {base_url:?} must start with http:// or https://")));
+            return Err(fail(format!(
+                "base_url {base_url:?} must start with http:// or https://"
+            )));
         }
         Ok(Some(CriminalIpSettings {
             base_url,
             api_key: key,
-            max_tlp: config.max_tlp.parse().map_err(|e| fail(format!("max_tlp: {e}")))?,
+            max_tlp: config
+                .max_tlp
+                .parse()
+                .map_err(|e| fail(format!("max_tlp: {e}")))?,
             max_requests: config.max_requests,
             per: seconds("per_seconds", config.per_seconds)?,
             concurrency: config.concurrency,
             timeout: seconds("timeout_seconds", config.timeout_seconds)?,
-            retry: RetryPolicy { retries: config.retries, base: Duration::from_millis(config.retry_base_ms), cap: Duration::from_secs(30) },
-            budget: BudgetLimits { daily: config.daily_credits, monthly: config.monthly_credits, alert_percent: config.alert_percent },
+            retry: RetryPolicy {
+                retries: config.retries,
+                base: Duration::from_millis(config.retry_base_ms),
+                cap: Duration::from_secs(30),
+            },
+            budget: BudgetLimits {
+                daily: config.daily_credits,
+                monthly: config.monthly_credits,
+                alert_percent: config.alert_percent,
+            },
             cache_ttl: seconds("cache_ttl_hours", config.cache_ttl_hours * 3600.0)?,
-            cache_ttl_risky: seconds("cache_ttl_risky_hours", config.cache_ttl_risky_hours * 3600.0)?,
+            cache_ttl_risky: seconds(
+                "cache_ttl_risky_hours",
+                config.cache_ttl_risky_hours * 3600.0,
+            )?,
             domain_report_max_age_days: config.domain_report_max_age_days,
             ip_calls,
             domain_scan,

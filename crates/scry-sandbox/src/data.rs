@@ -17,7 +17,9 @@ pub(crate) struct Dice {
 impl Dice {
     pub(crate) fn new(seed: u64, what: &str) -> Dice {
         let digest = Sha256::digest(format!("{seed}\u{1f}{what}").as_bytes());
-        Dice { state: u64::from_le_bytes(digest[..8].try_into().expect("8 bytes")) }
+        Dice {
+            state: u64::from_le_bytes(digest[..8].try_into().expect("8 bytes")),
+        }
     }
 
     pub(crate) fn from_state(state: u64) -> Dice {
@@ -66,19 +68,142 @@ struct Network {
 }
 
 const NETWORKS: &[Network] = &[
-    Network { asn: 13335, as_name: "CLOUDFLARENET", org: "Cloudflare, Inc.", country: "us", city: "San Francisco", region: "California", lat: 37.7749, lon: -122.4194, hosting: true },
-    Network { asn: 16509, as_name: "AMAZON-02", org: "Amazon.com, Inc.", country: "us", city: "Ashburn", region: "Virginia", lat: 39.0438, lon: -77.4874, hosting: true },
-    Network { asn: 14061, as_name: "DIGITALOCEAN-ASN", org: "DigitalOcean, LLC", country: "nl", city: "Amsterdam", region: "North Holland", lat: 52.3676, lon: 4.9041, hosting: true },
-    Network { asn: 9009, as_name: "M247", org: "M247 Europe SRL", country: "ro", city: "Bucharest", region: "Bucharest", lat: 44.4268, lon: 26.1025, hosting: true },
-    Network { asn: 16276, as_name: "OVH", org: "OVH SAS", country: "fr", city: "Roubaix", region: "Hauts-de-France", lat: 50.6942, lon: 3.1746, hosting: true },
-    Network { asn: 24940, as_name: "HETZNER-AS", org: "Hetzner Online GmbH", country: "de", city: "Falkenstein", region: "Saxony", lat: 50.4779, lon: 12.3713, hosting: true },
-    Network { asn: 4766, as_name: "KIXS-AS-KR", org: "Korea Telecom", country: "kr", city: "Seoul", region: "Seoul", lat: 37.5665, lon: 126.978, hosting: false },
-    Network { asn: 45090, as_name: "TENCENT-NET-AP", org: "Shenzhen Tencent Computer Systems Company Limited", country: "cn", city: "Shenzhen", region: "Guangdong", lat: 22.5431, lon: 114.0579, hosting: true },
-    Network { asn: 20473, as_name: "AS-CHOOPA", org: "The Constant Company, LLC", country: "us", city: "Piscataway", region: "New Jersey", lat: 40.5549, lon: -74.4643, hosting: true },
-    Network { asn: 49505, as_name: "SELECTEL", org: "Selectel Ltd.", country: "ru", city: "Saint Petersburg", region: "Saint Petersburg", lat: 59.9343, lon: 30.3351, hosting: true },
-    Network { asn: 200651, as_name: "FLOKINET", org: "FlokiNET Ltd", country: "is", city: "Reykjavik", region: "Capital Region", lat: 64.1466, lon: -21.9426, hosting: true },
-    Network { asn: 7922, as_name: "COMCAST-7922", org: "Comcast Cable Communications, LLC", country: "us", city: "Chicago", region: "Illinois", lat: 41.8781, lon: -87.6298, hosting: false },
+    Network {
+        asn: 13335,
+        as_name: "CLOUDFLARENET",
+        org: "Cloudflare, Inc.",
+        country: "us",
+        city: "San Francisco",
+        region: "California",
+        lat: 37.7749,
+        lon: -122.4194,
+        hosting: true,
+    },
+    Network {
+        asn: 16509,
+        as_name: "AMAZON-02",
+        org: "Amazon.com, Inc.",
+        country: "us",
+        city: "Ashburn",
+        region: "Virginia",
+        lat: 39.0438,
+        lon: -77.4874,
+        hosting: true,
+    },
+    Network {
+        asn: 14061,
+        as_name: "DIGITALOCEAN-ASN",
+        org: "DigitalOcean, LLC",
+        country: "nl",
+        city: "Amsterdam",
+        region: "North Holland",
+        lat: 52.3676,
+        lon: 4.9041,
+        hosting: true,
+    },
+    Network {
+        asn: 9009,
+        as_name: "M247",
+        org: "M247 Europe SRL",
+        country: "ro",
+        city: "Bucharest",
+        region: "Bucharest",
+        lat: 44.4268,
+        lon: 26.1025,
+        hosting: true,
+    },
+    Network {
+        asn: 16276,
+        as_name: "OVH",
+        org: "OVH SAS",
+        country: "fr",
+        city: "Roubaix",
+        region: "Hauts-de-France",
+        lat: 50.6942,
+        lon: 3.1746,
+        hosting: true,
+    },
+    Network {
+        asn: 24940,
+        as_name: "HETZNER-AS",
+        org: "Hetzner Online GmbH",
+        country: "de",
+        city: "Falkenstein",
+        region: "Saxony",
+        lat: 50.4779,
+        lon: 12.3713,
+        hosting: true,
+    },
+    Network {
+        asn: 4766,
+        as_name: "KIXS-AS-KR",
+        org: "Korea Telecom",
+        country: "kr",
+        city: "Seoul",
+        region: "Seoul",
+        lat: 37.5665,
+        lon: 126.978,
+        hosting: false,
+    },
+    Network {
+        asn: 45090,
+        as_name: "TENCENT-NET-AP",
+        org: "Shenzhen Tencent Computer Systems Company Limited",
+        country: "cn",
+        city: "Shenzhen",
+        region: "Guangdong",
+        lat: 22.5431,
+        lon: 114.0579,
+        hosting: true,
+    },
+    Network {
+        asn: 20473,
+        as_name: "AS-CHOOPA",
+        org: "The Constant Company, LLC",
+        country: "us",
+        city: "Piscataway",
+        region: "New Jersey",
+        lat: 40.5549,
+        lon: -74.4643,
+        hosting: true,
+    },
+    Network {
+        asn: 49505,
+        as_name: "SELECTEL",
+        org: "Selectel Ltd.",
+        country: "ru",
+        city: "Saint Petersburg",
+        region: "Saint Petersburg",
+        lat: 59.9343,
+        lon: 30.3351,
+        hosting: true,
+    },
+    Network {
+        asn: 200651,
+        as_name: "FLOKINET",
+        org: "FlokiNET Ltd",
+        country: "is",
+        city: "Reykjavik",
+        region: "Capital Region",
+        lat: 64.1466,
+        lon: -21.9426,
+        hosting: true,
+    },
+    Network {
+        asn: 7922,
+        as_name: "COMCAST-7922",
+        org: "Comcast Cable Communications, LLC",
+        country: "us",
+        city: "Chicago",
+        region: "Illinois",
+        lat: 41.8781,
+        lon: -87.6298,
+        hosting: false,
+    },
 ];
+
+/// A CVE on a product: (id, CVSS v3, CVSS v2, description).
+type Cve = (&'static str, f64, f64, &'static str);
 
 struct Service {
     port: u16,
@@ -89,31 +214,230 @@ struct Service {
     banner: &'static str,
     tags: &'static [&'static str],
     /// (CVE, CVSS v3, CVSS v2, description)
-    cves: &'static [(&'static str, f64, f64, &'static str)],
+    cves: &'static [Cve],
 }
 
 const SERVICES: &[Service] = &[
-    Service { port: 22, socket: "tcp", protocol: "SSH", product: "OpenSSH", version: "8.2p1", banner: "SSH-2.0-OpenSSH_8.2p1 Ubuntu-4ubuntu0.5", tags: &[], cves: &[("CVE-2023-38408", 9.8, 7.5, "The PKCS#11 feature in ssh-agent in OpenSSH before 9.3p2 has an insufficiently trustworthy search path"), ("CVE-2020-15778", 7.8, 6.8, "scp in OpenSSH through 8.3p1 allows command injection")] },
-    Service { port: 80, socket: "tcp", protocol: "HTTP", product: "nginx", version: "1.18.0", banner: "HTTP/1.1 200 OK\r\nServer: nginx/1.18.0 (Ubuntu)\r\nContent-Type: text/html\r\n\r\n<html><head><title>Welcome to nginx!</title></head></html>", tags: &[], cves: &[("CVE-2021-23017", 7.7, 6.8, "A security issue in nginx resolver was identified, which might allow an attacker to cause 1-byte memory overwrite")] },
-    Service { port: 443, socket: "tcp", protocol: "HTTPS", product: "nginx", version: "1.18.0", banner: "HTTP/1.1 200 OK\r\nServer: nginx/1.18.0\r\n\r\nTLS Certificate\nIssuer Dn: C=US, O=Let's Encrypt, CN=R3\nSubject Dn: CN=www.example-shop.com\nFingerprint Sha256: 5f1c3a8e9b7d2c4f6a0e1b3d5c7f9a2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d2f4a", tags: &[], cves: &[("CVE-2021-23017", 7.7, 6.8, "A security issue in nginx resolver was identified, which might allow an attacker to cause 1-byte memory overwrite")] },
-    Service { port: 3389, socket: "tcp", protocol: "RDP", product: "Microsoft Terminal Services", version: "N/A", banner: "Remote Desktop Protocol\nOS: Windows Server 2019\nNetBIOS Domain Name: WORKGROUP", tags: &[], cves: &[] },
-    Service { port: 445, socket: "tcp", protocol: "SMB", product: "Samba", version: "4.9.5", banner: "SMB Status: Authentication disabled\nOS: Unix", tags: &[], cves: &[("CVE-2021-44142", 9.9, 9.0, "The Samba vfs_fruit module uses extended file attributes (EA) with an out-of-bounds heap read and write")] },
-    Service { port: 21, socket: "tcp", protocol: "FTP", product: "vsftpd", version: "2.3.4", banner: "220 (vsFTPd 2.3.4)", tags: &[], cves: &[("CVE-2011-2523", 9.8, 10.0, "vsftpd 2.3.4 downloaded between 20110630 and 20110703 contains a backdoor")] },
-    Service { port: 25, socket: "tcp", protocol: "SMTP", product: "Exim", version: "4.92", banner: "220 mail.example-host.net ESMTP Exim 4.92", tags: &[], cves: &[("CVE-2019-15846", 9.8, 10.0, "Exim before 4.92.2 allows remote attackers to execute arbitrary code as root via a trailing backslash")] },
-    Service { port: 3306, socket: "tcp", protocol: "MySQL", product: "MySQL", version: "5.7.33", banner: "5.7.33-0ubuntu0.18.04.1", tags: &[], cves: &[("CVE-2021-2307", 6.1, 3.3, "Vulnerability in the MySQL Server product of Oracle MySQL (component: Packaging)")] },
-    Service { port: 8080, socket: "tcp", protocol: "HTTP", product: "Apache Tomcat", version: "9.0.30", banner: "HTTP/1.1 200 \r\nContent-Type: text/html;charset=UTF-8\r\n\r\n<title>Apache Tomcat/9.0.30</title>", tags: &["Directory Listing"], cves: &[("CVE-2020-1938", 9.8, 7.5, "When using the Apache JServ Protocol (AJP), care must be taken when trusting incoming connections (Ghostcat)")] },
-    Service { port: 5900, socket: "tcp", protocol: "VNC", product: "RealVNC", version: "4.1.1", banner: "RFB 003.008", tags: &[], cves: &[("CVE-2006-2369", 9.8, 7.5, "RealVNC 4.1.1 allows remote attackers to bypass authentication via a request in which the client specifies an insecure security type")] },
-    Service { port: 23, socket: "tcp", protocol: "Telnet", product: "BusyBox telnetd", version: "N/A", banner: "\r\nlogin: ", tags: &[], cves: &[] },
-    Service { port: 53, socket: "udp", protocol: "DNS", product: "dnsmasq", version: "2.80", banner: "dnsmasq-2.80", tags: &[], cves: &[("CVE-2020-25681", 8.1, 6.8, "A flaw was found in dnsmasq before 2.83: a heap-based buffer overflow in sort_rrset()")] },
+    Service {
+        port: 22,
+        socket: "tcp",
+        protocol: "SSH",
+        product: "OpenSSH",
+        version: "8.2p1",
+        banner: "SSH-2.0-OpenSSH_8.2p1 Ubuntu-4ubuntu0.5",
+        tags: &[],
+        cves: &[
+            (
+                "CVE-2023-38408",
+                9.8,
+                7.5,
+                "The PKCS#11 feature in ssh-agent in OpenSSH before 9.3p2 has an insufficiently trustworthy search path",
+            ),
+            (
+                "CVE-2020-15778",
+                7.8,
+                6.8,
+                "scp in OpenSSH through 8.3p1 allows command injection",
+            ),
+        ],
+    },
+    Service {
+        port: 80,
+        socket: "tcp",
+        protocol: "HTTP",
+        product: "nginx",
+        version: "1.18.0",
+        banner: "HTTP/1.1 200 OK\r\nServer: nginx/1.18.0 (Ubuntu)\r\nContent-Type: text/html\r\n\r\n<html><head><title>Welcome to nginx!</title></head></html>",
+        tags: &[],
+        cves: &[(
+            "CVE-2021-23017",
+            7.7,
+            6.8,
+            "A security issue in nginx resolver was identified, which might allow an attacker to cause 1-byte memory overwrite",
+        )],
+    },
+    Service {
+        port: 443,
+        socket: "tcp",
+        protocol: "HTTPS",
+        product: "nginx",
+        version: "1.18.0",
+        banner: "HTTP/1.1 200 OK\r\nServer: nginx/1.18.0\r\n\r\nTLS Certificate\nIssuer Dn: C=US, O=Let's Encrypt, CN=R3\nSubject Dn: CN=www.example-shop.com\nFingerprint Sha256: 5f1c3a8e9b7d2c4f6a0e1b3d5c7f9a2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d2f4a",
+        tags: &[],
+        cves: &[(
+            "CVE-2021-23017",
+            7.7,
+            6.8,
+            "A security issue in nginx resolver was identified, which might allow an attacker to cause 1-byte memory overwrite",
+        )],
+    },
+    Service {
+        port: 3389,
+        socket: "tcp",
+        protocol: "RDP",
+        product: "Microsoft Terminal Services",
+        version: "N/A",
+        banner: "Remote Desktop Protocol\nOS: Windows Server 2019\nNetBIOS Domain Name: WORKGROUP",
+        tags: &[],
+        cves: &[],
+    },
+    Service {
+        port: 445,
+        socket: "tcp",
+        protocol: "SMB",
+        product: "Samba",
+        version: "4.9.5",
+        banner: "SMB Status: Authentication disabled\nOS: Unix",
+        tags: &[],
+        cves: &[(
+            "CVE-2021-44142",
+            9.9,
+            9.0,
+            "The Samba vfs_fruit module uses extended file attributes (EA) with an out-of-bounds heap read and write",
+        )],
+    },
+    Service {
+        port: 21,
+        socket: "tcp",
+        protocol: "FTP",
+        product: "vsftpd",
+        version: "2.3.4",
+        banner: "220 (vsFTPd 2.3.4)",
+        tags: &[],
+        cves: &[(
+            "CVE-2011-2523",
+            9.8,
+            10.0,
+            "vsftpd 2.3.4 downloaded between 20110630 and 20110703 contains a backdoor",
+        )],
+    },
+    Service {
+        port: 25,
+        socket: "tcp",
+        protocol: "SMTP",
+        product: "Exim",
+        version: "4.92",
+        banner: "220 mail.example-host.net ESMTP Exim 4.92",
+        tags: &[],
+        cves: &[(
+            "CVE-2019-15846",
+            9.8,
+            10.0,
+            "Exim before 4.92.2 allows remote attackers to execute arbitrary code as root via a trailing backslash",
+        )],
+    },
+    Service {
+        port: 3306,
+        socket: "tcp",
+        protocol: "MySQL",
+        product: "MySQL",
+        version: "5.7.33",
+        banner: "5.7.33-0ubuntu0.18.04.1",
+        tags: &[],
+        cves: &[(
+            "CVE-2021-2307",
+            6.1,
+            3.3,
+            "Vulnerability in the MySQL Server product of Oracle MySQL (component: Packaging)",
+        )],
+    },
+    Service {
+        port: 8080,
+        socket: "tcp",
+        protocol: "HTTP",
+        product: "Apache Tomcat",
+        version: "9.0.30",
+        banner: "HTTP/1.1 200 \r\nContent-Type: text/html;charset=UTF-8\r\n\r\n<title>Apache Tomcat/9.0.30</title>",
+        tags: &["Directory Listing"],
+        cves: &[(
+            "CVE-2020-1938",
+            9.8,
+            7.5,
+            "When using the Apache JServ Protocol (AJP), care must be taken when trusting incoming connections (Ghostcat)",
+        )],
+    },
+    Service {
+        port: 5900,
+        socket: "tcp",
+        protocol: "VNC",
+        product: "RealVNC",
+        version: "4.1.1",
+        banner: "RFB 003.008",
+        tags: &[],
+        cves: &[(
+            "CVE-2006-2369",
+            9.8,
+            7.5,
+            "RealVNC 4.1.1 allows remote attackers to bypass authentication via a request in which the client specifies an insecure security type",
+        )],
+    },
+    Service {
+        port: 23,
+        socket: "tcp",
+        protocol: "Telnet",
+        product: "BusyBox telnetd",
+        version: "N/A",
+        banner: "\r\nlogin: ",
+        tags: &[],
+        cves: &[],
+    },
+    Service {
+        port: 53,
+        socket: "udp",
+        protocol: "DNS",
+        product: "dnsmasq",
+        version: "2.80",
+        banner: "dnsmasq-2.80",
+        tags: &[],
+        cves: &[(
+            "CVE-2020-25681",
+            8.1,
+            6.8,
+            "A flaw was found in dnsmasq before 2.83: a heap-based buffer overflow in sort_rrset()",
+        )],
+    },
 ];
 
 const C2_SERVICES: &[Service] = &[
-    Service { port: 50050, socket: "tcp", protocol: "HTTPS", product: "Cobalt Strike Team Server", version: "4.x", banner: "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\nJARM: 07d14d16d21d21d07c42d41d00041d24a458a375eef0c576d23a7bab9a9fb1", tags: &["Cobalt Strike", "C2"], cves: &[] },
-    Service { port: 7443, socket: "tcp", protocol: "HTTPS", product: "Mythic", version: "3.2", banner: "HTTP/1.1 200 OK\r\n\r\n<title>Mythic</title>", tags: &["c2_mythic"], cves: &[] },
-    Service { port: 8443, socket: "tcp", protocol: "HTTPS", product: "Sliver", version: "1.5", banner: "HTTP/1.1 404 Not Found", tags: &["c2_sliver"], cves: &[] },
+    Service {
+        port: 50050,
+        socket: "tcp",
+        protocol: "HTTPS",
+        product: "Cobalt Strike Team Server",
+        version: "4.x",
+        banner: "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\nJARM: 07d14d16d21d21d07c42d41d00041d24a458a375eef0c576d23a7bab9a9fb1",
+        tags: &["Cobalt Strike", "C2"],
+        cves: &[],
+    },
+    Service {
+        port: 7443,
+        socket: "tcp",
+        protocol: "HTTPS",
+        product: "Mythic",
+        version: "3.2",
+        banner: "HTTP/1.1 200 OK\r\n\r\n<title>Mythic</title>",
+        tags: &["c2_mythic"],
+        cves: &[],
+    },
+    Service {
+        port: 8443,
+        socket: "tcp",
+        protocol: "HTTPS",
+        product: "Sliver",
+        version: "1.5",
+        banner: "HTTP/1.1 404 Not Found",
+        tags: &["c2_sliver"],
+        cves: &[],
+    },
 ];
 
-const CATEGORY_SOURCES: &[&str] = &["AbuseIPDB", "MISP", "blocklist.de", "Criminal IP Honeypot", "twitter.com/malwrhunterteam"];
+const CATEGORY_SOURCES: &[&str] = &[
+    "AbuseIPDB",
+    "MISP",
+    "blocklist.de",
+    "Criminal IP Honeypot",
+    "twitter.com/malwrhunterteam",
+];
 
 /// What kind of host an IP is made to look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +465,12 @@ fn timestamp(days_ago: u64, dice: &mut Dice) -> String {
     // A fixed reference day keeps reports identical across runs: 2026-11-01.
     let day = 20_393 - days_ago as i64;
     let (y, m, d) = civil_from_days(day);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", dice.below(24), dice.below(60), dice.below(60))
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        dice.below(24),
+        dice.below(60),
+        dice.below(60)
+    )
 }
 
 pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -190,9 +519,15 @@ pub(crate) fn ip_facts(seed: u64, ip: &str) -> IpFacts {
         ("is_tor", tor),
         ("is_hosting", network.hosting && kind != Profile::Benign),
         ("is_mobile", !network.hosting && dice.chance(0.2)),
-        ("is_darkweb", kind == Profile::CommandAndControl && dice.chance(0.3)),
+        (
+            "is_darkweb",
+            kind == Profile::CommandAndControl && dice.chance(0.3),
+        ),
         ("is_scanner", kind == Profile::Scanner),
-        ("is_snort", matches!(kind, Profile::Scanner | Profile::CommandAndControl) && dice.chance(0.6)),
+        (
+            "is_snort",
+            matches!(kind, Profile::Scanner | Profile::CommandAndControl) && dice.chance(0.6),
+        ),
         ("is_anonymous_vpn", vpn && dice.chance(0.5)),
     ];
     let mut services: Vec<&'static Service> = Vec::new();
@@ -221,16 +556,31 @@ pub(crate) fn ip_facts(seed: u64, ip: &str) -> IpFacts {
         _ => vec![],
     };
     let ids_hits = if flags[8].1 { 1 + dice.below(4) } else { 0 };
-    let domains = (0..dice.below(4)).map(|i| format!("host{}-{}.example-{}.net", i, dice.below(1000), network.asn)).collect();
-    IpFacts { inbound, outbound, flags, network, services, categories, ids_hits, domains }
+    let domains = (0..dice.below(4))
+        .map(|i| format!("host{}-{}.example-{}.net", i, dice.below(1000), network.asn))
+        .collect();
+    IpFacts {
+        inbound,
+        outbound,
+        flags,
+        network,
+        services,
+        categories,
+        ids_hits,
+        domains,
+    }
 }
 
 fn section(items: Vec<Value>) -> Value {
     json!({ "count": items.len(), "data": items })
 }
 
-fn vulnerabilities(facts: &IpFacts) -> Vec<(&'static Service, &'static (&'static str, f64, f64, &'static str))> {
-    facts.services.iter().flat_map(|s| s.cves.iter().map(move |c| (*s, c))).collect()
+fn vulnerabilities(facts: &IpFacts) -> Vec<(&'static Service, &'static Cve)> {
+    facts
+        .services
+        .iter()
+        .flat_map(|s| s.cves.iter().map(move |c| (*s, c)))
+        .collect()
 }
 
 /// `GET /v1/asset/ip/report` (flat envelope, string scores, `issues`).
@@ -325,7 +675,10 @@ pub(crate) fn legacy_ip_data(seed: u64, ip: &str) -> Value {
 /// `GET /v1/feature/ip/malicious-info`.
 pub(crate) fn malicious_info(seed: u64, ip: &str) -> Value {
     let facts = ip_facts(seed, ip);
-    let remote = facts.services.iter().any(|s| matches!(s.protocol, "RDP" | "VNC" | "Telnet" | "SSH"));
+    let remote = facts
+        .services
+        .iter()
+        .any(|s| matches!(s.protocol, "RDP" | "VNC" | "Telnet" | "SSH"));
     let ports: Vec<Value> = facts
         .services
         .iter()
@@ -358,7 +711,18 @@ pub(crate) fn suspicious_info(seed: u64, ip: &str) -> Value {
 
 /// Public IPs a domain maps to.
 fn domain_ips(seed: u64, domain: &str) -> Vec<String> {
-    const PREFIXES: &[(u8, u8)] = &[(45, 155), (185, 220), (104, 21), (193, 32), (91, 92), (5, 188), (139, 59), (51, 15), (64, 227), (141, 98)];
+    const PREFIXES: &[(u8, u8)] = &[
+        (45, 155),
+        (185, 220),
+        (104, 21),
+        (193, 32),
+        (91, 92),
+        (5, 188),
+        (139, 59),
+        (51, 15),
+        (64, 227),
+        (141, 98),
+    ];
     let mut dice = Dice::new(seed, &format!("ips:{domain}"));
     (0..1 + dice.below(3))
         .map(|_| {
@@ -371,7 +735,11 @@ fn domain_ips(seed: u64, domain: &str) -> Vec<String> {
 /// The registrable-ish host of a query (a domain or a URL).
 pub(crate) fn host_of(query: &str) -> String {
     let without_scheme = query.split_once("://").map_or(query, |(_, rest)| rest);
-    without_scheme.split(['/', '?', '#', ':']).next().unwrap_or("").to_ascii_lowercase()
+    without_scheme
+        .split(['/', '?', '#', ':'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
 }
 
 /// True when the sandbox pretends the domain does not exist.
@@ -414,7 +782,11 @@ pub(crate) fn domain_report(seed: u64, query: &str, scan_id: u64) -> Value {
             json!({"ip": ip, "as_name": facts.network.as_name, "asn": facts.network.asn.to_string(), "cnt": 1 + dice.below(20), "country": facts.network.country, "redirect_cnt": 0, "score": LEVELS[facts.inbound.max(facts.outbound)], "domain_list": [{"domain": host}]})
         })
         .collect();
-    let countries: Vec<Value> = ips.iter().map(|ip| Value::from(ip_facts(seed, ip).network.country.to_ascii_uppercase())).chain(std::iter::once(Value::Null)).collect();
+    let countries: Vec<Value> = ips
+        .iter()
+        .map(|ip| Value::from(ip_facts(seed, ip).network.country.to_ascii_uppercase()))
+        .chain(std::iter::once(Value::Null))
+        .collect();
     let newborn = kit && dice.chance(0.6);
     json!({
         "summary": {
@@ -478,7 +850,10 @@ pub(crate) fn earlier_scan(seed: u64, query: &str, today: i64) -> Option<(u64, S
         return None;
     }
     let (y, m, d) = civil_from_days(today - dice.below(30) as i64);
-    Some((9_000_000 + dice.below(1_000_000), format!("{y:04}-{m:02}-{d:02} 10:00:00")))
+    Some((
+        9_000_000 + dice.below(1_000_000),
+        format!("{y:04}-{m:02}-{d:02} 10:00:00"),
+    ))
 }
 
 /// `data` of `GET /v1/domain/quick/hash/view`.

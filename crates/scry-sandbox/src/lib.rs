@@ -146,7 +146,11 @@ pub fn has_earlier_scan(seed: u64, query: &str) -> bool {
 
 /// The fingerprint the sandbox logs for a key: 12 hex digits of its SHA-256 (the same as scry's).
 pub fn key_fingerprint(key: &str) -> String {
-    Sha256::digest(key.trim().as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(key.trim().as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 struct Scan {
@@ -179,9 +183,15 @@ pub struct Sandbox {
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot open the request log {path}: {source}")]
-    Log { path: PathBuf, source: std::io::Error },
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Sandbox {
@@ -193,13 +203,29 @@ impl Sandbox {
                     .create(true)
                     .append(true)
                     .open(path)
-                    .map_err(|source| SandboxError::Log { path: path.clone(), source })?,
+                    .map_err(|source| SandboxError::Log {
+                        path: path.clone(),
+                        source,
+                    })?,
             )),
             None => None,
         };
-        let log = Arc::new(RequestLog { entries: Mutex::new(Vec::new()), file });
-        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|source| SandboxError::Listen { addr: listen, source })?;
-        let addr = listener.local_addr().map_err(|source| SandboxError::Listen { addr: listen, source })?;
+        let log = Arc::new(RequestLog {
+            entries: Mutex::new(Vec::new()),
+            file,
+        });
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| SandboxError::Listen {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| SandboxError::Listen {
+                addr: listen,
+                source,
+            })?;
         let shared = Arc::new(Shared {
             credits_left: Mutex::new(config.credits),
             next_scan: AtomicU64::new(20_000_000 + config.seed % 1_000_000),
@@ -221,7 +247,12 @@ impl Sandbox {
                 tracing::error!(error = %e, "sandbox server stopped");
             }
         });
-        Ok(Sandbox { addr, log, shutdown: Some(tx), task })
+        Ok(Sandbox {
+            addr,
+            log,
+            shutdown: Some(tx),
+            task,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -271,11 +302,25 @@ struct Answer {
 
 impl Answer {
     fn ok(body: Value, credits: u32) -> Answer {
-        Answer { status: 200, body, outcome: "ok", credits, retry_after: false, raw: None }
+        Answer {
+            status: 200,
+            body,
+            outcome: "ok",
+            credits,
+            retry_after: false,
+            raw: None,
+        }
     }
 
     fn error(status: u16, message: &str, outcome: &'static str) -> Answer {
-        Answer { status, body: json!({"status": status, "message": message}), outcome, credits: 0, retry_after: false, raw: None }
+        Answer {
+            status,
+            body: json!({"status": status, "message": message}),
+            outcome,
+            credits: 0,
+            retry_after: false,
+            raw: None,
+        }
     }
 }
 
@@ -294,21 +339,48 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let arrival = Instant::now();
-    let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let number = shared.requests.fetch_add(1, Ordering::SeqCst);
-    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or("").trim().to_owned();
+    let key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+        .to_owned();
     let in_flight = {
         let mut map = shared.in_flight.lock().expect("in-flight lock");
         let n = map.entry(key.clone()).or_insert(0);
         *n += 1;
         *n
     };
-    let guard = InFlight { shared: &shared, key: key.clone() };
-    let query: HashMap<String, String> = serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
+    let guard = InFlight {
+        shared: &shared,
+        key: key.clone(),
+    };
+    let query: HashMap<String, String> =
+        serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let answer = answer(&shared, number, &method, uri.path(), &key, in_flight, &query, &form).await;
+    let answer = answer(
+        &shared,
+        number,
+        &method,
+        uri.path(),
+        &key,
+        in_flight,
+        &query,
+        &form,
+    )
+    .await;
     drop(guard);
     shared.log.push(LogEntry {
         at_ms: arrival.duration_since(shared.started).as_secs_f64() * 1000.0,
@@ -316,19 +388,39 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, hea
         method: method.to_string(),
         path: uri.path().to_owned(),
         query: uri.query().unwrap_or("").to_owned(),
-        key_fingerprint: if key.is_empty() { String::new() } else { key_fingerprint(&key) },
+        key_fingerprint: if key.is_empty() {
+            String::new()
+        } else {
+            key_fingerprint(&key)
+        },
         status: answer.status,
         outcome: answer.outcome.to_owned(),
         in_flight,
         credits: answer.credits,
     });
-    let http_status = if answer.status == 200 || (shared.config.errors_in_body && answer.status != 429) { 200 } else { answer.status };
+    let http_status =
+        if answer.status == 200 || (shared.config.errors_in_body && answer.status != 429) {
+            200
+        } else {
+            answer.status
+        };
     let mut response = match answer.raw {
-        Some(raw) => (StatusCode::from_u16(http_status).unwrap_or(StatusCode::OK), [("content-type", "application/json")], raw).into_response(),
-        None => (StatusCode::from_u16(http_status).unwrap_or(StatusCode::OK), axum::Json(answer.body)).into_response(),
+        Some(raw) => (
+            StatusCode::from_u16(http_status).unwrap_or(StatusCode::OK),
+            [("content-type", "application/json")],
+            raw,
+        )
+            .into_response(),
+        None => (
+            StatusCode::from_u16(http_status).unwrap_or(StatusCode::OK),
+            axum::Json(answer.body),
+        )
+            .into_response(),
     };
     if answer.retry_after {
-        response.headers_mut().insert("retry-after", "1".parse().expect("valid header"));
+        response
+            .headers_mut()
+            .insert("retry-after", "1".parse().expect("valid header"));
     }
     response
 }
@@ -349,7 +441,9 @@ fn latency(config: &SandboxConfig, number: u64) -> Duration {
 
 /// Credits an endpoint costs when it answers with data: status polls and the account call are free.
 fn cost(path: &str) -> u32 {
-    let free = path.starts_with("/v1/domain/status/") || path == "/v1/domain/lite/progress" || path == "/v1/user/me";
+    let free = path.starts_with("/v1/domain/status/")
+        || path == "/v1/domain/lite/progress"
+        || path == "/v1/user/me";
     u32::from(!free)
 }
 
@@ -371,13 +465,20 @@ async fn answer(
     }
     tokio::time::sleep(latency(config, number)).await;
     if config.refuse_concurrent && in_flight > 1 {
-        return Answer::error(400, "unable to call api at the same time", "concurrent-refused");
+        return Answer::error(
+            400,
+            "unable to call api at the same time",
+            "concurrent-refused",
+        );
     }
     if let Some((max, window)) = config.rate_limit {
         let mut served = shared.served.lock().expect("rate lock");
         let times = served.entry(key.to_owned()).or_default();
         let now = Instant::now();
-        while times.front().is_some_and(|t| now.duration_since(*t) >= window) {
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
             times.pop_front();
         }
         if times.len() >= max as usize {
@@ -388,7 +489,8 @@ async fn answer(
         times.push_back(now);
     }
     let faults = config.faults;
-    let roll = data::Dice::from_state(config.seed.wrapping_add(number.wrapping_mul(0x9e37_79b9))).unit();
+    let roll =
+        data::Dice::from_state(config.seed.wrapping_add(number.wrapping_mul(0x9e37_79b9))).unit();
     if roll < faults.rate_limited {
         let mut answer = Answer::error(429, "too many requests", "fault-rate-limited");
         answer.retry_after = true;
@@ -440,24 +542,63 @@ fn flat_envelope(mut body: Value) -> Value {
 }
 
 fn today_days() -> i64 {
-    (SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) / 86_400) as i64
+    (SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        / 86_400) as i64
 }
 
-fn route(shared: &Shared, method: &Method, path: &str, key: &str, query: &HashMap<String, String>, form: &HashMap<String, String>) -> Answer {
+fn route(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    key: &str,
+    query: &HashMap<String, String>,
+    form: &HashMap<String, String>,
+) -> Answer {
     let seed = shared.config.seed;
-    let param = |name: &str| query.get(name).or_else(|| form.get(name)).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let param = |name: &str| {
+        query
+            .get(name)
+            .or_else(|| form.get(name))
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
     let ip_param = || -> Result<String, Answer> {
-        let ip = param("ip").ok_or_else(|| Answer::error(400, "No required input values", "invalid-input"))?;
-        ip.parse::<std::net::IpAddr>().map(|ip| ip.to_string()).map_err(|_| Answer::error(400, "Invalid IP Address.", "invalid-input"))
+        let ip = param("ip")
+            .ok_or_else(|| Answer::error(400, "No required input values", "invalid-input"))?;
+        ip.parse::<std::net::IpAddr>()
+            .map(|ip| ip.to_string())
+            .map_err(|_| Answer::error(400, "Invalid IP Address.", "invalid-input"))
     };
     let get = method == Method::GET;
     let post = method == Method::POST;
     let result = match path {
-        "/v1/asset/ip/report" if get => ip_param().map(|ip| Answer::ok(flat_envelope(data::ip_report(seed, &ip, param("full").as_deref() == Some("true"))), 0)),
-        "/v1/ip/data" if get => ip_param().map(|ip| Answer::ok(flat_envelope(data::legacy_ip_data(seed, &ip)), 0)),
-        "/v1/feature/ip/malicious-info" | "/v2/feature/ip/malicious-info" if get => ip_param().map(|ip| Answer::ok(flat_envelope(data::malicious_info(seed, &ip)), 0)),
-        "/v1/feature/ip/suspicious-info" | "/v2/feature/ip/suspicious-info" if get => ip_param().map(|ip| Answer::ok(flat_envelope(data::suspicious_info(seed, &ip)), 0)),
-        "/v1/feature/ip/privacy-threat" if get => ip_param().map(|ip| Answer::ok(flat_envelope(json!({"ip": ip, "webcam": {"count": 0, "data": []}})), 0)),
+        "/v1/asset/ip/report" if get => ip_param().map(|ip| {
+            Answer::ok(
+                flat_envelope(data::ip_report(
+                    seed,
+                    &ip,
+                    param("full").as_deref() == Some("true"),
+                )),
+                0,
+            )
+        }),
+        "/v1/ip/data" if get => {
+            ip_param().map(|ip| Answer::ok(flat_envelope(data::legacy_ip_data(seed, &ip)), 0))
+        }
+        "/v1/feature/ip/malicious-info" | "/v2/feature/ip/malicious-info" if get => {
+            ip_param().map(|ip| Answer::ok(flat_envelope(data::malicious_info(seed, &ip)), 0))
+        }
+        "/v1/feature/ip/suspicious-info" | "/v2/feature/ip/suspicious-info" if get => {
+            ip_param().map(|ip| Answer::ok(flat_envelope(data::suspicious_info(seed, &ip)), 0))
+        }
+        "/v1/feature/ip/privacy-threat" if get => ip_param().map(|ip| {
+            Answer::ok(
+                flat_envelope(json!({"ip": ip, "webcam": {"count": 0, "data": []}})),
+                0,
+            )
+        }),
         "/v1/user/me" if post => Ok(Answer::ok(
             data_envelope(json!({
                 "account_type": "Sandbox",
@@ -475,33 +616,72 @@ fn route(shared: &Shared, method: &Method, path: &str, key: &str, query: &HashMa
             Some(q) => {
                 let reports: Vec<Value> = data::earlier_scan(seed, &q, today_days())
                     .map(|(id, when)| {
-                        shared.scans.lock().expect("scans lock").entry(id).or_insert(Scan { query: q.clone(), key: String::new(), started: Instant::now() - Duration::from_secs(3600), lite: false });
+                        shared
+                            .scans
+                            .lock()
+                            .expect("scans lock")
+                            .entry(id)
+                            .or_insert(Scan {
+                                query: q.clone(),
+                                key: String::new(),
+                                started: Instant::now() - Duration::from_secs(3600),
+                                lite: false,
+                            });
                         vec![json!({"scan_id": id, "reg_dtime": when, "countries": []})]
                     })
                     .unwrap_or_default();
-                Ok(Answer::ok(data_envelope(json!({"count": reports.len(), "reports": reports})), 0))
+                Ok(Answer::ok(
+                    data_envelope(json!({"count": reports.len(), "reports": reports})),
+                    0,
+                ))
             }
         },
-        "/v1/domain/scan" | "/v1/domain/scan/private" if post => start_scan(shared, key, param("query"), false),
+        "/v1/domain/scan" | "/v1/domain/scan/private" if post => {
+            start_scan(shared, key, param("query"), false)
+        }
         "/v1/domain/lite/scan" if get || post => start_scan(shared, key, param("query"), true),
-        "/v1/domain/lite/progress" if get => progress(shared, param("scan_id").and_then(|s| s.parse().ok())),
-        "/v1/domain/quick/hash/view" | "/v1/domain/quick/malicious/view" | "/v1/domain/quick/trusted/view" if get => match param("domain") {
-            Some(d) => Ok(Answer::ok(data_envelope(data::quick_check(seed, &d)), 0)),
-            None => Err(Answer::error(400, "Invalid URL", "invalid-input")),
-        },
-        p if get && p.starts_with("/v1/domain/status/") => progress(shared, p.rsplit('/').next().and_then(|s| s.parse().ok())),
-        p if get && (p.starts_with("/v2/domain/report/") || p.starts_with("/v1/domain/report/") || p.starts_with("/v1/domain/lite/report/")) => {
+        "/v1/domain/lite/progress" if get => {
+            progress(shared, param("scan_id").and_then(|s| s.parse().ok()))
+        }
+        "/v1/domain/quick/hash/view"
+        | "/v1/domain/quick/malicious/view"
+        | "/v1/domain/quick/trusted/view"
+            if get =>
+        {
+            match param("domain") {
+                Some(d) => Ok(Answer::ok(data_envelope(data::quick_check(seed, &d)), 0)),
+                None => Err(Answer::error(400, "Invalid URL", "invalid-input")),
+            }
+        }
+        p if get && p.starts_with("/v1/domain/status/") => {
+            progress(shared, p.rsplit('/').next().and_then(|s| s.parse().ok()))
+        }
+        p if get
+            && (p.starts_with("/v2/domain/report/")
+                || p.starts_with("/v1/domain/report/")
+                || p.starts_with("/v1/domain/lite/report/")) =>
+        {
             let id: Option<u64> = p.rsplit('/').next().and_then(|s| s.parse().ok());
             let scans = shared.scans.lock().expect("scans lock");
             match id.and_then(|id| scans.get(&id).map(|s| (id, s))) {
                 Some((id, scan)) if scan_done(&shared.config, scan) => {
                     if p.starts_with("/v1/domain/lite/") {
-                        Ok(Answer::ok(data_envelope(data::lite_report(seed, &scan.query)), 0))
+                        Ok(Answer::ok(
+                            data_envelope(data::lite_report(seed, &scan.query)),
+                            0,
+                        ))
                     } else {
-                        Ok(Answer::ok(data_envelope(data::domain_report(seed, &scan.query, id)), 0))
+                        Ok(Answer::ok(
+                            data_envelope(data::domain_report(seed, &scan.query, id)),
+                            0,
+                        ))
                     }
                 }
-                Some(_) => Err(Answer::error(400, "The scan is not finished yet", "invalid-input")),
+                Some(_) => Err(Answer::error(
+                    400,
+                    "The scan is not finished yet",
+                    "invalid-input",
+                )),
                 None => Err(Answer::error(404, "Report not found", "not-found")),
             }
         }
@@ -515,33 +695,77 @@ fn scan_done(config: &SandboxConfig, scan: &Scan) -> bool {
     if data::nonexistent(&scan.query) || data::scan_fails(&scan.query) {
         return true;
     }
-    let duration = if scan.lite { config.scan_duration / 3 } else { config.scan_duration };
+    let duration = if scan.lite {
+        config.scan_duration / 3
+    } else {
+        config.scan_duration
+    };
     scan.started.elapsed() >= duration
 }
 
-fn start_scan(shared: &Shared, key: &str, query: Option<String>, lite: bool) -> Result<Answer, Answer> {
+fn start_scan(
+    shared: &Shared,
+    key: &str,
+    query: Option<String>,
+    lite: bool,
+) -> Result<Answer, Answer> {
     let query = query.ok_or_else(|| Answer::error(400, "Invalid URL", "invalid-input"))?;
     let mut scans = shared.scans.lock().expect("scans lock");
-    let running = scans.values().any(|s| s.key == key && !scan_done(&shared.config, s));
+    let running = scans
+        .values()
+        .any(|s| s.key == key && !scan_done(&shared.config, s));
     if running {
-        return Err(Answer::error(400, "We are still scanning for your previous request. Please wait.", "still-scanning"));
+        return Err(Answer::error(
+            400,
+            "We are still scanning for your previous request. Please wait.",
+            "still-scanning",
+        ));
     }
     let id = shared.next_scan.fetch_add(1, Ordering::SeqCst);
-    let echo = if query.contains("://") { query.clone() } else { format!("http://{query}") };
-    scans.insert(id, Scan { query, key: key.to_owned(), started: Instant::now(), lite });
-    Ok(Answer::ok(data_envelope(json!({"query": echo, "scan_id": id})), 0))
+    let echo = if query.contains("://") {
+        query.clone()
+    } else {
+        format!("http://{query}")
+    };
+    scans.insert(
+        id,
+        Scan {
+            query,
+            key: key.to_owned(),
+            started: Instant::now(),
+            lite,
+        },
+    );
+    Ok(Answer::ok(
+        data_envelope(json!({"query": echo, "scan_id": id})),
+        0,
+    ))
 }
 
 fn progress(shared: &Shared, id: Option<u64>) -> Result<Answer, Answer> {
     let scans = shared.scans.lock().expect("scans lock");
-    let scan = id.and_then(|id| scans.get(&id)).ok_or_else(|| Answer::error(404, "Report not found", "not-found"))?;
+    let scan = id
+        .and_then(|id| scans.get(&id))
+        .ok_or_else(|| Answer::error(404, "Report not found", "not-found"))?;
     let percentage: i64 = if data::nonexistent(&scan.query) {
         -2
     } else if data::scan_fails(&scan.query) {
         -1
     } else {
-        let duration = if scan.lite { shared.config.scan_duration / 3 } else { shared.config.scan_duration };
-        if duration.is_zero() { 100 } else { ((scan.started.elapsed().as_secs_f64() / duration.as_secs_f64()) * 100.0).min(100.0) as i64 }
+        let duration = if scan.lite {
+            shared.config.scan_duration / 3
+        } else {
+            shared.config.scan_duration
+        };
+        if duration.is_zero() {
+            100
+        } else {
+            ((scan.started.elapsed().as_secs_f64() / duration.as_secs_f64()) * 100.0).min(100.0)
+                as i64
+        }
     };
-    Ok(Answer::ok(data_envelope(json!({"scan_percentage": percentage})), 0))
+    Ok(Answer::ok(
+        data_envelope(json!({"scan_percentage": percentage})),
+        0,
+    ))
 }

@@ -33,7 +33,11 @@ pub struct RateWindow {
 
 impl RateWindow {
     pub fn new(max: u32, window: Duration) -> RateWindow {
-        RateWindow { max: max.max(1) as usize, window: window + WINDOW_MARGIN, sent: Mutex::new(VecDeque::new()) }
+        RateWindow {
+            max: max.max(1) as usize,
+            window: window + WINDOW_MARGIN,
+            sent: Mutex::new(VecDeque::new()),
+        }
     }
 
     /// Waits until a request may be sent, and records it as sent.
@@ -42,7 +46,10 @@ impl RateWindow {
             let wait = {
                 let mut sent = self.sent.lock().expect("rate window lock");
                 let now = Instant::now();
-                while sent.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+                while sent
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= self.window)
+                {
                     sent.pop_front();
                 }
                 if sent.len() < self.max {
@@ -65,12 +72,19 @@ pub struct Limiter {
 
 impl Limiter {
     pub fn new(concurrency: u32, max_requests: u32, per: Duration) -> Limiter {
-        Limiter { slots: Semaphore::new(concurrency.max(1) as usize), rate: RateWindow::new(max_requests, per) }
+        Limiter {
+            slots: Semaphore::new(concurrency.max(1) as usize),
+            rate: RateWindow::new(max_requests, per),
+        }
     }
 
     /// Waits for a free slot and a rate allowance; the slot is held until the permit is dropped.
     pub async fn admit(&self) -> SemaphorePermit<'_> {
-        let permit = self.slots.acquire().await.expect("the semaphore is never closed");
+        let permit = self
+            .slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         self.rate.acquire().await;
         permit
     }
@@ -96,9 +110,18 @@ impl Period {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BudgetEvent {
     /// Usage crossed the alert threshold.
-    Alert { period: Period, used: u64, limit: u64, percent: u8 },
+    Alert {
+        period: Period,
+        used: u64,
+        limit: u64,
+        percent: u8,
+    },
     /// The limit is reached: no more calls this period.
-    Exhausted { period: Period, used: u64, limit: u64 },
+    Exhausted {
+        period: Period,
+        used: u64,
+        limit: u64,
+    },
     /// The service itself said the credits are gone ("limit exceeded").
     RefusedByService { message: String },
 }
@@ -114,7 +137,11 @@ pub struct BudgetLimits {
 
 impl Default for BudgetLimits {
     fn default() -> BudgetLimits {
-        BudgetLimits { daily: None, monthly: None, alert_percent: 80 }
+        BudgetLimits {
+            daily: None,
+            monthly: None,
+            alert_percent: 80,
+        }
     }
 }
 
@@ -123,7 +150,9 @@ pub type Day = (i64, u32, u32);
 
 /// Today's UTC date.
 pub fn today_utc() -> Day {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     civil_from_days((secs / 86_400) as i64)
 }
 
@@ -169,7 +198,11 @@ pub struct BudgetSpent {
 
 impl Budget {
     pub fn new(limits: BudgetLimits) -> Budget {
-        Budget { limits, state: Mutex::new(BudgetState::default()), events: Mutex::new(Vec::new()) }
+        Budget {
+            limits,
+            state: Mutex::new(BudgetState::default()),
+            events: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn limits(&self) -> BudgetLimits {
@@ -182,9 +215,14 @@ impl Budget {
         let state = &mut *guard;
         roll_over(state, today);
         if state.refused_on == Some(today) {
-            return Err(BudgetSpent { period: Period::Day });
+            return Err(BudgetSpent {
+                period: Period::Day,
+            });
         }
-        for (period, used, limit) in [(Period::Day, state.used_day, self.limits.daily), (Period::Month, state.used_month, self.limits.monthly)] {
+        for (period, used, limit) in [
+            (Period::Day, state.used_day, self.limits.daily),
+            (Period::Month, state.used_month, self.limits.monthly),
+        ] {
             if let Some(limit) = limit
                 && used + credits > limit
             {
@@ -195,16 +233,35 @@ impl Budget {
         state.used_month += credits;
         let mut events = Vec::new();
         for (period, used, limit, alerted) in [
-            (Period::Day, state.used_day, self.limits.daily, &mut state.alerted_day),
-            (Period::Month, state.used_month, self.limits.monthly, &mut state.alerted_month),
+            (
+                Period::Day,
+                state.used_day,
+                self.limits.daily,
+                &mut state.alerted_day,
+            ),
+            (
+                Period::Month,
+                state.used_month,
+                self.limits.monthly,
+                &mut state.alerted_month,
+            ),
         ] {
             let Some(limit) = limit else { continue };
             if !*alerted && used * 100 >= limit * u64::from(self.limits.alert_percent) {
                 *alerted = true;
-                events.push(BudgetEvent::Alert { period, used, limit, percent: self.limits.alert_percent });
+                events.push(BudgetEvent::Alert {
+                    period,
+                    used,
+                    limit,
+                    percent: self.limits.alert_percent,
+                });
             }
             if used == limit {
-                events.push(BudgetEvent::Exhausted { period, used, limit });
+                events.push(BudgetEvent::Exhausted {
+                    period,
+                    used,
+                    limit,
+                });
             }
         }
         drop(guard);
@@ -227,7 +284,9 @@ impl Budget {
         state.refused_on = Some(today);
         drop(state);
         if first {
-            self.emit(vec![BudgetEvent::RefusedByService { message: message.to_owned() }]);
+            self.emit(vec![BudgetEvent::RefusedByService {
+                message: message.to_owned(),
+            }]);
         }
     }
 
@@ -245,11 +304,32 @@ impl Budget {
     fn emit(&self, events: Vec<BudgetEvent>) {
         for event in &events {
             match event {
-                BudgetEvent::Alert { period, used, limit, percent } => {
-                    tracing::warn!(period = period.as_str(), used, limit, "credit usage reached {percent} % of the {} budget", period.as_str());
+                BudgetEvent::Alert {
+                    period,
+                    used,
+                    limit,
+                    percent,
+                } => {
+                    tracing::warn!(
+                        period = period.as_str(),
+                        used,
+                        limit,
+                        "credit usage reached {percent} % of the {} budget",
+                        period.as_str()
+                    );
                 }
-                BudgetEvent::Exhausted { period, used, limit } => {
-                    tracing::warn!(period = period.as_str(), used, limit, "{} credit budget spent; further calls are skipped until it renews", period.as_str());
+                BudgetEvent::Exhausted {
+                    period,
+                    used,
+                    limit,
+                } => {
+                    tracing::warn!(
+                        period = period.as_str(),
+                        used,
+                        limit,
+                        "{} credit budget spent; further calls are skipped until it renews",
+                        period.as_str()
+                    );
                 }
                 BudgetEvent::RefusedByService { message } => {
                     tracing::error!(%message, "the service refused for lack of credits; calls stop until tomorrow (UTC)");
@@ -285,14 +365,22 @@ pub struct Cached<T> {
 
 impl<T> Clone for Cached<T> {
     fn clone(&self) -> Cached<T> {
-        Cached { value: Arc::clone(&self.value), ttl: self.ttl }
+        Cached {
+            value: Arc::clone(&self.value),
+            ttl: self.ttl,
+        }
     }
 }
 
 struct PerEntryTtl;
 
 impl<T> moka::Expiry<String, Cached<T>> for PerEntryTtl {
-    fn expire_after_create(&self, _key: &String, value: &Cached<T>, _created_at: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Cached<T>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
         Some(value.ttl)
     }
 }
@@ -305,7 +393,12 @@ pub struct AnswerCache<T: Send + Sync + 'static> {
 
 impl<T: Send + Sync + 'static> AnswerCache<T> {
     pub fn new(max_entries: u64) -> AnswerCache<T> {
-        AnswerCache { inner: moka::future::Cache::builder().max_capacity(max_entries).expire_after(PerEntryTtl).build() }
+        AnswerCache {
+            inner: moka::future::Cache::builder()
+                .max_capacity(max_entries)
+                .expire_after(PerEntryTtl)
+                .build(),
+        }
     }
 
     /// The cache key of a call.
@@ -337,7 +430,10 @@ impl<T: Send + Sync + 'static> AnswerCache<T> {
             .inner
             .try_get_with(key, async {
                 fetched.store(true, Ordering::Relaxed);
-                fetch.await.map(|(value, ttl)| Cached { value: Arc::new(value), ttl })
+                fetch.await.map(|(value, ttl)| Cached {
+                    value: Arc::new(value),
+                    ttl,
+                })
             })
             .await?;
         Ok((entry.value, !fetched.load(Ordering::Relaxed)))
@@ -385,7 +481,9 @@ impl CallMetrics {
     pub fn snapshot(&self) -> MetricsSnapshot {
         let mut samples = self.latencies_ms.lock().expect("metrics lock").clone();
         samples.sort_unstable();
-        let percentile = |p: usize| (!samples.is_empty()).then(|| samples[(samples.len() * p / 100).min(samples.len() - 1)]);
+        let percentile = |p: usize| {
+            (!samples.is_empty()).then(|| samples[(samples.len() * p / 100).min(samples.len() - 1)])
+        };
         MetricsSnapshot {
             requests: self.requests.load(Ordering::Relaxed),
             ok: self.ok.load(Ordering::Relaxed),
@@ -414,18 +512,40 @@ mod tests {
 
     #[test]
     fn budget_alerts_once_at_the_threshold_and_stops_at_the_limit() {
-        let budget = Budget::new(BudgetLimits { daily: Some(10), monthly: Some(100), alert_percent: 80 });
+        let budget = Budget::new(BudgetLimits {
+            daily: Some(10),
+            monthly: Some(100),
+            alert_percent: 80,
+        });
         let day = (2026, 11, 23);
         for _ in 0..7 {
             budget.try_spend(1, day).expect("under the limit");
         }
         assert!(budget.events().is_empty());
         budget.try_spend(1, day).expect("8 of 10");
-        assert_eq!(budget.events(), [BudgetEvent::Alert { period: Period::Day, used: 8, limit: 10, percent: 80 }]);
+        assert_eq!(
+            budget.events(),
+            [BudgetEvent::Alert {
+                period: Period::Day,
+                used: 8,
+                limit: 10,
+                percent: 80
+            }]
+        );
         budget.try_spend(1, day).expect("9");
         budget.try_spend(1, day).expect("10");
-        assert_eq!(budget.try_spend(1, day), Err(BudgetSpent { period: Period::Day }));
-        assert_eq!(budget.events().len(), 2, "one alert, one exhausted: {:?}", budget.events());
+        assert_eq!(
+            budget.try_spend(1, day),
+            Err(BudgetSpent {
+                period: Period::Day
+            })
+        );
+        assert_eq!(
+            budget.events().len(),
+            2,
+            "one alert, one exhausted: {:?}",
+            budget.events()
+        );
         assert_eq!(budget.used(), (10, 10));
         budget.try_spend(1, (2026, 11, 24)).expect("a new day");
         assert_eq!(budget.used(), (1, 11));
@@ -453,10 +573,19 @@ mod tests {
             times.push(start.elapsed());
         }
         for (i, t) in times.iter().enumerate() {
-            let in_window = times[i..].iter().take_while(|u| **u - *t < Duration::from_millis(200)).count();
-            assert!(in_window <= 5, "{in_window} requests within 200 ms of {t:?}: {times:?}");
+            let in_window = times[i..]
+                .iter()
+                .take_while(|u| **u - *t < Duration::from_millis(200))
+                .count();
+            assert!(
+                in_window <= 5,
+                "{in_window} requests within 200 ms of {t:?}: {times:?}"
+            );
         }
-        assert!(times[14] >= Duration::from_millis(400), "15 requests at 5 per 200 ms take at least 400 ms");
+        assert!(
+            times[14] >= Duration::from_millis(400),
+            "15 requests at 5 per 200 ms take at least 400 ms"
+        );
     }
 
     #[tokio::test]
@@ -485,6 +614,9 @@ mod tests {
             from_cache += u32::from(cached);
         }
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
-        assert_eq!(from_cache, 7, "every caller but the one that fetched got a cached answer");
+        assert_eq!(
+            from_cache, 7,
+            "every caller but the one that fetched got a cached answer"
+        );
     }
 }

@@ -57,7 +57,13 @@ mod tests {
         let secret = Secret::new("  sk-live-abcdef123456\n");
         let shown = format!("{secret:?}");
         assert!(!shown.contains("abcdef123456"), "{shown}");
-        assert_eq!(shown, format!("Secret(fingerprint {})", fingerprint("sk-live-abcdef123456")));
+        assert_eq!(
+            shown,
+            format!(
+                "Secret(fingerprint {})",
+                fingerprint("sk-live-abcdef123456")
+            )
+        );
         assert_eq!(secret.expose(), "sk-live-abcdef123456");
     }
 }

@@ -95,17 +95,31 @@ fn sources(loaded: &LoadedConfig) -> anyhow::Result<Vec<Arc<dyn Source>>> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// `scry sources test`: the seeds' "Test Connection", for every source or one.
 fn sources_test(loaded: &LoadedConfig, only: Option<&str>) -> anyhow::Result<ExitCode> {
     let sources = sources(loaded)?;
-    let chosen: Vec<&Arc<dyn Source>> = sources.iter().filter(|s| only.is_none_or(|name| s.name() == name)).collect();
+    let chosen: Vec<&Arc<dyn Source>> = sources
+        .iter()
+        .filter(|s| only.is_none_or(|name| s.name() == name))
+        .collect();
     if chosen.is_empty() {
         let names: Vec<&str> = sources.iter().map(|s| s.name()).collect();
-        let hint = if only == Some("criminalip") { "; set CRIMINALIP_API_KEY or add [sources.criminalip] to the configuration" } else { "" };
-        return Err(usage(anyhow!("no configured source named {:?} (configured: {}){hint}", only.unwrap_or(""), names.join(", "))));
+        let hint = if only == Some("criminalip") {
+            "; set CRIMINALIP_API_KEY or add [sources.criminalip] to the configuration"
+        } else {
+            ""
+        };
+        return Err(usage(anyhow!(
+            "no configured source named {:?} (configured: {}){hint}",
+            only.unwrap_or(""),
+            names.join(", ")
+        )));
     }
     let runtime = runtime()?;
     let mut failed = false;
@@ -122,14 +136,25 @@ fn sources_test(loaded: &LoadedConfig, only: Option<&str>) -> anyhow::Result<Exi
             }
         }
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `scry sandbox`: serves until interrupted.
 fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
-    let rates = [args.rate_limited_rate, args.server_error_rate, args.timeout_rate, args.malformed_rate];
+    let rates = [
+        args.rate_limited_rate,
+        args.server_error_rate,
+        args.timeout_rate,
+        args.malformed_rate,
+    ];
     if rates.iter().any(|r| !(0.0..=1.0).contains(r)) || rates.iter().sum::<f64>() > 1.0 {
-        return Err(usage(anyhow!("fault rates are shares between 0 and 1, and together at most 1")));
+        return Err(usage(anyhow!(
+            "fault rates are shares between 0 and 1, and together at most 1"
+        )));
     }
     if !(args.scan_seconds.is_finite() && args.scan_seconds >= 0.0) {
         return Err(usage(anyhow!("--scan-seconds must be zero or more")));
@@ -155,9 +180,17 @@ fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     };
     let runtime = runtime()?;
     runtime.block_on(async {
-        let sandbox = scry_sandbox::Sandbox::start(config, args.listen).await.map_err(usage)?;
-        eprintln!("scry sandbox: Criminal IP-compatible API on {} (stop with Ctrl-C)", sandbox.url());
-        eprintln!("point scry at it: CRIMINALIP_BASE_URL={} CRIMINALIP_API_KEY=<any key>", sandbox.url());
+        let sandbox = scry_sandbox::Sandbox::start(config, args.listen)
+            .await
+            .map_err(usage)?;
+        eprintln!(
+            "scry sandbox: Criminal IP-compatible API on {} (stop with Ctrl-C)",
+            sandbox.url()
+        );
+        eprintln!(
+            "point scry at it: CRIMINALIP_BASE_URL={} CRIMINALIP_API_KEY=<any key>",
+            sandbox.url()
+        );
         tokio::select! {
             () = sandbox.run_forever() => {}
             _ = tokio::signal::ctrl_c() => {}

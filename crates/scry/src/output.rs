@@ -201,7 +201,7 @@ fn write_table(
 }
 
 /// The one-line explanation shown in a table: why it was skipped or failed, else its strongest
-/// reasons, tags and report link, else what classification says.
+/// reasons, where it lives and what it exposes, tags and report link, else what classification says.
 fn details(r: &Record) -> String {
     match r.status {
         Status::Skipped => return r.skip_reason.clone().unwrap_or_default(),
@@ -211,9 +211,51 @@ fn details(r: &Record) -> String {
     let mut parts: Vec<String> = r
         .reasons
         .iter()
+        .filter(|x| x.points > 0)
         .take(3)
         .map(|x| format!("{} {} ({:+})", x.signal, x.value, x.points))
         .collect();
+    if let Some(data) = r.sources.get("criminalip").map(|s| &s.data) {
+        let text = |key: &str| data.get(key).and_then(|v| v.as_str());
+        if parts.is_empty()
+            && let (Some(inbound), Some(outbound)) = (text("inbound"), text("outbound"))
+        {
+            parts.push(format!("inbound {inbound}, outbound {outbound}"));
+        }
+        let network: Vec<String> = [
+            data.get("asn")
+                .and_then(|a| a.as_u64())
+                .map(|a| format!("AS{a}")),
+            text("as_name").map(str::to_owned),
+            text("country").map(str::to_owned),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !network.is_empty() {
+            parts.push(network.join(" "));
+        }
+        let ports: Vec<String> = data
+            .get("services")
+            .and_then(|s| s.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|s| {
+                Some(format!(
+                    "{}/{}",
+                    s.get("port")?.as_u64()?,
+                    s.get("protocol")
+                        .and_then(|p| p.as_str())
+                        .unwrap_or("?")
+                        .to_ascii_lowercase()
+                ))
+            })
+            .take(6)
+            .collect();
+        if !ports.is_empty() {
+            parts.push(format!("ports {}", ports.join(" ")));
+        }
+    }
     if parts.is_empty()
         && let Some(classify) = r.sources.get("classify")
     {

@@ -91,6 +91,7 @@ impl Source for Recording {
                     report_url: Some(format!("https://report.invalid/{value}")),
                     from_cache: cached,
                     credits: u32::from(!cached),
+                    raw: Vec::new(),
                 }),
                 Behaviour::Fail => Err(SourceError::Failed("HTTP 503 after 3 attempts".into())),
                 Behaviour::Invalid => Err(SourceError::InvalidIndicator("invalid ip".into())),

@@ -19,13 +19,17 @@ use crate::secret::Secret;
 /// Why a Criminal IP call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CipError {
-    #[error("the API key was rejected ({0}); check [sources.criminalip] api_key or CRIMINALIP_API_KEY")]
+    #[error(
+        "the API key was rejected ({0}); check [sources.criminalip] api_key or CRIMINALIP_API_KEY"
+    )]
     InvalidKey(String),
     #[error("the account's credits are used up ({0}); calls resume in the next period")]
     LimitExceeded(String),
     #[error("the local credit budget is spent")]
     BudgetSpent,
-    #[error("the service refused a concurrent call ({0}); non-Enterprise keys allow one call at a time")]
+    #[error(
+        "the service refused a concurrent call ({0}); non-Enterprise keys allow one call at a time"
+    )]
     Concurrent(String),
     #[error("the account already has a domain scan running ({0})")]
     StillScanning(String),
@@ -76,12 +80,32 @@ pub(crate) struct Request {
 }
 
 impl Request {
-    pub(crate) fn get(path: impl Into<String>, query: Vec<(&'static str, String)>, credits: u64) -> Request {
-        Request { post: false, path: path.into(), query, form: Vec::new(), credits }
+    pub(crate) fn get(
+        path: impl Into<String>,
+        query: Vec<(&'static str, String)>,
+        credits: u64,
+    ) -> Request {
+        Request {
+            post: false,
+            path: path.into(),
+            query,
+            form: Vec::new(),
+            credits,
+        }
     }
 
-    pub(crate) fn post(path: impl Into<String>, form: Vec<(&'static str, String)>, credits: u64) -> Request {
-        Request { post: true, path: path.into(), query: Vec::new(), form, credits }
+    pub(crate) fn post(
+        path: impl Into<String>,
+        form: Vec<(&'static str, String)>,
+        credits: u64,
+    ) -> Request {
+        Request {
+            post: true,
+            path: path.into(),
+            query: Vec::new(),
+            form,
+            credits,
+        }
     }
 }
 
@@ -122,7 +146,16 @@ impl Client {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Client { http, base_url: base_url.trim_end_matches('/').to_owned(), key, timeout, retry, limiter, budget, metrics })
+        Ok(Client {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            key,
+            timeout,
+            retry,
+            limiter,
+            budget,
+            metrics,
+        })
     }
 
     pub(crate) fn key_fingerprint(&self) -> String {
@@ -135,7 +168,9 @@ impl Client {
         loop {
             match self.attempt(request).await {
                 Ok(body) => return Ok(body),
-                Err((error, retry_after)) if error.is_retryable() && attempt < self.retry.retries => {
+                Err((error, retry_after))
+                    if error.is_retryable() && attempt < self.retry.retries =>
+                {
                     let delay = backoff(self.retry, attempt, retry_after);
                     tracing::debug!(path = %request.path, attempt, ?delay, %error, "retrying");
                     self.metrics.retries.fetch_add(1, Ordering::Relaxed);
@@ -155,7 +190,9 @@ impl Client {
         match &result {
             Ok(_) => {
                 self.metrics.ok.fetch_add(1, Ordering::Relaxed);
-                self.metrics.credits.fetch_add(request.credits, Ordering::Relaxed);
+                self.metrics
+                    .credits
+                    .fetch_add(request.credits, Ordering::Relaxed);
             }
             Err((error, _)) => {
                 self.metrics.errors.fetch_add(1, Ordering::Relaxed);
@@ -170,8 +207,16 @@ impl Client {
 
     async fn send(&self, request: &Request) -> Result<Value, (CipError, Option<Duration>)> {
         let url = format!("{}{}", self.base_url, request.path);
-        let builder = if request.post { self.http.post(&url).form(&request.form) } else { self.http.get(&url) };
-        let builder = builder.query(&request.query).header("x-api-key", self.key.expose()).header("accept", "application/json").timeout(self.timeout);
+        let builder = if request.post {
+            self.http.post(&url).form(&request.form)
+        } else {
+            self.http.get(&url)
+        };
+        let builder = builder
+            .query(&request.query)
+            .header("x-api-key", self.key.expose())
+            .header("accept", "application/json")
+            .timeout(self.timeout);
         let _slot = self.limiter.admit().await;
         self.metrics.requests.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
@@ -222,18 +267,37 @@ pub(crate) fn interpret(http_status: u16, text: &str) -> Result<Value, CipError>
         Ok(body @ Value::Object(_)) => body,
         Ok(_) | Err(_) if (200..300).contains(&http_status) => {
             let excerpt: String = text.chars().take(120).collect();
-            return Err(CipError::Malformed(format!("not a JSON object: {excerpt:?}")));
+            return Err(CipError::Malformed(format!(
+                "not a JSON object: {excerpt:?}"
+            )));
         }
         _ => Value::Null,
     };
-    let body_status = body.get("status").and_then(Value::as_i64).map_or(http_status, |s| u16::try_from(s).unwrap_or(0));
-    let message = body.get("message").and_then(Value::as_str).unwrap_or("").to_owned();
+    let body_status = body
+        .get("status")
+        .and_then(Value::as_i64)
+        .map_or(http_status, |s| u16::try_from(s).unwrap_or(0));
+    let message = body
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     if (200..300).contains(&http_status) && body_status == 200 {
         return Ok(body);
     }
     let lower = message.to_ascii_lowercase();
-    let status = if body_status != 200 { body_status } else { http_status };
-    let message_or = |fallback: &str| if message.is_empty() { fallback.to_owned() } else { message.clone() };
+    let status = if body_status != 200 {
+        body_status
+    } else {
+        http_status
+    };
+    let message_or = |fallback: &str| {
+        if message.is_empty() {
+            fallback.to_owned()
+        } else {
+            message.clone()
+        }
+    };
     Err(if lower.contains("invalid api key") || status == 401 {
         CipError::InvalidKey(message_or("401"))
     } else if lower.contains("limit exceeded") || status == 403 {
@@ -245,21 +309,34 @@ pub(crate) fn interpret(http_status: u16, text: &str) -> Result<Value, CipError>
     } else if status == 429 || http_status == 429 {
         CipError::RateLimited(message_or("429"))
     } else if status >= 500 || http_status >= 500 {
-        CipError::Server { status, message: message_or("no message") }
+        CipError::Server {
+            status,
+            message: message_or("no message"),
+        }
     } else if status == 400 {
         CipError::InvalidIndicator(message_or("400"))
     } else {
-        CipError::Http { status, message: message_or("no message") }
+        CipError::Http {
+            status,
+            message: message_or("no message"),
+        }
     })
 }
 
 /// Exponential backoff with jitter (between half and all of the exponential delay), at least as
 /// long as `Retry-After` asks.
 fn backoff(policy: RetryPolicy, attempt: u32, retry_after: Option<Duration>) -> Duration {
-    let exponential = policy.base.saturating_mul(1 << attempt.min(16)).min(policy.cap);
-    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let exponential = policy
+        .base
+        .saturating_mul(1 << attempt.min(16))
+        .min(policy.cap);
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
     let jittered = exponential / 2 + exponential.mul_f64((random % 1000) as f64 / 2000.0);
-    retry_after.map_or(jittered, |after| jittered.max(after.min(policy.cap.max(after))))
+    retry_after.map_or(jittered, |after| {
+        jittered.max(after.min(policy.cap.max(after)))
+    })
 }
 
 #[cfg(test)]
@@ -268,31 +345,83 @@ mod tests {
 
     #[test]
     fn the_envelope_decides_success() {
-        assert!(interpret(200, r#"{"status":200,"message":"api success","ip":"1.2.3.4"}"#).is_ok());
+        assert!(
+            interpret(
+                200,
+                r#"{"status":200,"message":"api success","ip":"1.2.3.4"}"#
+            )
+            .is_ok()
+        );
         assert!(interpret(200, r#"{"ip":"1.2.3.4","status":200}"#).is_ok());
-        assert_eq!(interpret(200, r#"{"status":401,"message":"invalid api key"}"#), Err(CipError::InvalidKey("invalid api key".into())));
-        assert_eq!(interpret(401, r#"{"status":401,"message":"invalid api key"}"#), Err(CipError::InvalidKey("invalid api key".into())));
-        assert_eq!(interpret(200, r#"{"status":403,"message":"limit exceeded"}"#), Err(CipError::LimitExceeded("limit exceeded".into())));
-        assert!(matches!(interpret(200, r#"{"status":400,"message":"unable to call api at the same time"}"#), Err(CipError::Concurrent(_))));
+        assert_eq!(
+            interpret(200, r#"{"status":401,"message":"invalid api key"}"#),
+            Err(CipError::InvalidKey("invalid api key".into()))
+        );
+        assert_eq!(
+            interpret(401, r#"{"status":401,"message":"invalid api key"}"#),
+            Err(CipError::InvalidKey("invalid api key".into()))
+        );
+        assert_eq!(
+            interpret(200, r#"{"status":403,"message":"limit exceeded"}"#),
+            Err(CipError::LimitExceeded("limit exceeded".into()))
+        );
         assert!(matches!(
-            interpret(400, r#"{"status":400,"message":"We are still scanning for your previous request. Please wait."}"#),
+            interpret(
+                200,
+                r#"{"status":400,"message":"unable to call api at the same time"}"#
+            ),
+            Err(CipError::Concurrent(_))
+        ));
+        assert!(matches!(
+            interpret(
+                400,
+                r#"{"status":400,"message":"We are still scanning for your previous request. Please wait."}"#
+            ),
             Err(CipError::StillScanning(_))
         ));
-        assert_eq!(interpret(200, r#"{"status":400,"message":"Invalid IP Address."}"#), Err(CipError::InvalidIndicator("Invalid IP Address.".into())));
-        assert!(matches!(interpret(500, "<html>oops</html>"), Err(CipError::Server { status: 500, .. })));
-        assert!(matches!(interpret(200, r#"{"status":500,"message":"An unexpected error occurred"}"#), Err(CipError::Server { .. })));
+        assert_eq!(
+            interpret(200, r#"{"status":400,"message":"Invalid IP Address."}"#),
+            Err(CipError::InvalidIndicator("Invalid IP Address.".into()))
+        );
+        assert!(matches!(
+            interpret(500, "<html>oops</html>"),
+            Err(CipError::Server { status: 500, .. })
+        ));
+        assert!(matches!(
+            interpret(
+                200,
+                r#"{"status":500,"message":"An unexpected error occurred"}"#
+            ),
+            Err(CipError::Server { .. })
+        ));
         assert!(matches!(interpret(429, ""), Err(CipError::RateLimited(_))));
-        assert!(matches!(interpret(200, r#"{"status":200,"ip""#), Err(CipError::Malformed(_))));
-        assert!(matches!(interpret(404, ""), Err(CipError::Http { status: 404, .. })));
+        assert!(matches!(
+            interpret(200, r#"{"status":200,"ip""#),
+            Err(CipError::Malformed(_))
+        ));
+        assert!(matches!(
+            interpret(404, ""),
+            Err(CipError::Http { status: 404, .. })
+        ));
     }
 
     #[test]
     fn backoff_grows_is_capped_and_honours_retry_after() {
-        let policy = RetryPolicy { retries: 5, base: Duration::from_millis(100), cap: Duration::from_secs(2) };
+        let policy = RetryPolicy {
+            retries: 5,
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(2),
+        };
         for attempt in 0..8 {
             let d = backoff(policy, attempt, None);
-            let full = Duration::from_millis(100).saturating_mul(1 << attempt).min(policy.cap);
-            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?} not in [{:?}, {full:?}]", full / 2);
+            let full = Duration::from_millis(100)
+                .saturating_mul(1 << attempt)
+                .min(policy.cap);
+            assert!(
+                d >= full / 2 && d <= full,
+                "attempt {attempt}: {d:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
         }
         assert!(backoff(policy, 0, Some(Duration::from_secs(1))) >= Duration::from_secs(1));
     }

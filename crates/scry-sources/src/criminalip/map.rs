@@ -27,7 +27,12 @@ pub fn level_points(level: Level) -> i32 {
 }
 
 fn reason(signal: &str, value: impl Into<String>, points: i32) -> Reason {
-    Reason { source: SOURCE.into(), signal: signal.into(), value: value.into(), points }
+    Reason {
+        source: SOURCE.into(),
+        signal: signal.into(),
+        value: value.into(),
+        points,
+    }
 }
 
 /// Services that give remote control of a host when exposed.
@@ -47,9 +52,16 @@ pub fn domain_report_url(scan_id: u64) -> String {
 fn current_ports(ports: &[Port]) -> Vec<&Port> {
     let mut newest: BTreeMap<(u16, String), &Port> = BTreeMap::new();
     for port in ports {
-        let Some(number) = port.open_port_no else { continue };
-        let key = (number, port.socket.clone().unwrap_or_default().to_ascii_lowercase());
-        let newer = newest.get(&key).is_none_or(|seen| port.confirmed_time > seen.confirmed_time);
+        let Some(number) = port.open_port_no else {
+            continue;
+        };
+        let key = (
+            number,
+            port.socket.clone().unwrap_or_default().to_ascii_lowercase(),
+        );
+        let newer = newest
+            .get(&key)
+            .is_none_or(|seen| port.confirmed_time > seen.confirmed_time);
         if newer {
             newest.insert(key, port);
         }
@@ -58,7 +70,9 @@ fn current_ports(ports: &[Port]) -> Vec<&Port> {
 }
 
 fn known(text: &Option<String>) -> Option<&str> {
-    text.as_deref().map(str::trim).filter(|t| !t.is_empty() && !matches!(*t, "N/A" | "Unknown" | "unknown"))
+    text.as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !matches!(*t, "N/A" | "Unknown" | "unknown"))
 }
 
 fn whois_details(whois: &Whois) -> Map<String, Value> {
@@ -68,12 +82,39 @@ fn whois_details(whois: &Whois) -> Map<String, Value> {
             details.insert(key.into(), v);
         }
     };
-    put("asn", whois.as_no.as_ref().and_then(|a| a.0.parse::<u64>().ok()).map(Value::from));
+    put(
+        "asn",
+        whois
+            .as_no
+            .as_ref()
+            .and_then(|a| a.0.parse::<u64>().ok())
+            .map(Value::from),
+    );
     put("as_name", whois.as_name.clone().map(Value::from));
     put("organization", whois.org_name.clone().map(Value::from));
-    put("country", whois.org_country_code.as_ref().map(|c| Value::from(c.to_ascii_uppercase())));
-    put("region", whois.region.clone().filter(|r| !r.is_empty()).map(Value::from));
-    put("city", whois.city.clone().filter(|c| !c.is_empty()).map(Value::from));
+    put(
+        "country",
+        whois
+            .org_country_code
+            .as_ref()
+            .map(|c| Value::from(c.to_ascii_uppercase())),
+    );
+    put(
+        "region",
+        whois
+            .region
+            .clone()
+            .filter(|r| !r.is_empty())
+            .map(Value::from),
+    );
+    put(
+        "city",
+        whois
+            .city
+            .clone()
+            .filter(|c| !c.is_empty())
+            .map(Value::from),
+    );
     put("latitude", whois.latitude.map(Value::from));
     put("longitude", whois.longitude.map(Value::from));
     details
@@ -99,11 +140,23 @@ pub fn ip_finding(ip: &str, report: &IpReport, malicious: Option<&MaliciousInfo>
     match (inbound, outbound) {
         (None, None) => {}
         _ => {
-            let (side, level, other) = if outbound >= inbound { ("outbound", outbound, inbound) } else { ("inbound", inbound, outbound) };
+            let (side, level, other) = if outbound >= inbound {
+                ("outbound", outbound, inbound)
+            } else {
+                ("inbound", inbound, outbound)
+            };
             let level = level.expect("the worse side has a level");
-            let other_side = if side == "outbound" { "inbound" } else { "outbound" };
+            let other_side = if side == "outbound" {
+                "inbound"
+            } else {
+                "outbound"
+            };
             let other_text = other.map_or("unknown", Level::as_str);
-            reasons.push(reason(&format!("{side}-score"), format!("{} ({side}; {other_side} {other_text})", level.as_str()), level_points(level)));
+            reasons.push(reason(
+                &format!("{side}-score"),
+                format!("{} ({side}; {other_side} {other_text})", level.as_str()),
+                level_points(level),
+            ));
         }
     }
 
@@ -111,10 +164,20 @@ pub fn ip_finding(ip: &str, report: &IpReport, malicious: Option<&MaliciousInfo>
     let flag = |f: &super::wire::Lenient<bool>| f.0 == Some(true);
     let flags: Vec<(&str, bool, i32, &str)> = vec![
         ("tor", flag(&issues.is_tor), 15, "Tor exit or relay"),
-        ("anonymous-vpn", flag(&issues.is_anonymous_vpn), 10, "anonymous VPN"),
+        (
+            "anonymous-vpn",
+            flag(&issues.is_anonymous_vpn),
+            10,
+            "anonymous VPN",
+        ),
         ("vpn", flag(&issues.is_vpn), 5, "VPN"),
         ("proxy", flag(&issues.is_proxy), 5, "proxy"),
-        ("darkweb", flag(&issues.is_darkweb), 10, "seen on the dark web"),
+        (
+            "darkweb",
+            flag(&issues.is_darkweb),
+            10,
+            "seen on the dark web",
+        ),
         ("scanner", flag(&issues.is_scanner), 10, "scanner"),
         ("ids", flag(&issues.is_snort), 10, "IDS signatures fired"),
         ("hosting", flag(&issues.is_hosting), 0, "hosting"),
@@ -148,12 +211,20 @@ pub fn ip_finding(ip: &str, report: &IpReport, malicious: Option<&MaliciousInfo>
     }
     if !c2_tags.is_empty() {
         tags.insert("c2".into());
-        reasons.push(reason("c2", c2_tags.iter().cloned().collect::<Vec<_>>().join(", "), 30));
+        reasons.push(reason(
+            "c2",
+            c2_tags.iter().cloned().collect::<Vec<_>>().join(", "),
+            30,
+        ));
     }
     let remote_access = malicious.and_then(|m| m.can_remote_access) == Some(true);
     if !remote.is_empty() || remote_access {
         tags.insert("remote-access".into());
-        let value = if remote.is_empty() { "remote access possible".to_owned() } else { remote.iter().cloned().collect::<Vec<_>>().join(", ") };
+        let value = if remote.is_empty() {
+            "remote access possible".to_owned()
+        } else {
+            remote.iter().cloned().collect::<Vec<_>>().join(", ")
+        };
         reasons.push(reason("remote-access", value, 5));
     }
 
@@ -163,10 +234,22 @@ pub fn ip_finding(ip: &str, report: &IpReport, malicious: Option<&MaliciousInfo>
         .filter_map(|v| Some((v.cvssv3_score.or(v.cvssv2_score)?, v.cve_id.clone()?)))
         .max_by(|a, b| a.0.total_cmp(&b.0));
     if let Some((cvss, cve)) = &worst {
-        let points = if *cvss >= 9.0 { 20 } else if *cvss >= 7.0 { 10 } else if *cvss >= 4.0 { 5 } else { 0 };
+        let points = if *cvss >= 9.0 {
+            20
+        } else if *cvss >= 7.0 {
+            10
+        } else if *cvss >= 4.0 {
+            5
+        } else {
+            0
+        };
         if points > 0 {
             tags.insert("vulnerable".into());
-            reasons.push(reason("exploitable-cve", format!("{cve} (CVSS {cvss:.1}, {} CVEs exposed)", vulns.len()), points));
+            reasons.push(reason(
+                "exploitable-cve",
+                format!("{cve} (CVSS {cvss:.1}, {} CVEs exposed)", vulns.len()),
+                points,
+            ));
         }
     }
 
@@ -180,13 +263,40 @@ pub fn ip_finding(ip: &str, report: &IpReport, malicious: Option<&MaliciousInfo>
         .filter_map(|c| c.kind.as_ref().map(|k| k.trim().to_ascii_lowercase()))
         .filter(|k| !k.is_empty())
         .collect();
-    let malicious_categories: Vec<&String> = categories.iter().filter(|c| matches!(c.as_str(), "malware" | "phishing" | "ddos" | "botnet" | "c2" | "spam" | "misp")).collect();
+    let malicious_categories: Vec<&String> = categories
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.as_str(),
+                "malware" | "phishing" | "ddos" | "botnet" | "c2" | "spam" | "misp"
+            )
+        })
+        .collect();
     if !malicious_categories.is_empty() {
-        reasons.push(reason("malicious-category", malicious_categories.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "), 15));
+        reasons.push(reason(
+            "malicious-category",
+            malicious_categories
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            15,
+        ));
     }
     for category in &categories {
         let label = category.replace(' ', "-");
-        if matches!(label.as_str(), "phishing" | "malware" | "scanner" | "proxy" | "vpn" | "tor" | "ddos" | "botnet" | "spam") {
+        if matches!(
+            label.as_str(),
+            "phishing"
+                | "malware"
+                | "scanner"
+                | "proxy"
+                | "vpn"
+                | "tor"
+                | "ddos"
+                | "botnet"
+                | "spam"
+        ) {
             tags.insert(label);
         }
     }
@@ -197,11 +307,23 @@ pub fn ip_finding(ip: &str, report: &IpReport, malicious: Option<&MaliciousInfo>
 
     let whois = report.whois.0.clone().unwrap_or_default().data;
     let mut details = Map::new();
-    details.insert("inbound".into(), inbound.map_or(Value::Null, |l| Value::from(l.as_str())));
-    details.insert("outbound".into(), outbound.map_or(Value::Null, |l| Value::from(l.as_str())));
+    details.insert(
+        "inbound".into(),
+        inbound.map_or(Value::Null, |l| Value::from(l.as_str())),
+    );
+    details.insert(
+        "outbound".into(),
+        outbound.map_or(Value::Null, |l| Value::from(l.as_str())),
+    );
     details.insert(
         "flags".into(),
-        Value::from(flags.iter().filter(|f| f.1).map(|f| f.0).collect::<Vec<_>>()),
+        Value::from(
+            flags
+                .iter()
+                .filter(|f| f.1)
+                .map(|f| f.0)
+                .collect::<Vec<_>>(),
+        ),
     );
     if let Some(first) = whois.first() {
         details.extend(whois_details(first));
@@ -227,15 +349,47 @@ pub fn ip_finding(ip: &str, report: &IpReport, malicious: Option<&MaliciousInfo>
                 .collect::<Vec<_>>(),
         ),
     );
-    details.insert("vulnerabilities".into(), Value::from(vulns.iter().map(vulnerability_details).collect::<Vec<_>>()));
-    details.insert("categories".into(), Value::from(categories.iter().cloned().collect::<Vec<_>>()));
-    let hostnames: Vec<String> = report.hostname.0.clone().unwrap_or_default().data.into_iter().filter_map(|h| h.domain_name_full).collect();
+    details.insert(
+        "vulnerabilities".into(),
+        Value::from(vulns.iter().map(vulnerability_details).collect::<Vec<_>>()),
+    );
+    details.insert(
+        "categories".into(),
+        Value::from(categories.iter().cloned().collect::<Vec<_>>()),
+    );
+    let hostnames: Vec<String> = report
+        .hostname
+        .0
+        .clone()
+        .unwrap_or_default()
+        .data
+        .into_iter()
+        .filter_map(|h| h.domain_name_full)
+        .collect();
     details.insert("hostnames".into(), Value::from(hostnames));
-    details.insert("connected_domains".into(), Value::from(report.domain.0.as_ref().map_or(0, |d| d.count.0.unwrap_or(d.data.len() as u64))));
-    details.insert("ids_hits".into(), Value::from(report.ids.0.as_ref().map_or(0, |d| d.data.len())));
+    details.insert(
+        "connected_domains".into(),
+        Value::from(
+            report
+                .domain
+                .0
+                .as_ref()
+                .map_or(0, |d| d.count.0.unwrap_or(d.data.len() as u64)),
+        ),
+    );
+    details.insert(
+        "ids_hits".into(),
+        Value::from(report.ids.0.as_ref().map_or(0, |d| d.data.len())),
+    );
     if let Some(m) = malicious {
-        details.insert("is_malicious".into(), m.is_malicious.map_or(Value::Null, Value::from));
-        details.insert("can_remote_access".into(), m.can_remote_access.map_or(Value::Null, Value::from));
+        details.insert(
+            "is_malicious".into(),
+            m.is_malicious.map_or(Value::Null, Value::from),
+        );
+        details.insert(
+            "can_remote_access".into(),
+            m.can_remote_access.map_or(Value::Null, Value::from),
+        );
     }
 
     Finding {
@@ -258,13 +412,29 @@ pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport) -> Finding {
         reasons.push(reason("domain-score", level.as_str(), level_points(level)));
     }
     if let Some(probability) = summary.url_phishing_prob {
-        let points = if probability >= 80.0 { 40 } else if probability >= 50.0 { 25 } else if probability >= 20.0 { 10 } else { 0 };
+        let points = if probability >= 80.0 {
+            40
+        } else if probability >= 50.0 {
+            25
+        } else if probability >= 20.0 {
+            10
+        } else {
+            0
+        };
         if points > 0 {
             tags.insert("phishing".into());
-            reasons.push(reason("phishing-probability", format!("{probability:.1} %"), points));
+            reasons.push(reason(
+                "phishing-probability",
+                format!("{probability:.1} %"),
+                points,
+            ));
         }
     }
-    if let Some(cred) = summary.cred_input.as_deref().filter(|c| !matches!(c.to_ascii_lowercase().as_str(), "safe" | "none" | "")) {
+    if let Some(cred) = summary
+        .cred_input
+        .as_deref()
+        .filter(|c| !matches!(c.to_ascii_lowercase().as_str(), "safe" | "none" | ""))
+    {
         tags.insert("credential-harvesting".into());
         reasons.push(reason("credential-input", cred, 15));
     }
@@ -284,7 +454,11 @@ pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport) -> Finding {
         tags.insert("dga".into());
         reasons.push(reason("dga-score", format!("{dga:.1}"), 10));
     }
-    if let Some(born) = summary.newborn_domain.as_deref().filter(|d| !d.trim().is_empty()) {
+    if let Some(born) = summary
+        .newborn_domain
+        .as_deref()
+        .filter(|d| !d.trim().is_empty())
+    {
         tags.insert("newborn-domain".into());
         reasons.push(reason("newborn-domain", born, 5));
     }
@@ -296,7 +470,13 @@ pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport) -> Finding {
                 .collect::<Vec<_>>(),
         )
     };
-    let countries: Vec<String> = summary.list_of_countries.iter().flatten().flatten().map(|c| c.to_ascii_uppercase()).collect();
+    let countries: Vec<String> = summary
+        .list_of_countries
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
     let details = json!({
         "scan_id": scan_id,
         "domain_score": level.map(Level::as_str),

@@ -85,7 +85,11 @@ impl CriminalIpSettings {
             per: Duration::from_secs(1),
             concurrency: 1,
             timeout: Duration::from_secs(30),
-            retry: RetryPolicy { retries: 3, base: Duration::from_millis(500), cap: Duration::from_secs(30) },
+            retry: RetryPolicy {
+                retries: 3,
+                base: Duration::from_millis(500),
+                cap: Duration::from_secs(30),
+            },
             budget: BudgetLimits::default(),
             cache_ttl: Duration::from_secs(24 * 3600),
             cache_ttl_risky: Duration::from_secs(6 * 3600),
@@ -112,7 +116,10 @@ pub struct CriminalIp {
 
 impl std::fmt::Debug for CriminalIp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CriminalIp").field("base_url", &self.settings.base_url).field("api_key", &self.settings.api_key).finish()
+        f.debug_struct("CriminalIp")
+            .field("base_url", &self.settings.base_url)
+            .field("api_key", &self.settings.api_key)
+            .finish()
     }
 }
 
@@ -121,7 +128,11 @@ impl CriminalIp {
         if settings.api_key.is_empty() {
             return Err("the Criminal IP API key is empty".into());
         }
-        let limiter = Arc::new(Limiter::new(settings.concurrency, settings.max_requests, settings.per));
+        let limiter = Arc::new(Limiter::new(
+            settings.concurrency,
+            settings.max_requests,
+            settings.per,
+        ));
         let budget = Arc::new(Budget::new(settings.budget));
         let metrics = Arc::new(CallMetrics::default());
         let client = Client::new(
@@ -133,7 +144,14 @@ impl CriminalIp {
             Arc::clone(&budget),
             Arc::clone(&metrics),
         )?;
-        Ok(CriminalIp { settings, client, cache: AnswerCache::new(1_000_000), budget, metrics, scan_lock: tokio::sync::Mutex::new(()) })
+        Ok(CriminalIp {
+            settings,
+            client,
+            cache: AnswerCache::new(1_000_000),
+            budget,
+            metrics,
+            scan_lock: tokio::sync::Mutex::new(()),
+        })
     }
 
     pub fn budget(&self) -> &Budget {
@@ -155,13 +173,29 @@ impl CriminalIp {
             body.pointer("/report/main_domain_info/domain_score/score"),
             body.pointer("/report/domain_score"),
         ];
-        let risky = levels.into_iter().flatten().filter_map(Level::from_value).any(|l| l >= Level::Dangerous);
-        if risky { self.settings.cache_ttl_risky } else { self.settings.cache_ttl }
+        let risky = levels
+            .into_iter()
+            .flatten()
+            .filter_map(Level::from_value)
+            .any(|l| l >= Level::Dangerous);
+        if risky {
+            self.settings.cache_ttl_risky
+        } else {
+            self.settings.cache_ttl
+        }
     }
 
     /// One cached call: the answer, and whether it came from the cache.
-    async fn cached(&self, call: &str, indicator: &str, parameters: &str, force: bool, fetch: impl Future<Output = Result<Value, CipError>>) -> Result<(Arc<Value>, bool), CipError> {
-        let key = AnswerCache::<Value>::key(&self.client.key_fingerprint(), call, indicator, parameters);
+    async fn cached(
+        &self,
+        call: &str,
+        indicator: &str,
+        parameters: &str,
+        force: bool,
+        fetch: impl Future<Output = Result<Value, CipError>>,
+    ) -> Result<(Arc<Value>, bool), CipError> {
+        let key =
+            AnswerCache::<Value>::key(&self.client.key_fingerprint(), call, indicator, parameters);
         if force {
             let body = fetch.await?;
             let ttl = self.ttl_for(&body);
@@ -185,25 +219,52 @@ impl CriminalIp {
     }
 
     async fn enrich_ip(&self, ip: &str, force: bool) -> Result<Finding, CipError> {
-        let report_request = Request::get("/v1/asset/ip/report", vec![("ip", ip.to_owned()), ("full", "true".to_owned())], 1);
-        let (report, mut all_cached) = self.cached("ip-report", ip, "full=true", force, self.client.call(&report_request)).await?;
+        let report_request = Request::get(
+            "/v1/asset/ip/report",
+            vec![("ip", ip.to_owned()), ("full", "true".to_owned())],
+            1,
+        );
+        let (report, mut all_cached) = self
+            .cached(
+                "ip-report",
+                ip,
+                "full=true",
+                force,
+                self.client.call(&report_request),
+            )
+            .await?;
         let mut credits = u32::from(!all_cached);
         let mut raw = vec![("ip-report".to_owned(), (*report).clone())];
         let extras: [(bool, &str, &str); 3] = [
-            (self.settings.ip_calls.malicious_info, "malicious-info", "/v1/feature/ip/malicious-info"),
-            (self.settings.ip_calls.suspicious_info, "suspicious-info", "/v2/feature/ip/suspicious-info"),
-            (self.settings.ip_calls.privacy_threat, "privacy-threat", "/v1/feature/ip/privacy-threat"),
+            (
+                self.settings.ip_calls.malicious_info,
+                "malicious-info",
+                "/v1/feature/ip/malicious-info",
+            ),
+            (
+                self.settings.ip_calls.suspicious_info,
+                "suspicious-info",
+                "/v2/feature/ip/suspicious-info",
+            ),
+            (
+                self.settings.ip_calls.privacy_threat,
+                "privacy-threat",
+                "/v1/feature/ip/privacy-threat",
+            ),
         ];
         for (wanted, call, path) in extras {
             if wanted {
                 let request = Request::get(path, vec![("ip", ip.to_owned())], 1);
-                let (body, cached) = self.cached(call, ip, "", force, self.client.call(&request)).await?;
+                let (body, cached) = self
+                    .cached(call, ip, "", force, self.client.call(&request))
+                    .await?;
                 all_cached &= cached;
                 credits += u32::from(!cached);
                 raw.push((call.to_owned(), (*body).clone()));
             }
         }
-        let decoded: IpReport = serde_json::from_value((*report).clone()).map_err(|e| CipError::Malformed(e.to_string()))?;
+        let decoded: IpReport = serde_json::from_value((*report).clone())
+            .map_err(|e| CipError::Malformed(e.to_string()))?;
         let malicious: Option<MaliciousInfo> = raw
             .iter()
             .find(|(call, _)| call == "malicious-info")
@@ -220,9 +281,20 @@ impl CriminalIp {
             ScanKind::Full => "full",
             ScanKind::Lite => "lite",
         };
-        let parameters = format!("scan={kind};max_age_days={}", self.settings.domain_report_max_age_days);
+        let parameters = format!(
+            "scan={kind};max_age_days={}",
+            self.settings.domain_report_max_age_days
+        );
         let calls_before = self.metrics.requests.load(Ordering::Relaxed);
-        let (answer, cached) = self.cached("domain-report", query, &parameters, force, self.domain_answer(query)).await?;
+        let (answer, cached) = self
+            .cached(
+                "domain-report",
+                query,
+                &parameters,
+                force,
+                self.domain_answer(query),
+            )
+            .await?;
         let mut finding = if answer.get("nonexistent").and_then(Value::as_bool) == Some(true) {
             Finding {
                 tags: vec!["nonexistent-domain".into()],
@@ -230,19 +302,35 @@ impl CriminalIp {
                 ..Finding::default()
             }
         } else {
-            let report: DomainReport = serde_json::from_value(answer.get("report").cloned().unwrap_or(Value::Null)).unwrap_or_default();
+            let report: DomainReport =
+                serde_json::from_value(answer.get("report").cloned().unwrap_or(Value::Null))
+                    .unwrap_or_default();
             map::domain_finding(answer.get("scan_id").and_then(Value::as_u64), &report)
         };
         if self.settings.quick_check {
-            let request = Request::get("/v1/domain/quick/hash/view", vec![("domain", query.to_owned())], 1);
-            let (quick, _) = self.cached("quick-check", query, "", force, self.client.call(&request)).await?;
-            if let (Some(details), Some(data)) = (finding.details.as_object_mut(), quick.get("data")) {
+            let request = Request::get(
+                "/v1/domain/quick/hash/view",
+                vec![("domain", query.to_owned())],
+                1,
+            );
+            let (quick, _) = self
+                .cached("quick-check", query, "", force, self.client.call(&request))
+                .await?;
+            if let (Some(details), Some(data)) =
+                (finding.details.as_object_mut(), quick.get("data"))
+            {
                 details.insert("quick_check".into(), data.clone());
             }
         }
         finding.from_cache = cached;
         // Credits this enrichment spent (zero when the answer was cached).
-        finding.credits = if cached { 0 } else { u32::try_from(self.metrics.requests.load(Ordering::Relaxed) - calls_before).unwrap_or(u32::MAX).min(3) };
+        finding.credits = if cached {
+            0
+        } else {
+            u32::try_from(self.metrics.requests.load(Ordering::Relaxed) - calls_before)
+                .unwrap_or(u32::MAX)
+                .min(3)
+        };
         finding.raw = vec![("domain-report".to_owned(), (*answer).clone())];
         Ok(finding)
     }
@@ -252,19 +340,46 @@ impl CriminalIp {
         if self.settings.domain_scan == ScanKind::Full
             && let Some(scan_id) = self.recent_scan(query).await?
         {
-            let report = self.client.call(&Request::get(format!("/v2/domain/report/{scan_id}"), vec![], 1)).await?;
-            return Ok(json!({ "scan_id": scan_id, "reused": true, "report": report.get("data").cloned().unwrap_or(Value::Null) }));
+            let report = self
+                .client
+                .call(&Request::get(
+                    format!("/v2/domain/report/{scan_id}"),
+                    vec![],
+                    1,
+                ))
+                .await?;
+            return Ok(
+                json!({ "scan_id": scan_id, "reused": true, "report": report.get("data").cloned().unwrap_or(Value::Null) }),
+            );
         }
         let _one_scan = self.scan_lock.lock().await;
         let started = Instant::now();
         let scan_id = self.start_scan(query, started).await?;
         let (progress_path, progress_query, report_path) = match self.settings.domain_scan {
-            ScanKind::Full => (format!("/v1/domain/status/{scan_id}"), vec![], format!("/v2/domain/report/{scan_id}")),
-            ScanKind::Lite => ("/v1/domain/lite/progress".to_owned(), vec![("scan_id", scan_id.to_string())], format!("/v1/domain/lite/report/{scan_id}")),
+            ScanKind::Full => (
+                format!("/v1/domain/status/{scan_id}"),
+                vec![],
+                format!("/v2/domain/report/{scan_id}"),
+            ),
+            ScanKind::Lite => (
+                "/v1/domain/lite/progress".to_owned(),
+                vec![("scan_id", scan_id.to_string())],
+                format!("/v1/domain/lite/report/{scan_id}"),
+            ),
         };
         loop {
-            let status = self.client.call(&Request::get(progress_path.clone(), progress_query.clone(), 0)).await?;
-            match status.pointer("/data/scan_percentage").and_then(Value::as_i64) {
+            let status = self
+                .client
+                .call(&Request::get(
+                    progress_path.clone(),
+                    progress_query.clone(),
+                    0,
+                ))
+                .await?;
+            match status
+                .pointer("/data/scan_percentage")
+                .and_then(Value::as_i64)
+            {
                 Some(p) if p >= 100 => break,
                 Some(-1) => return Err(CipError::ScanFailed),
                 Some(-2) => return Ok(json!({ "scan_id": scan_id, "nonexistent": true })),
@@ -275,23 +390,41 @@ impl CriminalIp {
             }
             tokio::time::sleep(self.settings.scan_poll_interval).await;
         }
-        let report = self.client.call(&Request::get(report_path, vec![], 1)).await?;
+        let report = self
+            .client
+            .call(&Request::get(report_path, vec![], 1))
+            .await?;
         let mut data = report.get("data").cloned().unwrap_or(Value::Null);
         if self.settings.domain_scan == ScanKind::Lite
             && let Some(object) = data.as_object_mut()
             && let Some(score) = object.get("domain_score").cloned()
         {
             // The lite report carries its level at the top; give it the full report's place.
-            object.insert("main_domain_info".into(), json!({ "domain_score": { "score": score } }));
+            object.insert(
+                "main_domain_info".into(),
+                json!({ "domain_score": { "score": score } }),
+            );
         }
         Ok(json!({ "scan_id": scan_id, "reused": false, "report": data }))
     }
 
     /// The newest earlier scan of `query`, if it is recent enough.
     async fn recent_scan(&self, query: &str) -> Result<Option<u64>, CipError> {
-        let listing = self.client.call(&Request::get("/v1/domain/reports", vec![("query", query.to_owned()), ("offset", "0".to_owned())], 1)).await?;
-        let scans: EarlierScans = serde_json::from_value(listing.get("data").cloned().unwrap_or(Value::Null)).unwrap_or_default();
-        let today = (SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) / 86_400) as i64;
+        let listing = self
+            .client
+            .call(&Request::get(
+                "/v1/domain/reports",
+                vec![("query", query.to_owned()), ("offset", "0".to_owned())],
+                1,
+            ))
+            .await?;
+        let scans: EarlierScans =
+            serde_json::from_value(listing.get("data").cloned().unwrap_or(Value::Null))
+                .unwrap_or_default();
+        let today = (SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            / 86_400) as i64;
         Ok(scans.reports.first().and_then(|newest| {
             let age = today - wire::days_since_epoch(newest.reg_dtime.as_deref()?)?;
             (age <= i64::from(self.settings.domain_report_max_age_days)).then_some(newest.scan_id?)
@@ -301,8 +434,12 @@ impl CriminalIp {
     /// Starts a scan, waiting while the account has another one running.
     async fn start_scan(&self, query: &str, started: Instant) -> Result<u64, CipError> {
         let request = match self.settings.domain_scan {
-            ScanKind::Full => Request::post("/v1/domain/scan", vec![("query", query.to_owned())], 1),
-            ScanKind::Lite => Request::get("/v1/domain/lite/scan", vec![("query", query.to_owned())], 1),
+            ScanKind::Full => {
+                Request::post("/v1/domain/scan", vec![("query", query.to_owned())], 1)
+            }
+            ScanKind::Lite => {
+                Request::get("/v1/domain/lite/scan", vec![("query", query.to_owned())], 1)
+            }
         };
         loop {
             match self.client.call(&request).await {
@@ -310,9 +447,13 @@ impl CriminalIp {
                     return body
                         .pointer("/data/scan_id")
                         .and_then(|id| id.as_u64().or_else(|| id.as_str()?.parse().ok()))
-                        .ok_or_else(|| CipError::Malformed("scan answer has no data.scan_id".into()));
+                        .ok_or_else(|| {
+                            CipError::Malformed("scan answer has no data.scan_id".into())
+                        });
                 }
-                Err(CipError::StillScanning(message)) if started.elapsed() < self.settings.scan_timeout => {
+                Err(CipError::StillScanning(message))
+                    if started.elapsed() < self.settings.scan_timeout =>
+                {
                     tracing::debug!(%message, "another scan is running for this account; waiting");
                     tokio::time::sleep(self.settings.scan_poll_interval).await;
                 }
@@ -323,8 +464,12 @@ impl CriminalIp {
 
     /// `POST /v1/user/me`: the account behind the key.
     pub async fn account(&self) -> Result<Account, CipError> {
-        let body = self.client.call(&Request::post("/v1/user/me", vec![], 0)).await?;
-        serde_json::from_value(body.get("data").cloned().unwrap_or(Value::Null)).map_err(|e| CipError::Malformed(e.to_string()))
+        let body = self
+            .client
+            .call(&Request::post("/v1/user/me", vec![], 0))
+            .await?;
+        serde_json::from_value(body.get("data").cloned().unwrap_or(Value::Null))
+            .map_err(|e| CipError::Malformed(e.to_string()))
     }
 }
 
@@ -343,20 +488,36 @@ impl Source for CriminalIp {
     }
 
     fn destination(&self) -> Destination {
-        Destination::External { max_tlp: self.settings.max_tlp }
+        Destination::External {
+            max_tlp: self.settings.max_tlp,
+        }
     }
 
     fn supports(&self, observable: &Observable) -> bool {
-        matches!(observable, Observable::Ip(_) | Observable::Domain(_) | Observable::Url(_))
+        matches!(
+            observable,
+            Observable::Ip(_) | Observable::Domain(_) | Observable::Url(_)
+        )
     }
 
-    fn enrich<'a>(&'a self, indicator: Cleared<'a>, options: EnrichOptions) -> SourceFuture<'a, Result<Finding, SourceError>> {
+    fn enrich<'a>(
+        &'a self,
+        indicator: Cleared<'a>,
+        options: EnrichOptions,
+    ) -> SourceFuture<'a, Result<Finding, SourceError>> {
         Box::pin(async move {
             let result = match indicator.observable() {
                 Observable::Ip(ip) => self.enrich_ip(&ip.to_string(), options.force).await,
-                Observable::Domain(domain) => self.enrich_domain(domain.as_str(), options.force).await,
+                Observable::Domain(domain) => {
+                    self.enrich_domain(domain.as_str(), options.force).await
+                }
                 Observable::Url(url) => self.enrich_domain(url.as_str(), options.force).await,
-                other => return Err(SourceError::InvalidIndicator(format!("{} is not looked up by criminalip", other.stix_type()))),
+                other => {
+                    return Err(SourceError::InvalidIndicator(format!(
+                        "{} is not looked up by criminalip",
+                        other.stix_type()
+                    )));
+                }
             };
             result.map_err(source_error)
         })
@@ -366,7 +527,9 @@ impl Source for CriminalIp {
         let m = self.metrics.snapshot();
         let (today, month) = self.budget.used();
         let limits = self.budget.limits();
-        let of = |used: u64, limit: Option<u64>| limit.map_or_else(|| used.to_string(), |l| format!("{used}/{l}"));
+        let of = |used: u64, limit: Option<u64>| {
+            limit.map_or_else(|| used.to_string(), |l| format!("{used}/{l}"))
+        };
         let latency = match (m.latency_p50_ms, m.latency_p99_ms) {
             (Some(p50), Some(p99)) => format!("; latency p50 {p50} ms, p99 {p99} ms"),
             _ => String::new(),
@@ -390,7 +553,10 @@ impl Source for CriminalIp {
                     "key accepted (fingerprint {}); account type {}, search allowance {}",
                     self.settings.api_key.fingerprint(),
                     account.account_type.as_deref().unwrap_or("unknown"),
-                    account.max_search.as_ref().map_or_else(|| "unknown".to_owned(), |v| v.to_string().trim_matches('"').to_owned()),
+                    account.max_search.as_ref().map_or_else(
+                        || "unknown".to_owned(),
+                        |v| v.to_string().trim_matches('"').to_owned()
+                    ),
                 )),
                 Err(error) => Err(SourceError::Unusable(error.to_string())),
             }

@@ -39,19 +39,29 @@ pub struct Section<T: DeserializeOwned> {
 
 impl<T: DeserializeOwned> Default for Section<T> {
     fn default() -> Section<T> {
-        Section { count: Lenient(None), data: Vec::new() }
+        Section {
+            count: Lenient(None),
+            data: Vec::new(),
+        }
     }
 }
 
-fn lenient_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<Vec<T>, D::Error> {
+fn lenient_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    deserializer: D,
+) -> Result<Vec<T>, D::Error> {
     let value = Value::deserialize(deserializer)?;
     Ok(match value {
-        Value::Array(items) => items.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect(),
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect(),
         _ => Vec::new(),
     })
 }
 
-fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<Option<T>, D::Error> {
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
     Ok(Lenient::<T>::deserialize(deserializer)?.0)
 }
 
@@ -103,7 +113,8 @@ impl Level {
 impl<'de> Deserialize<'de> for Level {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Level, D::Error> {
         let value = Value::deserialize(deserializer)?;
-        Level::from_value(&value).ok_or_else(|| serde::de::Error::custom(format!("unknown level {value}")))
+        Level::from_value(&value)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown level {value}")))
     }
 }
 
@@ -116,7 +127,9 @@ impl<'de> Deserialize<'de> for Text {
         match Value::deserialize(deserializer)? {
             Value::String(s) => Ok(Text(s)),
             Value::Number(n) => Ok(Text(n.to_string())),
-            other => Err(serde::de::Error::custom(format!("expected text, found {other}"))),
+            other => Err(serde::de::Error::custom(format!(
+                "expected text, found {other}"
+            ))),
         }
     }
 }
@@ -226,8 +239,20 @@ pub struct Vulnerability {
 
 fn port_refs<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<PortRef>, D::Error> {
     Ok(match Value::deserialize(deserializer)? {
-        Value::Array(items) => items.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect(),
-        Value::Number(n) => n.as_u64().and_then(|p| u16::try_from(p).ok()).map(|p| vec![PortRef { port: Some(p), socket: None }]).unwrap_or_default(),
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect(),
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .map(|p| {
+                vec![PortRef {
+                    port: Some(p),
+                    socket: None,
+                }]
+            })
+            .unwrap_or_default(),
         _ => Vec::new(),
     })
 }

@@ -11,7 +11,9 @@ use scry_sandbox::{Faults, LogEntry, Sandbox, SandboxConfig};
 use scry_sources::criminalip::client::RetryPolicy;
 use scry_sources::criminalip::{IpCalls, ScanKind};
 use scry_sources::guard::{BudgetEvent, BudgetLimits, Period};
-use scry_sources::{CriminalIp, CriminalIpSettings, EnrichOptions, Finding, Secret, Source, SourceError};
+use scry_sources::{
+    CriminalIp, CriminalIpSettings, EnrichOptions, Finding, Secret, Source, SourceError,
+};
 
 const KEY: &str = "sandbox-key-3f9a1c";
 
@@ -20,7 +22,9 @@ fn loopback() -> SocketAddr {
 }
 
 async fn sandbox(config: SandboxConfig) -> Sandbox {
-    Sandbox::start(config, loopback()).await.expect("the sandbox starts")
+    Sandbox::start(config, loopback())
+        .await
+        .expect("the sandbox starts")
 }
 
 fn settings(sandbox: &Sandbox) -> CriminalIpSettings {
@@ -29,7 +33,11 @@ fn settings(sandbox: &Sandbox) -> CriminalIpSettings {
     s.max_requests = 1000;
     s.concurrency = 8;
     s.timeout = Duration::from_secs(5);
-    s.retry = RetryPolicy { retries: 3, base: Duration::from_millis(10), cap: Duration::from_millis(200) };
+    s.retry = RetryPolicy {
+        retries: 3,
+        base: Duration::from_millis(10),
+        cap: Duration::from_millis(200),
+    };
     s.scan_poll_interval = Duration::from_millis(50);
     s.scan_timeout = Duration::from_secs(10);
     s
@@ -39,10 +47,23 @@ async fn enrich(source: &CriminalIp, indicator: &str) -> Result<Finding, SourceE
     enrich_with(source, indicator, EnrichOptions::default()).await
 }
 
-async fn enrich_with(source: &CriminalIp, indicator: &str, options: EnrichOptions) -> Result<Finding, SourceError> {
+async fn enrich_with(
+    source: &CriminalIp,
+    indicator: &str,
+    options: EnrichOptions,
+) -> Result<Finding, SourceError> {
     let observable = Observable::parse(indicator).expect("valid indicator");
     let gate = EgressGate::default();
-    let cleared = gate.clear(Subject { observable: &observable, tlp: None, asn: None }, source.destination()).expect("public indicators pass the gate");
+    let cleared = gate
+        .clear(
+            Subject {
+                observable: &observable,
+                tlp: None,
+                asn: None,
+            },
+            source.destination(),
+        )
+        .expect("public indicators pass the gate");
     source.enrich(cleared, options).await
 }
 
@@ -52,17 +73,31 @@ fn requests<'a>(log: &'a [LogEntry], path: &str) -> Vec<&'a LogEntry> {
 
 /// The most requests the log shows in any window of `window_ms` milliseconds.
 fn busiest_window(log: &[LogEntry], window_ms: f64) -> usize {
-    (0..log.len()).map(|i| log[i..].iter().take_while(|e| e.at_ms - log[i].at_ms < window_ms).count()).max().unwrap_or(0)
+    (0..log.len())
+        .map(|i| {
+            log[i..]
+                .iter()
+                .take_while(|e| e.at_ms - log[i].at_ms < window_ms)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Public test addresses spread over many networks.
 fn ips(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("45.{}.{}.{}", 10 + i % 200, (i * 7) % 256, 1 + i % 250)).collect()
+    (0..n)
+        .map(|i| format!("45.{}.{}.{}", 10 + i % 200, (i * 7) % 256, 1 + i % 250))
+        .collect()
 }
 
 #[tokio::test]
 async fn never_more_than_the_configured_rate_in_any_second() {
-    let sandbox = sandbox(SandboxConfig { rate_limit: Some((5, Duration::from_secs(1))), ..SandboxConfig::default() }).await;
+    let sandbox = sandbox(SandboxConfig {
+        rate_limit: Some((5, Duration::from_secs(1))),
+        ..SandboxConfig::default()
+    })
+    .await;
     let mut s = settings(&sandbox);
     s.max_requests = 5;
     s.per = Duration::from_secs(1);
@@ -77,38 +112,63 @@ async fn never_more_than_the_configured_rate_in_any_second() {
     }
     let log = sandbox.log().entries();
     assert_eq!(log.len(), 16);
-    assert_eq!(busiest_window(&log, 1000.0), 5, "at most 5 requests in any second");
-    assert!(log.iter().all(|e| e.outcome == "ok"), "the sandbox never had to refuse: {log:?}");
+    assert_eq!(
+        busiest_window(&log, 1000.0),
+        5,
+        "at most 5 requests in any second"
+    );
+    assert!(
+        log.iter().all(|e| e.outcome == "ok"),
+        "the sandbox never had to refuse: {log:?}"
+    );
     let span = log.last().expect("entries").at_ms - log[0].at_ms;
-    assert!(span >= 3000.0, "16 requests at 5/s need more than 3 s, took {span} ms");
+    assert!(
+        span >= 3000.0,
+        "16 requests at 5/s need more than 3 s, took {span} ms"
+    );
 }
 
 #[tokio::test]
 async fn never_more_than_the_configured_concurrency() {
-    let slow = SandboxConfig { latency_median: Duration::from_millis(60), latency_p99: Duration::from_millis(80), refuse_concurrent: true, ..SandboxConfig::default() };
+    let slow = SandboxConfig {
+        latency_median: Duration::from_millis(60),
+        latency_p99: Duration::from_millis(80),
+        refuse_concurrent: true,
+        ..SandboxConfig::default()
+    };
     let sandbox = sandbox(slow).await;
     let mut s = settings(&sandbox);
     s.concurrency = 1;
     let source = Arc::new(CriminalIp::new(s).expect("source"));
-    let tasks: Vec<_> = ips(8).into_iter().map(|ip| {
-        let source = Arc::clone(&source);
-        tokio::spawn(async move { enrich(&source, &ip).await })
-    }).collect();
+    let tasks: Vec<_> = ips(8)
+        .into_iter()
+        .map(|ip| {
+            let source = Arc::clone(&source);
+            tokio::spawn(async move { enrich(&source, &ip).await })
+        })
+        .collect();
     for task in tasks {
         task.await.expect("task").expect("enriched");
     }
     let log = sandbox.log().entries();
-    assert_eq!(log.iter().map(|e| e.in_flight).max(), Some(1), "one request in flight at a time");
+    assert_eq!(
+        log.iter().map(|e| e.in_flight).max(),
+        Some(1),
+        "one request in flight at a time"
+    );
     assert!(log.iter().all(|e| e.outcome == "ok"));
 
     let sandbox = sandbox_with_latency(60).await;
     let mut s = settings(&sandbox);
     s.concurrency = 3;
     let source = Arc::new(CriminalIp::new(s).expect("source"));
-    let tasks: Vec<_> = ips(12).into_iter().map(|ip| {
-        let source = Arc::clone(&source);
-        tokio::spawn(async move { enrich(&source, &ip).await })
-    }).collect();
+    let tasks: Vec<_> = ips(12)
+        .into_iter()
+        .map(|ip| {
+            let source = Arc::clone(&source);
+            tokio::spawn(async move { enrich(&source, &ip).await })
+        })
+        .collect();
     for task in tasks {
         task.await.expect("task").expect("enriched");
     }
@@ -117,25 +177,44 @@ async fn never_more_than_the_configured_concurrency() {
 }
 
 async fn sandbox_with_latency(ms: u64) -> Sandbox {
-    sandbox(SandboxConfig { latency_median: Duration::from_millis(ms), latency_p99: Duration::from_millis(ms + 20), ..SandboxConfig::default() }).await
+    sandbox(SandboxConfig {
+        latency_median: Duration::from_millis(ms),
+        latency_p99: Duration::from_millis(ms + 20),
+        ..SandboxConfig::default()
+    })
+    .await
 }
 
 #[tokio::test]
 async fn a_refused_concurrent_call_is_retried() {
-    let sandbox = sandbox(SandboxConfig { latency_median: Duration::from_millis(40), latency_p99: Duration::from_millis(60), refuse_concurrent: true, ..SandboxConfig::default() }).await;
+    let sandbox = sandbox(SandboxConfig {
+        latency_median: Duration::from_millis(40),
+        latency_p99: Duration::from_millis(60),
+        refuse_concurrent: true,
+        ..SandboxConfig::default()
+    })
+    .await;
     let mut s = settings(&sandbox);
     s.concurrency = 3;
     s.retry.retries = 10;
     let source = Arc::new(CriminalIp::new(s).expect("source"));
-    let tasks: Vec<_> = ips(6).into_iter().map(|ip| {
-        let source = Arc::clone(&source);
-        tokio::spawn(async move { enrich(&source, &ip).await })
-    }).collect();
+    let tasks: Vec<_> = ips(6)
+        .into_iter()
+        .map(|ip| {
+            let source = Arc::clone(&source);
+            tokio::spawn(async move { enrich(&source, &ip).await })
+        })
+        .collect();
     for task in tasks {
-        task.await.expect("task").expect("enriched despite refusals");
+        task.await
+            .expect("task")
+            .expect("enriched despite refusals");
     }
     let log = sandbox.log().entries();
-    assert!(log.iter().any(|e| e.outcome == "concurrent-refused"), "the sandbox refused some calls");
+    assert!(
+        log.iter().any(|e| e.outcome == "concurrent-refused"),
+        "the sandbox refused some calls"
+    );
     assert_eq!(log.iter().filter(|e| e.outcome == "ok").count(), 6);
     assert!(source.metrics().retries > 0);
 }
@@ -144,10 +223,12 @@ async fn a_refused_concurrent_call_is_retried() {
 async fn cached_indicators_are_never_asked_again() {
     let sandbox = sandbox_with_latency(30).await;
     let source = Arc::new(CriminalIp::new(settings(&sandbox)).expect("source"));
-    let tasks: Vec<_> = (0..5).map(|_| {
-        let source = Arc::clone(&source);
-        tokio::spawn(async move { enrich(&source, "45.155.205.233").await })
-    }).collect();
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let source = Arc::clone(&source);
+            tokio::spawn(async move { enrich(&source, "45.155.205.233").await })
+        })
+        .collect();
     let mut cached = 0;
     for task in tasks {
         cached += usize::from(task.await.expect("task").expect("enriched").from_cache);
@@ -156,23 +237,44 @@ async fn cached_indicators_are_never_asked_again() {
     assert!(again.from_cache);
     assert_eq!(again.credits, 0);
     assert_eq!(cached, 4, "identical calls in flight collapse into one");
-    assert_eq!(requests(&sandbox.log().entries(), "/v1/asset/ip/report").len(), 1, "one request for six enrichments");
+    assert_eq!(
+        requests(&sandbox.log().entries(), "/v1/asset/ip/report").len(),
+        1,
+        "one request for six enrichments"
+    );
 
-    let forced = enrich_with(&source, "45.155.205.233", EnrichOptions { force: true }).await.expect("enriched");
+    let forced = enrich_with(&source, "45.155.205.233", EnrichOptions { force: true })
+        .await
+        .expect("enriched");
     assert!(!forced.from_cache);
-    assert_eq!(requests(&sandbox.log().entries(), "/v1/asset/ip/report").len(), 2, "--force asks again");
+    assert_eq!(
+        requests(&sandbox.log().entries(), "/v1/asset/ip/report").len(),
+        2,
+        "--force asks again"
+    );
     assert_eq!(source.metrics().cache_hits, 5);
 }
 
 #[tokio::test]
 async fn an_invalid_key_makes_the_source_unusable() {
     for errors_in_body in [false, true] {
-        let sandbox = sandbox(SandboxConfig { api_key: Some("the-right-key".into()), errors_in_body, ..SandboxConfig::default() }).await;
+        let sandbox = sandbox(SandboxConfig {
+            api_key: Some("the-right-key".into()),
+            errors_in_body,
+            ..SandboxConfig::default()
+        })
+        .await;
         let source = CriminalIp::new(settings(&sandbox)).expect("source");
         let check = source.check().await;
-        assert!(matches!(&check, Err(SourceError::Unusable(m)) if m.contains("API key was rejected")), "{check:?}");
+        assert!(
+            matches!(&check, Err(SourceError::Unusable(m)) if m.contains("API key was rejected")),
+            "{check:?}"
+        );
         let result = enrich(&source, "8.8.8.8").await;
-        assert!(matches!(result, Err(SourceError::Unusable(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(SourceError::Unusable(_))),
+            "{result:?}"
+        );
         let log = sandbox.log().entries();
         assert_eq!(log.len(), 2, "a rejected key is not retried: {log:?}");
         assert!(log.iter().all(|e| e.outcome == "invalid-key"));
@@ -181,16 +283,27 @@ async fn an_invalid_key_makes_the_source_unusable() {
 
 #[tokio::test]
 async fn the_account_check_reports_the_account() {
-    let sandbox = sandbox(SandboxConfig { credits: Some(500), ..SandboxConfig::default() }).await;
+    let sandbox = sandbox(SandboxConfig {
+        credits: Some(500),
+        ..SandboxConfig::default()
+    })
+    .await;
     let source = CriminalIp::new(settings(&sandbox)).expect("source");
     let text = source.check().await.expect("the key is accepted");
-    assert!(text.contains("account type Sandbox") && text.contains("search allowance 500"), "{text}");
+    assert!(
+        text.contains("account type Sandbox") && text.contains("search allowance 500"),
+        "{text}"
+    );
     assert!(!text.contains(KEY), "the key is never shown: {text}");
 }
 
 #[tokio::test]
 async fn the_service_running_out_of_credits_stops_all_calls() {
-    let sandbox = sandbox(SandboxConfig { credits: Some(3), ..SandboxConfig::default() }).await;
+    let sandbox = sandbox(SandboxConfig {
+        credits: Some(3),
+        ..SandboxConfig::default()
+    })
+    .await;
     let mut s = settings(&sandbox);
     s.concurrency = 1;
     let source = CriminalIp::new(s).expect("source");
@@ -199,11 +312,23 @@ async fn the_service_running_out_of_credits_stops_all_calls() {
         outcomes.push(enrich(&source, &ip).await);
     }
     assert!(outcomes[..3].iter().all(Result::is_ok));
-    assert!(outcomes[3..].iter().all(|o| matches!(o, Err(SourceError::BudgetExhausted))), "{outcomes:?}");
+    assert!(
+        outcomes[3..]
+            .iter()
+            .all(|o| matches!(o, Err(SourceError::BudgetExhausted))),
+        "{outcomes:?}"
+    );
     let log = sandbox.log().entries();
-    assert_eq!(log.len(), 4, "one refused call, then no more calls: {log:?}");
+    assert_eq!(
+        log.len(),
+        4,
+        "one refused call, then no more calls: {log:?}"
+    );
     assert_eq!(log[3].outcome, "limit-exceeded");
-    assert!(matches!(source.budget().events().as_slice(), [BudgetEvent::RefusedByService { .. }]));
+    assert!(matches!(
+        source.budget().events().as_slice(),
+        [BudgetEvent::RefusedByService { .. }]
+    ));
 }
 
 #[tokio::test]
@@ -211,27 +336,57 @@ async fn the_budget_alerts_at_its_threshold_and_stops_at_its_limit() {
     let sandbox = sandbox(SandboxConfig::default()).await;
     let mut s = settings(&sandbox);
     s.concurrency = 1;
-    s.budget = BudgetLimits { daily: Some(5), monthly: None, alert_percent: 80 };
+    s.budget = BudgetLimits {
+        daily: Some(5),
+        monthly: None,
+        alert_percent: 80,
+    };
     let source = CriminalIp::new(s).expect("source");
     let mut outcomes = Vec::new();
     for ip in ips(8) {
         outcomes.push(enrich(&source, &ip).await.map(|f| f.credits));
     }
     assert_eq!(outcomes[..5], [Ok(1), Ok(1), Ok(1), Ok(1), Ok(1)]);
-    assert!(outcomes[5..].iter().all(|o| *o == Err(SourceError::BudgetExhausted)), "{outcomes:?}");
-    assert_eq!(sandbox.log().entries().len(), 5, "spending stops at the budget");
+    assert!(
+        outcomes[5..]
+            .iter()
+            .all(|o| *o == Err(SourceError::BudgetExhausted)),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        sandbox.log().entries().len(),
+        5,
+        "spending stops at the budget"
+    );
     assert_eq!(
         source.budget().events(),
         [
-            BudgetEvent::Alert { period: Period::Day, used: 4, limit: 5, percent: 80 },
-            BudgetEvent::Exhausted { period: Period::Day, used: 5, limit: 5 },
+            BudgetEvent::Alert {
+                period: Period::Day,
+                used: 4,
+                limit: 5,
+                percent: 80
+            },
+            BudgetEvent::Exhausted {
+                period: Period::Day,
+                used: 5,
+                limit: 5
+            },
         ]
     );
 }
 
 #[tokio::test]
 async fn server_errors_are_retried_and_retries_are_bounded() {
-    let flaky = sandbox(SandboxConfig { faults: Faults { server_error: 0.4, ..Faults::default() }, seed: 7, ..SandboxConfig::default() }).await;
+    let flaky = sandbox(SandboxConfig {
+        faults: Faults {
+            server_error: 0.4,
+            ..Faults::default()
+        },
+        seed: 7,
+        ..SandboxConfig::default()
+    })
+    .await;
     let mut s = settings(&flaky);
     s.retry.retries = 8;
     let source = CriminalIp::new(s).expect("source");
@@ -242,78 +397,180 @@ async fn server_errors_are_retried_and_retries_are_bounded() {
     assert!(log.iter().any(|e| e.outcome == "fault-server-error"));
     assert_eq!(log.iter().filter(|e| e.outcome == "ok").count(), 10);
 
-    let broken = sandbox(SandboxConfig { faults: Faults { server_error: 1.0, ..Faults::default() }, ..SandboxConfig::default() }).await;
+    let broken = sandbox(SandboxConfig {
+        faults: Faults {
+            server_error: 1.0,
+            ..Faults::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await;
     let source = CriminalIp::new(settings(&broken)).expect("source");
     let result = enrich(&source, "8.8.8.8").await;
-    assert!(matches!(&result, Err(SourceError::Failed(m)) if m.contains("server error 500")), "{result:?}");
-    assert_eq!(broken.log().entries().len(), 4, "the first attempt and 3 retries, then the failure is recorded");
-    assert_eq!(source.budget().used(), (0, 0), "failed calls cost no credits");
+    assert!(
+        matches!(&result, Err(SourceError::Failed(m)) if m.contains("server error 500")),
+        "{result:?}"
+    );
+    assert_eq!(
+        broken.log().entries().len(),
+        4,
+        "the first attempt and 3 retries, then the failure is recorded"
+    );
+    assert_eq!(
+        source.budget().used(),
+        (0, 0),
+        "failed calls cost no credits"
+    );
 }
 
 #[tokio::test]
 async fn timeouts_malformed_answers_and_429s_are_retried_then_recorded() {
-    let hanging = sandbox(SandboxConfig { faults: Faults { timeout: 1.0, ..Faults::default() }, timeout_hold: Duration::from_secs(3), ..SandboxConfig::default() }).await;
+    let hanging = sandbox(SandboxConfig {
+        faults: Faults {
+            timeout: 1.0,
+            ..Faults::default()
+        },
+        timeout_hold: Duration::from_secs(3),
+        ..SandboxConfig::default()
+    })
+    .await;
     let mut s = settings(&hanging);
     s.timeout = Duration::from_millis(200);
     s.retry.retries = 1;
     let source = CriminalIp::new(s).expect("source");
     let result = enrich(&source, "8.8.8.8").await;
-    assert!(matches!(&result, Err(SourceError::Failed(m)) if m.contains("timed out")), "{result:?}");
+    assert!(
+        matches!(&result, Err(SourceError::Failed(m)) if m.contains("timed out")),
+        "{result:?}"
+    );
 
-    let garbled = sandbox(SandboxConfig { faults: Faults { malformed: 1.0, ..Faults::default() }, ..SandboxConfig::default() }).await;
+    let garbled = sandbox(SandboxConfig {
+        faults: Faults {
+            malformed: 1.0,
+            ..Faults::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await;
     let mut s = settings(&garbled);
     s.retry.retries = 2;
     let source = CriminalIp::new(s).expect("source");
     let result = enrich(&source, "8.8.8.8").await;
-    assert!(matches!(&result, Err(SourceError::Failed(m)) if m.contains("malformed")), "{result:?}");
+    assert!(
+        matches!(&result, Err(SourceError::Failed(m)) if m.contains("malformed")),
+        "{result:?}"
+    );
     assert_eq!(garbled.log().entries().len(), 3);
 
-    let limited = sandbox(SandboxConfig { faults: Faults { rate_limited: 1.0, ..Faults::default() }, ..SandboxConfig::default() }).await;
+    let limited = sandbox(SandboxConfig {
+        faults: Faults {
+            rate_limited: 1.0,
+            ..Faults::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await;
     let mut s = settings(&limited);
     s.retry.retries = 1;
     let source = CriminalIp::new(s).expect("source");
     let started = std::time::Instant::now();
     let result = enrich(&source, "8.8.8.8").await;
-    assert!(matches!(&result, Err(SourceError::Failed(m)) if m.contains("rate limited")), "{result:?}");
+    assert!(
+        matches!(&result, Err(SourceError::Failed(m)) if m.contains("rate limited")),
+        "{result:?}"
+    );
     let log = limited.log().entries();
     assert_eq!(log.len(), 2);
-    assert!(log[1].at_ms - log[0].at_ms >= 1000.0, "Retry-After: 1 was honoured");
+    assert!(
+        log[1].at_ms - log[0].at_ms >= 1000.0,
+        "Retry-After: 1 was honoured"
+    );
     assert!(started.elapsed() >= Duration::from_secs(1));
 }
 
 #[tokio::test]
 async fn domains_reuse_recent_reports_or_scan_once_at_a_time() {
-    let sandbox = sandbox(SandboxConfig { scan_duration: Duration::from_millis(300), ..SandboxConfig::default() }).await;
+    let sandbox = sandbox(SandboxConfig {
+        scan_duration: Duration::from_millis(300),
+        ..SandboxConfig::default()
+    })
+    .await;
     let source = Arc::new(CriminalIp::new(settings(&sandbox)).expect("source"));
     // The sandbox gives about half the domains a recent earlier scan; enrich until both kinds showed.
     let (mut reused, mut scanned) = (0, 0);
     for i in 0..40 {
-        let finding = enrich(&source, &format!("shop-{i}.example-store.com")).await.expect("domain enriched");
-        assert!(finding.report_url.as_deref().is_some_and(|u| u.starts_with("https://www.criminalip.io/domain/report?scan_id=")));
-        assert!(finding.details["mapped_ips"].as_array().is_some_and(|ips| !ips.is_empty()), "{}", finding.details);
-        if finding.raw[0].1["reused"] == true { reused += 1 } else { scanned += 1 }
+        let finding = enrich(&source, &format!("shop-{i}.example-store.com"))
+            .await
+            .expect("domain enriched");
+        assert!(
+            finding
+                .report_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://www.criminalip.io/domain/report?scan_id="))
+        );
+        assert!(
+            finding.details["mapped_ips"]
+                .as_array()
+                .is_some_and(|ips| !ips.is_empty()),
+            "{}",
+            finding.details
+        );
+        if finding.raw[0].1["reused"] == true {
+            reused += 1
+        } else {
+            scanned += 1
+        }
         if reused >= 1 && scanned >= 2 {
             break;
         }
     }
-    assert!(reused >= 1 && scanned >= 2, "the sandbox has both kinds of domain");
+    assert!(
+        reused >= 1 && scanned >= 2,
+        "the sandbox has both kinds of domain"
+    );
     let log = sandbox.log().entries();
-    assert_eq!(requests(&log, "/v1/domain/scan").len(), scanned, "only domains without a recent report were scanned");
+    assert_eq!(
+        requests(&log, "/v1/domain/scan").len(),
+        scanned,
+        "only domains without a recent report were scanned"
+    );
     assert_eq!(requests(&log, "/v1/domain/reports").len(), reused + scanned);
-    assert_eq!(log.iter().filter(|e| e.path.starts_with("/v2/domain/report/")).count(), reused + scanned, "one report each");
-    assert!(log.iter().any(|e| e.path.starts_with("/v1/domain/status/")), "scans were polled");
+    assert_eq!(
+        log.iter()
+            .filter(|e| e.path.starts_with("/v2/domain/report/"))
+            .count(),
+        reused + scanned,
+        "one report each"
+    );
+    assert!(
+        log.iter().any(|e| e.path.starts_with("/v1/domain/status/")),
+        "scans were polled"
+    );
 
     // Two scans at once from one source: the second waits for the first instead of being refused.
-    let a = tokio::spawn({ let s = Arc::clone(&source); async move { enrich(&s, "nx-one.example-store.net").await } });
-    let b = tokio::spawn({ let s = Arc::clone(&source); async move { enrich(&s, "nx-two.example-store.net").await } });
+    let a = tokio::spawn({
+        let s = Arc::clone(&source);
+        async move { enrich(&s, "nx-one.example-store.net").await }
+    });
+    let b = tokio::spawn({
+        let s = Arc::clone(&source);
+        async move { enrich(&s, "nx-two.example-store.net").await }
+    });
     a.await.expect("task").expect("scanned");
     b.await.expect("task").expect("scanned");
-    assert!(sandbox.log().entries().iter().all(|e| e.outcome == "ok"), "one scan at a time: never 'still scanning'");
+    assert!(
+        sandbox.log().entries().iter().all(|e| e.outcome == "ok"),
+        "one scan at a time: never 'still scanning'"
+    );
 }
 
 #[tokio::test]
 async fn a_second_client_waits_while_the_account_is_scanning() {
-    let sandbox = sandbox(SandboxConfig { scan_duration: Duration::from_millis(400), ..SandboxConfig::default() }).await;
+    let sandbox = sandbox(SandboxConfig {
+        scan_duration: Duration::from_millis(400),
+        ..SandboxConfig::default()
+    })
+    .await;
     let first = Arc::new(CriminalIp::new(settings(&sandbox)).expect("source"));
     let second = Arc::new(CriminalIp::new(settings(&sandbox)).expect("source"));
     // Domains the sandbox has no earlier scan for, so both clients must scan.
@@ -322,52 +579,123 @@ async fn a_second_client_waits_while_the_account_is_scanning() {
         .filter(|d| scry_sandbox::has_earlier_scan(0, d).not())
         .take(2)
         .collect();
-    let a = tokio::spawn({ let (s, d) = (Arc::clone(&first), unscanned[0].clone()); async move { enrich(&s, &d).await } });
+    let a = tokio::spawn({
+        let (s, d) = (Arc::clone(&first), unscanned[0].clone());
+        async move { enrich(&s, &d).await }
+    });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let b = tokio::spawn({ let (s, d) = (Arc::clone(&second), unscanned[1].clone()); async move { enrich(&s, &d).await } });
+    let b = tokio::spawn({
+        let (s, d) = (Arc::clone(&second), unscanned[1].clone());
+        async move { enrich(&s, &d).await }
+    });
     a.await.expect("task").expect("scanned");
-    b.await.expect("task").expect("the second scan ran once the first was done");
-    let nonexistent = enrich(&first, "nx-gone.example-store.org").await.expect("answered");
-    assert_eq!(nonexistent.tags, ["nonexistent-domain"], "scan status -2 means the domain does not exist");
+    b.await
+        .expect("task")
+        .expect("the second scan ran once the first was done");
+    let nonexistent = enrich(&first, "nx-gone.example-store.org")
+        .await
+        .expect("answered");
+    assert_eq!(
+        nonexistent.tags,
+        ["nonexistent-domain"],
+        "scan status -2 means the domain does not exist"
+    );
     let log = sandbox.log().entries();
-    assert!(log.iter().any(|e| e.outcome == "still-scanning"), "the second client was told to wait: {log:?}");
-    assert_eq!(log.iter().filter(|e| e.path == "/v1/domain/scan" && e.outcome == "ok").count(), 3);
+    assert!(
+        log.iter().any(|e| e.outcome == "still-scanning"),
+        "the second client was told to wait: {log:?}"
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|e| e.path == "/v1/domain/scan" && e.outcome == "ok")
+            .count(),
+        3
+    );
 }
 
 #[tokio::test]
 async fn failed_scans_lite_scans_and_urls() {
-    let sandbox = sandbox(SandboxConfig { scan_duration: Duration::from_millis(150), ..SandboxConfig::default() }).await;
+    let sandbox = sandbox(SandboxConfig {
+        scan_duration: Duration::from_millis(150),
+        ..SandboxConfig::default()
+    })
+    .await;
     let source = CriminalIp::new(settings(&sandbox)).expect("source");
     let failed = enrich(&source, "scanfail-site.example-store.org").await;
-    assert!(matches!(&failed, Err(SourceError::Failed(m)) if m.contains("scan failed")), "{failed:?}");
+    assert!(
+        matches!(&failed, Err(SourceError::Failed(m)) if m.contains("scan failed")),
+        "{failed:?}"
+    );
 
-    let url = enrich(&source, "https://login-portal.example-store.org/owa?x=1").await.expect("url enriched");
-    let scanned: Vec<String> = sandbox.log().entries().iter().filter(|e| e.path == "/v1/domain/reports").map(|e| e.query.clone()).collect();
-    assert!(scanned.iter().any(|q| q.contains("login-portal.example-store.org")), "the URL itself is the query: {scanned:?}");
+    let url = enrich(&source, "https://login-portal.example-store.org/owa?x=1")
+        .await
+        .expect("url enriched");
+    let scanned: Vec<String> = sandbox
+        .log()
+        .entries()
+        .iter()
+        .filter(|e| e.path == "/v1/domain/reports")
+        .map(|e| e.query.clone())
+        .collect();
+    assert!(
+        scanned
+            .iter()
+            .any(|q| q.contains("login-portal.example-store.org")),
+        "the URL itself is the query: {scanned:?}"
+    );
     assert!(url.details["phishing_probability"].is_number());
 
     let mut lite = settings(&sandbox);
     lite.domain_scan = ScanKind::Lite;
     lite.quick_check = true;
     let source = CriminalIp::new(lite).expect("source");
-    let finding = enrich(&source, "lite-check.example-store.org").await.expect("lite scan");
-    assert!(finding.details["domain_score"].is_string(), "{}", finding.details);
-    assert!(finding.details["quick_check"]["result"].is_string(), "{}", finding.details);
+    let finding = enrich(&source, "lite-check.example-store.org")
+        .await
+        .expect("lite scan");
+    assert!(
+        finding.details["domain_score"].is_string(),
+        "{}",
+        finding.details
+    );
+    assert!(
+        finding.details["quick_check"]["result"].is_string(),
+        "{}",
+        finding.details
+    );
     let log = sandbox.log().entries();
-    assert!(requests(&log, "/v1/domain/lite/scan").len() == 1 && requests(&log, "/v1/domain/quick/hash/view").len() == 1);
+    assert!(
+        requests(&log, "/v1/domain/lite/scan").len() == 1
+            && requests(&log, "/v1/domain/quick/hash/view").len() == 1
+    );
 }
 
 #[tokio::test]
 async fn optional_ip_calls_cost_one_call_each() {
     let sandbox = sandbox(SandboxConfig::default()).await;
     let mut s = settings(&sandbox);
-    s.ip_calls = IpCalls { malicious_info: true, suspicious_info: true, privacy_threat: false };
+    s.ip_calls = IpCalls {
+        malicious_info: true,
+        suspicious_info: true,
+        privacy_threat: false,
+    };
     let source = CriminalIp::new(s).expect("source");
     let finding = enrich(&source, "45.155.205.233").await.expect("enriched");
     assert_eq!(finding.credits, 3);
     assert!(finding.details.get("is_malicious").is_some());
-    let paths: Vec<String> = sandbox.log().entries().into_iter().map(|e| e.path).collect();
-    assert_eq!(paths, ["/v1/asset/ip/report", "/v1/feature/ip/malicious-info", "/v2/feature/ip/suspicious-info"]);
+    let paths: Vec<String> = sandbox
+        .log()
+        .entries()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/v1/asset/ip/report",
+            "/v1/feature/ip/malicious-info",
+            "/v2/feature/ip/suspicious-info"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -380,36 +708,66 @@ async fn ip_findings_carry_scores_flags_services_cves_geo_and_the_report_link() 
     for ip in ips(60) {
         let finding = enrich(&source, &ip).await.expect("enriched");
         let d = &finding.details;
-        assert_eq!(finding.report_url.as_deref(), Some(format!("https://www.criminalip.io/asset/report/{ip}").as_str()));
-        assert!(d["asn"].is_u64() && d["as_name"].is_string() && d["country"].is_string(), "{d}");
+        assert_eq!(
+            finding.report_url.as_deref(),
+            Some(format!("https://www.criminalip.io/asset/report/{ip}").as_str())
+        );
+        assert!(
+            d["asn"].is_u64() && d["as_name"].is_string() && d["country"].is_string(),
+            "{d}"
+        );
         assert!(d["inbound"].is_string() && d["outbound"].is_string(), "{d}");
         levels.insert(d["outbound"].as_str().unwrap_or("").to_owned());
-        with_cves += usize::from(d["vulnerabilities"].as_array().is_some_and(|v| !v.is_empty()));
-        let ports: Vec<u64> = d["services"].as_array().expect("services").iter().filter_map(|s| s["port"].as_u64()).collect();
+        with_cves += usize::from(
+            d["vulnerabilities"]
+                .as_array()
+                .is_some_and(|v| !v.is_empty()),
+        );
+        let ports: Vec<u64> = d["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .filter_map(|s| s["port"].as_u64())
+            .collect();
         let mut unique = ports.clone();
         unique.dedup();
         assert_eq!(ports, unique, "historical duplicates of a port are folded");
         seen_tags.extend(finding.tags.iter().cloned());
         assert!(finding.reasons.iter().all(|r| r.source == "criminalip"));
     }
-    assert!(levels.len() >= 4, "a realistic spread of levels: {levels:?}");
+    assert!(
+        levels.len() >= 4,
+        "a realistic spread of levels: {levels:?}"
+    );
     assert!(with_cves > 5, "some hosts expose vulnerable services");
     for tag in ["hosting", "remote-access", "vulnerable"] {
         assert!(seen_tags.contains(tag), "{tag} among {seen_tags:?}");
     }
-    assert!(seen_tags.iter().any(|t| matches!(t.as_str(), "tor" | "vpn" | "proxy")), "{seen_tags:?}");
+    assert!(
+        seen_tags
+            .iter()
+            .any(|t| matches!(t.as_str(), "tor" | "vpn" | "proxy")),
+        "{seen_tags:?}"
+    );
 }
 
 #[tokio::test]
 async fn the_key_never_reaches_the_request_log() {
     let path = tempfile::NamedTempFile::new().expect("temp file");
-    let sandbox = sandbox(SandboxConfig { log_path: Some(path.path().to_owned()), ..SandboxConfig::default() }).await;
+    let sandbox = sandbox(SandboxConfig {
+        log_path: Some(path.path().to_owned()),
+        ..SandboxConfig::default()
+    })
+    .await;
     let source = CriminalIp::new(settings(&sandbox)).expect("source");
     source.check().await.expect("account");
     enrich(&source, "8.8.8.8").await.expect("enriched");
     let written = std::fs::read_to_string(path.path()).expect("log file");
     assert_eq!(written.lines().count(), 2);
     assert!(!written.contains(KEY), "{written}");
-    assert!(written.contains(&scry_sources::secret::fingerprint(KEY)), "entries carry the key's fingerprint");
+    assert!(
+        written.contains(&scry_sources::secret::fingerprint(KEY)),
+        "entries carry the key's fingerprint"
+    );
     assert!(!format!("{source:?}").contains(KEY));
 }

@@ -7,8 +7,11 @@ use scry_sources::criminalip::wire::{DomainReport, IpReport, Level};
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures").join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture exists")).expect("fixture is JSON")
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/fixtures")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture exists"))
+        .expect("fixture is JSON")
 }
 
 fn ip(name: &str) -> (IpReport, scry_sources::Finding) {
@@ -18,24 +21,42 @@ fn ip(name: &str) -> (IpReport, scry_sources::Finding) {
 }
 
 fn signals(finding: &scry_sources::Finding) -> Vec<(String, i32)> {
-    finding.reasons.iter().map(|r| (r.signal.clone(), r.points)).collect()
+    finding
+        .reasons
+        .iter()
+        .map(|r| (r.signal.clone(), r.points))
+        .collect()
 }
 
 #[test]
 fn current_ip_report() {
     let (report, finding) = ip("ip-report-current.json");
-    assert_eq!(report.score.as_ref().and_then(|s| s.outbound), Some(Level::Critical));
+    assert_eq!(
+        report.score.as_ref().and_then(|s| s.outbound),
+        Some(Level::Critical)
+    );
     let d = &finding.details;
-    assert_eq!((d["inbound"].as_str(), d["outbound"].as_str()), (Some("Moderate"), Some("Critical")));
+    assert_eq!(
+        (d["inbound"].as_str(), d["outbound"].as_str()),
+        (Some("Moderate"), Some("Critical"))
+    );
     assert_eq!(d["asn"], 9009);
     assert_eq!(d["as_name"], "M247");
     assert_eq!(d["country"], "RO");
     assert_eq!(d["city"], "Bucharest");
     assert_eq!(d["latitude"], 44.4268);
     let services = d["services"].as_array().expect("services");
-    assert_eq!(services.len(), 2, "the older scan of port 22 and the undecodable row are dropped: {services:?}");
+    assert_eq!(
+        services.len(),
+        2,
+        "the older scan of port 22 and the undecodable row are dropped: {services:?}"
+    );
     assert_eq!(services[0]["product"], "OpenSSH");
-    assert_eq!(services[1]["product"], Value::Null, "\"Unknown\" products are not shown as products");
+    assert_eq!(
+        services[1]["product"],
+        Value::Null,
+        "\"Unknown\" products are not shown as products"
+    );
     assert_eq!(d["vulnerabilities"][0]["cve"], "CVE-2023-38408");
     assert_eq!(d["vulnerabilities"][0]["ports"], serde_json::json!([22]));
     assert_eq!(d["hostnames"], serde_json::json!(["tor-exit.example.net"]));
@@ -53,21 +74,48 @@ fn current_ip_report() {
             ("malicious-category".to_owned(), 15),
         ]
     );
-    assert_eq!(finding.reasons[0].value, "Critical (outbound; inbound Moderate)");
-    for tag in ["c2", "cloud", "hosting", "ids", "remote-access", "scanner", "tor", "vulnerable"] {
-        assert!(finding.tags.iter().any(|t| t == tag), "{tag} in {:?}", finding.tags);
+    assert_eq!(
+        finding.reasons[0].value,
+        "Critical (outbound; inbound Moderate)"
+    );
+    for tag in [
+        "c2",
+        "cloud",
+        "hosting",
+        "ids",
+        "remote-access",
+        "scanner",
+        "tor",
+        "vulnerable",
+    ] {
+        assert!(
+            finding.tags.iter().any(|t| t == tag),
+            "{tag} in {:?}",
+            finding.tags
+        );
     }
-    assert_eq!(finding.report_url.as_deref(), Some("https://www.criminalip.io/asset/report/198.51.100.1"));
+    assert_eq!(
+        finding.report_url.as_deref(),
+        Some("https://www.criminalip.io/asset/report/198.51.100.1")
+    );
 }
 
 #[test]
 fn legacy_report_with_integer_scores_and_tags() {
     let (report, finding) = ip("ip-data-legacy-2022.json");
     let score = report.score.clone().expect("score");
-    assert_eq!((score.inbound, score.outbound), (Some(Level::Dangerous), Some(Level::Low)), "4 is Dangerous, 2 is Low");
+    assert_eq!(
+        (score.inbound, score.outbound),
+        (Some(Level::Dangerous), Some(Level::Low)),
+        "4 is Dangerous, 2 is Low"
+    );
     assert_eq!(finding.reasons[0].signal, "inbound-score");
     assert_eq!(finding.reasons[0].points, 80);
-    assert!(finding.tags.contains(&"vpn".to_owned()), "flags from the legacy `tags` object: {:?}", finding.tags);
+    assert!(
+        finding.tags.contains(&"vpn".to_owned()),
+        "flags from the legacy `tags` object: {:?}",
+        finding.tags
+    );
     assert_eq!(finding.details["country"], "KR");
     assert!(finding.tags.contains(&"remote-access".to_owned()));
 }
@@ -76,7 +124,11 @@ fn legacy_report_with_integer_scores_and_tags() {
 fn null_missing_and_mistyped_fields() {
     let (report, finding) = ip("ip-report-nulls.json");
     assert_eq!(report.score.as_ref().and_then(|s| s.inbound), None);
-    assert_eq!(report.score.as_ref().and_then(|s| s.outbound), None, "an unknown level word is not a level");
+    assert_eq!(
+        report.score.as_ref().and_then(|s| s.outbound),
+        None,
+        "an unknown level word is not a level"
+    );
     assert!(finding.reasons.is_empty());
     assert!(finding.tags.is_empty());
     assert_eq!(finding.details["services"], serde_json::json!([]));
@@ -92,14 +144,28 @@ fn domain_report_2022_shape() {
     let finding = domain_finding(Some(123), &report);
     let d = &finding.details;
     assert_eq!(d["phishing_probability"], 52.46);
-    assert_eq!(d["connected_ips"][0]["asn"], "4766", "an integer ASN is read as text");
+    assert_eq!(
+        d["connected_ips"][0]["asn"], "4766",
+        "an integer ASN is read as text"
+    );
     assert_eq!(d["connected_ips"][0]["score"], "Dangerous");
-    assert_eq!(d["countries"], serde_json::json!(["KR"]), "null countries are dropped");
+    assert_eq!(
+        d["countries"],
+        serde_json::json!(["KR"]),
+        "null countries are dropped"
+    );
     for tag in ["phishing", "credential-harvesting", "impersonation", "dga"] {
-        assert!(finding.tags.iter().any(|t| t == tag), "{tag} in {:?}", finding.tags);
+        assert!(
+            finding.tags.iter().any(|t| t == tag),
+            "{tag} in {:?}",
+            finding.tags
+        );
     }
     assert!(signals(&finding).contains(&("phishing-probability".to_owned(), 25)));
-    assert_eq!(finding.report_url.as_deref(), Some("https://www.criminalip.io/domain/report?scan_id=123"));
+    assert_eq!(
+        finding.report_url.as_deref(),
+        Some("https://www.criminalip.io/domain/report?scan_id=123")
+    );
 }
 
 #[test]
@@ -112,7 +178,10 @@ fn domain_report_2024_shape() {
     assert_eq!(d["mapped_ips"][0]["ip"], "142.250.76.142");
     assert_eq!(d["mapped_ips"][0]["score"], "Low");
     assert_eq!(d["connected_ips"][0]["asn"], "15169");
-    assert_eq!(d["certificates"][0]["issuer"], "C=US, O=Google Trust Services, CN=WR2");
+    assert_eq!(
+        d["certificates"][0]["issuer"],
+        "C=US, O=Google Trust Services, CN=WR2"
+    );
     assert_eq!(d["created"], "1997-09-15");
     assert_eq!(signals(&finding), [("domain-score".to_owned(), 20)]);
     assert!(finding.tags.is_empty(), "{:?}", finding.tags);

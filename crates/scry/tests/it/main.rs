@@ -2,6 +2,7 @@
 //! runs it: real files, real pipes, real exit codes.
 
 mod cli;
+mod criminalip;
 mod memory;
 mod tidy;
 

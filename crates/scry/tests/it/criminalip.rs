@@ -1,0 +1,446 @@
+//! `scry` with the Criminal IP source, against a sandbox on loopback: enrichment end to end,
+//! connection tests, budgets, and the key never showing anywhere.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use scry_sandbox::{Sandbox, SandboxConfig};
+use serde_json::Value;
+
+use super::{run, scry, text, workspace};
+
+const KEY: &str = "ck-live-7d4e2a91b0c3";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn start(runtime: &tokio::runtime::Runtime, config: SandboxConfig) -> Sandbox {
+    runtime
+        .block_on(Sandbox::start(
+            config,
+            "127.0.0.1:0".parse().expect("address"),
+        ))
+        .expect("sandbox starts")
+}
+
+/// `scry` pointed at `sandbox` with the test key in the environment.
+fn scry_at(home: &Path, base_url: &str) -> Command {
+    let mut command = scry(home);
+    command
+        .env("CRIMINALIP_API_KEY", KEY)
+        .env("CRIMINALIP_BASE_URL", base_url);
+    command
+}
+
+fn fast_config(home: &Path, extra: &str) {
+    let config = format!(
+        "[sources.criminalip]\nmax_requests = 50\nretry_base_ms = 10\nscan_poll_seconds = 0.05\n{extra}"
+    );
+    std::fs::write(home.join("scry.toml"), config).expect("write config");
+}
+
+fn records(output: &Output) -> Vec<Value> {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "JSON on stdout ({e}): {}\n{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        )
+    })
+}
+
+#[test]
+fn enrich_shows_scores_flags_services_cves_geo_phishing_and_links() {
+    let rt = runtime();
+    let sandbox = start(
+        &rt,
+        SandboxConfig {
+            scan_duration: Duration::from_millis(100),
+            ..SandboxConfig::default()
+        },
+    );
+    let home = tempfile::tempdir().expect("tempdir");
+    fast_config(home.path(), "concurrency = 4\n");
+    let mut command = scry_at(home.path(), &sandbox.url());
+    command
+        .args(["enrich", "--format", "json"])
+        .arg(workspace().join("examples/iocs.txt"));
+    let output = run(command, b"");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let records = records(&output);
+    let find = |indicator: &str| {
+        records
+            .iter()
+            .find(|r| r["indicator"] == indicator)
+            .unwrap_or_else(|| panic!("{indicator}"))
+    };
+
+    let ip = find("193.32.162.159");
+    let cip = &ip["sources"]["criminalip"];
+    assert_eq!(cip["status"], "ok");
+    assert_eq!(
+        cip["report_url"],
+        "https://www.criminalip.io/asset/report/193.32.162.159"
+    );
+    for field in [
+        "inbound",
+        "outbound",
+        "flags",
+        "asn",
+        "as_name",
+        "country",
+        "services",
+        "vulnerabilities",
+    ] {
+        assert!(!cip["data"][field].is_null(), "{field} in {}", cip["data"]);
+    }
+    assert!(
+        ip["reasons"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x["source"] == "criminalip"))
+    );
+    let domain = find("secure-update.xyz");
+    assert!(domain["sources"]["criminalip"]["data"]["phishing_probability"].is_number());
+    assert!(
+        domain["sources"]["criminalip"]["report_url"]
+            .as_str()
+            .is_some_and(|u| u.contains("/domain/report?scan_id="))
+    );
+    let url = find("https://login-micros0ft-365.com/owa/auth/logon.aspx");
+    assert_eq!(url["sources"]["criminalip"]["status"], "ok");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["priority"].as_u64().is_some_and(|p| p >= 50)),
+        "some indicators score high"
+    );
+    let ordered: Vec<u64> = records
+        .iter()
+        .map(|r| r["priority"].as_u64().expect("priority"))
+        .collect();
+    assert!(
+        ordered.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by priority: {ordered:?}"
+    );
+
+    // Nothing that must stay home reached the service.
+    let log = sandbox.log().entries();
+    let sent: String = log
+        .iter()
+        .map(|e| format!("{} {}\n", e.path, e.query))
+        .collect();
+    for private in [
+        "10.20.4.17",
+        "192.168.1.1",
+        "fileserver01",
+        "printer.local",
+        "intranet.example.com",
+        "198.51.100.23",
+    ] {
+        assert!(!sent.contains(private), "{private} was sent:\n{sent}");
+    }
+    assert_eq!(find("10.20.4.17")["skip_reason"], "private");
+    assert_eq!(find("91.92.240.0/22")["skip_reason"], "unsupported-type");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("criminalip: ") && stderr.contains(" requests ("),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("no external enrichment source"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_key_never_appears_in_output_logs_or_the_request_log() {
+    let rt = runtime();
+    let log_file = tempfile::NamedTempFile::new().expect("temp file");
+    let sandbox = start(
+        &rt,
+        SandboxConfig {
+            log_path: Some(log_file.path().to_owned()),
+            scan_duration: Duration::ZERO,
+            ..SandboxConfig::default()
+        },
+    );
+    let home = tempfile::tempdir().expect("tempdir");
+    fast_config(home.path(), "");
+    let mut outputs = Vec::new();
+    for args in [
+        &["-vv", "enrich", "--format", "json", "-"][..],
+        &["-vv", "sources", "test"][..],
+        &["-vv", "config", "check"][..],
+    ] {
+        let mut command = scry_at(home.path(), &sandbox.url());
+        command.args(args);
+        outputs.push(run(
+            command,
+            b"8.8.8.8\nevil-site.example-store.com\nhxxp://bad[.]example-store.net/x\n",
+        ));
+    }
+    // A rejected key is reported without being repeated.
+    let mut wrong = scry(home.path());
+    wrong
+        .env("CRIMINALIP_API_KEY", format!("{KEY}-wrong"))
+        .env("CRIMINALIP_BASE_URL", sandbox.url());
+    let rejected_sandbox = start(
+        &rt,
+        SandboxConfig {
+            api_key: Some("another".into()),
+            ..SandboxConfig::default()
+        },
+    );
+    wrong
+        .env("CRIMINALIP_BASE_URL", rejected_sandbox.url())
+        .args(["-vv", "enrich", "-"]);
+    outputs.push(run(wrong, b"8.8.8.8\n"));
+    for output in &outputs {
+        let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+        assert!(!all.contains(KEY), "the key leaked:\n{all}");
+        assert!(all.len() > 100, "something was printed");
+    }
+    assert!(
+        text(&outputs[0].stderr).contains("DEBUG") || text(&outputs[0].stderr).contains("TRACE"),
+        "-vv logs verbosely"
+    );
+    let requests = std::fs::read_to_string(log_file.path()).expect("request log");
+    assert!(requests.lines().count() >= 4, "{requests}");
+    assert!(!requests.contains(KEY));
+}
+
+#[test]
+fn sources_test_says_whether_the_key_works() {
+    let rt = runtime();
+    let sandbox = start(
+        &rt,
+        SandboxConfig {
+            api_key: Some(KEY.into()),
+            credits: Some(1000),
+            ..SandboxConfig::default()
+        },
+    );
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut ok = scry_at(home.path(), &sandbox.url());
+    ok.args(["sources", "test", "criminalip"]);
+    let output = run(ok, b"");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    assert!(
+        text(&output.stdout).contains("criminalip: OK: key accepted")
+            && text(&output.stdout).contains("account type Sandbox"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    let mut bad = scry(home.path());
+    bad.env("CRIMINALIP_API_KEY", "not-the-key")
+        .env("CRIMINALIP_BASE_URL", sandbox.url())
+        .args(["sources", "test"]);
+    let output = run(bad, b"");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stdout).contains("criminalip: UNUSABLE: the API key was rejected"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let mut unreachable = scry(home.path());
+    std::fs::write(
+        home.path().join("scry.toml"),
+        "[sources.criminalip]\nretries = 1\nretry_base_ms = 10\ntimeout_seconds = 2\n",
+    )
+    .expect("config");
+    unreachable
+        .env("CRIMINALIP_API_KEY", KEY)
+        .env("CRIMINALIP_BASE_URL", format!("http://{closed}"))
+        .args(["sources", "test"]);
+    let output = run(unreachable, b"");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stdout).contains("cannot reach the service"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    std::fs::write(
+        home.path().join("scry.toml"),
+        "[sources.criminalip]\nmax_tlp = \"amber\"\n",
+    )
+    .expect("config");
+    let mut no_key = scry(home.path());
+    no_key.args(["sources", "test"]);
+    let output = run(no_key, b"");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr)
+            .contains("has no API key: set api_key_file, api_key, or the CRIMINALIP_API_KEY"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn an_unusable_source_makes_enrich_exit_1_and_records_failures() {
+    let rt = runtime();
+    let sandbox = start(
+        &rt,
+        SandboxConfig {
+            api_key: Some("the-real-one".into()),
+            ..SandboxConfig::default()
+        },
+    );
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut command = scry_at(home.path(), &sandbox.url());
+    command.args(["enrich", "--format", "json", "-"]);
+    let output = run(command, b"8.8.8.8\n1.1.1.1\n");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr)
+            .contains("error: source criminalip was unusable: the API key was rejected"),
+        "{}",
+        text(&output.stderr)
+    );
+    let records = records(&output);
+    assert_eq!(records.len(), 2, "every indicator still gets a record");
+    assert!(records.iter().all(|r| r["status"] == "failed"));
+    assert_eq!(
+        sandbox.log().entries().len(),
+        1,
+        "only the pre-flight check was sent"
+    );
+}
+
+#[test]
+fn a_spent_budget_skips_instead_of_failing() {
+    let rt = runtime();
+    let sandbox = start(&rt, SandboxConfig::default());
+    let home = tempfile::tempdir().expect("tempdir");
+    fast_config(
+        home.path(),
+        "concurrency = 1\ndaily_credits = 5\nalert_percent = 60\n",
+    );
+    let mut command = scry_at(home.path(), &sandbox.url());
+    command.args(["enrich", "--format", "json", "-"]);
+    let ips: String = (1..=8).map(|i| format!("45.{i}.1.1\n")).collect();
+    let output = run(command, ips.as_bytes());
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "a spent budget is not an error: {}",
+        text(&output.stderr)
+    );
+    let records = records(&output);
+    assert_eq!(
+        records.iter().filter(|r| r["status"] == "enriched").count(),
+        5
+    );
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r["skip_reason"] == "budget")
+            .count(),
+        3
+    );
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("credit usage reached 60 % of the daily budget"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("daily credit budget spent"), "{stderr}");
+    assert!(stderr.contains("credits today 5/5"), "{stderr}");
+    assert_eq!(
+        sandbox
+            .log()
+            .entries()
+            .iter()
+            .filter(|e| e.path == "/v1/asset/ip/report")
+            .count(),
+        5
+    );
+}
+
+/// `scry sandbox` as a person runs it: a child process on a loopback port.
+#[test]
+fn the_sandbox_command_serves_the_api() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    let home = tempfile::tempdir().expect("tempdir");
+    let log = home.path().join("requests.jsonl");
+    let mut child = scry(home.path())
+        .args([
+            "sandbox",
+            "--listen",
+            &addr.to_string(),
+            "--credits",
+            "2",
+            "--log",
+        ])
+        .arg(&log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sandbox starts");
+    let ready = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    assert!(ready, "the sandbox listens");
+    let mut command = scry_at(home.path(), &format!("http://{addr}"));
+    command.args(["enrich", "--format", "jsonl", "-"]);
+    let output = run(command, b"8.8.8.8\n8.8.4.4\n9.9.9.9\n");
+    child.kill().expect("stop the sandbox");
+    let _ = child.wait();
+    let statuses: Vec<String> = text(&output.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("json")["status"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "enriched").count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "skipped").count(),
+        1,
+        "the third is skipped when the credits run out: {statuses:?}"
+    );
+    let entries: Vec<Value> = std::fs::read_to_string(&log)
+        .expect("log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert!(
+        entries.iter().any(|e| e["outcome"] == "limit-exceeded"),
+        "{entries:?}"
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["key_fingerprint"].as_str().is_some_and(|f| f.len() == 12))
+    );
+}

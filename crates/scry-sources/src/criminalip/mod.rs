@@ -285,7 +285,6 @@ impl CriminalIp {
             "scan={kind};max_age_days={}",
             self.settings.domain_report_max_age_days
         );
-        let calls_before = self.metrics.requests.load(Ordering::Relaxed);
         let (answer, cached) = self
             .cached(
                 "domain-report",
@@ -324,12 +323,14 @@ impl CriminalIp {
         }
         finding.from_cache = cached;
         // Credits this enrichment spent (zero when the answer was cached).
+        // The paid requests the scan flow made; a cached answer cost nothing this time.
         finding.credits = if cached {
             0
         } else {
-            u32::try_from(self.metrics.requests.load(Ordering::Relaxed) - calls_before)
-                .unwrap_or(u32::MAX)
-                .min(3)
+            answer
+                .get("credits")
+                .and_then(Value::as_u64)
+                .map_or(0, |c| u32::try_from(c).unwrap_or(u32::MAX))
         };
         finding.raw = vec![("domain-report".to_owned(), (*answer).clone())];
         Ok(finding)
@@ -349,9 +350,11 @@ impl CriminalIp {
                 ))
                 .await?;
             return Ok(
-                json!({ "scan_id": scan_id, "reused": true, "report": report.get("data").cloned().unwrap_or(Value::Null) }),
+                json!({ "scan_id": scan_id, "reused": true, "credits": 2, "report": report.get("data").cloned().unwrap_or(Value::Null) }),
             );
         }
+        // Paid requests: the listing (full scans only), the scan and the report; status polls are free.
+        let listing_credits = u64::from(self.settings.domain_scan == ScanKind::Full);
         let _one_scan = self.scan_lock.lock().await;
         let started = Instant::now();
         let scan_id = self.start_scan(query, started).await?;
@@ -382,7 +385,11 @@ impl CriminalIp {
             {
                 Some(p) if p >= 100 => break,
                 Some(-1) => return Err(CipError::ScanFailed),
-                Some(-2) => return Ok(json!({ "scan_id": scan_id, "nonexistent": true })),
+                Some(-2) => {
+                    return Ok(
+                        json!({ "scan_id": scan_id, "nonexistent": true, "credits": listing_credits + 1 }),
+                    );
+                }
                 _ => {}
             }
             if started.elapsed() > self.settings.scan_timeout {
@@ -405,7 +412,9 @@ impl CriminalIp {
                 json!({ "domain_score": { "score": score } }),
             );
         }
-        Ok(json!({ "scan_id": scan_id, "reused": false, "report": data }))
+        Ok(
+            json!({ "scan_id": scan_id, "reused": false, "credits": listing_credits + 2, "report": data }),
+        )
     }
 
     /// The newest earlier scan of `query`, if it is recent enough.

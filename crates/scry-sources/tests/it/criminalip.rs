@@ -516,8 +516,13 @@ async fn domains_reuse_recent_reports_or_scan_once_at_a_time() {
             finding.details
         );
         if finding.raw[0].1["reused"] == true {
+            assert_eq!(finding.credits, 2, "the listing and the report");
             reused += 1
         } else {
+            assert_eq!(
+                finding.credits, 3,
+                "the listing, the scan and the report; polls are free"
+            );
             scanned += 1
         }
         if reused >= 1 && scanned >= 2 {

@@ -5,6 +5,7 @@
 //! takes values and returns values, so parsing, classification, egress decisions and scoring can be
 //! tested exhaustively and reused by every front end (CLI, server, workers) unchanged.
 
+pub mod calendar;
 pub mod domain;
 pub mod egress;
 pub mod extract;

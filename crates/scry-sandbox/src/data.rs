@@ -464,25 +464,13 @@ fn profile(dice: &mut Dice) -> Profile {
 fn timestamp(days_ago: u64, dice: &mut Dice) -> String {
     // A fixed reference day keeps reports identical across runs: 2026-11-01.
     let day = 20_393 - days_ago as i64;
-    let (y, m, d) = civil_from_days(day);
+    let (y, m, d) = scry_core::calendar::civil_from_days(day);
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
         dice.below(24),
         dice.below(60),
         dice.below(60)
     )
-}
-
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// Scores, flags, services and CVEs for one IP, shared by every IP endpoint.
@@ -849,7 +837,7 @@ pub(crate) fn earlier_scan(seed: u64, query: &str, today: i64) -> Option<(u64, S
     if nonexistent(query) || scan_fails(query) || !dice.chance(0.5) {
         return None;
     }
-    let (y, m, d) = civil_from_days(today - dice.below(30) as i64);
+    let (y, m, d) = scry_core::calendar::civil_from_days(today - dice.below(30) as i64);
     Some((
         9_000_000 + dice.below(1_000_000),
         format!("{y:04}-{m:02}-{d:02} 10:00:00"),

@@ -769,3 +769,75 @@ fn progress(shared: &Shared, id: Option<u64>) -> Result<Answer, Answer> {
         0,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_are_deterministic_per_seed() {
+        assert_eq!(
+            data::ip_report(1, "45.155.205.233", true),
+            data::ip_report(1, "45.155.205.233", true)
+        );
+        assert_ne!(
+            data::ip_report(1, "45.155.205.233", true),
+            data::ip_report(2, "45.155.205.233", true)
+        );
+        let (domain, url) = (
+            data::domain_report(0, "evil.example.net", 5),
+            data::domain_report(0, "http://evil.example.net/x", 5),
+        );
+        assert_eq!(
+            (&domain["summary"], &domain["mapped_ip"]),
+            (&url["summary"], &url["mapped_ip"]),
+            "a URL is judged by its host"
+        );
+        assert_eq!(
+            url["main_domain_info"]["inserted_url"], "http://evil.example.net/x",
+            "the query is echoed"
+        );
+    }
+
+    #[test]
+    fn latency_follows_the_configured_median_and_tail() {
+        let config = SandboxConfig {
+            latency_median: Duration::from_millis(150),
+            latency_p99: Duration::from_millis(1000),
+            ..SandboxConfig::default()
+        };
+        let mut samples: Vec<f64> = (0..20_000)
+            .map(|n| latency(&config, n).as_secs_f64() * 1000.0)
+            .collect();
+        samples.sort_by(f64::total_cmp);
+        let (median, p99) = (samples[10_000], samples[19_800]);
+        assert!((135.0..165.0).contains(&median), "median {median} ms");
+        assert!((850.0..1150.0).contains(&p99), "p99 {p99} ms");
+    }
+
+    #[test]
+    fn the_legacy_report_has_integer_scores_and_tags() {
+        let legacy = data::legacy_ip_data(0, "1.2.3.4");
+        assert!(legacy["score"]["inbound"].is_u64() && legacy["score"]["outbound"].is_u64());
+        assert!(legacy.get("issues").is_none());
+        assert!(
+            legacy["tags"].get("is_vpn").is_some()
+                && legacy["tags"].get("is_anonymous_vpn").is_none()
+        );
+    }
+
+    #[test]
+    fn a_population_shows_every_level() {
+        let mut levels = std::collections::BTreeSet::new();
+        for i in 0..300 {
+            let report = data::ip_report(0, &format!("45.1.{}.{}", i / 250, i % 250), true);
+            levels.insert(
+                report["score"]["outbound"]
+                    .as_str()
+                    .expect("level")
+                    .to_owned(),
+            );
+        }
+        assert_eq!(levels.len(), 5, "{levels:?}");
+    }
+}

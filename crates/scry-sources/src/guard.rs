@@ -146,28 +146,14 @@ impl Default for BudgetLimits {
 }
 
 /// A UTC calendar day as (year, month, day).
-pub type Day = (i64, u32, u32);
+pub type Day = scry_core::calendar::Date;
 
 /// Today's UTC date.
 pub fn today_utc() -> Day {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    civil_from_days((secs / 86_400) as i64)
-}
-
-/// Converts days since 1970-01-01 into a (year, month, day) date (Howard Hinnant's algorithm).
-pub fn civil_from_days(days: i64) -> Day {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    scry_core::calendar::civil_from_days((secs / 86_400) as i64)
 }
 
 #[derive(Debug, Default)]
@@ -501,14 +487,6 @@ impl CallMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_from_days() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-        assert_eq!(civil_from_days(20_415), (2025, 11, 23));
-    }
 
     #[test]
     fn budget_alerts_once_at_the_threshold_and_stops_at_the_limit() {

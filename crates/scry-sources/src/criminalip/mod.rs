@@ -435,7 +435,8 @@ impl CriminalIp {
             .map_or(0, |d| d.as_secs())
             / 86_400) as i64;
         Ok(scans.reports.first().and_then(|newest| {
-            let age = today - wire::days_since_epoch(newest.reg_dtime.as_deref()?)?;
+            let age =
+                today - scry_core::calendar::days_from_timestamp(newest.reg_dtime.as_deref()?)?;
             (age <= i64::from(self.settings.domain_report_max_age_days)).then_some(newest.scan_id?)
         }))
     }

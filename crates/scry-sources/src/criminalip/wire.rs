@@ -463,23 +463,3 @@ pub struct Account {
     #[serde(deserialize_with = "lenient")]
     pub last_access_date: Option<String>,
 }
-
-/// Parses `"YYYY-MM-DD HH:MM:SS"` (or a date alone) as days since 1970-01-01 UTC.
-pub fn days_since_epoch(timestamp: &str) -> Option<i64> {
-    let date = timestamp.trim().get(..10)?;
-    let mut parts = date.split('-');
-    let year: i64 = parts.next()?.parse().ok()?;
-    let month: i64 = parts.next()?.parse().ok()?;
-    let day: i64 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
-}

@@ -43,6 +43,25 @@ fn settings(sandbox: &Sandbox) -> CriminalIpSettings {
     s
 }
 
+/// Enriches every indicator at once, each in a task of its own; the outcomes in input order.
+async fn enrich_all(
+    source: &Arc<CriminalIp>,
+    indicators: Vec<String>,
+) -> Vec<Result<Finding, SourceError>> {
+    let tasks: Vec<_> = indicators
+        .into_iter()
+        .map(|indicator| {
+            let source = Arc::clone(source);
+            tokio::spawn(async move { enrich(&source, &indicator).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.expect("the task ran to completion"));
+    }
+    outcomes
+}
+
 async fn enrich(source: &CriminalIp, indicator: &str) -> Result<Finding, SourceError> {
     enrich_with(source, indicator, EnrichOptions::default()).await
 }
@@ -102,13 +121,8 @@ async fn never_more_than_the_configured_rate_in_any_second() {
     s.max_requests = 5;
     s.per = Duration::from_secs(1);
     let source = Arc::new(CriminalIp::new(s).expect("source"));
-    let mut tasks = Vec::new();
-    for ip in ips(16) {
-        let source = Arc::clone(&source);
-        tasks.push(tokio::spawn(async move { enrich(&source, &ip).await }));
-    }
-    for task in tasks {
-        task.await.expect("task").expect("every IP is enriched");
+    for outcome in enrich_all(&source, ips(16)).await {
+        outcome.expect("every IP is enriched");
     }
     let log = sandbox.log().entries();
     assert_eq!(log.len(), 16);
@@ -140,15 +154,8 @@ async fn never_more_than_the_configured_concurrency() {
     let mut s = settings(&sandbox);
     s.concurrency = 1;
     let source = Arc::new(CriminalIp::new(s).expect("source"));
-    let tasks: Vec<_> = ips(8)
-        .into_iter()
-        .map(|ip| {
-            let source = Arc::clone(&source);
-            tokio::spawn(async move { enrich(&source, &ip).await })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("task").expect("enriched");
+    for outcome in enrich_all(&source, ips(8)).await {
+        outcome.expect("enriched");
     }
     let log = sandbox.log().entries();
     assert_eq!(
@@ -162,15 +169,8 @@ async fn never_more_than_the_configured_concurrency() {
     let mut s = settings(&sandbox);
     s.concurrency = 3;
     let source = Arc::new(CriminalIp::new(s).expect("source"));
-    let tasks: Vec<_> = ips(12)
-        .into_iter()
-        .map(|ip| {
-            let source = Arc::clone(&source);
-            tokio::spawn(async move { enrich(&source, &ip).await })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("task").expect("enriched");
+    for outcome in enrich_all(&source, ips(12)).await {
+        outcome.expect("enriched");
     }
     let peak = sandbox.log().entries().iter().map(|e| e.in_flight).max();
     assert_eq!(peak, Some(3), "the cap is used and never exceeded");
@@ -198,17 +198,8 @@ async fn a_refused_concurrent_call_is_retried() {
     s.concurrency = 3;
     s.retry.retries = 10;
     let source = Arc::new(CriminalIp::new(s).expect("source"));
-    let tasks: Vec<_> = ips(6)
-        .into_iter()
-        .map(|ip| {
-            let source = Arc::clone(&source);
-            tokio::spawn(async move { enrich(&source, &ip).await })
-        })
-        .collect();
-    for task in tasks {
-        task.await
-            .expect("task")
-            .expect("enriched despite refusals");
+    for outcome in enrich_all(&source, ips(6)).await {
+        outcome.expect("enriched despite refusals");
     }
     let log = sandbox.log().entries();
     assert!(
@@ -223,16 +214,11 @@ async fn a_refused_concurrent_call_is_retried() {
 async fn cached_indicators_are_never_asked_again() {
     let sandbox = sandbox_with_latency(30).await;
     let source = Arc::new(CriminalIp::new(settings(&sandbox)).expect("source"));
-    let tasks: Vec<_> = (0..5)
-        .map(|_| {
-            let source = Arc::clone(&source);
-            tokio::spawn(async move { enrich(&source, "45.155.205.233").await })
-        })
-        .collect();
-    let mut cached = 0;
-    for task in tasks {
-        cached += usize::from(task.await.expect("task").expect("enriched").from_cache);
-    }
+    let cached: usize = enrich_all(&source, vec!["45.155.205.233".to_owned(); 5])
+        .await
+        .into_iter()
+        .map(|outcome| usize::from(outcome.expect("enriched").from_cache))
+        .sum();
     let again = enrich(&source, "45.155.205.233").await.expect("enriched");
     assert!(again.from_cache);
     assert_eq!(again.credits, 0);
@@ -553,16 +539,13 @@ async fn domains_reuse_recent_reports_or_scan_once_at_a_time() {
     );
 
     // Two scans at once from one source: the second waits for the first instead of being refused.
-    let a = tokio::spawn({
-        let s = Arc::clone(&source);
-        async move { enrich(&s, "nx-one.example-store.net").await }
-    });
-    let b = tokio::spawn({
-        let s = Arc::clone(&source);
-        async move { enrich(&s, "nx-two.example-store.net").await }
-    });
-    a.await.expect("task").expect("scanned");
-    b.await.expect("task").expect("scanned");
+    let pair = vec![
+        "nx-one.example-store.net".to_owned(),
+        "nx-two.example-store.net".to_owned(),
+    ];
+    for outcome in enrich_all(&source, pair).await {
+        outcome.expect("scanned");
+    }
     assert!(
         sandbox.log().entries().iter().all(|e| e.outcome == "ok"),
         "one scan at a time: never 'still scanning'"

@@ -1,0 +1,64 @@
+//! Calendar arithmetic on UTC days, for budgets that renew per day and month and for report ages.
+//!
+//! Pure conversions between days since 1970-01-01 and (year, month, day), after Howard Hinnant's
+//! `days_from_civil` / `civil_from_days`; reading the clock is the caller's business.
+
+/// A UTC calendar day as (year, month, day).
+pub type Date = (i64, u32, u32);
+
+/// The date `days` days after 1970-01-01.
+pub fn civil_from_days(days: i64) -> Date {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// Days from 1970-01-01 to `date`.
+pub fn days_from_civil((year, month, day): Date) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (i64::from(month) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses the date at the start of `"YYYY-MM-DD HH:MM:SS"` (or `"YYYY-MM-DD"`) as days since
+/// 1970-01-01; `None` when it is not a valid date.
+pub fn days_from_timestamp(timestamp: &str) -> Option<i64> {
+    let date = timestamp.trim().get(..10)?;
+    let mut parts = date.split('-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: u32 = parts.next()?.parse().ok()?;
+    let day: u32 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    Some(days_from_civil((year, month, day)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions_round_trip() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(civil_from_days(20_415), (2025, 11, 23));
+        for days in [-1000, 0, 59, 60, 19_782, 20_415, 100_000] {
+            assert_eq!(days_from_civil(civil_from_days(days)), days);
+        }
+        assert_eq!(days_from_timestamp("2024-02-29 10:00:00"), Some(19_782));
+        assert_eq!(days_from_timestamp("2024-13-01"), None);
+        assert_eq!(days_from_timestamp("soon"), None);
+    }
+}

@@ -261,7 +261,7 @@ fn describe(error: reqwest::Error) -> String {
 }
 
 /// Turns an HTTP status and body into the body or a typed error.
-pub(crate) fn interpret(http_status: u16, text: &str) -> Result<Value, CipError> {
+pub fn interpret(http_status: u16, text: &str) -> Result<Value, CipError> {
     let parsed: Result<Value, _> = serde_json::from_str(text);
     let body = match parsed {
         Ok(body @ Value::Object(_)) => body,

@@ -759,3 +759,33 @@ async fn the_key_never_reaches_the_request_log() {
     );
     assert!(!format!("{source:?}").contains(KEY));
 }
+
+/// scry never sends an unparsable IP (the parser rejects it first), so this checks the service's
+/// "Invalid IP Address." answer on the wire, as the sandbox gives it, through the client's reading.
+#[tokio::test]
+async fn an_invalid_ip_answer_rejects_the_indicator() {
+    use scry_sources::criminalip::client::{CipError, interpret};
+    for errors_in_body in [false, true] {
+        let sandbox = sandbox(SandboxConfig {
+            errors_in_body,
+            ..SandboxConfig::default()
+        })
+        .await;
+        let response = reqwest::Client::new()
+            .get(format!(
+                "{}/v1/asset/ip/report?ip=999.1.1.1&full=true",
+                sandbox.url()
+            ))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .expect("the sandbox answers");
+        let status = response.status().as_u16();
+        let body = response.text().await.expect("body");
+        assert_eq!(
+            interpret(status, &body),
+            Err(CipError::InvalidIndicator("Invalid IP Address.".into())),
+            "HTTP {status}: {body}"
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! scry's store: the current state of every indicator, its score history, and every raw vendor
+//! answer with its time, in SQLite (one file, the default) or PostgreSQL (for teams and several
+//! workers), behind one contract.
+//!
+//! One implementation serves both databases through sqlx's `Any` driver: the schema uses only
+//! integers and text (JSON is stored as text), and the one dialect difference that matters —
+//! placeholders — is generated per backend. Migrations are embedded and versioned
+//! ([`migrations`]); both backends pass the same contract suite (`tests/it`).
+//!
+//! Saving is batched and idempotent: a record identical to what is stored changes nothing (not even
+//! a timestamp); a changed one updates the row and, when its priority or reasons moved, adds a score
+//! history point.
+
+pub mod migrations;
+mod model;
+mod sql;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use model::{
+    AnswerKey, IndicatorRecord, SaveReport, ScorePoint, StoredIndicator, VendorAnswer,
+};
+pub use sql::SqlStore;
+
+/// The future store methods return; boxed so stores can be held as trait objects.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "unsupported store URL {0:?}: use sqlite:///path/to/scry.db or postgres://user@host/db"
+    )]
+    UnsupportedUrl(String),
+    #[error("cannot open the store at {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot create the store's directory {path}: {source}")]
+    Directory {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("store migration {version} ({name}) failed: {source}")]
+    Migration {
+        version: u32,
+        name: &'static str,
+        source: sqlx::Error,
+    },
+    #[error(
+        "the store's schema is version {found}, newer than this scry knows ({known}); upgrade scry"
+    )]
+    SchemaTooNew { found: i64, known: u32 },
+    #[error("store query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// What every store does.
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Applies the migrations not applied yet; returns the versions applied now.
+    fn migrate(&self) -> StoreFuture<'_, Vec<u32>>;
+
+    /// Saves enrichment results, batched; identical records change nothing.
+    fn save_indicators<'a>(&'a self, batch: &'a [IndicatorRecord]) -> StoreFuture<'a, SaveReport>;
+
+    /// The stored state of one indicator, by STIX type and normalized value.
+    fn indicator<'a>(
+        &'a self,
+        kind: &'a str,
+        value: &'a str,
+    ) -> StoreFuture<'a, Option<StoredIndicator>>;
+
+    /// The priority of an indicator over time, oldest first.
+    fn score_history<'a>(&'a self, stix_id: &'a str) -> StoreFuture<'a, Vec<ScorePoint>>;
+
+    /// Indicators with at least `min_priority`, highest first, at most `limit`.
+    fn top_indicators(&self, min_priority: u8, limit: u32)
+    -> StoreFuture<'_, Vec<StoredIndicator>>;
+
+    /// Number of stored indicators.
+    fn count_indicators(&self) -> StoreFuture<'_, u64>;
+
+    /// Keeps raw vendor answers (history; also what the answer cache reloads from).
+    fn save_answers<'a>(&'a self, answers: &'a [VendorAnswer]) -> StoreFuture<'a, ()>;
+
+    /// The newest answer for a call, if any.
+    fn latest_answer<'a>(&'a self, key: &'a AnswerKey) -> StoreFuture<'a, Option<VendorAnswer>>;
+}
+
+/// Opens (creating it if needed) the store at `url` and brings its schema up to date.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    let store = SqlStore::connect(url).await?;
+    store.migrate().await?;
+    Ok(Arc::new(store))
+}

@@ -1,0 +1,582 @@
+//! The store on SQL databases, through sqlx's `Any` driver: SQLite or PostgreSQL by URL.
+
+use std::collections::HashMap;
+use std::sync::Once;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+
+use crate::migrations::{MIGRATIONS, latest_version};
+use crate::model::{
+    AnswerKey, IndicatorRecord, SaveReport, ScorePoint, StoredIndicator, VendorAnswer,
+};
+use crate::{Store, StoreError, StoreFuture};
+
+/// Rows per statement when saving: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters.
+const ROWS_PER_STATEMENT: usize = 200;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A store on SQLite or PostgreSQL.
+///
+/// Query texts are built here from constants and placeholders only; every value is bound, which is
+/// why they are marked `AssertSqlSafe`.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+const INDICATOR_COLUMNS: &str = "stix_id, kind, value, priority, severity, enrichment_status, skip_reason, tlp, tags, reasons, sources, observed_at, first_seen, last_changed";
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite://PATH` creates the file and its directory; `postgres://…`).
+    pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://") {
+            let file = path.split('?').next().unwrap_or(path);
+            if let Some(dir) = std::path::Path::new(file)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            let url = if path.contains('?') {
+                url.to_owned()
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_owned())
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let mut options =
+            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|connection, _| {
+                Box::pin(async move {
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = NORMAL",
+                        "PRAGMA busy_timeout = 10000",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *connection).await?;
+                    }
+                    Ok(())
+                })
+            });
+        }
+        let pool = options
+            .connect(&url)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: redact(&url),
+                source,
+            })?;
+        Ok(SqlStore { pool, backend })
+    }
+
+    /// Runs one statement as it is (administration and tests; never with outside data).
+    pub async fn execute_raw(&self, statement: &str) -> Result<(), StoreError> {
+        sqlx::query(AssertSqlSafe(statement.to_owned()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The `n`th (1-based) placeholder.
+    fn placeholder(&self, n: usize) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("?{n}"),
+            Backend::Postgres => format!("${n}"),
+        }
+    }
+
+    /// `(p1, p2, …), (…)` for `rows` rows of `columns` values.
+    fn value_rows(&self, rows: usize, columns: usize) -> String {
+        (0..rows)
+            .map(|r| {
+                format!(
+                    "({})",
+                    (1..=columns)
+                        .map(|c| self.placeholder(r * columns + c))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    async fn apply_migrations(&self) -> Result<Vec<u32>, StoreError> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
+            .execute(&self.pool)
+            .await?;
+        let mut applied = Vec::new();
+        for migration in MIGRATIONS {
+            let mut tx = self.pool.begin().await?;
+            if self.backend == Backend::Postgres {
+                // Two workers starting at once: the second waits, then sees the migration done.
+                sqlx::query("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let current: Option<i64> =
+                sqlx::query("SELECT MAX(version) AS v FROM schema_migrations")
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("v")?;
+            let current = current.unwrap_or(0);
+            if current > i64::from(latest_version()) {
+                return Err(StoreError::SchemaTooNew {
+                    found: current,
+                    known: latest_version(),
+                });
+            }
+            if current >= i64::from(migration.version) {
+                continue;
+            }
+            let statements = match self.backend {
+                Backend::Sqlite => migration.sqlite,
+                Backend::Postgres => migration.postgres,
+            };
+            for statement in statements {
+                sqlx::query(AssertSqlSafe(*statement))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| StoreError::Migration {
+                        version: migration.version,
+                        name: migration.name,
+                        source,
+                    })?;
+            }
+            let insert = format!(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ({}, {}, {})",
+                self.placeholder(1),
+                self.placeholder(2),
+                self.placeholder(3)
+            );
+            sqlx::query(AssertSqlSafe(insert.as_str()))
+                .bind(i64::from(migration.version))
+                .bind(migration.name)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(
+                version = migration.version,
+                name = migration.name,
+                backend = self.backend_name(),
+                "store migrated"
+            );
+            applied.push(migration.version);
+        }
+        Ok(applied)
+    }
+
+    fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    async fn save(&self, batch: &[IndicatorRecord]) -> Result<SaveReport, StoreError> {
+        let mut report = SaveReport::default();
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+            let mut tx = self.pool.begin().await?;
+            let select = format!(
+                "SELECT stix_id, priority, severity, enrichment_status, skip_reason, tlp, tags, reasons, sources FROM indicators WHERE stix_id IN ({})",
+                (1..=chunk.len())
+                    .map(|n| self.placeholder(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(select.as_str()));
+            for record in chunk {
+                query = query.bind(record.stix_id.as_str());
+            }
+            let mut stored: HashMap<String, Comparable> = HashMap::new();
+            for row in query.fetch_all(&mut *tx).await? {
+                stored.insert(row.try_get("stix_id")?, Comparable::from_row(&row)?);
+            }
+            let mut new = Vec::new();
+            let mut changed = Vec::new();
+            let mut history = Vec::new();
+            for record in chunk {
+                let candidate = Comparable::from_record(record);
+                match stored.get(&record.stix_id) {
+                    None => {
+                        new.push((record, candidate.clone()));
+                        history.push(record);
+                    }
+                    Some(existing) if *existing == candidate => report.unchanged += 1,
+                    Some(existing) => {
+                        if existing.priority != candidate.priority
+                            || existing.reasons != candidate.reasons
+                        {
+                            history.push(record);
+                        }
+                        changed.push((record, candidate.clone()));
+                    }
+                }
+                // A record repeated within one batch compares with its earlier state: the last wins.
+                stored.insert(record.stix_id.clone(), candidate);
+            }
+            if !new.is_empty() {
+                let insert = format!(
+                    "INSERT INTO indicators ({INDICATOR_COLUMNS}) VALUES {}",
+                    self.value_rows(new.len(), 14)
+                );
+                let mut query = sqlx::query(AssertSqlSafe(insert.as_str()));
+                for (record, c) in &new {
+                    query = query
+                        .bind(record.stix_id.as_str())
+                        .bind(record.kind.as_str())
+                        .bind(record.value.as_str())
+                        .bind(i64::from(record.priority))
+                        .bind(record.severity.as_str())
+                        .bind(record.enrichment_status.as_str())
+                        .bind(record.skip_reason.as_deref())
+                        .bind(record.tlp.as_deref())
+                        .bind(c.tags.as_str())
+                        .bind(c.reasons.as_str())
+                        .bind(c.sources.as_str())
+                        .bind(record.observed_at)
+                        .bind(record.observed_at)
+                        .bind(record.observed_at);
+                }
+                query.execute(&mut *tx).await?;
+                report.inserted += new.len() as u64;
+            }
+            let update = format!(
+                "UPDATE indicators SET priority = {}, severity = {}, enrichment_status = {}, skip_reason = {}, tlp = {}, tags = {}, reasons = {}, sources = {}, observed_at = {}, last_changed = {} WHERE stix_id = {}",
+                self.placeholder(1),
+                self.placeholder(2),
+                self.placeholder(3),
+                self.placeholder(4),
+                self.placeholder(5),
+                self.placeholder(6),
+                self.placeholder(7),
+                self.placeholder(8),
+                self.placeholder(9),
+                self.placeholder(10),
+                self.placeholder(11)
+            );
+            for (record, c) in &changed {
+                sqlx::query(AssertSqlSafe(update.as_str()))
+                    .bind(i64::from(record.priority))
+                    .bind(record.severity.as_str())
+                    .bind(record.enrichment_status.as_str())
+                    .bind(record.skip_reason.as_deref())
+                    .bind(record.tlp.as_deref())
+                    .bind(c.tags.as_str())
+                    .bind(c.reasons.as_str())
+                    .bind(c.sources.as_str())
+                    .bind(record.observed_at)
+                    .bind(record.observed_at)
+                    .bind(record.stix_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                report.updated += 1;
+            }
+            if !history.is_empty() {
+                let insert = format!(
+                    "INSERT INTO score_history (stix_id, at, priority, severity, reasons) VALUES {}",
+                    self.value_rows(history.len(), 5)
+                );
+                let mut query = sqlx::query(AssertSqlSafe(insert.as_str()));
+                for record in &history {
+                    query = query
+                        .bind(record.stix_id.as_str())
+                        .bind(record.observed_at)
+                        .bind(i64::from(record.priority))
+                        .bind(record.severity.as_str())
+                        .bind(record.reasons.to_string());
+                }
+                query.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(report)
+    }
+
+    fn stored_indicator(row: &AnyRow) -> Result<StoredIndicator, StoreError> {
+        let json = |column: &str| -> Result<Value, StoreError> {
+            let text: String = row.try_get(column)?;
+            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+        };
+        let tags: Vec<String> = serde_json::from_value(json("tags")?)
+            .map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
+        let priority: i64 = row.try_get("priority")?;
+        Ok(StoredIndicator {
+            record: IndicatorRecord {
+                stix_id: row.try_get("stix_id")?,
+                kind: row.try_get("kind")?,
+                value: row.try_get("value")?,
+                priority: u8::try_from(priority)
+                    .map_err(|_| StoreError::Corrupt(format!("priority {priority}")))?,
+                severity: row.try_get("severity")?,
+                enrichment_status: row.try_get("enrichment_status")?,
+                skip_reason: row.try_get("skip_reason")?,
+                tlp: row.try_get("tlp")?,
+                tags,
+                reasons: json("reasons")?,
+                sources: json("sources")?,
+                observed_at: row.try_get("observed_at")?,
+            },
+            first_seen: row.try_get("first_seen")?,
+            last_changed: row.try_get("last_changed")?,
+        })
+    }
+}
+
+/// The parts of a stored indicator that decide whether a save changes it (not its timestamps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Comparable {
+    priority: i64,
+    severity: String,
+    enrichment_status: String,
+    skip_reason: Option<String>,
+    tlp: Option<String>,
+    tags: String,
+    reasons: String,
+    sources: String,
+}
+
+impl Comparable {
+    fn from_record(record: &IndicatorRecord) -> Comparable {
+        Comparable {
+            priority: i64::from(record.priority),
+            severity: record.severity.clone(),
+            enrichment_status: record.enrichment_status.clone(),
+            skip_reason: record.skip_reason.clone(),
+            tlp: record.tlp.clone(),
+            tags: serde_json::to_string(&record.tags).expect("strings serialize"),
+            reasons: record.reasons.to_string(),
+            sources: record.sources.to_string(),
+        }
+    }
+
+    fn from_row(row: &AnyRow) -> Result<Comparable, StoreError> {
+        Ok(Comparable {
+            priority: row.try_get("priority")?,
+            severity: row.try_get("severity")?,
+            enrichment_status: row.try_get("enrichment_status")?,
+            skip_reason: row.try_get("skip_reason")?,
+            tlp: row.try_get("tlp")?,
+            tags: row.try_get("tags")?,
+            reasons: row.try_get("reasons")?,
+            sources: row.try_get("sources")?,
+        })
+    }
+}
+
+/// A connection URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            let user = credentials.split(':').next().unwrap_or("");
+            format!(
+                "{}{}{}",
+                &url[..scheme + 3],
+                if credentials.contains(':') {
+                    format!("{user}:***")
+                } else {
+                    user.to_owned()
+                },
+                &url[at..]
+            )
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        self.backend_name()
+    }
+
+    fn migrate(&self) -> StoreFuture<'_, Vec<u32>> {
+        Box::pin(self.apply_migrations())
+    }
+
+    fn save_indicators<'a>(&'a self, batch: &'a [IndicatorRecord]) -> StoreFuture<'a, SaveReport> {
+        Box::pin(self.save(batch))
+    }
+
+    fn indicator<'a>(
+        &'a self,
+        kind: &'a str,
+        value: &'a str,
+    ) -> StoreFuture<'a, Option<StoredIndicator>> {
+        Box::pin(async move {
+            let sql = format!(
+                "SELECT {INDICATOR_COLUMNS} FROM indicators WHERE kind = {} AND value = {}",
+                self.placeholder(1),
+                self.placeholder(2)
+            );
+            let row = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(kind)
+                .bind(value)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(SqlStore::stored_indicator).transpose()
+        })
+    }
+
+    fn score_history<'a>(&'a self, stix_id: &'a str) -> StoreFuture<'a, Vec<ScorePoint>> {
+        Box::pin(async move {
+            let sql = format!(
+                "SELECT at, priority, severity, reasons FROM score_history WHERE stix_id = {} ORDER BY at, id",
+                self.placeholder(1)
+            );
+            let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(stix_id)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    let reasons: String = row.try_get("reasons")?;
+                    let priority: i64 = row.try_get("priority")?;
+                    Ok(ScorePoint {
+                        at: row.try_get("at")?,
+                        priority: u8::try_from(priority)
+                            .map_err(|_| StoreError::Corrupt(format!("priority {priority}")))?,
+                        severity: row.try_get("severity")?,
+                        reasons: serde_json::from_str(&reasons)
+                            .map_err(|e| StoreError::Corrupt(format!("reasons: {e}")))?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn top_indicators(
+        &self,
+        min_priority: u8,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<StoredIndicator>> {
+        Box::pin(async move {
+            let sql = format!(
+                "SELECT {INDICATOR_COLUMNS} FROM indicators WHERE priority >= {} ORDER BY priority DESC, id LIMIT {}",
+                self.placeholder(1),
+                self.placeholder(2)
+            );
+            let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(i64::from(min_priority))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter().map(SqlStore::stored_indicator).collect()
+        })
+    }
+
+    fn count_indicators(&self) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM indicators")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?;
+            Ok(n as u64)
+        })
+    }
+
+    fn save_answers<'a>(&'a self, answers: &'a [VendorAnswer]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            for chunk in answers.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO vendor_answers (source, key_fingerprint, call, indicator, parameters, fetched_at, expires_at, body) VALUES {}",
+                    self.value_rows(chunk.len(), 8)
+                );
+                let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
+                for answer in chunk {
+                    let k = &answer.key;
+                    query = query
+                        .bind(k.source.as_str())
+                        .bind(k.key_fingerprint.as_str())
+                        .bind(k.call.as_str())
+                        .bind(k.indicator.as_str())
+                        .bind(k.parameters.as_str())
+                        .bind(answer.fetched_at)
+                        .bind(answer.expires_at)
+                        .bind(answer.body.to_string());
+                }
+                query.execute(&self.pool).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn latest_answer<'a>(&'a self, key: &'a AnswerKey) -> StoreFuture<'a, Option<VendorAnswer>> {
+        Box::pin(async move {
+            let sql = format!(
+                "SELECT fetched_at, expires_at, body FROM vendor_answers WHERE source = {} AND key_fingerprint = {} AND call = {} AND indicator = {} AND parameters = {} ORDER BY fetched_at DESC, id DESC LIMIT 1",
+                self.placeholder(1),
+                self.placeholder(2),
+                self.placeholder(3),
+                self.placeholder(4),
+                self.placeholder(5)
+            );
+            let row = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(key.source.as_str())
+                .bind(key.key_fingerprint.as_str())
+                .bind(key.call.as_str())
+                .bind(key.indicator.as_str())
+                .bind(key.parameters.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+            row.map(|row| {
+                let body: String = row.try_get("body")?;
+                Ok(VendorAnswer {
+                    key: key.clone(),
+                    fetched_at: row.try_get("fetched_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    body: serde_json::from_str(&body)
+                        .map_err(|e| StoreError::Corrupt(format!("answer body: {e}")))?,
+                })
+            })
+            .transpose()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            redact("postgres://scry:s3cret@db.internal:5432/scry"),
+            "postgres://scry:***@db.internal:5432/scry"
+        );
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(
+            redact("sqlite:///var/lib/scry.db"),
+            "sqlite:///var/lib/scry.db"
+        );
+    }
+}

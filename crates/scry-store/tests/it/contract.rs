@@ -1,0 +1,267 @@
+//! The contract every store meets.
+
+use scry_store::{AnswerKey, IndicatorRecord, SaveReport, VendorAnswer};
+use serde_json::json;
+
+use crate::TestStore;
+
+fn record(value: &str, priority: u8, tags: &[&str]) -> IndicatorRecord {
+    IndicatorRecord {
+        stix_id: format!("ipv4-addr--{value}"),
+        kind: "ipv4-addr".into(),
+        value: value.into(),
+        priority,
+        severity: if priority >= 70 {
+            "high".into()
+        } else {
+            "info".into()
+        },
+        enrichment_status: "enriched".into(),
+        skip_reason: None,
+        tlp: Some("amber".into()),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        reasons: json!([{"source": "criminalip", "signal": "outbound-score", "value": "x", "points": priority}]),
+        sources: json!({"criminalip": {"status": "ok", "data": {"asn": 9009}}}),
+        observed_at: 1_700_000_000_000,
+    }
+}
+
+pub(crate) async fn migrations_apply_once_and_reopen(t: &TestStore) {
+    assert_eq!(
+        t.store.migrate().await.expect("migrate"),
+        Vec::<u32>::new(),
+        "open already migrated"
+    );
+    let again = scry_store::open(&t.url).await.expect("reopen");
+    assert_eq!(again.migrate().await.expect("migrate"), Vec::<u32>::new());
+    assert_eq!(again.count_indicators().await.expect("count"), 0);
+}
+
+pub(crate) async fn saving_is_idempotent_and_tracks_changes(t: &TestStore) {
+    let store = &t.store;
+    let first = vec![
+        record("45.155.205.233", 80, &["tor"]),
+        record("8.8.8.8", 0, &[]),
+    ];
+    assert_eq!(
+        store.save_indicators(&first).await.expect("save"),
+        SaveReport {
+            inserted: 2,
+            updated: 0,
+            unchanged: 0
+        }
+    );
+    let mut later = first.clone();
+    for r in &mut later {
+        r.observed_at += 60_000;
+    }
+    assert_eq!(
+        store.save_indicators(&later).await.expect("save"),
+        SaveReport {
+            inserted: 0,
+            updated: 0,
+            unchanged: 2
+        },
+        "re-saving the same data changes nothing"
+    );
+    let stored = store
+        .indicator("ipv4-addr", "45.155.205.233")
+        .await
+        .expect("query")
+        .expect("stored");
+    assert_eq!(
+        stored.record, first[0],
+        "nothing moved, not even the observation time"
+    );
+    assert_eq!(stored.first_seen, 1_700_000_000_000);
+
+    let mut rescored = first[0].clone();
+    rescored.priority = 95;
+    rescored.severity = "critical".into();
+    rescored.observed_at = 1_700_000_100_000;
+    let mut retagged = first[1].clone();
+    retagged.tags = vec!["anycast".into()];
+    retagged.observed_at = 1_700_000_100_000;
+    assert_eq!(
+        store
+            .save_indicators(&[rescored.clone(), retagged])
+            .await
+            .expect("save"),
+        SaveReport {
+            inserted: 0,
+            updated: 2,
+            unchanged: 0
+        }
+    );
+    let stored = store
+        .indicator("ipv4-addr", "45.155.205.233")
+        .await
+        .expect("query")
+        .expect("stored");
+    assert_eq!(stored.record.priority, 95);
+    assert_eq!(
+        (stored.first_seen, stored.last_changed),
+        (1_700_000_000_000, 1_700_000_100_000)
+    );
+    let history = store
+        .score_history(&rescored.stix_id)
+        .await
+        .expect("history");
+    assert_eq!(
+        history
+            .iter()
+            .map(|p| (p.at, p.priority))
+            .collect::<Vec<_>>(),
+        [(1_700_000_000_000, 80), (1_700_000_100_000, 95)]
+    );
+    let quiet = store
+        .score_history(&first[1].stix_id)
+        .await
+        .expect("history");
+    assert_eq!(quiet.len(), 1, "a tag change alone is not a score change");
+    assert!(
+        store
+            .indicator("ipv4-addr", "1.1.1.1")
+            .await
+            .expect("query")
+            .is_none()
+    );
+    assert_eq!(store.count_indicators().await.expect("count"), 2);
+}
+
+pub(crate) async fn bulk_saves_in_batches(t: &TestStore) {
+    let batch: Vec<IndicatorRecord> = (0..3_000)
+        .map(|i| {
+            record(
+                &format!("10.{}.{}.{}", i / 65_536, (i / 256) % 256, i % 256),
+                (i % 101) as u8,
+                &["bulk"],
+            )
+        })
+        .collect();
+    let report = t.store.save_indicators(&batch).await.expect("bulk save");
+    assert_eq!(
+        report,
+        SaveReport {
+            inserted: 3_000,
+            updated: 0,
+            unchanged: 0
+        }
+    );
+    assert_eq!(t.store.count_indicators().await.expect("count"), 3_000);
+    let again = t.store.save_indicators(&batch).await.expect("bulk save");
+    assert_eq!(again.unchanged, 3_000);
+    let mut repeated = vec![record("1.2.3.4", 10, &[]), record("1.2.3.4", 20, &[])];
+    repeated[1].observed_at += 1;
+    let report = t.store.save_indicators(&repeated).await.expect("save");
+    assert_eq!(
+        report,
+        SaveReport {
+            inserted: 1,
+            updated: 1,
+            unchanged: 0
+        },
+        "a record repeated in one batch is stored once"
+    );
+    assert_eq!(
+        t.store
+            .indicator("ipv4-addr", "1.2.3.4")
+            .await
+            .expect("query")
+            .expect("stored")
+            .record
+            .priority,
+        20,
+        "its last state wins"
+    );
+}
+
+pub(crate) async fn top_indicators_by_priority(t: &TestStore) {
+    let batch: Vec<IndicatorRecord> = [
+        ("1.1.1.1", 10),
+        ("2.2.2.2", 90),
+        ("3.3.3.3", 85),
+        ("4.4.4.4", 90),
+        ("5.5.5.5", 50),
+    ]
+    .iter()
+    .map(|(v, p)| record(v, *p, &[]))
+    .collect();
+    t.store.save_indicators(&batch).await.expect("save");
+    let top: Vec<(String, u8)> = t
+        .store
+        .top_indicators(80, 10)
+        .await
+        .expect("query")
+        .into_iter()
+        .map(|s| (s.record.value, s.record.priority))
+        .collect();
+    assert_eq!(
+        top,
+        [
+            ("2.2.2.2".to_owned(), 90),
+            ("4.4.4.4".to_owned(), 90),
+            ("3.3.3.3".to_owned(), 85)
+        ]
+    );
+    assert_eq!(t.store.top_indicators(0, 2).await.expect("query").len(), 2);
+}
+
+pub(crate) async fn vendor_answers_keep_history(t: &TestStore) {
+    let key = AnswerKey {
+        source: "criminalip".into(),
+        key_fingerprint: "625faa3fbbc3".into(),
+        call: "ip-report".into(),
+        indicator: "8.8.8.8".into(),
+        parameters: "full=true".into(),
+    };
+    assert!(t.store.latest_answer(&key).await.expect("query").is_none());
+    let answers = [
+        VendorAnswer {
+            key: key.clone(),
+            fetched_at: 1_000,
+            expires_at: 2_000,
+            body: json!({"score": {"inbound": "Low"}}),
+        },
+        VendorAnswer {
+            key: key.clone(),
+            fetched_at: 5_000,
+            expires_at: 9_000,
+            body: json!({"score": {"inbound": "Critical"}, "unknown": [1, 2]}),
+        },
+    ];
+    t.store.save_answers(&answers).await.expect("save");
+    let latest = t
+        .store
+        .latest_answer(&key)
+        .await
+        .expect("query")
+        .expect("stored");
+    assert_eq!(
+        latest, answers[1],
+        "the newest answer, whole, unknown fields included"
+    );
+    let other = AnswerKey {
+        parameters: "full=false".into(),
+        ..key
+    };
+    assert!(
+        t.store
+            .latest_answer(&other)
+            .await
+            .expect("query")
+            .is_none()
+    );
+}
+
+pub(crate) async fn a_newer_schema_is_refused(t: &TestStore) {
+    let direct = scry_store::SqlStore::connect(&t.url)
+        .await
+        .expect("connect");
+    direct.execute_raw("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'from the future', 0)").await.expect("insert");
+    let error = scry_store::open(&t.url).await.err().expect("refused");
+    assert!(
+        error.to_string().contains("schema is version 999"),
+        "{error}"
+    );
+}

@@ -1,0 +1,113 @@
+//! The store contract, run against a real SQLite file and a real PostgreSQL server.
+//!
+//! PostgreSQL: `SCRY_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`, the
+//! machine's trust-auth server that `.ci/run` starts). Each test works in a schema of its own,
+//! dropped at the end, so tests run in parallel and leave nothing behind.
+
+mod contract;
+
+use std::sync::Arc;
+
+use scry_store::{SqlStore, Store};
+
+/// A store under test, and what to clean up afterwards.
+pub(crate) struct TestStore {
+    pub store: Arc<dyn Store>,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    schema: Option<(String, String)>,
+}
+
+pub(crate) fn postgres_url() -> String {
+    std::env::var("SCRY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+pub(crate) async fn sqlite() -> TestStore {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("nested/dir/scry.db").display()
+    );
+    let store = scry_store::open(&url)
+        .await
+        .expect("the SQLite store opens");
+    TestStore {
+        store,
+        url,
+        _dir: Some(dir),
+        schema: None,
+    }
+}
+
+pub(crate) async fn postgres() -> TestStore {
+    let base = postgres_url();
+    let schema = format!("scry_test_{}_{}", std::process::id(), unique());
+    let admin = SqlStore::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is not reachable at {base} ({e}); start it, or point SCRY_TEST_POSTGRES_URL at a server"));
+    admin
+        .execute_raw(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("create the test schema");
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+    let store = scry_store::open(&url)
+        .await
+        .expect("the PostgreSQL store opens");
+    TestStore {
+        store,
+        url,
+        _dir: None,
+        schema: Some((base, schema)),
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
+impl TestStore {
+    pub(crate) async fn cleanup(self) {
+        if let Some((base, schema)) = &self.schema {
+            let admin = SqlStore::connect(base).await.expect("connect");
+            admin
+                .execute_raw(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await
+                .expect("drop the test schema");
+        }
+    }
+}
+
+/// Runs a contract test against both backends.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let t = crate::sqlite().await;
+                crate::contract::$name(&t).await;
+                t.cleanup().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let t = crate::postgres().await;
+                crate::contract::$name(&t).await;
+                t.cleanup().await;
+            })*
+        }
+    };
+}
+
+both_backends!(
+    migrations_apply_once_and_reopen,
+    saving_is_idempotent_and_tracks_changes,
+    bulk_saves_in_batches,
+    top_indicators_by_priority,
+    vendor_answers_keep_history,
+    a_newer_schema_is_refused,
+);

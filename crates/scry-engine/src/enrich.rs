@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use scry_core::{Destination, EgressGate, Observable, Severity, SkipReason, Subject, Tlp, score};
 use scry_sources::{EnrichOptions, Finding, Source, SourceError};
+use scry_store::{IndicatorRecord, SaveReport, Store};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -60,18 +61,28 @@ pub struct Summary {
     pub bytes: u64,
     /// Sources that could not be used, with the reason.
     pub unusable_sources: Vec<(String, String)>,
+    /// What saving to the store did (all zero without a store).
+    pub stored: SaveReport,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("writing results failed: {0}")]
     Output(#[from] io::Error),
+    #[error(
+        "saving results to the store failed (the run stopped so nothing is lost silently): {0}"
+    )]
+    Store(#[from] scry_store::StoreError),
 }
+
+/// Records saved to the store at once.
+const STORE_BATCH: usize = 500;
 
 /// The enrichment engine: the gate and the sources.
 pub struct Engine {
     gate: EgressGate,
     sources: Vec<Arc<dyn Source>>,
+    store: Option<Arc<dyn Store>>,
     disabled: Vec<AtomicBool>,
     unusable: Mutex<Vec<(String, String)>>,
 }
@@ -109,9 +120,16 @@ impl Engine {
         Engine {
             gate,
             sources,
+            store: None,
             disabled,
             unusable: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Saves every record of every run to `store`.
+    pub fn with_store(mut self, store: Arc<dyn Store>) -> Engine {
+        self.store = Some(store);
+        self
     }
 
     pub fn sources(&self) -> &[Arc<dyn Source>] {
@@ -159,22 +177,12 @@ impl Engine {
             Arc::clone(&progress),
             tx,
         );
-        let mut summary = Summary::default();
-        let mut record = |rec: Record, summary: &mut Summary| -> io::Result<()> {
-            match rec.status {
-                Status::Enriched => summary.enriched += 1,
-                Status::Cached => summary.cached += 1,
-                Status::Skipped => summary.skipped += 1,
-                Status::Rejected => summary.rejected += 1,
-                Status::Failed => summary.failed += 1,
-            }
-            summary.credits += rec
-                .sources
-                .values()
-                .map(|s| u64::from(s.credits))
-                .sum::<u64>();
-            progress.done.fetch_add(1, Ordering::Relaxed);
-            sink(rec)
+        let mut recorder = Recorder {
+            summary: Summary::default(),
+            pending: Vec::new(),
+            progress: &progress,
+            sink,
+            store: self.store.as_deref(),
         };
         let concurrent = self.has_external_sources();
         let concurrency = request.concurrency.max(1);
@@ -182,20 +190,19 @@ impl Engine {
         let mut in_flight: HashMap<tokio::task::Id, (String, String)> = HashMap::new();
         while let Some(item) = rx.recv().await {
             match item {
-                Item::Rejected(rejection) => record(rejected_record(rejection), &mut summary)?,
+                Item::Rejected(rejection) => recorder.add(rejected_record(rejection)).await?,
                 Item::Candidate(mut candidate) => {
-                    summary.unique += 1;
+                    recorder.summary.unique += 1;
                     candidate.tlp = candidate.tlp.or(request.default_tlp);
                     if !concurrent {
-                        record(
-                            self.enrich_one(candidate, request.options).await,
-                            &mut summary,
-                        )?;
+                        recorder
+                            .add(self.enrich_one(candidate, request.options).await)
+                            .await?;
                         continue;
                     }
                     while tasks.len() >= concurrency {
                         let done = tasks.join_next_with_id().await.expect("tasks is not empty");
-                        record(finished(done, &mut in_flight), &mut summary)?;
+                        recorder.add(finished(done, &mut in_flight)).await?;
                     }
                     let label = (candidate.input.clone(), candidate.position.to_string());
                     let engine = Arc::clone(self);
@@ -207,8 +214,10 @@ impl Engine {
             }
         }
         while let Some(done) = tasks.join_next_with_id().await {
-            record(finished(done, &mut in_flight), &mut summary)?;
+            recorder.add(finished(done, &mut in_flight)).await?;
         }
+        recorder.flush().await?;
+        let mut summary = recorder.summary;
         // The reader has finished: the channel closed because it dropped its sender.
         let _ = reader.join();
         summary.read = progress.items.load(Ordering::Relaxed);
@@ -352,6 +361,91 @@ impl Engine {
         let reason = first("skipped").and_then(|s| s.skip_reason.clone());
         (Status::Skipped, reason, None)
     }
+}
+
+/// Counts records, hands them to the sink, and saves them to the store in batches.
+struct Recorder<'a> {
+    summary: Summary,
+    pending: Vec<IndicatorRecord>,
+    progress: &'a Progress,
+    sink: &'a mut dyn FnMut(Record) -> io::Result<()>,
+    store: Option<&'a dyn Store>,
+}
+
+impl Recorder<'_> {
+    async fn add(&mut self, record: Record) -> Result<(), EngineError> {
+        let summary = &mut self.summary;
+        match record.status {
+            Status::Enriched => summary.enriched += 1,
+            Status::Cached => summary.cached += 1,
+            Status::Skipped => summary.skipped += 1,
+            Status::Rejected => summary.rejected += 1,
+            Status::Failed => summary.failed += 1,
+        }
+        summary.credits += record
+            .sources
+            .values()
+            .map(|s| u64::from(s.credits))
+            .sum::<u64>();
+        self.progress.done.fetch_add(1, Ordering::Relaxed);
+        if self.store.is_some()
+            && let Some(stored) = stored_form(&record)
+        {
+            self.pending.push(stored);
+        }
+        (self.sink)(record)?;
+        if self.pending.len() >= STORE_BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), EngineError> {
+        if let Some(store) = self.store
+            && !self.pending.is_empty()
+        {
+            let report = store.save_indicators(&self.pending).await?;
+            self.summary.stored.inserted += report.inserted;
+            self.summary.stored.updated += report.updated;
+            self.summary.stored.unchanged += report.unchanged;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+}
+
+/// The state of an indicator as the store keeps it: the record without what only describes this
+/// run (whether an answer came from the cache, the credits it cost), so re-running over the same
+/// data stores nothing new. Rejected input has no indicator and is not stored.
+fn stored_form(record: &Record) -> Option<IndicatorRecord> {
+    let mut sources = serde_json::Map::new();
+    for (name, source) in &record.sources {
+        let mut value = serde_json::to_value(source).ok()?;
+        if let Some(object) = value.as_object_mut() {
+            object.remove("cached");
+            object.remove("credits");
+        }
+        sources.insert(name.clone(), value);
+    }
+    Some(IndicatorRecord {
+        stix_id: record.stix_id.clone()?,
+        kind: record.kind.clone()?,
+        value: record.indicator.clone()?,
+        priority: record.priority,
+        severity: record.severity.clone(),
+        enrichment_status: match record.status {
+            Status::Cached => Status::Enriched.as_str().to_owned(),
+            other => other.as_str().to_owned(),
+        },
+        skip_reason: record.skip_reason.clone(),
+        tlp: record.tlp.clone(),
+        tags: record.tags.clone(),
+        reasons: serde_json::to_value(&record.reasons).ok()?,
+        sources: serde_json::Value::Object(sources),
+        observed_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+    })
 }
 
 enum Outcome {

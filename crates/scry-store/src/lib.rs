@@ -22,7 +22,7 @@ use std::sync::Arc;
 pub use model::{
     AnswerKey, IndicatorRecord, SaveReport, ScorePoint, StoredIndicator, VendorAnswer,
 };
-pub use sql::SqlStore;
+pub use sql::{SqlStore, redact};
 
 /// The future store methods return; boxed so stores can be held as trait objects.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;

@@ -390,8 +390,8 @@ impl Comparable {
     }
 }
 
-/// A connection URL without its password.
-fn redact(url: &str) -> String {
+/// A connection URL without its password, for messages.
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];

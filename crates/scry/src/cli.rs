@@ -46,6 +46,19 @@ pub(crate) enum Command {
         scry enrich --format json iocs.txt > out.json\n  \
         scry enrich --tlp amber --format csv iocs.txt")]
     Enrich(EnrichArgs),
+    /// Read and enrich indicators into the store without printing them
+    #[command(
+        after_help = "Examples:\n  scry import feed.csv.gz\n  scry --store postgres://scry@db/scry import alerts.jsonl"
+    )]
+    Import(EnrichArgs),
+    /// Everything the store knows about one indicator
+    #[command(
+        after_help = "Examples:\n  scry show 45.155.205.233\n  scry show 'hxxp://evil[.]com/login' --format json"
+    )]
+    Show(ShowArgs),
+    /// Manage the store
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Check or create the configuration file
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -149,6 +162,35 @@ pub(crate) struct EnrichArgs {
     /// Never show the progress bar
     #[arg(long)]
     pub(crate) no_progress: bool,
+
+    /// Do not save results to the store
+    #[arg(long)]
+    pub(crate) no_store: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    /// The indicator (defanged forms are fine)
+    pub(crate) indicator: String,
+
+    /// Output format
+    #[arg(long, short = 'f', value_enum, default_value_t = ShowFormat::Text)]
+    pub(crate) format: ShowFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ShowFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DbCommand {
+    /// Create the store or bring its schema up to date
+    #[command(
+        after_help = "Examples:\n  scry db migrate\n  scry --store postgres://scry@db.internal/scry db migrate"
+    )]
+    Migrate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

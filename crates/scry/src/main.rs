@@ -22,7 +22,10 @@ use scry_engine::sort::{DEFAULT_RUN_BYTES, PrioritySorter};
 use scry_engine::{Engine, EnrichRequest, Progress, Status, Summary};
 use scry_sources::{EnrichOptions, Source, SourceError};
 
-use crate::cli::{Cli, Command, ConfigCommand, EnrichArgs, SandboxArgs, SourcesCommand};
+use crate::cli::{
+    Cli, Command, ConfigCommand, DbCommand, EnrichArgs, SandboxArgs, ShowArgs, ShowFormat,
+    SourcesCommand,
+};
 use crate::output::TableStyle;
 
 /// An error the user caused by how scry was called or configured: exit status 2.
@@ -81,7 +84,24 @@ fn init_logging(verbose: u8, quiet: bool) {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let loaded = config::load(cli.config.as_deref()).map_err(usage)?;
     match cli.command {
-        Command::Enrich(args) => enrich(args, &loaded, cli.quiet, cli.verbose),
+        Command::Enrich(args) => enrich(
+            args,
+            &loaded,
+            cli.store.as_deref(),
+            Output::Print,
+            cli.quiet,
+            cli.verbose,
+        ),
+        Command::Import(args) => enrich(
+            args,
+            &loaded,
+            cli.store.as_deref(),
+            Output::StoreOnly,
+            cli.quiet,
+            cli.verbose,
+        ),
+        Command::Show(args) => show(&args, &loaded, cli.store.as_deref()),
+        Command::Db(DbCommand::Migrate) => db_migrate(&loaded, cli.store.as_deref()),
         Command::Config(ConfigCommand::Check) => config_check(&loaded, cli.store.as_deref()),
         Command::Config(ConfigCommand::Init { path, force }) => config_init(&path, force),
         Command::Sources(SourcesCommand::Test { name }) => sources_test(&loaded, name.as_deref()),
@@ -200,20 +220,35 @@ fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `enrich` does with its records besides storing them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// Print them by priority (`scry enrich`).
+    Print,
+    /// Only store them (`scry import`).
+    StoreOnly,
+}
+
 fn enrich(
     args: EnrichArgs,
     loaded: &LoadedConfig,
+    store_url: Option<&str>,
+    output: Output,
     quiet: bool,
     verbose: u8,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    if output == Output::StoreOnly && args.no_store {
+        return Err(usage(anyhow!(
+            "`scry import` stores what it reads; --no-store would leave nothing to do"
+        )));
+    }
     let inputs = resolve_inputs(&args.inputs)?;
     let default_tlp = match &args.tlp {
         Some(level) => Some(level.parse().map_err(|e| usage(anyhow!("--tlp: {e}")))?),
         None => loaded.default_tlp().map_err(usage)?,
     };
     let gate = loaded.egress_gate().map_err(usage)?;
-    let engine = Arc::new(Engine::new(gate, sources(loaded)?));
     let request = EnrichRequest {
         inputs: inputs.clone(),
         format: args.input_format,
@@ -224,13 +259,21 @@ fn enrich(
     if request.concurrency == 0 {
         return Err(usage(anyhow!("--concurrency must be at least 1")));
     }
+    let runtime = runtime()?;
+    let store_url = loaded.store_url(store_url);
+    let store = if args.no_store {
+        None
+    } else {
+        Some(runtime.block_on(open_store(&store_url))?)
+    };
+    let mut engine = Engine::new(gate, sources(loaded)?);
+    if let Some(store) = store {
+        engine = engine.with_store(store);
+    }
+    let engine = Arc::new(engine);
 
     let progress = Arc::new(Progress::default());
     let bar = progress_bar(&inputs, quiet || args.no_progress);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     let mut sorter = PrioritySorter::new(DEFAULT_RUN_BYTES);
     let summary = runtime.block_on(async {
         engine.preflight().await;
@@ -250,7 +293,10 @@ fn enrich(
                     )
                 });
             }
-            sorter.push(&record)
+            match output {
+                Output::Print => sorter.push(&record),
+                Output::StoreOnly => Ok(()),
+            }
         };
         let result = engine
             .enrich(request, Arc::clone(&progress), &mut sink)
@@ -260,17 +306,29 @@ fn enrich(
     })?;
     bar.finish_and_clear();
 
-    let style = TableStyle {
-        color: colour_stdout(),
-        widest_indicator: sorter.widest_indicator(),
-    };
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
-    output::write_records(args.format, sorter.into_sorted()?, &mut out, &style)?;
-    out.flush()?;
+    if output == Output::Print {
+        let style = TableStyle {
+            color: colour_stdout(),
+            widest_indicator: sorter.widest_indicator(),
+        };
+        let stdout = io::stdout();
+        let mut out = io::BufWriter::new(stdout.lock());
+        output::write_records(args.format, sorter.into_sorted()?, &mut out, &style)?;
+        out.flush()?;
+    }
 
     if !quiet {
         eprintln!("{}", summary_line(&summary, started.elapsed()));
+        if !args.no_store {
+            let s = summary.stored;
+            eprintln!(
+                "store {}: {} new, {} changed, {} unchanged",
+                scry_store::redact(&store_url),
+                s.inserted,
+                s.updated,
+                s.unchanged
+            );
+        }
         for line in engine.sources().iter().filter_map(|s| s.status_line()) {
             eprintln!("{line}");
         }
@@ -294,6 +352,148 @@ fn enrich(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Opens the store, creating and migrating it as needed. A URL scry does not understand is a usage
+/// error; a store that cannot be reached is not.
+async fn open_store(url: &str) -> anyhow::Result<Arc<dyn scry_store::Store>> {
+    match scry_store::open(url).await {
+        Ok(store) => Ok(store),
+        Err(error @ scry_store::StoreError::UnsupportedUrl(_)) => Err(usage(error)),
+        Err(error) => Err(anyhow::Error::new(error)
+            .context("check --store, SCRY_STORE or [store] url, or run with --no-store")),
+    }
+}
+
+/// `scry db migrate`.
+fn db_migrate(loaded: &LoadedConfig, store_url: Option<&str>) -> anyhow::Result<ExitCode> {
+    let url = loaded.store_url(store_url);
+    let shown = scry_store::redact(&url);
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let store = open_store(&url).await?;
+        let count = store.count_indicators().await?;
+        println!(
+            "store {shown} ({}) is at schema version {}; {count} indicators",
+            store.backend(),
+            scry_store::migrations::latest_version()
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `scry show INDICATOR`: everything the store knows about one indicator.
+fn show(
+    args: &ShowArgs,
+    loaded: &LoadedConfig,
+    store_url: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let observable = scry_core::Observable::parse(&args.indicator)
+        .map_err(|e| usage(anyhow!("{:?} is not an indicator: {e}", args.indicator)))?;
+    let url = loaded.store_url(store_url);
+    let runtime = runtime()?;
+    let (stored, history) = runtime.block_on(async {
+        let store = open_store(&url).await?;
+        let stored = store
+            .indicator(observable.stix_type(), &observable.value())
+            .await?;
+        let history = match &stored {
+            Some(s) => store.score_history(&s.record.stix_id).await?,
+            None => Vec::new(),
+        };
+        Ok::<_, anyhow::Error>((stored, history))
+    })?;
+    let Some(stored) = stored else {
+        eprintln!(
+            "{} is not in the store {}; enrich it first: scry enrich - <<< '{}'",
+            observable.value(),
+            scry_store::redact(&url),
+            observable.value()
+        );
+        return Ok(ExitCode::from(1));
+    };
+    let r = &stored.record;
+    if args.format == ShowFormat::Json {
+        let json = serde_json::json!({
+            "indicator": r.value, "type": r.kind, "stix_id": r.stix_id, "priority": r.priority, "severity": r.severity,
+            "status": r.enrichment_status, "skip_reason": r.skip_reason, "tlp": r.tlp, "tags": r.tags, "reasons": r.reasons,
+            "sources": r.sources, "first_seen": stored.first_seen, "last_changed": stored.last_changed,
+            "history": history.iter().map(|p| serde_json::json!({"at": p.at, "priority": p.priority, "severity": p.severity})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} ({})  priority {} {}",
+        r.value, r.kind, r.priority, r.severity
+    );
+    println!(
+        "status      {}{}",
+        r.enrichment_status,
+        r.skip_reason
+            .as_deref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default()
+    );
+    println!("stix id     {}", r.stix_id);
+    if let Some(tlp) = &r.tlp {
+        println!("tlp         {tlp}");
+    }
+    if !r.tags.is_empty() {
+        println!("tags        {}", r.tags.join(", "));
+    }
+    println!(
+        "first seen  {}   last changed {}",
+        format_ms(stored.first_seen),
+        format_ms(stored.last_changed)
+    );
+    let reasons = r.reasons.as_array().cloned().unwrap_or_default();
+    if !reasons.is_empty() {
+        println!("reasons");
+        for reason in reasons {
+            println!(
+                "  {:>+4}  {:<11} {:<22} {}",
+                reason["points"].as_i64().unwrap_or(0),
+                reason["source"].as_str().unwrap_or(""),
+                reason["signal"].as_str().unwrap_or(""),
+                reason["value"].as_str().unwrap_or("")
+            );
+        }
+    }
+    if let Some(sources) = r.sources.as_object() {
+        for (name, source) in sources {
+            let link = source
+                .get("report_url")
+                .and_then(|u| u.as_str())
+                .map(|u| format!("  {u}"))
+                .unwrap_or_default();
+            println!(
+                "source {name}: {}{link}",
+                source.get("status").and_then(|s| s.as_str()).unwrap_or("?")
+            );
+        }
+    }
+    if history.len() > 1 {
+        let points: Vec<String> = history
+            .iter()
+            .map(|p| format!("{} {}", format_ms(p.at), p.priority))
+            .collect();
+        println!("priority history  {}", points.join(" → "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A Unix-milliseconds time as `YYYY-MM-DD HH:MM:SS` UTC.
+fn format_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (y, m, d) = scry_core::calendar::civil_from_days(secs.div_euclid(86_400));
+    let t = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
+        t / 3600,
+        (t / 60) % 60,
+        t % 60
+    )
 }
 
 /// Turns the arguments into inputs: files must exist; `-`, or no argument with piped stdin, is stdin.
@@ -407,7 +607,7 @@ fn config_check(loaded: &LoadedConfig, store: Option<&str>) -> anyhow::Result<Ex
         |p| p.display().to_string(),
     );
     println!("configuration OK: {origin}");
-    println!("store: {}", loaded.store_url(store));
+    println!("store: {}", scry_store::redact(&loaded.store_url(store)));
     println!("allowlist: {} entries", gate.policy().len());
     println!(
         "default TLP: {}",

@@ -4,6 +4,7 @@
 mod cli;
 mod criminalip;
 mod memory;
+mod store;
 mod tidy;
 
 use std::io::Write;

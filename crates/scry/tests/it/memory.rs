@@ -42,7 +42,7 @@ fn peak_kib(stderr: &str) -> u64 {
 fn enrich_peak(home: &std::path::Path, input: &std::path::Path) -> (u64, String) {
     let mut command = scry(home);
     command
-        .args(["enrich", "-v", "--format", "jsonl"])
+        .args(["enrich", "-v", "--no-store", "--format", "jsonl"])
         .arg(input)
         .env("SCRY_LOG", "error");
     command.stdout(std::process::Stdio::null());

@@ -1,0 +1,203 @@
+//! `scry` with its store: enrich saves by default and idempotently, `show` reads it back, `import`
+//! stores without printing, on SQLite and on a real PostgreSQL server.
+
+use serde_json::Value;
+
+use super::{run, run_args, scry, text, workspace};
+
+fn example() -> String {
+    workspace().join("examples/iocs.txt").display().to_string()
+}
+
+#[test]
+fn enrich_stores_by_default_and_re_running_changes_nothing() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let first = run_args(
+        home.path(),
+        &["enrich", "--format", "jsonl", &example()],
+        b"",
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let db = home.path().join("data/scry/scry.db");
+    assert!(
+        db.exists(),
+        "the default store is an SQLite file in the XDG data directory"
+    );
+    assert!(
+        text(&first.stderr).contains(": 19 new, 0 changed, 0 unchanged"),
+        "{}",
+        text(&first.stderr)
+    );
+    let second = run_args(
+        home.path(),
+        &["enrich", "--format", "jsonl", &example()],
+        b"",
+    );
+    assert!(
+        text(&second.stderr).contains(": 0 new, 0 changed, 19 unchanged"),
+        "{}",
+        text(&second.stderr)
+    );
+
+    let shown = run_args(
+        home.path(),
+        &[
+            "show",
+            "hxxp://paypal-account-verify[.]info/signin?session=8f3a",
+            "--format",
+            "json",
+        ],
+        b"",
+    );
+    assert_eq!(shown.status.code(), Some(0), "{}", text(&shown.stderr));
+    let json: Value = serde_json::from_slice(&shown.stdout).expect("json");
+    assert_eq!(
+        json["indicator"],
+        "http://paypal-account-verify.info/signin?session=8f3a"
+    );
+    assert_eq!(json["type"], "url");
+    assert_eq!(
+        json["history"].as_array().map(Vec::len),
+        Some(1),
+        "re-running added no history"
+    );
+    let printed: Vec<Value> = text(&first.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let same = printed
+        .iter()
+        .find(|r| r["indicator"] == json["indicator"])
+        .expect("printed too");
+    assert_eq!(
+        same["stix_id"], json["stix_id"],
+        "the store keeps the deterministic id"
+    );
+    let text_view = run_args(home.path(), &["show", "10.20.4.17"], b"");
+    assert!(
+        text(&text_view.stdout).contains("status      skipped (private)"),
+        "{}",
+        text(&text_view.stdout)
+    );
+    let missing = run_args(home.path(), &["show", "9.9.9.9"], b"");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("is not in the store"),
+        "{}",
+        text(&missing.stderr)
+    );
+}
+
+#[test]
+fn no_store_leaves_no_trace_and_import_prints_nothing() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let output = run_args(home.path(), &["enrich", "--no-store", &example()], b"");
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        !home.path().join("data").exists(),
+        "--no-store creates no store"
+    );
+    let custom = home.path().join("elsewhere/team.db");
+    let url = format!("sqlite://{}", custom.display());
+    let import = run_args(home.path(), &["--store", &url, "import", &example()], b"");
+    assert_eq!(import.status.code(), Some(0), "{}", text(&import.stderr));
+    assert!(import.stdout.is_empty(), "import prints no records");
+    assert!(custom.exists());
+    let migrate = run_args(home.path(), &["--store", &url, "db", "migrate"], b"");
+    assert!(
+        text(&migrate.stdout).contains("(sqlite) is at schema version 1; 19 indicators"),
+        "{}",
+        text(&migrate.stdout)
+    );
+    let bad = run_args(
+        home.path(),
+        &["--store", "mysql://db/scry", "db", "migrate"],
+        b"",
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("use sqlite:///path/to/scry.db or postgres://"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
+#[test]
+fn postgres_stores_the_same_way_and_never_prints_its_password() {
+    let base = std::env::var("SCRY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let schema = format!("scry_cli_{}", std::process::id());
+    let admin = |sql: String| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let store = scry_store::SqlStore::connect(&base)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL at {base}: {e}"));
+            store.execute_raw(&sql).await.expect("admin statement");
+        });
+    };
+    admin(format!("CREATE SCHEMA {schema}"));
+    let separator = if base.contains('?') { '&' } else { '?' };
+    // Trust authentication ignores the password; it is there to prove it is never printed.
+    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}").replacen(
+        "://postgres@",
+        "://postgres:hunter2@",
+        1,
+    );
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut command = scry(home.path());
+    command.args(["--store", &url, "import", "-"]);
+    let first = run(
+        command,
+        b"45.155.205.233\nevil.example-store.com\n10.0.0.1\n",
+    );
+    let mut again = scry(home.path());
+    again.env("SCRY_STORE", &url).args(["import", "-"]);
+    let second = run(again, b"45.155.205.233\nevil.example-store.com\n10.0.0.1\n");
+    let shown = run_args(
+        home.path(),
+        &[
+            "--store",
+            &url,
+            "show",
+            "45.155.205.233",
+            "--format",
+            "json",
+        ],
+        b"",
+    );
+    admin(format!("DROP SCHEMA {schema} CASCADE"));
+    assert!(
+        text(&first.stderr).contains(": 3 new, 0 changed, 0 unchanged"),
+        "{}",
+        text(&first.stderr)
+    );
+    assert!(
+        text(&second.stderr).contains(": 0 new, 0 changed, 3 unchanged"),
+        "{}",
+        text(&second.stderr)
+    );
+    let json: Value = serde_json::from_slice(&shown.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&shown.stderr)));
+    assert_eq!(
+        (json["indicator"].as_str(), json["status"].as_str()),
+        (Some("45.155.205.233"), Some("enriched"))
+    );
+    if url.contains(":hunter2@") {
+        for output in [&first, &second] {
+            assert!(
+                !text(&output.stderr).contains("hunter2"),
+                "the store password is never printed: {}",
+                text(&output.stderr)
+            );
+            assert!(
+                text(&output.stderr).contains("postgres:***@"),
+                "{}",
+                text(&output.stderr)
+            );
+        }
+    }
+}

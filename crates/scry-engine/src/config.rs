@@ -287,7 +287,8 @@ impl LoadedConfig {
         }
         self.default_tlp()?;
         self.egress_gate()?;
-        self.criminalip_settings()?;
+        // Source settings (keys above all) are checked where sources are built — `enrich`,
+        // `import`, `sources test`, `config check` — so that `show` or `pivot` need no key.
         Ok(())
     }
 

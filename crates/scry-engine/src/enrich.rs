@@ -442,6 +442,7 @@ fn stored_form(record: &Record) -> Option<IndicatorRecord> {
         tags: record.tags.clone(),
         reasons: serde_json::to_value(&record.reasons).ok()?,
         sources: serde_json::Value::Object(sources),
+        facets: crate::pivot::facets(record),
         observed_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod enrich;
 pub mod input;
+pub mod pivot;
 pub mod record;
 pub mod sort;
 

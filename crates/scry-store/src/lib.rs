@@ -84,6 +84,17 @@ pub trait Store: Send + Sync {
     /// Number of stored indicators.
     fn count_indicators(&self) -> StoreFuture<'_, u64>;
 
+    /// Other indicators that have `facet` = one of `values`, highest priority first, with the
+    /// value they share. An indexed lookup, never a scan.
+    fn sharing<'a>(
+        &'a self,
+        facet: &'a str,
+        values: &'a [String],
+        exclude_stix_id: &'a str,
+        min_priority: u8,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<(StoredIndicator, String)>>;
+
     /// Keeps raw vendor answers (history; also what the answer cache reloads from).
     fn save_answers<'a>(&'a self, answers: &'a [VendorAnswer]) -> StoreFuture<'a, ()>;
 

@@ -12,11 +12,12 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "indicators, score history, vendor answers",
-    sqlite: &[
-        "CREATE TABLE indicators (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "indicators, score history, vendor answers",
+        sqlite: &[
+            "CREATE TABLE indicators (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             stix_id TEXT NOT NULL UNIQUE,
             kind TEXT NOT NULL,
@@ -34,8 +35,8 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             last_changed INTEGER NOT NULL,
             UNIQUE (kind, value)
         )",
-        "CREATE INDEX indicators_by_priority ON indicators (priority DESC, id)",
-        "CREATE TABLE score_history (
+            "CREATE INDEX indicators_by_priority ON indicators (priority DESC, id)",
+            "CREATE TABLE score_history (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             stix_id TEXT NOT NULL,
             at INTEGER NOT NULL,
@@ -43,8 +44,8 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             severity TEXT NOT NULL,
             reasons TEXT NOT NULL
         )",
-        "CREATE INDEX score_history_by_indicator ON score_history (stix_id, at)",
-        "CREATE TABLE vendor_answers (
+            "CREATE INDEX score_history_by_indicator ON score_history (stix_id, at)",
+            "CREATE TABLE vendor_answers (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             source TEXT NOT NULL,
             key_fingerprint TEXT NOT NULL,
@@ -55,10 +56,10 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             expires_at INTEGER NOT NULL,
             body TEXT NOT NULL
         )",
-        "CREATE INDEX vendor_answers_by_call ON vendor_answers (source, key_fingerprint, call, indicator, parameters, fetched_at)",
-    ],
-    postgres: &[
-        "CREATE TABLE indicators (
+            "CREATE INDEX vendor_answers_by_call ON vendor_answers (source, key_fingerprint, call, indicator, parameters, fetched_at)",
+        ],
+        postgres: &[
+            "CREATE TABLE indicators (
             id BIGSERIAL PRIMARY KEY,
             stix_id TEXT NOT NULL UNIQUE,
             kind TEXT NOT NULL,
@@ -76,8 +77,8 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             last_changed BIGINT NOT NULL,
             UNIQUE (kind, value)
         )",
-        "CREATE INDEX indicators_by_priority ON indicators (priority DESC, id)",
-        "CREATE TABLE score_history (
+            "CREATE INDEX indicators_by_priority ON indicators (priority DESC, id)",
+            "CREATE TABLE score_history (
             id BIGSERIAL PRIMARY KEY,
             stix_id TEXT NOT NULL,
             at BIGINT NOT NULL,
@@ -85,8 +86,8 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             severity TEXT NOT NULL,
             reasons TEXT NOT NULL
         )",
-        "CREATE INDEX score_history_by_indicator ON score_history (stix_id, at)",
-        "CREATE TABLE vendor_answers (
+            "CREATE INDEX score_history_by_indicator ON score_history (stix_id, at)",
+            "CREATE TABLE vendor_answers (
             id BIGSERIAL PRIMARY KEY,
             source TEXT NOT NULL,
             key_fingerprint TEXT NOT NULL,
@@ -97,9 +98,22 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             expires_at BIGINT NOT NULL,
             body TEXT NOT NULL
         )",
-        "CREATE INDEX vendor_answers_by_call ON vendor_answers (source, key_fingerprint, call, indicator, parameters, fetched_at)",
-    ],
-}];
+            "CREATE INDEX vendor_answers_by_call ON vendor_answers (source, key_fingerprint, call, indicator, parameters, fetched_at)",
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "pivot facets",
+        sqlite: &[
+            "CREATE TABLE facets (stix_id TEXT NOT NULL, facet TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (stix_id, facet, value))",
+            "CREATE INDEX facets_by_value ON facets (facet, value, stix_id)",
+        ],
+        postgres: &[
+            "CREATE TABLE facets (stix_id TEXT NOT NULL, facet TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (stix_id, facet, value))",
+            "CREATE INDEX facets_by_value ON facets (facet, value, stix_id)",
+        ],
+    },
+];
 
 /// The newest schema version this binary knows.
 pub fn latest_version() -> u32 {

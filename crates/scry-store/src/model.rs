@@ -23,6 +23,9 @@ pub struct IndicatorRecord {
     pub sources: Value,
     /// When this state was observed (Unix milliseconds).
     pub observed_at: i64,
+    /// What the indicator shares with others, for pivots: (facet, value) pairs such as
+    /// `("asn", "9009")`, `("cve", "CVE-2023-38408")`, `("subnet", "45.155.205.0/24")`.
+    pub facets: Vec<(String, String)>,
 }
 
 /// An indicator as stored.

@@ -102,6 +102,67 @@ impl SqlStore {
         Ok(())
     }
 
+    /// The pivot query: indicators sharing a facet value, through the `facets_by_value` index; an
+    /// indicator sharing several of the values is listed once.
+    fn sharing_sql(&self, values: usize) -> String {
+        let columns = INDICATOR_COLUMNS
+            .split(", ")
+            .map(|c| format!("i.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let value_list = (2..2 + values)
+            .map(|n| self.placeholder(n))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "SELECT {columns}, MIN(f.value) AS shared FROM facets f JOIN indicators i ON i.stix_id = f.stix_id \
+             WHERE f.facet = {} AND f.value IN ({value_list}) AND f.stix_id <> {} AND i.priority >= {} \
+             GROUP BY i.id ORDER BY i.priority DESC, i.id LIMIT {}",
+            self.placeholder(1),
+            self.placeholder(values + 2),
+            self.placeholder(values + 3),
+            self.placeholder(values + 4)
+        )
+    }
+
+    /// The database's plan for the pivot query (for checking that it uses the index).
+    pub async fn sharing_plan(&self) -> Result<String, StoreError> {
+        let (explain, seqscan_off) = match self.backend {
+            Backend::Sqlite => ("EXPLAIN QUERY PLAN ", false),
+            Backend::Postgres => ("EXPLAIN ", true),
+        };
+        let mut connection = self.pool.acquire().await?;
+        if seqscan_off {
+            // On tiny test tables a scan is cheapest; the question is whether an index path exists.
+            sqlx::query("SET enable_seqscan = off")
+                .execute(&mut *connection)
+                .await?;
+        }
+        let sql = format!("{explain}{}", self.sharing_sql(1));
+        let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind("asn")
+            .bind("9009")
+            .bind("x")
+            .bind(0_i64)
+            .bind(10_i64)
+            .fetch_all(&mut *connection)
+            .await?;
+        let mut plan = Vec::new();
+        for row in rows {
+            let line: String = match self.backend {
+                Backend::Sqlite => row.try_get("detail")?,
+                Backend::Postgres => row.try_get(0)?,
+            };
+            plan.push(line);
+        }
+        if seqscan_off {
+            sqlx::query("RESET enable_seqscan")
+                .execute(&mut *connection)
+                .await?;
+        }
+        Ok(plan.join("\n"))
+    }
+
     /// The `n`th (1-based) placeholder.
     fn placeholder(&self, n: usize) -> String {
         match self.backend {
@@ -218,6 +279,26 @@ impl SqlStore {
             for row in query.fetch_all(&mut *tx).await? {
                 stored.insert(row.try_get("stix_id")?, Comparable::from_row(&row)?);
             }
+            if !stored.is_empty() {
+                let select = format!(
+                    "SELECT stix_id, facet, value FROM facets WHERE stix_id IN ({}) ORDER BY stix_id, facet, value",
+                    (1..=stored.len())
+                        .map(|n| self.placeholder(n))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let mut query = sqlx::query(AssertSqlSafe(select.as_str()));
+                for id in stored.keys() {
+                    query = query.bind(id.as_str());
+                }
+                for row in query.fetch_all(&mut *tx).await? {
+                    let id: String = row.try_get("stix_id")?;
+                    if let Some(c) = stored.get_mut(&id) {
+                        c.facets
+                            .push((row.try_get("facet")?, row.try_get("value")?));
+                    }
+                }
+            }
             let mut new = Vec::new();
             let mut changed = Vec::new();
             let mut history = Vec::new();
@@ -298,6 +379,47 @@ impl SqlStore {
                     .await?;
                 report.updated += 1;
             }
+            let rewritten: Vec<&Comparable> =
+                new.iter().chain(changed.iter()).map(|(_, c)| c).collect();
+            let ids: Vec<&str> = new
+                .iter()
+                .chain(changed.iter())
+                .map(|(r, _)| r.stix_id.as_str())
+                .collect();
+            if !changed.is_empty() {
+                let delete = format!(
+                    "DELETE FROM facets WHERE stix_id IN ({})",
+                    (1..=changed.len())
+                        .map(|n| self.placeholder(n))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let mut query = sqlx::query(AssertSqlSafe(delete.as_str()));
+                for (record, _) in &changed {
+                    query = query.bind(record.stix_id.as_str());
+                }
+                query.execute(&mut *tx).await?;
+            }
+            let rows: Vec<(&str, &str, &str)> = ids
+                .iter()
+                .zip(&rewritten)
+                .flat_map(|(id, c)| {
+                    c.facets
+                        .iter()
+                        .map(move |(f, v)| (*id, f.as_str(), v.as_str()))
+                })
+                .collect();
+            for part in rows.chunks(ROWS_PER_STATEMENT * 2) {
+                let insert = format!(
+                    "INSERT INTO facets (stix_id, facet, value) VALUES {} ON CONFLICT DO NOTHING",
+                    self.value_rows(part.len(), 3)
+                );
+                let mut query = sqlx::query(AssertSqlSafe(insert.as_str()));
+                for (id, facet, value) in part {
+                    query = query.bind(*id).bind(*facet).bind(*value);
+                }
+                query.execute(&mut *tx).await?;
+            }
             if !history.is_empty() {
                 let insert = format!(
                     "INSERT INTO score_history (stix_id, at, priority, severity, reasons) VALUES {}",
@@ -342,6 +464,7 @@ impl SqlStore {
                 reasons: json("reasons")?,
                 sources: json("sources")?,
                 observed_at: row.try_get("observed_at")?,
+                facets: Vec::new(),
             },
             first_seen: row.try_get("first_seen")?,
             last_changed: row.try_get("last_changed")?,
@@ -360,6 +483,7 @@ struct Comparable {
     tags: String,
     reasons: String,
     sources: String,
+    facets: Vec<(String, String)>,
 }
 
 impl Comparable {
@@ -373,6 +497,7 @@ impl Comparable {
             tags: serde_json::to_string(&record.tags).expect("strings serialize"),
             reasons: record.reasons.to_string(),
             sources: record.sources.to_string(),
+            facets: sorted_facets(&record.facets),
         }
     }
 
@@ -386,8 +511,16 @@ impl Comparable {
             tags: row.try_get("tags")?,
             reasons: row.try_get("reasons")?,
             sources: row.try_get("sources")?,
+            facets: Vec::new(),
         })
     }
+}
+
+fn sorted_facets(facets: &[(String, String)]) -> Vec<(String, String)> {
+    let mut sorted = facets.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    sorted
 }
 
 /// A connection URL without its password, for messages.
@@ -440,7 +573,24 @@ impl Store for SqlStore {
                 .bind(value)
                 .fetch_optional(&self.pool)
                 .await?;
-            row.as_ref().map(SqlStore::stored_indicator).transpose()
+            let Some(mut stored) = row.as_ref().map(SqlStore::stored_indicator).transpose()? else {
+                return Ok(None);
+            };
+            let facets = format!(
+                "SELECT facet, value FROM facets WHERE stix_id = {} ORDER BY facet, value",
+                self.placeholder(1)
+            );
+            for row in sqlx::query(AssertSqlSafe(facets.as_str()))
+                .bind(stored.record.stix_id.as_str())
+                .fetch_all(&self.pool)
+                .await?
+            {
+                stored
+                    .record
+                    .facets
+                    .push((row.try_get("facet")?, row.try_get("value")?));
+            }
+            Ok(Some(stored))
         })
     }
 
@@ -498,6 +648,35 @@ impl Store for SqlStore {
                 .await?
                 .try_get("n")?;
             Ok(n as u64)
+        })
+    }
+
+    fn sharing<'a>(
+        &'a self,
+        facet: &'a str,
+        values: &'a [String],
+        exclude_stix_id: &'a str,
+        min_priority: u8,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<(StoredIndicator, String)>> {
+        Box::pin(async move {
+            if values.is_empty() {
+                return Ok(Vec::new());
+            }
+            let sql = self.sharing_sql(values.len());
+            let mut query = sqlx::query(AssertSqlSafe(sql.as_str())).bind(facet);
+            for value in values {
+                query = query.bind(value.as_str());
+            }
+            let rows = query
+                .bind(exclude_stix_id)
+                .bind(i64::from(min_priority))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|row| Ok((SqlStore::stored_indicator(row)?, row.try_get("shared")?)))
+                .collect()
         })
     }
 

@@ -56,6 +56,13 @@ pub(crate) enum Command {
         after_help = "Examples:\n  scry show 45.155.205.233\n  scry show 'hxxp://evil[.]com/login' --format json"
     )]
     Show(ShowArgs),
+    /// What shares an ASN, CVE, country, subnet, certificate, service or domain with an indicator
+    #[command(after_help = "Examples:\n  \
+        scry pivot 45.155.205.233 --by asn --min-priority 80   # the same network, high priority only\n  \
+        scry pivot 45.155.205.233 --by cve                     # hosts exposing the same CVEs\n  \
+        scry pivot 45.155.205.233 --by domain                  # domains resolving to it\n  \
+        scry pivot evil.example.com --by subnet --format json")]
+    Pivot(PivotArgs),
     /// Manage the store
     #[command(subcommand)]
     Db(DbCommand),
@@ -172,6 +179,28 @@ pub(crate) struct EnrichArgs {
 pub(crate) struct ShowArgs {
     /// The indicator (defanged forms are fine)
     pub(crate) indicator: String,
+
+    /// Output format
+    #[arg(long, short = 'f', value_enum, default_value_t = ShowFormat::Text)]
+    pub(crate) format: ShowFormat,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PivotArgs {
+    /// The indicator to start from (it must be in the store)
+    pub(crate) indicator: String,
+
+    /// What to pivot on: asn, cve, country, subnet, certificate, service or domain
+    #[arg(long, value_parser = scry_engine::pivot::Pivot::from_str)]
+    pub(crate) by: scry_engine::pivot::Pivot,
+
+    /// Only indicators with at least this priority
+    #[arg(long, default_value_t = 0)]
+    pub(crate) min_priority: u8,
+
+    /// At most this many
+    #[arg(long, default_value_t = 100)]
+    pub(crate) limit: u32,
 
     /// Output format
     #[arg(long, short = 'f', value_enum, default_value_t = ShowFormat::Text)]

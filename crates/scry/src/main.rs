@@ -23,10 +23,19 @@ use scry_engine::{Engine, EnrichRequest, Progress, Status, Summary};
 use scry_sources::{EnrichOptions, Source, SourceError};
 
 use crate::cli::{
-    Cli, Command, ConfigCommand, DbCommand, EnrichArgs, SandboxArgs, ShowArgs, ShowFormat,
-    SourcesCommand,
+    Cli, Command, ConfigCommand, DbCommand, EnrichArgs, PivotArgs, SandboxArgs, ShowArgs,
+    ShowFormat, SourcesCommand,
 };
 use crate::output::TableStyle;
+
+/// Prints a line to stdout. Unlike `println!` it does not panic when the reader went away
+/// (`scry pivot … | head`): the error ends the command, and `main` exits quietly on a closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?;
+    }};
+}
 
 /// An error the user caused by how scry was called or configured: exit status 2.
 #[derive(Debug)]
@@ -101,6 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli.verbose,
         ),
         Command::Show(args) => show(&args, &loaded, cli.store.as_deref()),
+        Command::Pivot(args) => pivot(&args, &loaded, cli.store.as_deref()),
         Command::Db(DbCommand::Migrate) => db_migrate(&loaded, cli.store.as_deref()),
         Command::Config(ConfigCommand::Check) => config_check(&loaded, cli.store.as_deref()),
         Command::Config(ConfigCommand::Init { path, force }) => config_init(&path, force),
@@ -145,14 +155,14 @@ fn sources_test(loaded: &LoadedConfig, only: Option<&str>) -> anyhow::Result<Exi
     let mut failed = false;
     for source in chosen {
         match runtime.block_on(source.check()) {
-            Ok(description) => println!("{}: OK: {description}", source.name()),
+            Ok(description) => out!("{}: OK: {description}", source.name()),
             Err(SourceError::Unusable(message)) | Err(SourceError::Failed(message)) => {
                 failed = true;
-                println!("{}: UNUSABLE: {message}", source.name());
+                out!("{}: UNUSABLE: {message}", source.name());
             }
             Err(other) => {
                 failed = true;
-                println!("{}: UNUSABLE: {other}", source.name());
+                out!("{}: UNUSABLE: {other}", source.name());
             }
         }
     }
@@ -373,7 +383,7 @@ fn db_migrate(loaded: &LoadedConfig, store_url: Option<&str>) -> anyhow::Result<
     runtime.block_on(async {
         let store = open_store(&url).await?;
         let count = store.count_indicators().await?;
-        println!(
+        out!(
             "store {shown} ({}) is at schema version {}; {count} indicators",
             store.backend(),
             scry_store::migrations::latest_version()
@@ -420,14 +430,17 @@ fn show(
             "sources": r.sources, "first_seen": stored.first_seen, "last_changed": stored.last_changed,
             "history": history.iter().map(|p| serde_json::json!({"at": p.at, "priority": p.priority, "severity": p.severity})).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        out!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    out!(
         "{} ({})  priority {} {}",
-        r.value, r.kind, r.priority, r.severity
+        r.value,
+        r.kind,
+        r.priority,
+        r.severity
     );
-    println!(
+    out!(
         "status      {}{}",
         r.enrichment_status,
         r.skip_reason
@@ -435,23 +448,23 @@ fn show(
             .map(|s| format!(" ({s})"))
             .unwrap_or_default()
     );
-    println!("stix id     {}", r.stix_id);
+    out!("stix id     {}", r.stix_id);
     if let Some(tlp) = &r.tlp {
-        println!("tlp         {tlp}");
+        out!("tlp         {tlp}");
     }
     if !r.tags.is_empty() {
-        println!("tags        {}", r.tags.join(", "));
+        out!("tags        {}", r.tags.join(", "));
     }
-    println!(
+    out!(
         "first seen  {}   last changed {}",
         format_ms(stored.first_seen),
         format_ms(stored.last_changed)
     );
     let reasons = r.reasons.as_array().cloned().unwrap_or_default();
     if !reasons.is_empty() {
-        println!("reasons");
+        out!("reasons");
         for reason in reasons {
-            println!(
+            out!(
                 "  {:>+4}  {:<11} {:<22} {}",
                 reason["points"].as_i64().unwrap_or(0),
                 reason["source"].as_str().unwrap_or(""),
@@ -467,7 +480,7 @@ fn show(
                 .and_then(|u| u.as_str())
                 .map(|u| format!("  {u}"))
                 .unwrap_or_default();
-            println!(
+            out!(
                 "source {name}: {}{link}",
                 source.get("status").and_then(|s| s.as_str()).unwrap_or("?")
             );
@@ -478,8 +491,96 @@ fn show(
             .iter()
             .map(|p| format!("{} {}", format_ms(p.at), p.priority))
             .collect();
-        println!("priority history  {}", points.join(" → "));
+        out!("priority history  {}", points.join(" → "));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `scry pivot INDICATOR --by FACET`: what shares it, ranked by priority (an indexed lookup).
+fn pivot(
+    args: &PivotArgs,
+    loaded: &LoadedConfig,
+    store_url: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let observable = scry_core::Observable::parse(&args.indicator)
+        .map_err(|e| usage(anyhow!("{:?} is not an indicator: {e}", args.indicator)))?;
+    let is_ip = matches!(observable, scry_core::Observable::Ip(_));
+    let (from, matched) = args.by.facets(is_ip);
+    let url = loaded.store_url(store_url);
+    let runtime = runtime()?;
+    let result = runtime.block_on(async {
+        let store = open_store(&url).await?;
+        let Some(stored) = store
+            .indicator(observable.stix_type(), &observable.value())
+            .await?
+        else {
+            return Ok::<_, anyhow::Error>(None);
+        };
+        let values: Vec<String> = if from == "self" {
+            vec![stored.record.value.clone()]
+        } else {
+            stored
+                .record
+                .facets
+                .iter()
+                .filter(|(f, _)| f == from)
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        let rows = store
+            .sharing(
+                matched,
+                &values,
+                &stored.record.stix_id,
+                args.min_priority,
+                args.limit,
+            )
+            .await?;
+        Ok(Some((values, rows)))
+    })?;
+    let Some((values, rows)) = result else {
+        eprintln!(
+            "{} is not in the store {}; enrich it first",
+            observable.value(),
+            scry_store::redact(&url)
+        );
+        return Ok(ExitCode::from(1));
+    };
+    if values.is_empty() {
+        eprintln!(
+            "nothing is known of {}'s {from}: enrich it with a source that reports it (Criminal IP gives ASN, country, CVEs, services)",
+            observable.value()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.format == ShowFormat::Json {
+        let json: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(s, shared)| serde_json::json!({"indicator": s.record.value, "type": s.record.kind, "priority": s.record.priority, "severity": s.record.severity, "shared": {"facet": matched, "value": shared}, "stix_id": s.record.stix_id}))
+            .collect();
+        out!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("{} {from}: {}", observable.value(), values.join(", "));
+    out!("PRI SEVERITY TYPE              INDICATOR                                  SHARED");
+    for (s, shared) in &rows {
+        out!(
+            "{:>3} {:<8} {:<17} {:<42} {matched} {shared}",
+            s.record.priority,
+            s.record.severity,
+            s.record.kind,
+            s.record.value
+        );
+    }
+    eprintln!(
+        "{} indicators{}",
+        rows.len(),
+        if args.min_priority > 0 {
+            format!(" with priority >= {}", args.min_priority)
+        } else {
+            String::new()
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -606,17 +707,17 @@ fn config_check(loaded: &LoadedConfig, store: Option<&str>) -> anyhow::Result<Ex
         || "built-in defaults (no file found)".to_owned(),
         |p| p.display().to_string(),
     );
-    println!("configuration OK: {origin}");
-    println!("store: {}", scry_store::redact(&loaded.store_url(store)));
-    println!("allowlist: {} entries", gate.policy().len());
-    println!(
+    out!("configuration OK: {origin}");
+    out!("store: {}", scry_store::redact(&loaded.store_url(store)));
+    out!("allowlist: {} entries", gate.policy().len());
+    out!(
         "default TLP: {}",
         loaded
             .default_tlp()
             .map_err(usage)?
             .map_or_else(|| "none".to_owned(), |t| t.to_string())
     );
-    println!(
+    out!(
         "enrichment concurrency: {}",
         loaded.config.enrich.concurrency
     );
@@ -624,7 +725,7 @@ fn config_check(loaded: &LoadedConfig, store: Option<&str>) -> anyhow::Result<Ex
         .iter()
         .map(|s| s.name().to_owned())
         .collect();
-    println!("sources: {}", names.join(", "));
+    out!("sources: {}", names.join(", "));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -23,6 +23,10 @@ fn record(value: &str, priority: u8, tags: &[&str]) -> IndicatorRecord {
         reasons: json!([{"source": "criminalip", "signal": "outbound-score", "value": "x", "points": priority}]),
         sources: json!({"criminalip": {"status": "ok", "data": {"asn": 9009}}}),
         observed_at: 1_700_000_000_000,
+        facets: vec![
+            ("asn".into(), "9009".into()),
+            ("subnet".into(), format!("{value}/32")),
+        ],
     }
 }
 
@@ -263,5 +267,118 @@ pub(crate) async fn a_newer_schema_is_refused(t: &TestStore) {
     assert!(
         error.to_string().contains("schema is version 999"),
         "{error}"
+    );
+}
+
+pub(crate) async fn pivots_find_what_is_shared_through_the_index(t: &TestStore) {
+    let mut x = record("45.155.205.233", 60, &[]);
+    x.facets = vec![
+        ("asn".into(), "9009".into()),
+        ("cve".into(), "CVE-2023-38408".into()),
+    ];
+    let mut same_asn_high = record("45.155.205.10", 90, &[]);
+    same_asn_high.facets = vec![("asn".into(), "9009".into())];
+    let mut same_asn_low = record("45.155.205.11", 20, &[]);
+    same_asn_low.facets = vec![("asn".into(), "9009".into())];
+    let mut same_cve = record("8.8.4.4", 85, &[]);
+    same_cve.facets = vec![
+        ("asn".into(), "15169".into()),
+        ("cve".into(), "CVE-2021-23017".into()),
+        ("cve".into(), "CVE-2023-38408".into()),
+    ];
+    t.store
+        .save_indicators(&[x.clone(), same_asn_high, same_asn_low, same_cve])
+        .await
+        .expect("save");
+    let values = |rows: Vec<(scry_store::StoredIndicator, String)>| {
+        rows.into_iter()
+            .map(|(s, v)| (s.record.value, v))
+            .collect::<Vec<_>>()
+    };
+    let asn = t
+        .store
+        .sharing("asn", &["9009".to_owned()], &x.stix_id, 80, 100)
+        .await
+        .expect("pivot");
+    assert_eq!(
+        values(asn),
+        [("45.155.205.10".to_owned(), "9009".to_owned())],
+        "same ASN with priority >= 80, itself excluded"
+    );
+    let all = t
+        .store
+        .sharing(
+            "asn",
+            &["9009".to_owned(), "15169".to_owned()],
+            &x.stix_id,
+            0,
+            100,
+        )
+        .await
+        .expect("pivot");
+    assert_eq!(values(all).len(), 3);
+    let cve = t
+        .store
+        .sharing("cve", &["CVE-2023-38408".to_owned()], "nobody", 0, 100)
+        .await
+        .expect("pivot");
+    assert_eq!(
+        values(cve).into_iter().map(|(v, _)| v).collect::<Vec<_>>(),
+        ["8.8.4.4", "45.155.205.233"]
+    );
+    let both = t
+        .store
+        .sharing(
+            "cve",
+            &["CVE-2021-23017".to_owned(), "CVE-2023-38408".to_owned()],
+            "nobody",
+            0,
+            100,
+        )
+        .await
+        .expect("pivot");
+    assert_eq!(
+        values(both).into_iter().map(|(v, _)| v).collect::<Vec<_>>(),
+        ["8.8.4.4", "45.155.205.233"],
+        "sharing two values is listed once"
+    );
+    let stored = t
+        .store
+        .indicator("ipv4-addr", "45.155.205.233")
+        .await
+        .expect("query")
+        .expect("stored");
+    assert_eq!(stored.record.facets, x.facets);
+
+    // Facets follow the indicator: when they change, the old ones go.
+    let mut moved = x.clone();
+    moved.facets = vec![("asn".into(), "16509".into())];
+    assert_eq!(
+        t.store
+            .save_indicators(&[moved])
+            .await
+            .expect("save")
+            .updated,
+        1,
+        "a facet change is a change"
+    );
+    let cve = t
+        .store
+        .sharing("cve", &["CVE-2023-38408".to_owned()], "nobody", 0, 100)
+        .await
+        .expect("pivot");
+    assert_eq!(values(cve).len(), 1);
+
+    let direct = scry_store::SqlStore::connect(&t.url)
+        .await
+        .expect("connect");
+    let plan = direct.sharing_plan().await.expect("plan");
+    assert!(
+        plan.contains("facets_by_value"),
+        "the pivot query uses the facets index:\n{plan}"
+    );
+    assert!(
+        !plan.to_ascii_lowercase().contains("seq scan on facets"),
+        "never a full scan of the facets:\n{plan}"
     );
 }

@@ -110,4 +110,5 @@ both_backends!(
     top_indicators_by_priority,
     vendor_answers_keep_history,
     a_newer_schema_is_refused,
+    pivots_find_what_is_shared_through_the_index,
 );

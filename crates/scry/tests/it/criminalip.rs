@@ -444,3 +444,104 @@ fn the_sandbox_command_serves_the_api() {
             .all(|e| e["key_fingerprint"].as_str().is_some_and(|f| f.len() == 12))
     );
 }
+
+/// The seed's "shared infrastructure" questions on sandbox data: all IPs in the same ASN as X with
+/// priority ≥ 80, and all indicators exposing the CVEs X exposes. The expected answers are computed
+/// here from the enrichment output; `scry pivot` must give exactly them, from the store.
+#[test]
+fn pivot_answers_shared_infrastructure_questions() {
+    let rt = runtime();
+    let sandbox = start(&rt, SandboxConfig::default());
+    let home = tempfile::tempdir().expect("tempdir");
+    fast_config(home.path(), "concurrency = 4\n");
+    let ips: String = (0..300)
+        .map(|i| format!("45.{}.{}.{}\n", i % 9, i, (i * 7) % 250 + 1))
+        .collect();
+    let mut command = scry_at(home.path(), &sandbox.url());
+    command.args(["enrich", "--format", "json", "-"]);
+    let output = run(command, ips.as_bytes());
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let records = records(&output);
+    let asn = |r: &Value| r["sources"]["criminalip"]["data"]["asn"].as_u64();
+    let cves = |r: &Value| -> Vec<String> {
+        r["sources"]["criminalip"]["data"]["vulnerabilities"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["cve"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let pivot = |args: &[&str]| -> Vec<String> {
+        let mut command = scry(home.path());
+        command
+            .arg("pivot")
+            .args(args)
+            .args(["--format", "json", "--limit", "1000"]);
+        let output = run(command, b"");
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        let mut found: Vec<String> = serde_json::from_slice::<Vec<Value>>(&output.stdout)
+            .expect("json")
+            .iter()
+            .map(|r| r["indicator"].as_str().expect("indicator").to_owned())
+            .collect();
+        found.sort();
+        found
+    };
+
+    // An X whose network holds other high-priority IPs.
+    let x = records
+        .iter()
+        .find(|x| {
+            records
+                .iter()
+                .filter(|r| {
+                    r["indicator"] != x["indicator"]
+                        && asn(r) == asn(x)
+                        && r["priority"].as_u64() >= Some(80)
+                })
+                .count()
+                >= 2
+        })
+        .expect("the sandbox data has a network with several high-priority IPs");
+    let x_ip = x["indicator"].as_str().expect("ip");
+    let mut expected: Vec<String> = records
+        .iter()
+        .filter(|r| {
+            r["indicator"] != x["indicator"]
+                && asn(r) == asn(x)
+                && r["priority"].as_u64() >= Some(80)
+        })
+        .map(|r| r["indicator"].as_str().expect("ip").to_owned())
+        .collect();
+    expected.sort();
+    assert_eq!(
+        pivot(&[x_ip, "--by", "asn", "--min-priority", "80"]),
+        expected
+    );
+
+    // An X exposing CVEs: everything exposing any of them.
+    let x = records
+        .iter()
+        .find(|r| !cves(r).is_empty())
+        .expect("some host exposes CVEs");
+    let x_ip = x["indicator"].as_str().expect("ip");
+    let wanted = cves(x);
+    let mut expected: Vec<String> = records
+        .iter()
+        .filter(|r| r["indicator"] != x["indicator"] && cves(r).iter().any(|c| wanted.contains(c)))
+        .map(|r| r["indicator"].as_str().expect("ip").to_owned())
+        .collect();
+    expected.sort();
+    assert!(!expected.is_empty());
+    assert_eq!(pivot(&[x_ip, "--by", "cve"]), expected);
+
+    // Its /24, from the indicator itself.
+    let subnet_mates: Vec<String> = pivot(&[x_ip, "--by", "subnet"]);
+    let prefix: String = x_ip.rsplitn(2, '.').nth(1).expect("prefix").to_owned();
+    assert!(
+        subnet_mates
+            .iter()
+            .all(|ip| ip.starts_with(&format!("{prefix}."))),
+        "{subnet_mates:?}"
+    );
+}

@@ -537,7 +537,10 @@ fn pivot_answers_shared_infrastructure_questions() {
 
     // Its /24, from the indicator itself.
     let subnet_mates: Vec<String> = pivot(&[x_ip, "--by", "subnet"]);
-    let prefix: String = x_ip.rsplitn(2, '.').nth(1).expect("prefix").to_owned();
+    let prefix: String = x_ip
+        .rsplit_once('.')
+        .map(|(p, _)| p.to_owned())
+        .expect("prefix");
     assert!(
         subnet_mates
             .iter()

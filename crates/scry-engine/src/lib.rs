@@ -4,6 +4,7 @@
 //! ask the sources, score, produce records — and the configuration that shapes it. Front ends only
 //! parse their own arguments and render what the engine returns.
 
+pub mod archive;
 pub mod config;
 pub mod enrich;
 pub mod input;

@@ -68,6 +68,36 @@ pub enum SourceError {
     BudgetExhausted,
 }
 
+/// Where paid answers are kept beyond the process (the store), so that a later run or another
+/// worker reuses an answer still within its TTL instead of paying for it again.
+pub trait AnswerArchive: Send + Sync {
+    /// The newest answer for `key` that is still fresh at `now_ms`, with when it expires.
+    fn load<'a>(
+        &'a self,
+        key: &'a ArchiveKey,
+        now_ms: i64,
+    ) -> SourceFuture<'a, Result<Option<(serde_json::Value, i64)>, String>>;
+
+    /// Keeps an answer fetched at `fetched_ms`, fresh until `expires_ms`.
+    fn save<'a>(
+        &'a self,
+        key: &'a ArchiveKey,
+        body: &'a serde_json::Value,
+        fetched_ms: i64,
+        expires_ms: i64,
+    ) -> SourceFuture<'a, Result<(), String>>;
+}
+
+/// Identifies one paid call: (source, key fingerprint, call, indicator, parameters).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ArchiveKey {
+    pub source: String,
+    pub key_fingerprint: String,
+    pub call: String,
+    pub indicator: String,
+    pub parameters: String,
+}
+
 /// An enrichment source.
 pub trait Source: Send + Sync {
     /// Stable identifier, used as the key of this source's detail in results and in config.
@@ -89,6 +119,9 @@ pub trait Source: Send + Sync {
     /// Checks that the source is usable (key accepted, service reachable) and says how it is
     /// configured, without enriching anything.
     fn check(&self) -> SourceFuture<'_, Result<String, SourceError>>;
+
+    /// Gives the source a place to keep paid answers across runs; sources that pay nothing ignore it.
+    fn set_archive(&self, _archive: std::sync::Arc<dyn AnswerArchive>) {}
 
     /// One line on how the source has been doing (calls, cache hits, credits, latency), for
     /// summaries; `None` for sources with nothing to report.

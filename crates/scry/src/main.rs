@@ -276,8 +276,14 @@ fn enrich(
     } else {
         Some(runtime.block_on(open_store(&store_url))?)
     };
-    let mut engine = Engine::new(gate, sources(loaded)?);
+    let sources = sources(loaded)?;
+    let mut engine = Engine::new(gate, sources.clone());
     if let Some(store) = store {
+        let archive: Arc<dyn scry_sources::AnswerArchive> =
+            Arc::new(scry_engine::archive::StoreArchive(Arc::clone(&store)));
+        for source in &sources {
+            source.set_archive(Arc::clone(&archive));
+        }
         engine = engine.with_store(store);
     }
     let engine = Arc::new(engine);

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::guard::{AnswerCache, Budget, BudgetLimits, CallMetrics, Limiter, MetricsSnapshot};
 use crate::secret::Secret;
-use crate::{EnrichOptions, Finding, Source, SourceError, SourceFuture};
+use crate::{AnswerArchive, ArchiveKey, EnrichOptions, Finding, Source, SourceError, SourceFuture};
 use client::{CipError, Client, Request, RetryPolicy};
 use wire::{Account, DomainReport, EarlierScans, IpReport, Level, MaliciousInfo};
 
@@ -112,6 +112,14 @@ pub struct CriminalIp {
     metrics: Arc<CallMetrics>,
     /// One domain scan at a time per account.
     scan_lock: tokio::sync::Mutex<()>,
+    /// Where answers outlive the process (the store), once one is given.
+    archive: std::sync::OnceLock<Arc<dyn AnswerArchive>>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl std::fmt::Debug for CriminalIp {
@@ -151,6 +159,7 @@ impl CriminalIp {
             budget,
             metrics,
             scan_lock: tokio::sync::Mutex::new(()),
+            archive: std::sync::OnceLock::new(),
         })
     }
 
@@ -186,6 +195,8 @@ impl CriminalIp {
     }
 
     /// One cached call: the answer, and whether it came from the cache.
+    /// One cached call: the answer, and whether it came from a cache (memory, or the archive of
+    /// earlier runs) rather than a new request. Every new answer is kept in the archive.
     async fn cached(
         &self,
         call: &str,
@@ -194,22 +205,59 @@ impl CriminalIp {
         force: bool,
         fetch: impl Future<Output = Result<Value, CipError>>,
     ) -> Result<(Arc<Value>, bool), CipError> {
-        let key =
-            AnswerCache::<Value>::key(&self.client.key_fingerprint(), call, indicator, parameters);
-        if force {
+        let fingerprint = self.client.key_fingerprint();
+        let key = AnswerCache::<Value>::key(&fingerprint, call, indicator, parameters);
+        let archive_key = ArchiveKey {
+            source: "criminalip".into(),
+            key_fingerprint: fingerprint,
+            call: call.into(),
+            indicator: indicator.into(),
+            parameters: parameters.into(),
+        };
+        let archive = self.archive.get().cloned();
+        if !force {
+            if let Some(hit) = self.cache.get(&key).await {
+                self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok((hit, true));
+            }
+            if let Some(archive) = &archive {
+                match archive.load(&archive_key, now_ms()).await {
+                    Ok(Some((body, expires))) => {
+                        let remaining =
+                            Duration::from_millis(u64::try_from(expires - now_ms()).unwrap_or(0));
+                        let body = Arc::new(body);
+                        self.cache.insert(key, Arc::clone(&body), remaining).await;
+                        self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+                        return Ok((body, true));
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot read earlier answers from the store; asking the service")
+                    }
+                }
+            }
+        }
+        let fetch_and_keep = async {
             let body = fetch.await?;
             let ttl = self.ttl_for(&body);
+            if let Some(archive) = &archive {
+                let now = now_ms();
+                let expires = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+                if let Err(error) = archive.save(&archive_key, &body, now, expires).await {
+                    tracing::error!(%error, "a paid answer could not be kept in the store; it serves this run only");
+                }
+            }
+            Ok((body, ttl))
+        };
+        if force {
+            let (body, ttl) = fetch_and_keep.await?;
             let body = Arc::new(body);
             self.cache.insert(key, Arc::clone(&body), ttl).await;
             return Ok((body, false));
         }
         let answer = self
             .cache
-            .get_or_fetch(key, async {
-                let body = fetch.await?;
-                let ttl = self.ttl_for(&body);
-                Ok((body, ttl))
-            })
+            .get_or_fetch(key, fetch_and_keep)
             .await
             .map_err(|e: Arc<CipError>| (*e).clone())?;
         if answer.1 {
@@ -531,6 +579,10 @@ impl Source for CriminalIp {
             };
             result.map_err(source_error)
         })
+    }
+
+    fn set_archive(&self, archive: Arc<dyn AnswerArchive>) {
+        let _ = self.archive.set(archive);
     }
 
     fn status_line(&self) -> Option<String> {

@@ -548,3 +548,73 @@ fn pivot_answers_shared_infrastructure_questions() {
         "{subnet_mates:?}"
     );
 }
+
+/// Paid answers are kept in the store: a second run, a new process, asks the service nothing for
+/// answers still within their TTL, and `--force` asks again.
+#[test]
+fn answers_kept_in_the_store_are_not_paid_for_twice() {
+    let rt = runtime();
+    let sandbox = start(
+        &rt,
+        SandboxConfig {
+            scan_duration: Duration::from_millis(50),
+            ..SandboxConfig::default()
+        },
+    );
+    let home = tempfile::tempdir().expect("tempdir");
+    fast_config(home.path(), "");
+    let input = b"45.155.205.233\n185.220.101.47\nphish-login.example-store.net\n";
+    let enrich = |extra: &[&str]| {
+        let mut command = scry_at(home.path(), &sandbox.url());
+        command
+            .args(["enrich", "--format", "json"])
+            .args(extra)
+            .arg("-");
+        let output = run(command, input);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        records(&output)
+    };
+    let first = enrich(&[]);
+    assert!(first.iter().all(|r| r["status"] == "enriched"), "{first:?}");
+    let paid = sandbox.log().entries().len();
+    assert!(paid >= 4, "two IP reports and a domain flow");
+
+    let second = enrich(&[]);
+    assert!(second.iter().all(|r| r["status"] == "cached"), "{second:?}");
+    assert_eq!(
+        second
+            .iter()
+            .map(|r| r["sources"]["criminalip"]["credits"].as_u64())
+            .collect::<Vec<_>>(),
+        [Some(0); 3]
+    );
+    let calls_after_second: Vec<String> = sandbox.log().entries()[paid..]
+        .iter()
+        .map(|e| e.path.clone())
+        .collect();
+    assert_eq!(
+        calls_after_second,
+        ["/v1/user/me"],
+        "only the pre-flight account check: every answer came from the store"
+    );
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!(a["priority"], b["priority"]);
+        assert_eq!(
+            a["sources"]["criminalip"]["data"],
+            b["sources"]["criminalip"]["data"]
+        );
+    }
+
+    let forced = enrich(&["--force"]);
+    assert!(forced.iter().all(|r| r["status"] == "enriched"));
+    assert!(
+        sandbox
+            .log()
+            .entries()
+            .iter()
+            .filter(|e| e.path == "/v1/asset/ip/report")
+            .count()
+            >= 4,
+        "--force asked again"
+    );
+}

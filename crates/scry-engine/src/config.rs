@@ -232,9 +232,6 @@ fn xdg_dir(variable: &str, fallback_under_home: &str) -> Option<PathBuf> {
     }
 }
 
-/// Environment variables that are options of the binary, not configuration keys.
-const NOT_CONFIG_KEYS: &[&str] = &["config", "store", "log"];
-
 /// Loads the configuration: the named file (which must exist), else the first default path that
 /// exists, else defaults; then environment overrides.
 pub fn load(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
@@ -250,7 +247,10 @@ pub fn load(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
     figment = figment.merge(
         Env::prefixed("SCRY_")
             .split("__")
-            .filter(|key| !NOT_CONFIG_KEYS.contains(&key.as_str().to_ascii_lowercase().as_str())),
+            // Every key lives in a section, so an override always names one: SCRY_ENRICH__CONCURRENCY.
+            // Other SCRY_ variables (SCRY_STORE, SCRY_CONFIG, SCRY_LOG, SCRY_TEST_POSTGRES_URL, …) are
+            // not configuration and are left alone. `split` has turned `__` into `.` by now.
+            .filter(|key| key.as_str().contains('.')),
     );
     let config: Config = figment
         .extract()

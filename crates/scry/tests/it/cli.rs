@@ -313,6 +313,8 @@ fn config_init_writes_a_file_that_checks_and_env_overrides_it() {
             let mut c = scry(home.path());
             c.args(["config", "check"])
                 .env("SCRY_ENRICH__CONCURRENCY", "3")
+                .env("SCRY_TEST_POSTGRES_URL", "postgres://elsewhere/test")
+                .env("SCRY_SANDBOX_API_KEY", "not configuration either")
                 .env(
                     "SCRY_EGRESS__ALLOWLIST",
                     "[\"10.0.0.0/8\",\"*.corp.example\"]",

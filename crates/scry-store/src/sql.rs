@@ -332,15 +332,8 @@ impl SqlStore {
                     query = query
                         .bind(record.stix_id.as_str())
                         .bind(record.kind.as_str())
-                        .bind(record.value.as_str())
-                        .bind(i64::from(record.priority))
-                        .bind(record.severity.as_str())
-                        .bind(record.enrichment_status.as_str())
-                        .bind(record.skip_reason.as_deref())
-                        .bind(record.tlp.as_deref())
-                        .bind(c.tags.as_str())
-                        .bind(c.reasons.as_str())
-                        .bind(c.sources.as_str())
+                        .bind(record.value.as_str());
+                    query = bind_state(query, record, c)
                         .bind(record.observed_at)
                         .bind(record.observed_at)
                         .bind(record.observed_at);
@@ -348,30 +341,19 @@ impl SqlStore {
                 query.execute(&mut *tx).await?;
                 report.inserted += new.len() as u64;
             }
+            let assignments: Vec<String> = STATE_COLUMNS
+                .iter()
+                .chain(["observed_at", "last_changed"].iter())
+                .enumerate()
+                .map(|(i, column)| format!("{column} = {}", self.placeholder(i + 1)))
+                .collect();
             let update = format!(
-                "UPDATE indicators SET priority = {}, severity = {}, enrichment_status = {}, skip_reason = {}, tlp = {}, tags = {}, reasons = {}, sources = {}, observed_at = {}, last_changed = {} WHERE stix_id = {}",
-                self.placeholder(1),
-                self.placeholder(2),
-                self.placeholder(3),
-                self.placeholder(4),
-                self.placeholder(5),
-                self.placeholder(6),
-                self.placeholder(7),
-                self.placeholder(8),
-                self.placeholder(9),
-                self.placeholder(10),
-                self.placeholder(11)
+                "UPDATE indicators SET {} WHERE stix_id = {}",
+                assignments.join(", "),
+                self.placeholder(assignments.len() + 1)
             );
             for (record, c) in &changed {
-                sqlx::query(AssertSqlSafe(update.as_str()))
-                    .bind(i64::from(record.priority))
-                    .bind(record.severity.as_str())
-                    .bind(record.enrichment_status.as_str())
-                    .bind(record.skip_reason.as_deref())
-                    .bind(record.tlp.as_deref())
-                    .bind(c.tags.as_str())
-                    .bind(c.reasons.as_str())
-                    .bind(c.sources.as_str())
+                bind_state(sqlx::query(AssertSqlSafe(update.as_str())), record, c)
                     .bind(record.observed_at)
                     .bind(record.observed_at)
                     .bind(record.stix_id.as_str())
@@ -470,6 +452,35 @@ impl SqlStore {
             last_changed: row.try_get("last_changed")?,
         })
     }
+}
+
+/// The columns of an indicator's state, in the order [`bind_state`] binds them.
+const STATE_COLUMNS: [&str; 8] = [
+    "priority",
+    "severity",
+    "enrichment_status",
+    "skip_reason",
+    "tlp",
+    "tags",
+    "reasons",
+    "sources",
+];
+
+/// Binds an indicator's state, in [`STATE_COLUMNS`] order (inserts and updates alike).
+fn bind_state<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    record: &'q IndicatorRecord,
+    state: &'q Comparable,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    query
+        .bind(i64::from(record.priority))
+        .bind(record.severity.as_str())
+        .bind(record.enrichment_status.as_str())
+        .bind(record.skip_reason.as_deref())
+        .bind(record.tlp.as_deref())
+        .bind(state.tags.as_str())
+        .bind(state.reasons.as_str())
+        .bind(state.sources.as_str())
 }
 
 /// The parts of a stored indicator that decide whether a save changes it (not its timestamps).

@@ -81,6 +81,17 @@ pub trait Store: Send + Sync {
     fn top_indicators(&self, min_priority: u8, limit: u32)
     -> StoreFuture<'_, Vec<StoredIndicator>>;
 
+    /// One page of indicators with at least `min_priority` that changed at or after `changed_since`
+    /// (Unix ms), in storage order after the cursor `after` (0 to start); each with its cursor.
+    /// Keyset pagination: every page is an index range, never an OFFSET scan.
+    fn export_page(
+        &self,
+        min_priority: u8,
+        changed_since: i64,
+        after: i64,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<(i64, StoredIndicator)>>;
+
     /// Number of stored indicators.
     fn count_indicators(&self) -> StoreFuture<'_, u64>;
 

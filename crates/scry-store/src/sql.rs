@@ -652,6 +652,39 @@ impl Store for SqlStore {
         })
     }
 
+    fn export_page(
+        &self,
+        min_priority: u8,
+        changed_since: i64,
+        after: i64,
+        limit: u32,
+    ) -> StoreFuture<'_, Vec<(i64, StoredIndicator)>> {
+        Box::pin(async move {
+            let sql = format!(
+                "SELECT id, {INDICATOR_COLUMNS} FROM indicators WHERE id > {} AND priority >= {} AND last_changed >= {} ORDER BY id LIMIT {}",
+                self.placeholder(1),
+                self.placeholder(2),
+                self.placeholder(3),
+                self.placeholder(4)
+            );
+            let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(after)
+                .bind(i64::from(min_priority))
+                .bind(changed_since)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get::<i64, _>("id")?,
+                        SqlStore::stored_indicator(row)?,
+                    ))
+                })
+                .collect()
+        })
+    }
+
     fn count_indicators(&self) -> StoreFuture<'_, u64> {
         Box::pin(async move {
             let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM indicators")

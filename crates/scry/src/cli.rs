@@ -63,6 +63,11 @@ pub(crate) enum Command {
         scry pivot 45.155.205.233 --by domain                  # domains resolving to it\n  \
         scry pivot evil.example.com --by subnet --format json")]
     Pivot(PivotArgs),
+    /// Write stored indicators out, for other tools
+    #[command(after_help = "Examples:\n  \
+        scry export --format jsonl --min-priority 80 > high.jsonl\n  \
+        scry export --format csv --since 2026-11-01 --output changed.csv")]
+    Export(ExportArgs),
     /// Manage the store
     #[command(subcommand)]
     Db(DbCommand),
@@ -205,6 +210,33 @@ pub(crate) struct PivotArgs {
     /// Output format
     #[arg(long, short = 'f', value_enum, default_value_t = ShowFormat::Text)]
     pub(crate) format: ShowFormat,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// Output format
+    #[arg(long, short = 'f', value_enum, default_value_t = ExportFormat::Jsonl)]
+    pub(crate) format: ExportFormat,
+
+    /// Only indicators with at least this priority
+    #[arg(long, default_value_t = 0)]
+    pub(crate) min_priority: u8,
+
+    /// Only indicators that changed on or after this UTC date (YYYY-MM-DD)
+    #[arg(long, value_name = "DATE")]
+    pub(crate) since: Option<String>,
+
+    /// Write here instead of standard output
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// One JSON object per indicator
+    Jsonl,
+    /// CSV with a header row
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

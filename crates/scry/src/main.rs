@@ -23,8 +23,8 @@ use scry_engine::{Engine, EnrichRequest, Progress, Status, Summary};
 use scry_sources::{EnrichOptions, Source, SourceError};
 
 use crate::cli::{
-    Cli, Command, ConfigCommand, DbCommand, EnrichArgs, PivotArgs, SandboxArgs, ShowArgs,
-    ShowFormat, SourcesCommand,
+    Cli, Command, ConfigCommand, DbCommand, EnrichArgs, ExportArgs, ExportFormat, PivotArgs,
+    SandboxArgs, ShowArgs, ShowFormat, SourcesCommand,
 };
 use crate::output::TableStyle;
 
@@ -59,9 +59,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            if let Some(io_error) = error.downcast_ref::<io::Error>()
-                && io_error.kind() == io::ErrorKind::BrokenPipe
-            {
+            if reader_went_away(&error) {
                 return ExitCode::SUCCESS;
             }
             let code = if error.is::<UsageError>() { 2 } else { 1 };
@@ -69,6 +67,15 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// True when the error is stdout's reader closing the pipe (`scry … | head`), however wrapped.
+fn reader_went_away(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            || cause.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind) == Some(io::ErrorKind::BrokenPipe)
+            || cause.downcast_ref::<csv::Error>().is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == io::ErrorKind::BrokenPipe))
+    })
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -111,6 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ),
         Command::Show(args) => show(&args, &loaded, cli.store.as_deref()),
         Command::Pivot(args) => pivot(&args, &loaded, cli.store.as_deref()),
+        Command::Export(args) => export(&args, &loaded, cli.store.as_deref()),
         Command::Db(DbCommand::Migrate) => db_migrate(&loaded, cli.store.as_deref()),
         Command::Config(ConfigCommand::Check) => config_check(&loaded, cli.store.as_deref()),
         Command::Config(ConfigCommand::Init { path, force }) => config_init(&path, force),
@@ -588,6 +596,84 @@ fn pivot(
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `scry export`: every stored indicator matching the filters, streamed page by page.
+fn export(
+    args: &ExportArgs,
+    loaded: &LoadedConfig,
+    store_url: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    const PAGE: u32 = 1_000;
+    let since = match &args.since {
+        None => 0,
+        Some(date) => scry_core::calendar::days_from_timestamp(date)
+            .map(|days| days * 86_400_000)
+            .ok_or_else(|| usage(anyhow!("--since {date:?}: expected a date as YYYY-MM-DD")))?,
+    };
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(io::BufWriter::new(io::stdout().lock())),
+    };
+    let url = loaded.store_url(store_url);
+    let runtime = runtime()?;
+    let written = runtime.block_on(async {
+        let store = open_store(&url).await?;
+        if args.format == ExportFormat::Csv {
+            out.write_all(&csv_row(&["indicator", "type", "stix_id", "priority", "severity", "status", "skip_reason", "tlp", "tags", "reasons", "report_url", "first_seen", "last_changed"])?)?;
+        }
+        let (mut after, mut written) = (0_i64, 0_u64);
+        loop {
+            let page = store.export_page(args.min_priority, since, after, PAGE).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            for (_, stored) in &page {
+                let r = &stored.record;
+                let report_url = r.sources.as_object().into_iter().flat_map(|m| m.values()).find_map(|s| s.get("report_url").and_then(|u| u.as_str()));
+                match args.format {
+                    ExportFormat::Jsonl => {
+                        let json = serde_json::json!({
+                            "indicator": r.value, "type": r.kind, "stix_id": r.stix_id, "priority": r.priority, "severity": r.severity,
+                            "status": r.enrichment_status, "skip_reason": r.skip_reason, "tlp": r.tlp, "tags": r.tags, "reasons": r.reasons,
+                            "sources": r.sources, "first_seen": stored.first_seen, "last_changed": stored.last_changed,
+                        });
+                        serde_json::to_writer(&mut out, &json)?;
+                        out.write_all(b"\n")?;
+                    }
+                    ExportFormat::Csv => {
+                        let reasons = r.reasons.as_array().into_iter().flatten()
+                            .map(|x| format!("{}:{}={}({:+})", x["source"].as_str().unwrap_or(""), x["signal"].as_str().unwrap_or(""), x["value"].as_str().unwrap_or(""), x["points"].as_i64().unwrap_or(0)))
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        out.write_all(&csv_row(&[
+                            r.value.as_str(), r.kind.as_str(), r.stix_id.as_str(), &r.priority.to_string(), r.severity.as_str(), r.enrichment_status.as_str(),
+                            r.skip_reason.as_deref().unwrap_or(""), r.tlp.as_deref().unwrap_or(""), &r.tags.join(";"), &reasons, report_url.unwrap_or(""),
+                            &format_ms(stored.first_seen), &format_ms(stored.last_changed),
+                        ])?)?;
+                    }
+                }
+                written += 1;
+            }
+        }
+        out.flush()?;
+        Ok::<_, anyhow::Error>(written)
+    })?;
+    eprintln!(
+        "exported {written} indicators from {}",
+        scry_store::redact(&url)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One CSV row (quoted as needed), as bytes.
+fn csv_row(fields: &[&str]) -> anyhow::Result<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(fields)?;
+    Ok(writer
+        .into_inner()
+        .map_err(|e| anyhow!("encoding CSV: {e}"))?)
 }
 
 /// A Unix-milliseconds time as `YYYY-MM-DD HH:MM:SS` UTC.

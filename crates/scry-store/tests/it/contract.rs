@@ -382,3 +382,37 @@ pub(crate) async fn pivots_find_what_is_shared_through_the_index(t: &TestStore) 
         "never a full scan of the facets:\n{plan}"
     );
 }
+
+pub(crate) async fn exports_page_through_everything_once(t: &TestStore) {
+    let mut batch: Vec<IndicatorRecord> = (0..250)
+        .map(|i| {
+            record(
+                &format!("45.1.{}.{}", i / 250, i % 250),
+                (i % 100) as u8,
+                &[],
+            )
+        })
+        .collect();
+    for (i, r) in batch.iter_mut().enumerate() {
+        r.observed_at = 1_000 + i as i64;
+    }
+    t.store.save_indicators(&batch).await.expect("save");
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = t.store.export_page(50, 0, after, 40).await.expect("page");
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        seen.extend(page.into_iter().map(|(_, s)| s.record.value));
+    }
+    let mut expected: Vec<String> = batch
+        .iter()
+        .filter(|r| r.priority >= 50)
+        .map(|r| r.value.clone())
+        .collect();
+    expected.sort();
+    seen.sort();
+    assert_eq!(seen, expected, "every matching indicator exactly once");
+    let recent = t.store.export_page(0, 1_200, 0, 1_000).await.expect("page");
+    assert_eq!(recent.len(), 50, "changed since 1,200 ms: the last 50");
+}

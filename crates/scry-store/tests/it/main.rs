@@ -111,4 +111,5 @@ both_backends!(
     vendor_answers_keep_history,
     a_newer_schema_is_refused,
     pivots_find_what_is_shared_through_the_index,
+    exports_page_through_everything_once,
 );

@@ -201,3 +201,57 @@ fn postgres_stores_the_same_way_and_never_prints_its_password() {
         }
     }
 }
+
+#[test]
+fn export_writes_what_is_stored_filtered_and_paged() {
+    let home = tempfile::tempdir().expect("tempdir");
+    run_args(home.path(), &["import", &example()], b"");
+    let jsonl = run_args(home.path(), &["export"], b"");
+    assert_eq!(jsonl.status.code(), Some(0), "{}", text(&jsonl.stderr));
+    let rows: Vec<Value> = text(&jsonl.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one object per line"))
+        .collect();
+    assert_eq!(
+        rows.len(),
+        19,
+        "every stored indicator, none of the rejected lines"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r["stix_id"].is_string() && r["reasons"].is_array())
+    );
+    assert!(
+        text(&jsonl.stderr).contains("exported 19 indicators"),
+        "{}",
+        text(&jsonl.stderr)
+    );
+
+    let file = home.path().join("out/high.csv");
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("dir");
+    let csv_out = run_args(
+        home.path(),
+        &[
+            "export",
+            "--format",
+            "csv",
+            "--output",
+            &file.display().to_string(),
+        ],
+        b"",
+    );
+    assert_eq!(csv_out.status.code(), Some(0), "{}", text(&csv_out.stderr));
+    let mut reader = csv::Reader::from_path(&file).expect("csv file");
+    assert_eq!(&reader.headers().expect("header")[0], "indicator");
+    assert_eq!(reader.records().count(), 19);
+
+    let none = run_args(home.path(), &["export", "--min-priority", "1"], b"");
+    assert!(
+        none.stdout.is_empty(),
+        "nothing scores above 0 without an external source"
+    );
+    let future = run_args(home.path(), &["export", "--since", "2999-01-01"], b"");
+    assert!(future.stdout.is_empty());
+    let bad = run_args(home.path(), &["export", "--since", "yesterday"], b"");
+    assert_eq!(bad.status.code(), Some(2));
+}

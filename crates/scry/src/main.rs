@@ -671,9 +671,9 @@ fn export(
 fn csv_row(fields: &[&str]) -> anyhow::Result<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(fields)?;
-    Ok(writer
+    writer
         .into_inner()
-        .map_err(|e| anyhow!("encoding CSV: {e}"))?)
+        .map_err(|e| anyhow!("encoding CSV: {e}"))
 }
 
 /// A Unix-milliseconds time as `YYYY-MM-DD HH:MM:SS` UTC.

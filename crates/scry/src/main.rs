@@ -438,12 +438,13 @@ fn show(
     };
     let r = &stored.record;
     if args.format == ShowFormat::Json {
-        let json = serde_json::json!({
-            "indicator": r.value, "type": r.kind, "stix_id": r.stix_id, "priority": r.priority, "severity": r.severity,
-            "status": r.enrichment_status, "skip_reason": r.skip_reason, "tlp": r.tlp, "tags": r.tags, "reasons": r.reasons,
-            "sources": r.sources, "first_seen": stored.first_seen, "last_changed": stored.last_changed,
-            "history": history.iter().map(|p| serde_json::json!({"at": p.at, "priority": p.priority, "severity": p.severity})).collect::<Vec<_>>(),
-        });
+        let mut json = stored_json(&stored);
+        json["history"] = history
+            .iter()
+            .map(
+                |p| serde_json::json!({"at": p.at, "priority": p.priority, "severity": p.severity}),
+            )
+            .collect();
         out!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -622,35 +623,60 @@ fn export(
     let written = runtime.block_on(async {
         let store = open_store(&url).await?;
         if args.format == ExportFormat::Csv {
-            out.write_all(&csv_row(&["indicator", "type", "stix_id", "priority", "severity", "status", "skip_reason", "tlp", "tags", "reasons", "report_url", "first_seen", "last_changed"])?)?;
+            out.write_all(&csv_row(&[
+                "indicator",
+                "type",
+                "stix_id",
+                "priority",
+                "severity",
+                "status",
+                "skip_reason",
+                "tlp",
+                "tags",
+                "reasons",
+                "report_url",
+                "first_seen",
+                "last_changed",
+            ])?)?;
         }
         let (mut after, mut written) = (0_i64, 0_u64);
         loop {
-            let page = store.export_page(args.min_priority, since, after, PAGE).await?;
+            let page = store
+                .export_page(args.min_priority, since, after, PAGE)
+                .await?;
             let Some((last, _)) = page.last() else { break };
             after = *last;
             for (_, stored) in &page {
                 let r = &stored.record;
-                let report_url = r.sources.as_object().into_iter().flat_map(|m| m.values()).find_map(|s| s.get("report_url").and_then(|u| u.as_str()));
+                let report_url = r
+                    .sources
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|m| m.values())
+                    .find_map(|s| s.get("report_url").and_then(|u| u.as_str()));
                 match args.format {
                     ExportFormat::Jsonl => {
-                        let json = serde_json::json!({
-                            "indicator": r.value, "type": r.kind, "stix_id": r.stix_id, "priority": r.priority, "severity": r.severity,
-                            "status": r.enrichment_status, "skip_reason": r.skip_reason, "tlp": r.tlp, "tags": r.tags, "reasons": r.reasons,
-                            "sources": r.sources, "first_seen": stored.first_seen, "last_changed": stored.last_changed,
-                        });
-                        serde_json::to_writer(&mut out, &json)?;
+                        serde_json::to_writer(&mut out, &stored_json(stored))?;
                         out.write_all(b"\n")?;
                     }
                     ExportFormat::Csv => {
-                        let reasons = r.reasons.as_array().into_iter().flatten()
-                            .map(|x| format!("{}:{}={}({:+})", x["source"].as_str().unwrap_or(""), x["signal"].as_str().unwrap_or(""), x["value"].as_str().unwrap_or(""), x["points"].as_i64().unwrap_or(0)))
-                            .collect::<Vec<_>>()
-                            .join("; ");
+                        let reasons: Vec<scry_engine::record::ReasonRecord> =
+                            serde_json::from_value(r.reasons.clone()).unwrap_or_default();
+                        let reasons = output::reasons_text(&reasons);
                         out.write_all(&csv_row(&[
-                            r.value.as_str(), r.kind.as_str(), r.stix_id.as_str(), &r.priority.to_string(), r.severity.as_str(), r.enrichment_status.as_str(),
-                            r.skip_reason.as_deref().unwrap_or(""), r.tlp.as_deref().unwrap_or(""), &r.tags.join(";"), &reasons, report_url.unwrap_or(""),
-                            &format_ms(stored.first_seen), &format_ms(stored.last_changed),
+                            r.value.as_str(),
+                            r.kind.as_str(),
+                            r.stix_id.as_str(),
+                            &r.priority.to_string(),
+                            r.severity.as_str(),
+                            r.enrichment_status.as_str(),
+                            r.skip_reason.as_deref().unwrap_or(""),
+                            r.tlp.as_deref().unwrap_or(""),
+                            &r.tags.join(";"),
+                            &reasons,
+                            report_url.unwrap_or(""),
+                            &format_ms(stored.first_seen),
+                            &format_ms(stored.last_changed),
                         ])?)?;
                     }
                 }
@@ -665,6 +691,16 @@ fn export(
         scry_store::redact(&url)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A stored indicator as JSON, the shape `show --format json` and `export` share.
+fn stored_json(stored: &scry_store::StoredIndicator) -> serde_json::Value {
+    let r = &stored.record;
+    serde_json::json!({
+        "indicator": r.value, "type": r.kind, "stix_id": r.stix_id, "priority": r.priority, "severity": r.severity,
+        "status": r.enrichment_status, "skip_reason": r.skip_reason, "tlp": r.tlp, "tags": r.tags, "reasons": r.reasons,
+        "sources": r.sources, "first_seen": stored.first_seen, "last_changed": stored.last_changed,
+    })
 }
 
 /// One CSV row (quoted as needed), as bytes.

@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Effects, Style};
+use scry_engine::record::ReasonRecord;
 use scry_engine::{Record, Status};
 
 use crate::cli::OutputFormat;
@@ -84,12 +85,7 @@ fn write_csv(
     writer.write_record(CSV_HEADER)?;
     for record in records {
         let r = record?;
-        let reasons = r
-            .reasons
-            .iter()
-            .map(|x| format!("{}:{}={}({:+})", x.source, x.signal, x.value, x.points))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let reasons = reasons_text(&r.reasons);
         let sources = serde_json::to_string(&r.sources)?;
         writer.write_record([
             r.position.as_str(),
@@ -110,6 +106,15 @@ fn write_csv(
         ])?;
     }
     writer.flush()
+}
+
+/// Reasons as one CSV cell: `source:signal=value(+points); …`.
+pub(crate) fn reasons_text(reasons: &[ReasonRecord]) -> String {
+    reasons
+        .iter()
+        .map(|x| format!("{}:{}={}({:+})", x.source, x.signal, x.value, x.points))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn severity_style(severity: &str) -> Style {

@@ -144,16 +144,21 @@ impl DomainName {
         self.class
     }
 
+    /// True if the name is under one of the suffixes organizations use for their own networks
+    /// (`.local`, `.corp`, `.home.arpa`, …), as opposed to merely an unknown suffix.
+    pub fn has_internal_suffix(&self) -> bool {
+        INTERNAL_SUFFIXES
+            .iter()
+            .any(|suffix| self.is_within(suffix))
+    }
+
     pub fn is_idn(&self) -> bool {
         self.unicode.is_some()
     }
 
     /// True if this name is `parent` or lies under it.
     pub fn is_within(&self, parent: &str) -> bool {
-        self.ascii == parent
-            || (self.ascii.len() > parent.len()
-                && self.ascii.ends_with(parent)
-                && self.ascii.as_bytes()[self.ascii.len() - parent.len() - 1] == b'.')
+        within(&self.ascii, parent)
     }
 }
 
@@ -191,15 +196,21 @@ fn validate_ascii(ascii: &str) -> Result<(), DomainError> {
     Ok(())
 }
 
+/// True if the ASCII name `name` is `parent` or lies under it.
+fn within(name: &str, parent: &str) -> bool {
+    name == parent
+        || name
+            .strip_suffix(parent)
+            .is_some_and(|head| head.ends_with('.'))
+}
+
 fn classify(ascii: &str, suffix_is_public: bool) -> DomainClass {
-    let within = |parent: &str| {
-        ascii == parent
-            || (ascii.ends_with(parent) && ascii[..ascii.len() - parent.len()].ends_with('.'))
-    };
-    if RESERVED_TLDS.iter().any(|t| within(t)) || RESERVED_DOMAINS.iter().any(|d| within(d)) {
+    if RESERVED_TLDS.iter().any(|t| within(ascii, t))
+        || RESERVED_DOMAINS.iter().any(|d| within(ascii, d))
+    {
         return DomainClass::Reserved;
     }
-    if INTERNAL_SUFFIXES.iter().any(|s| within(s)) || !suffix_is_public {
+    if INTERNAL_SUFFIXES.iter().any(|s| within(ascii, s)) || !suffix_is_public {
         return DomainClass::Internal;
     }
     DomainClass::Public

@@ -58,7 +58,7 @@ pub fn extract(line: &str) -> Vec<Found> {
             continue;
         };
         let bare_unknown_name = matches!(&observable, Observable::Domain(d)
-            if d.class() == DomainClass::Internal && d.public_suffix().is_none() && !is_well_known_internal(d.as_str()));
+            if d.class() == DomainClass::Internal && d.public_suffix().is_none() && !d.has_internal_suffix());
         if !bare_unknown_name {
             found.push(Found {
                 token: token.to_owned(),
@@ -67,20 +67,6 @@ pub fn extract(line: &str) -> Vec<Found> {
         }
     }
     found
-}
-
-fn is_well_known_internal(name: &str) -> bool {
-    [
-        "local",
-        "internal",
-        "corp",
-        "lan",
-        "home.arpa",
-        "localdomain",
-        "intranet",
-    ]
-    .iter()
-    .any(|suffix| name.ends_with(&format!(".{suffix}")))
 }
 
 #[cfg(test)]

@@ -435,7 +435,7 @@ pub struct CallMetrics {
     pub retries: AtomicU64,
     pub cache_hits: AtomicU64,
     pub credits: AtomicU64,
-    latencies_ms: Mutex<Vec<u32>>,
+    latencies_ms: Mutex<VecDeque<u32>>,
 }
 
 /// A point-in-time copy of [`CallMetrics`].
@@ -459,13 +459,19 @@ impl CallMetrics {
     pub fn record_latency(&self, latency: Duration) {
         let mut samples = self.latencies_ms.lock().expect("metrics lock");
         if samples.len() == LATENCY_SAMPLES {
-            samples.remove(0);
+            samples.pop_front();
         }
-        samples.push(u32::try_from(latency.as_millis()).unwrap_or(u32::MAX));
+        samples.push_back(u32::try_from(latency.as_millis()).unwrap_or(u32::MAX));
     }
 
     pub fn snapshot(&self) -> MetricsSnapshot {
-        let mut samples = self.latencies_ms.lock().expect("metrics lock").clone();
+        let mut samples: Vec<u32> = self
+            .latencies_ms
+            .lock()
+            .expect("metrics lock")
+            .iter()
+            .copied()
+            .collect();
         samples.sort_unstable();
         let percentile = |p: usize| {
             (!samples.is_empty()).then(|| samples[(samples.len() * p / 100).min(samples.len() - 1)])

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
-use crate::migrations::{MIGRATIONS, latest_version};
+use crate::migrations::{MIGRATIONS, Migration, latest_version};
 use crate::model::{
     AnswerKey, IndicatorRecord, SaveReport, ScorePoint, StoredIndicator, VendorAnswer,
 };
@@ -215,12 +215,9 @@ impl SqlStore {
             if current >= i64::from(migration.version) {
                 continue;
             }
-            let statements = match self.backend {
-                Backend::Sqlite => migration.sqlite,
-                Backend::Postgres => migration.postgres,
-            };
-            for statement in statements {
-                sqlx::query(AssertSqlSafe(*statement))
+            for statement in migration.statements {
+                let statement = Migration::statement(statement, self.backend == Backend::Postgres);
+                sqlx::query(AssertSqlSafe(statement))
                     .execute(&mut *tx)
                     .await
                     .map_err(|source| StoreError::Migration {

@@ -490,13 +490,23 @@ fn ok_record(finding: Finding) -> SourceRecord {
 }
 
 fn rejected_record(rejection: Rejection) -> Record {
+    unusable_record(
+        Status::Rejected,
+        rejection.input,
+        rejection.position.to_string(),
+        rejection.reason,
+    )
+}
+
+/// A record for input that produced no indicator state: rejected input, or a task that broke.
+fn unusable_record(status: Status, input: String, position: String, error: String) -> Record {
     Record {
-        input: rejection.input,
+        input,
         indicator: None,
         kind: None,
-        status: Status::Rejected,
+        status,
         skip_reason: None,
-        error: Some(rejection.reason),
+        error: Some(error),
         priority: 0,
         severity: Severity::Info.as_str().into(),
         reasons: Vec::new(),
@@ -504,7 +514,7 @@ fn rejected_record(rejection: Rejection) -> Record {
         sources: BTreeMap::new(),
         stix_id: None,
         tlp: None,
-        position: rejection.position.to_string(),
+        position,
         context: None,
     }
 }
@@ -522,18 +532,12 @@ fn finished(
         Err(error) => {
             let (input, position) = in_flight.remove(&error.id()).unwrap_or_default();
             tracing::error!(%input, %position, %error, "enrichment task failed");
-            let mut record = rejected_record(Rejection {
-                position: input::Position {
-                    file: "".into(),
-                    line: 0,
-                    object: None,
-                },
+            unusable_record(
+                Status::Failed,
                 input,
-                reason: format!("internal error while enriching: {error}"),
-            });
-            record.position = position;
-            record.status = Status::Failed;
-            record
+                position,
+                format!("internal error while enriching: {error}"),
+            )
         }
     }
 }

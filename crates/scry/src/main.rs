@@ -406,14 +406,30 @@ fn db_migrate(loaded: &LoadedConfig, store_url: Option<&str>) -> anyhow::Result<
     })
 }
 
+/// An indicator named on the command line (defanged forms are fine).
+fn indicator_argument(text: &str) -> anyhow::Result<scry_core::Observable> {
+    scry_core::Observable::parse(text)
+        .map_err(|e| usage(anyhow!("{text:?} is not an indicator: {e}")))
+}
+
+/// Says that an indicator is not in the store and how to put it there; exit status 1.
+fn not_stored(observable: &scry_core::Observable, store_url: &str) -> ExitCode {
+    eprintln!(
+        "{} is not in the store {}; enrich it first: scry enrich - <<< '{}'",
+        observable.value(),
+        scry_store::redact(store_url),
+        observable.value()
+    );
+    ExitCode::from(1)
+}
+
 /// `scry show INDICATOR`: everything the store knows about one indicator.
 fn show(
     args: &ShowArgs,
     loaded: &LoadedConfig,
     store_url: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let observable = scry_core::Observable::parse(&args.indicator)
-        .map_err(|e| usage(anyhow!("{:?} is not an indicator: {e}", args.indicator)))?;
+    let observable = indicator_argument(&args.indicator)?;
     let url = loaded.store_url(store_url);
     let runtime = runtime()?;
     let (stored, history) = runtime.block_on(async {
@@ -428,13 +444,7 @@ fn show(
         Ok::<_, anyhow::Error>((stored, history))
     })?;
     let Some(stored) = stored else {
-        eprintln!(
-            "{} is not in the store {}; enrich it first: scry enrich - <<< '{}'",
-            observable.value(),
-            scry_store::redact(&url),
-            observable.value()
-        );
-        return Ok(ExitCode::from(1));
+        return Ok(not_stored(&observable, &url));
     };
     let r = &stored.record;
     if args.format == ShowFormat::Json {
@@ -517,8 +527,7 @@ fn pivot(
     loaded: &LoadedConfig,
     store_url: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let observable = scry_core::Observable::parse(&args.indicator)
-        .map_err(|e| usage(anyhow!("{:?} is not an indicator: {e}", args.indicator)))?;
+    let observable = indicator_argument(&args.indicator)?;
     let is_ip = matches!(observable, scry_core::Observable::Ip(_));
     let (from, matched) = args.by.facets(is_ip);
     let url = loaded.store_url(store_url);
@@ -554,12 +563,7 @@ fn pivot(
         Ok(Some((values, rows)))
     })?;
     let Some((values, rows)) = result else {
-        eprintln!(
-            "{} is not in the store {}; enrich it first",
-            observable.value(),
-            scry_store::redact(&url)
-        );
-        return Ok(ExitCode::from(1));
+        return Ok(not_stored(&observable, &url));
     };
     if values.is_empty() {
         eprintln!(

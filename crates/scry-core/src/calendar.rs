@@ -44,6 +44,33 @@ pub fn days_from_timestamp(timestamp: &str) -> Option<i64> {
     Some(days_from_civil((year, month, day)))
 }
 
+/// Parses `"YYYY-MM-DD HH:MM:SS"`, `"YYYY-MM-DDTHH:MM:SS[.fff][Z]"` or `"YYYY-MM-DD"` (UTC) as
+/// Unix milliseconds; `None` when it is not a valid time.
+pub fn ms_from_timestamp(timestamp: &str) -> Option<i64> {
+    let text = timestamp.trim();
+    let days = days_from_timestamp(text)?;
+    let rest = text.get(10..)?.trim_start_matches([' ', 'T']);
+    let rest = rest.strip_suffix('Z').unwrap_or(rest);
+    let (clock, fraction) = rest.split_once('.').unwrap_or((rest, ""));
+    let mut seconds = 0_i64;
+    if !clock.is_empty() {
+        let mut parts = clock.split(':');
+        let mut next = |limit: i64| -> Option<i64> {
+            let n: i64 = parts.next()?.parse().ok()?;
+            (0..limit).contains(&n).then_some(n)
+        };
+        seconds = next(24)? * 3600 + next(60)? * 60 + next(61)?;
+    }
+    let millis = match fraction.get(..3.min(fraction.len())) {
+        Some(digits) if !digits.is_empty() => {
+            let n: i64 = digits.parse().ok()?;
+            n * 10_i64.pow(3 - digits.len() as u32)
+        }
+        _ => 0,
+    };
+    Some(days * 86_400_000 + seconds * 1000 + millis)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +87,10 @@ mod tests {
         assert_eq!(days_from_timestamp("2024-02-29 10:00:00"), Some(19_782));
         assert_eq!(days_from_timestamp("2024-13-01"), None);
         assert_eq!(days_from_timestamp("soon"), None);
+        assert_eq!(ms_from_timestamp("1970-01-02 00:00:01"), Some(86_401_000));
+        assert_eq!(ms_from_timestamp("1970-01-01T00:00:00.25Z"), Some(250));
+        assert_eq!(ms_from_timestamp("1970-01-02"), Some(86_400_000));
+        assert_eq!(ms_from_timestamp("1970-01-01 25:00:00"), None);
+        assert_eq!(ms_from_timestamp("N/A"), None);
     }
 }

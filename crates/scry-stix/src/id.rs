@@ -23,12 +23,12 @@ pub fn sco_id(stix_type: &str, contributing: &Value) -> String {
 }
 
 /// The deterministic id of the STIX object an observable maps to. Vulnerabilities are SDOs, for
-/// which STIX does not prescribe a derivation; scry derives theirs from the CVE name the same way,
-/// so they are stable too.
+/// which STIX expects a UUIDv4; scry hashes the CVE name into one of that shape
+/// ([`crate::graph::derived_id`]) so they are stable too.
 pub fn observable_id(observable: &Observable) -> String {
     let contributing = match observable {
         Observable::Asn(number) => json!({ "number": number }),
-        Observable::Cve(name) => json!({ "name": name }),
+        Observable::Cve(name) => return crate::graph::derived_id("vulnerability", name),
         Observable::Hash { algorithm, value } => {
             json!({ "hashes": { algorithm.stix_name(): value } })
         }

@@ -66,7 +66,8 @@ pub(crate) enum Command {
     /// Write stored indicators out, for other tools
     #[command(after_help = "Examples:\n  \
         scry export --format jsonl --min-priority 80 > high.jsonl\n  \
-        scry export --format csv --since 2026-11-01 --output changed.csv")]
+        scry export --format csv --since 2026-11-01 --output changed.csv\n  \
+        scry export --format stix --min-priority 70 --output high.stix.json")]
     Export(ExportArgs),
     /// Manage the store
     #[command(subcommand)]
@@ -229,6 +230,18 @@ pub(crate) struct ExportArgs {
     /// Write here instead of standard output
     #[arg(long, short = 'o', value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,
+
+    /// STIX: the TLP marking of indicators stored without one (default: [enrich] default_tlp, else amber)
+    #[arg(long, value_name = "LEVEL")]
+    pub(crate) unmarked_tlp: Option<String>,
+
+    /// STIX: days an indicator stays valid after its last change (valid_until)
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    pub(crate) validity_days: u32,
+
+    /// STIX: at most this many related objects of one kind (services, CVEs, addresses) per indicator
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub(crate) max_related: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -237,6 +250,8 @@ pub(crate) enum ExportFormat {
     Jsonl,
     /// CSV with a header row
     Csv,
+    /// A STIX 2.1 bundle: observables, indicators, infrastructure, locations, vulnerabilities and relationships
+    Stix,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use scry_core::Tlp;
 use scry_engine::config::{self, LoadedConfig};
 use scry_engine::input::InputSource;
 use scry_engine::sort::{DEFAULT_RUN_BYTES, PrioritySorter};
@@ -622,10 +623,24 @@ fn export(
         )),
         None => Box::new(io::BufWriter::new(io::stdout().lock())),
     };
+    let unmarked_tlp = match &args.unmarked_tlp {
+        Some(level) => level
+            .parse::<Tlp>()
+            .map_err(|e| usage(anyhow!("--unmarked-tlp: {e}")))?,
+        None => loaded.default_tlp()?.unwrap_or(Tlp::Amber),
+    };
+    let stix_options = scry_stix::MapOptions {
+        validity_days: args.validity_days,
+        max_related: args.max_related,
+    };
     let url = loaded.store_url(store_url);
     let runtime = runtime()?;
     let written = runtime.block_on(async {
         let store = open_store(&url).await?;
+        let mut bundle = match args.format {
+            ExportFormat::Stix => Some(scry_stix::BundleWriter::start(&mut out)?),
+            _ => None,
+        };
         if args.format == ExportFormat::Csv {
             out.write_all(&csv_row(&[
                 "indicator",
@@ -659,6 +674,33 @@ fn export(
                     .flat_map(|m| m.values())
                     .find_map(|s| s.get("report_url").and_then(|u| u.as_str()));
                 match args.format {
+                    ExportFormat::Stix => {
+                        let tlp = match &r.tlp {
+                            Some(level) => level
+                                .parse::<Tlp>()
+                                .map_err(|e| anyhow!("stored indicator {}: {e}", r.value))?,
+                            None => unmarked_tlp,
+                        };
+                        let state = scry_stix::IndicatorState {
+                            kind: &r.kind,
+                            value: &r.value,
+                            priority: r.priority,
+                            severity: &r.severity,
+                            status: &r.enrichment_status,
+                            skip_reason: r.skip_reason.as_deref(),
+                            tlp,
+                            tags: &r.tags,
+                            reasons: &r.reasons,
+                            sources: &r.sources,
+                            first_seen_ms: stored.first_seen,
+                            last_changed_ms: stored.last_changed,
+                        };
+                        let objects = scry_stix::indicator_objects(&state, &stix_options)?;
+                        bundle
+                            .as_mut()
+                            .expect("a STIX export has a bundle")
+                            .write(&mut out, &objects)?;
+                    }
                     ExportFormat::Jsonl => {
                         serde_json::to_writer(&mut out, &stored_json(stored))?;
                         out.write_all(b"\n")?;
@@ -686,6 +728,9 @@ fn export(
                 }
                 written += 1;
             }
+        }
+        if let Some(bundle) = bundle {
+            bundle.finish(&mut out)?;
         }
         out.flush()?;
         Ok::<_, anyhow::Error>(written)

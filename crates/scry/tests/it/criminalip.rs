@@ -618,3 +618,85 @@ fn answers_kept_in_the_store_are_not_paid_for_twice() {
         "--force asked again"
     );
 }
+
+/// `scry export --format stix` is the graph of what the store holds: one indicator per enriched
+/// observable with the stored id, priority as `x_opencti_score`, the input's TLP on every object,
+/// every reference resolvable inside the bundle, and the same bytes on a second export.
+#[test]
+fn stix_export_is_the_graph_of_the_store() {
+    let rt = runtime();
+    let sandbox = start(
+        &rt,
+        SandboxConfig {
+            scan_duration: Duration::from_millis(20),
+            ..SandboxConfig::default()
+        },
+    );
+    let home = tempfile::tempdir().expect("tempdir");
+    fast_config(home.path(), "");
+    let mut command = scry_at(home.path(), &sandbox.url());
+    command.args(["enrich", "--tlp", "green", "--format", "json", "-"]);
+    let output = run(
+        command,
+        b"45.155.205.233\n91.92.241.10\nsecure-update.xyz\nhxxps://login-micros0ft-365[.]com/owa\n",
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let records = records(&output);
+
+    let export = |file: &str| -> String {
+        let path = home.path().join(file);
+        let mut command = scry(home.path());
+        command
+            .args(["export", "--format", "stix", "--output"])
+            .arg(&path);
+        let output = run(command, b"");
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        std::fs::read_to_string(&path).expect("export written")
+    };
+    let first = export("a.json");
+    assert_eq!(first, export("b.json"), "exports are deterministic");
+    let bundle: Value = serde_json::from_str(&first).expect("bundle is JSON");
+    assert_eq!(bundle["type"], "bundle");
+    let objects = bundle["objects"].as_array().expect("objects");
+    let by_id: std::collections::HashMap<&str, &Value> = objects
+        .iter()
+        .map(|o| (o["id"].as_str().expect("id"), o))
+        .collect();
+    assert_eq!(by_id.len(), objects.len(), "no object is written twice");
+    let green = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da";
+    for object in objects {
+        assert_eq!(object["object_marking_refs"][0], green, "{object}");
+        for key in ["source_ref", "target_ref", "created_by_ref"] {
+            if let Some(target) = object[key].as_str() {
+                assert!(by_id.contains_key(target), "{key} {target} of {object}");
+            }
+        }
+    }
+    for record in &records {
+        let id = record["stix_id"].as_str().expect("stix id");
+        assert!(by_id.contains_key(id), "{id} exported");
+        let pattern_value = record["indicator"].as_str().expect("indicator");
+        let indicator = objects
+            .iter()
+            .find(|o| o["type"] == "indicator" && o["name"] == pattern_value)
+            .unwrap_or_else(|| panic!("an indicator for {pattern_value}"));
+        assert_eq!(indicator["x_opencti_score"], record["priority"]);
+        assert_eq!(
+            indicator["external_references"][0]["url"],
+            record["sources"]["criminalip"]["report_url"]
+        );
+    }
+    let kinds: std::collections::BTreeSet<&str> = objects
+        .iter()
+        .filter_map(|o| o["relationship_type"].as_str())
+        .collect();
+    for kind in [
+        "belongs-to",
+        "consists-of",
+        "indicates",
+        "located-at",
+        "resolves-to",
+    ] {
+        assert!(kinds.contains(kind), "{kind} in {kinds:?}");
+    }
+}

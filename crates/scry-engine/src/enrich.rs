@@ -405,9 +405,12 @@ impl Recorder<'_> {
             && !self.pending.is_empty()
         {
             let report = store.save_indicators(&self.pending).await?;
-            self.summary.stored.inserted += report.inserted;
-            self.summary.stored.updated += report.updated;
-            self.summary.stored.unchanged += report.unchanged;
+            // The changes are kept in the score history; the summary keeps counts only, so a
+            // long run's memory does not grow with them.
+            self.summary.stored.absorb(SaveReport {
+                changes: Vec::new(),
+                ..report
+            });
             self.pending.clear();
         }
         Ok(())

@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use model::{
-    AnswerKey, IndicatorRecord, SaveReport, ScorePoint, StoredIndicator, VendorAnswer,
+    AnswerKey, Change, IndicatorRecord, SaveReport, ScorePoint, StoredIndicator, VendorAnswer,
 };
 pub use sql::{SqlStore, redact};
 

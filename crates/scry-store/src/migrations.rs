@@ -79,6 +79,11 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX facets_by_value ON facets (facet, value, stix_id)",
         ],
     },
+    Migration {
+        version: 3,
+        name: "what each re-enrichment changed",
+        statements: &["ALTER TABLE score_history ADD COLUMN changes TEXT"],
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -45,14 +45,60 @@ pub struct ScorePoint {
     pub priority: u8,
     pub severity: String,
     pub reasons: Value,
+    /// What changed from the state before (`None` for points stored before scry kept changes).
+    pub change: Option<Change>,
+}
+
+/// What an enrichment changed about an indicator: the diff rules trigger on ("priority rose by
+/// 20", "a new CVE is exposed", "tagged c2"). For a new indicator, everything is new.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Change {
+    pub stix_id: String,
+    pub kind: String,
+    pub value: String,
+    /// `None` when the indicator was not stored before.
+    pub previous_priority: Option<u8>,
+    pub priority: u8,
+    pub new_tags: Vec<String>,
+    pub removed_tags: Vec<String>,
+    pub new_cves: Vec<String>,
+    pub removed_cves: Vec<String>,
+}
+
+impl Change {
+    /// The priority difference (the whole priority for a new indicator).
+    pub fn priority_delta(&self) -> i32 {
+        i32::from(self.priority) - i32::from(self.previous_priority.unwrap_or(0))
+    }
+
+    /// True when nothing a rule could trigger on moved.
+    pub fn is_empty(&self) -> bool {
+        self.previous_priority == Some(self.priority)
+            && self.new_tags.is_empty()
+            && self.removed_tags.is_empty()
+            && self.new_cves.is_empty()
+            && self.removed_cves.is_empty()
+    }
 }
 
 /// What a save did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SaveReport {
     pub inserted: u64,
     pub updated: u64,
     pub unchanged: u64,
+    /// New indicators, and stored ones whose priority, tags or CVEs moved, in batch order.
+    pub changes: Vec<Change>,
+}
+
+impl SaveReport {
+    /// Adds another save's counts and changes to this one.
+    pub fn absorb(&mut self, other: SaveReport) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.changes.extend(other.changes);
+    }
 }
 
 /// Identifies one vendor call.

@@ -1,6 +1,6 @@
 //! The store on SQL databases, through sqlx's `Any` driver: SQLite or PostgreSQL by URL.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Once;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,7 +10,7 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::migrations::{MIGRATIONS, Migration, latest_version};
 use crate::model::{
-    AnswerKey, IndicatorRecord, SaveReport, ScorePoint, StoredIndicator, VendorAnswer,
+    AnswerKey, Change, IndicatorRecord, SaveReport, ScorePoint, StoredIndicator, VendorAnswer,
 };
 use crate::{Store, StoreError, StoreFuture};
 
@@ -298,20 +298,24 @@ impl SqlStore {
             }
             let mut new = Vec::new();
             let mut changed = Vec::new();
-            let mut history = Vec::new();
+            let mut history: Vec<(&IndicatorRecord, Change)> = Vec::new();
             for record in chunk {
                 let candidate = Comparable::from_record(record);
                 match stored.get(&record.stix_id) {
                     None => {
                         new.push((record, candidate.clone()));
-                        history.push(record);
+                        let change = candidate.change_from(None, record);
+                        report.changes.push(change.clone());
+                        history.push((record, change));
                     }
                     Some(existing) if *existing == candidate => report.unchanged += 1,
                     Some(existing) => {
-                        if existing.priority != candidate.priority
-                            || existing.reasons != candidate.reasons
-                        {
-                            history.push(record);
+                        let change = candidate.change_from(Some(existing), record);
+                        if existing.reasons != candidate.reasons || !change.is_empty() {
+                            history.push((record, change.clone()));
+                        }
+                        if !change.is_empty() {
+                            report.changes.push(change);
                         }
                         changed.push((record, candidate.clone()));
                     }
@@ -401,17 +405,18 @@ impl SqlStore {
             }
             if !history.is_empty() {
                 let insert = format!(
-                    "INSERT INTO score_history (stix_id, at, priority, severity, reasons) VALUES {}",
-                    self.value_rows(history.len(), 5)
+                    "INSERT INTO score_history (stix_id, at, priority, severity, reasons, changes) VALUES {}",
+                    self.value_rows(history.len(), 6)
                 );
                 let mut query = sqlx::query(AssertSqlSafe(insert.as_str()));
-                for record in &history {
+                for (record, change) in &history {
                     query = query
                         .bind(record.stix_id.as_str())
                         .bind(record.observed_at)
                         .bind(i64::from(record.priority))
                         .bind(record.severity.as_str())
-                        .bind(record.reasons.to_string());
+                        .bind(record.reasons.to_string())
+                        .bind(serde_json::to_string(change).expect("changes serialize"));
                 }
                 query.execute(&mut *tx).await?;
             }
@@ -524,6 +529,38 @@ impl Comparable {
     }
 }
 
+impl Comparable {
+    /// What moved from `before` (the stored state, `None` for a new indicator) to this state.
+    fn change_from(&self, before: Option<&Comparable>, record: &IndicatorRecord) -> Change {
+        let tags = |c: &Comparable| -> BTreeSet<String> {
+            serde_json::from_str::<Vec<String>>(&c.tags)
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        };
+        let cves = |c: &Comparable| -> BTreeSet<String> {
+            c.facets
+                .iter()
+                .filter(|(facet, _)| facet == "cve")
+                .map(|(_, value)| value.clone())
+                .collect()
+        };
+        let (now_tags, now_cves) = (tags(self), cves(self));
+        let (then_tags, then_cves) = before.map_or_else(Default::default, |b| (tags(b), cves(b)));
+        Change {
+            stix_id: record.stix_id.clone(),
+            kind: record.kind.clone(),
+            value: record.value.clone(),
+            previous_priority: before.map(|b| u8::try_from(b.priority).unwrap_or(u8::MAX)),
+            priority: record.priority,
+            new_tags: now_tags.difference(&then_tags).cloned().collect(),
+            removed_tags: then_tags.difference(&now_tags).cloned().collect(),
+            new_cves: now_cves.difference(&then_cves).cloned().collect(),
+            removed_cves: then_cves.difference(&now_cves).cloned().collect(),
+        }
+    }
+}
+
 fn sorted_facets(facets: &[(String, String)]) -> Vec<(String, String)> {
     let mut sorted = facets.to_vec();
     sorted.sort();
@@ -605,7 +642,7 @@ impl Store for SqlStore {
     fn score_history<'a>(&'a self, stix_id: &'a str) -> StoreFuture<'a, Vec<ScorePoint>> {
         Box::pin(async move {
             let sql = format!(
-                "SELECT at, priority, severity, reasons FROM score_history WHERE stix_id = {} ORDER BY at, id",
+                "SELECT at, priority, severity, reasons, changes FROM score_history WHERE stix_id = {} ORDER BY at, id",
                 self.placeholder(1)
             );
             let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
@@ -623,6 +660,11 @@ impl Store for SqlStore {
                         severity: row.try_get("severity")?,
                         reasons: serde_json::from_str(&reasons)
                             .map_err(|e| StoreError::Corrupt(format!("reasons: {e}")))?,
+                        change: row
+                            .try_get::<Option<String>, _>("changes")?
+                            .map(|text| serde_json::from_str(&text))
+                            .transpose()
+                            .map_err(|e| StoreError::Corrupt(format!("changes: {e}")))?,
                     })
                 })
                 .collect()

@@ -345,7 +345,7 @@ fn enrich(
     if !quiet {
         eprintln!("{}", summary_line(&summary, started.elapsed()));
         if !args.no_store {
-            let s = summary.stored;
+            let s = &summary.stored;
             eprintln!(
                 "store {}: {} new, {} changed, {} unchanged",
                 scry_store::redact(&store_url),
@@ -452,9 +452,9 @@ fn show(
         let mut json = stored_json(&stored);
         json["history"] = history
             .iter()
-            .map(
-                |p| serde_json::json!({"at": p.at, "priority": p.priority, "severity": p.severity}),
-            )
+            .map(|p| {
+                serde_json::json!({"at": p.at, "priority": p.priority, "severity": p.severity, "change": p.change})
+            })
             .collect();
         out!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(ExitCode::SUCCESS);
@@ -512,12 +512,17 @@ fn show(
             );
         }
     }
-    if history.len() > 1 {
-        let points: Vec<String> = history
-            .iter()
-            .map(|p| format!("{} {}", format_ms(p.at), p.priority))
-            .collect();
-        out!("priority history  {}", points.join(" → "));
+    if !history.is_empty() {
+        out!("history");
+        for point in &history {
+            let what = point.change.as_ref().map(change_text).unwrap_or_default();
+            out!(
+                "  {}  {:>3} {:<8} {what}",
+                format_ms(point.at),
+                point.priority,
+                point.severity
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -740,6 +745,31 @@ fn export(
         scry_store::redact(&url)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line on what an enrichment changed: "first seen", or "+35; new tags c2; new CVEs …".
+fn change_text(change: &scry_store::Change) -> String {
+    let Some(before) = change.previous_priority else {
+        return "first seen".to_owned();
+    };
+    let mut parts = Vec::new();
+    if before != change.priority {
+        parts.push(format!("{:+} from {before}", change.priority_delta()));
+    }
+    for (label, list) in [
+        ("new tags", &change.new_tags),
+        ("tags dropped", &change.removed_tags),
+        ("new CVEs", &change.new_cves),
+        ("CVEs gone", &change.removed_cves),
+    ] {
+        if !list.is_empty() {
+            parts.push(format!("{label} {}", list.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        parts.push("reasons reworded".to_owned());
+    }
+    parts.join("; ")
 }
 
 /// A stored indicator as JSON, the shape `show --format json` and `export` share.

@@ -1,6 +1,11 @@
 //! The contract every store meets.
 
 use scry_store::{AnswerKey, IndicatorRecord, SaveReport, VendorAnswer};
+
+/// (inserted, updated, unchanged).
+fn counts(report: &SaveReport) -> (u64, u64, u64) {
+    (report.inserted, report.updated, report.unchanged)
+}
 use serde_json::json;
 
 use crate::TestStore;
@@ -48,24 +53,16 @@ pub(crate) async fn saving_is_idempotent_and_tracks_changes(t: &TestStore) {
         record("8.8.8.8", 0, &[]),
     ];
     assert_eq!(
-        store.save_indicators(&first).await.expect("save"),
-        SaveReport {
-            inserted: 2,
-            updated: 0,
-            unchanged: 0
-        }
+        counts(&store.save_indicators(&first).await.expect("save")),
+        (2, 0, 0)
     );
     let mut later = first.clone();
     for r in &mut later {
         r.observed_at += 60_000;
     }
     assert_eq!(
-        store.save_indicators(&later).await.expect("save"),
-        SaveReport {
-            inserted: 0,
-            updated: 0,
-            unchanged: 2
-        },
+        counts(&store.save_indicators(&later).await.expect("save")),
+        (0, 0, 2),
         "re-saving the same data changes nothing"
     );
     let stored = store
@@ -87,15 +84,13 @@ pub(crate) async fn saving_is_idempotent_and_tracks_changes(t: &TestStore) {
     retagged.tags = vec!["anycast".into()];
     retagged.observed_at = 1_700_000_100_000;
     assert_eq!(
-        store
-            .save_indicators(&[rescored.clone(), retagged])
-            .await
-            .expect("save"),
-        SaveReport {
-            inserted: 0,
-            updated: 2,
-            unchanged: 0
-        }
+        counts(
+            &store
+                .save_indicators(&[rescored.clone(), retagged])
+                .await
+                .expect("save")
+        ),
+        (0, 2, 0)
     );
     let stored = store
         .indicator("ipv4-addr", "45.155.205.233")
@@ -122,7 +117,10 @@ pub(crate) async fn saving_is_idempotent_and_tracks_changes(t: &TestStore) {
         .score_history(&first[1].stix_id)
         .await
         .expect("history");
-    assert_eq!(quiet.len(), 1, "a tag change alone is not a score change");
+    assert_eq!(quiet.len(), 2, "a tag change is recorded too");
+    let change = quiet[1].change.as_ref().expect("the change is kept");
+    assert_eq!(change.new_tags, ["anycast"]);
+    assert_eq!((change.previous_priority, change.priority), (Some(0), 0));
     assert!(
         store
             .indicator("ipv4-addr", "1.1.1.1")
@@ -144,14 +142,7 @@ pub(crate) async fn bulk_saves_in_batches(t: &TestStore) {
         })
         .collect();
     let report = t.store.save_indicators(&batch).await.expect("bulk save");
-    assert_eq!(
-        report,
-        SaveReport {
-            inserted: 3_000,
-            updated: 0,
-            unchanged: 0
-        }
-    );
+    assert_eq!(counts(&report), (3_000, 0, 0));
     assert_eq!(t.store.count_indicators().await.expect("count"), 3_000);
     let again = t.store.save_indicators(&batch).await.expect("bulk save");
     assert_eq!(again.unchanged, 3_000);
@@ -159,12 +150,8 @@ pub(crate) async fn bulk_saves_in_batches(t: &TestStore) {
     repeated[1].observed_at += 1;
     let report = t.store.save_indicators(&repeated).await.expect("save");
     assert_eq!(
-        report,
-        SaveReport {
-            inserted: 1,
-            updated: 1,
-            unchanged: 0
-        },
+        counts(&report),
+        (1, 1, 0),
         "a record repeated in one batch is stored once"
     );
     assert_eq!(
@@ -415,4 +402,56 @@ pub(crate) async fn exports_page_through_everything_once(t: &TestStore) {
     assert_eq!(seen, expected, "every matching indicator exactly once");
     let recent = t.store.export_page(0, 1_200, 0, 1_000).await.expect("page");
     assert_eq!(recent.len(), 50, "changed since 1,200 ms: the last 50");
+}
+
+/// A save reports what moved (priority, tags, CVEs) for new and changed indicators, nothing for
+/// unchanged ones, and keeps it in the history: the diff rules trigger on.
+pub(crate) async fn re_enrichment_records_what_changed(t: &TestStore) {
+    let store = &t.store;
+    let mut first = record("45.155.205.233", 50, &["scanner"]);
+    first.facets.push(("cve".into(), "CVE-2023-38408".into()));
+    let report = store.save_indicators(&[first.clone()]).await.expect("save");
+    assert_eq!(report.changes.len(), 1);
+    let created = &report.changes[0];
+    assert_eq!(created.previous_priority, None, "new: nothing before");
+    assert_eq!(created.new_cves, ["CVE-2023-38408"]);
+    assert_eq!(created.priority_delta(), 50);
+
+    let same = store.save_indicators(&[first.clone()]).await.expect("save");
+    assert!(same.changes.is_empty(), "{:?}", same.changes);
+
+    let mut later = first.clone();
+    later.priority = 85;
+    later.severity = "high".into();
+    later.tags = vec!["c2".into(), "scanner".into()];
+    later.facets = vec![
+        ("asn".into(), "9009".into()),
+        ("cve".into(), "CVE-2024-6387".into()),
+    ];
+    later.observed_at += 3_600_000;
+    let report = store.save_indicators(&[later.clone()]).await.expect("save");
+    let change = &report.changes[..];
+    assert_eq!(change.len(), 1);
+    let change = &change[0];
+    assert_eq!(
+        (
+            change.previous_priority,
+            change.priority,
+            change.priority_delta()
+        ),
+        (Some(50), 85, 35)
+    );
+    assert_eq!(change.new_tags, ["c2"]);
+    assert!(change.removed_tags.is_empty());
+    assert_eq!(change.new_cves, ["CVE-2024-6387"]);
+    assert_eq!(change.removed_cves, ["CVE-2023-38408"]);
+    assert_eq!(
+        (change.kind.as_str(), change.value.as_str()),
+        ("ipv4-addr", "45.155.205.233")
+    );
+
+    let history = store.score_history(&first.stix_id).await.expect("history");
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].change.as_ref(), Some(change));
+    assert_eq!(history[1].at, later.observed_at);
 }

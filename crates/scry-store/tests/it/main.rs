@@ -112,4 +112,5 @@ both_backends!(
     a_newer_schema_is_refused,
     pivots_find_what_is_shared_through_the_index,
     exports_page_through_everything_once,
+    re_enrichment_records_what_changed,
 );

@@ -700,3 +700,74 @@ fn stix_export_is_the_graph_of_the_store() {
         assert!(kinds.contains(kind), "{kind} in {kinds:?}");
     }
 }
+
+/// Re-enriching after the service's view changed records what moved, and `scry show` lists it.
+#[test]
+fn re_enrichment_shows_what_changed() {
+    let rt = runtime();
+    let home = tempfile::tempdir().expect("tempdir");
+    fast_config(home.path(), "");
+    let ips: String = (1..=40)
+        .map(|i| format!("45.155.{i}.{}\n", i * 3))
+        .collect();
+    let enrich = |seed: u64| -> Vec<Value> {
+        let sandbox = start(
+            &rt,
+            SandboxConfig {
+                seed,
+                ..SandboxConfig::default()
+            },
+        );
+        let mut command = scry_at(home.path(), &sandbox.url());
+        command.args(["enrich", "--force", "--format", "json", "-"]);
+        let output = run(command, ips.as_bytes());
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        records(&output)
+    };
+    let before = enrich(0);
+    let after = enrich(7);
+    // Output is sorted by priority: pair the runs' records by indicator.
+    let (old, new) = after
+        .iter()
+        .find_map(|b| {
+            let a = before.iter().find(|a| a["indicator"] == b["indicator"])?;
+            (a["priority"] != b["priority"]).then_some((a, b))
+        })
+        .expect("another seed moves some priority");
+    let ip = new["indicator"].as_str().expect("ip");
+    let mut command = scry(home.path());
+    command.args(["show", ip, "--format", "json"]);
+    let output = run(command, b"");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let shown: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let history = shown["history"].as_array().expect("history");
+    assert_eq!(history.len(), 2, "{history:?}");
+    let change = &history[1]["change"];
+    assert_eq!(change["previous_priority"], old["priority"]);
+    assert_eq!(change["priority"], new["priority"]);
+    let tags = |r: &Value| -> Vec<String> {
+        r["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect()
+    };
+    let added: Vec<String> = tags(new)
+        .into_iter()
+        .filter(|t| !tags(old).contains(t))
+        .collect();
+    assert_eq!(change["new_tags"], serde_json::json!(added));
+
+    let mut command = scry(home.path());
+    command.args(["show", ip]);
+    let output = run(command, b"");
+    let shown = text(&output.stdout);
+    let delta =
+        new["priority"].as_i64().expect("priority") - old["priority"].as_i64().expect("priority");
+    assert!(
+        shown.contains(&format!("{delta:+} from {}", old["priority"])),
+        "{shown}"
+    );
+    assert!(shown.contains("first seen"), "{shown}");
+}

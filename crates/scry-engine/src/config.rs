@@ -99,6 +99,8 @@ pub struct CriminalIpConfig {
     pub quick_check: bool,
     pub scan_poll_seconds: f64,
     pub scan_timeout_seconds: f64,
+    /// Points per signal, `[sources.criminalip.weights]`.
+    pub weights: scry_sources::criminalip::map::Weights,
 }
 
 impl Default for CriminalIpConfig {
@@ -126,6 +128,7 @@ impl Default for CriminalIpConfig {
             quick_check: false,
             scan_poll_seconds: 3.0,
             scan_timeout_seconds: 180.0,
+            weights: scry_sources::criminalip::map::Weights::default(),
         }
     }
 }
@@ -208,6 +211,38 @@ concurrency = 32
 # quick_check = false            # also ask the domain quick check
 # scan_poll_seconds = 3.0
 # scan_timeout_seconds = 180.0
+#
+# [sources.criminalip.weights]
+# Points each signal adds to the priority (clamped to 0-100). The base is the worse of the
+# inbound and outbound levels; the reason shown beside the priority says which.
+# critical = 90
+# dangerous = 80
+# moderate = 50
+# low = 20
+# safe = 0
+# tor = 15
+# anonymous_vpn = 10
+# vpn = 5
+# proxy = 5
+# darkweb = 10
+# scanner = 10
+# ids = 10                       # IDS (Snort) signatures fired
+# c2 = 30                        # a C2 framework seen on an open port
+# remote_access = 5              # RDP, VNC, Telnet, SSH, SMB or WinRM exposed
+# malicious_category = 15        # malware, phishing, botnet, C2, spam, DDoS categories
+# malicious_info = 10            # flagged by the malicious-info call
+# cve_critical = 20              # an exposed CVE with CVSS >= 9.0
+# cve_high = 10                  # ... >= 7.0
+# cve_medium = 5                 # ... >= 4.0
+# phishing_high = 40             # phishing probability >= 80 %
+# phishing_medium = 25           # ... >= 50 %
+# phishing_low = 10              # ... >= 20 %
+# credential_input = 15          # the page asks for credentials
+# fake_domain = 20               # imitates another domain
+# suspicious_file = 15
+# phishing_record = 10
+# dga = 10                       # DGA score >= 8
+# newborn_domain = 5
 "#;
 
 /// Where the configuration file is looked for when none is named.
@@ -453,6 +488,7 @@ impl LoadedConfig {
             quick_check: config.quick_check,
             scan_poll_interval: seconds("scan_poll_seconds", config.scan_poll_seconds)?,
             scan_timeout: seconds("scan_timeout_seconds", config.scan_timeout_seconds)?,
+            weights: config.weights,
         }))
     }
 
@@ -492,5 +528,35 @@ mod tests {
         assert!(text.contains("concurency"), "{text}");
         let err = from_toml_str("[sources.virustotal]\nkey = 'x'\n").expect_err("unknown source");
         assert!(err.to_string().contains("virustotal"), "{err}");
+    }
+
+    /// The weights documented in the example are the ones in force, and each can be changed.
+    #[test]
+    fn documented_weights_are_the_defaults_and_can_be_set() {
+        let section = EXAMPLE
+            .split("# [sources.criminalip.weights]")
+            .nth(1)
+            .expect("the example documents the weights");
+        let uncommented: String = section
+            .lines()
+            .filter_map(|line| line.strip_prefix("# "))
+            .filter(|line| line.contains(" = "))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let config = from_toml_str(&format!("[sources.criminalip.weights]\n{uncommented}"))
+            .expect("documented weights parse");
+        let weights = config.sources.criminalip.expect("section").weights;
+        assert_eq!(weights, scry_sources::criminalip::map::Weights::default());
+        assert!(uncommented.lines().count() >= 28, "{uncommented}");
+
+        let config = from_toml_str("[sources.criminalip.weights]\ntor = 40\n").expect("parses");
+        let weights = config.sources.criminalip.expect("section").weights;
+        assert_eq!(
+            (weights.tor, weights.c2),
+            (40, 30),
+            "unset weights keep their defaults"
+        );
+        let err = from_toml_str("[sources.criminalip.weights]\ntorr = 40\n").expect_err("typo");
+        assert!(err.to_string().contains("torr"), "{err}");
     }
 }

@@ -1,9 +1,9 @@
 //! What Criminal IP answers mean for an analyst: reasons with points, labels, and the details
 //! shown under `sources.criminalip` (pure functions over decoded answers).
 //!
-//! The base of an indicator's points is the worse of its inbound and outbound levels (Critical 90,
-//! Dangerous 80, Moderate 50, Low 20, Safe 0) and the reason says which side it came from; other
-//! signals add to it. Labels name a property, never a value (`tor`, not `tor-exit-1.2.3.4`).
+//! The base of an indicator's points is the worse of its inbound and outbound levels (by default
+//! Critical 90, Dangerous 80, Moderate 50, Low 20, Safe 0) and the reason says which side it came
+//! from; other signals add to it, each by its configurable [`Weights`]. Labels name a property, never a value (`tor`, not `tor-exit-1.2.3.4`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,14 +15,93 @@ use crate::Finding;
 
 pub(crate) const SOURCE: &str = "criminalip";
 
-/// Points for a risk level.
-pub fn level_points(level: Level) -> i32 {
-    match level {
-        Level::Critical => 90,
-        Level::Dangerous => 80,
-        Level::Moderate => 50,
-        Level::Low => 20,
-        Level::Safe => 0,
+/// How many points each Criminal IP signal adds to the priority (`[sources.criminalip.weights]`).
+/// The defaults are documented in `scry config init`'s example; a level's points are the base of
+/// the priority, every other signal adds to it, and the sum is clamped to 0–100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Weights {
+    pub critical: i32,
+    pub dangerous: i32,
+    pub moderate: i32,
+    pub low: i32,
+    pub safe: i32,
+    pub tor: i32,
+    pub anonymous_vpn: i32,
+    pub vpn: i32,
+    pub proxy: i32,
+    pub darkweb: i32,
+    pub scanner: i32,
+    pub ids: i32,
+    pub c2: i32,
+    pub remote_access: i32,
+    pub malicious_category: i32,
+    pub malicious_info: i32,
+    /// An exposed CVE with CVSS ≥ 9.0.
+    pub cve_critical: i32,
+    /// … ≥ 7.0.
+    pub cve_high: i32,
+    /// … ≥ 4.0.
+    pub cve_medium: i32,
+    /// Phishing probability ≥ 80 %.
+    pub phishing_high: i32,
+    /// … ≥ 50 %.
+    pub phishing_medium: i32,
+    /// … ≥ 20 %.
+    pub phishing_low: i32,
+    pub credential_input: i32,
+    pub fake_domain: i32,
+    pub suspicious_file: i32,
+    pub phishing_record: i32,
+    pub dga: i32,
+    pub newborn_domain: i32,
+}
+
+impl Default for Weights {
+    fn default() -> Weights {
+        Weights {
+            critical: 90,
+            dangerous: 80,
+            moderate: 50,
+            low: 20,
+            safe: 0,
+            tor: 15,
+            anonymous_vpn: 10,
+            vpn: 5,
+            proxy: 5,
+            darkweb: 10,
+            scanner: 10,
+            ids: 10,
+            c2: 30,
+            remote_access: 5,
+            malicious_category: 15,
+            malicious_info: 10,
+            cve_critical: 20,
+            cve_high: 10,
+            cve_medium: 5,
+            phishing_high: 40,
+            phishing_medium: 25,
+            phishing_low: 10,
+            credential_input: 15,
+            fake_domain: 20,
+            suspicious_file: 15,
+            phishing_record: 10,
+            dga: 10,
+            newborn_domain: 5,
+        }
+    }
+}
+
+impl Weights {
+    /// Points for a risk level.
+    pub fn level(&self, level: Level) -> i32 {
+        match level {
+            Level::Critical => self.critical,
+            Level::Dangerous => self.dangerous,
+            Level::Moderate => self.moderate,
+            Level::Low => self.low,
+            Level::Safe => self.safe,
+        }
     }
 }
 
@@ -132,7 +211,12 @@ fn vulnerability_details(v: &Vulnerability) -> Value {
 }
 
 /// The finding for an IP report (and malicious-info, when it was asked for).
-pub fn ip_finding(ip: &str, report: &IpReport, malicious: Option<&MaliciousInfo>) -> Finding {
+pub fn ip_finding(
+    ip: &str,
+    report: &IpReport,
+    malicious: Option<&MaliciousInfo>,
+    weights: &Weights,
+) -> Finding {
     let mut reasons = Vec::new();
     let mut tags = BTreeSet::new();
     let score = report.score.clone().unwrap_or_default();
@@ -155,7 +239,7 @@ pub fn ip_finding(ip: &str, report: &IpReport, malicious: Option<&MaliciousInfo>
             reasons.push(reason(
                 &format!("{side}-score"),
                 format!("{} ({side}; {other_side} {other_text})", level.as_str()),
-                level_points(level),
+                weights.level(level),
             ));
         }
     }
@@ -163,23 +247,38 @@ pub fn ip_finding(ip: &str, report: &IpReport, malicious: Option<&MaliciousInfo>
     let issues = report.issues.clone().unwrap_or_default();
     let flag = |f: &super::wire::Lenient<bool>| f.0 == Some(true);
     let flags: Vec<(&str, bool, i32, &str)> = vec![
-        ("tor", flag(&issues.is_tor), 15, "Tor exit or relay"),
+        (
+            "tor",
+            flag(&issues.is_tor),
+            weights.tor,
+            "Tor exit or relay",
+        ),
         (
             "anonymous-vpn",
             flag(&issues.is_anonymous_vpn),
-            10,
+            weights.anonymous_vpn,
             "anonymous VPN",
         ),
-        ("vpn", flag(&issues.is_vpn), 5, "VPN"),
-        ("proxy", flag(&issues.is_proxy), 5, "proxy"),
+        ("vpn", flag(&issues.is_vpn), weights.vpn, "VPN"),
+        ("proxy", flag(&issues.is_proxy), weights.proxy, "proxy"),
         (
             "darkweb",
             flag(&issues.is_darkweb),
-            10,
+            weights.darkweb,
             "seen on the dark web",
         ),
-        ("scanner", flag(&issues.is_scanner), 10, "scanner"),
-        ("ids", flag(&issues.is_snort), 10, "IDS signatures fired"),
+        (
+            "scanner",
+            flag(&issues.is_scanner),
+            weights.scanner,
+            "scanner",
+        ),
+        (
+            "ids",
+            flag(&issues.is_snort),
+            weights.ids,
+            "IDS signatures fired",
+        ),
         ("hosting", flag(&issues.is_hosting), 0, "hosting"),
         ("cloud", flag(&issues.is_cloud), 0, "cloud"),
         ("mobile", flag(&issues.is_mobile), 0, "mobile network"),
@@ -214,7 +313,7 @@ pub fn ip_finding(ip: &str, report: &IpReport, malicious: Option<&MaliciousInfo>
         reasons.push(reason(
             "c2",
             c2_tags.iter().cloned().collect::<Vec<_>>().join(", "),
-            30,
+            weights.c2,
         ));
     }
     let remote_access = malicious.and_then(|m| m.can_remote_access) == Some(true);
@@ -225,7 +324,7 @@ pub fn ip_finding(ip: &str, report: &IpReport, malicious: Option<&MaliciousInfo>
         } else {
             remote.iter().cloned().collect::<Vec<_>>().join(", ")
         };
-        reasons.push(reason("remote-access", value, 5));
+        reasons.push(reason("remote-access", value, weights.remote_access));
     }
 
     let vulns = report.vulnerability.0.clone().unwrap_or_default().data;
@@ -235,11 +334,11 @@ pub fn ip_finding(ip: &str, report: &IpReport, malicious: Option<&MaliciousInfo>
         .max_by(|a, b| a.0.total_cmp(&b.0));
     if let Some((cvss, cve)) = &worst {
         let points = if *cvss >= 9.0 {
-            20
+            weights.cve_critical
         } else if *cvss >= 7.0 {
-            10
+            weights.cve_high
         } else if *cvss >= 4.0 {
-            5
+            weights.cve_medium
         } else {
             0
         };
@@ -280,7 +379,7 @@ pub fn ip_finding(ip: &str, report: &IpReport, malicious: Option<&MaliciousInfo>
                 .map(|c| c.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-            15,
+            weights.malicious_category,
         ));
     }
     for category in &categories {
@@ -302,7 +401,11 @@ pub fn ip_finding(ip: &str, report: &IpReport, malicious: Option<&MaliciousInfo>
     }
     if malicious.and_then(|m| m.is_malicious) == Some(true) {
         tags.insert("malicious".into());
-        reasons.push(reason("malicious-info", "flagged malicious", 10));
+        reasons.push(reason(
+            "malicious-info",
+            "flagged malicious",
+            weights.malicious_info,
+        ));
     }
 
     let whois = report.whois.0.clone().unwrap_or_default().data;
@@ -402,22 +505,22 @@ pub fn ip_finding(ip: &str, report: &IpReport, malicious: Option<&MaliciousInfo>
 }
 
 /// The finding for a domain or URL scan.
-pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport) -> Finding {
+pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport, weights: &Weights) -> Finding {
     let mut reasons = Vec::new();
     let mut tags = BTreeSet::new();
     let summary = report.summary.clone().unwrap_or_default();
     let main = report.main_domain_info.clone().unwrap_or_default();
     let level = main.domain_score.as_ref().and_then(|s| s.score);
     if let Some(level) = level {
-        reasons.push(reason("domain-score", level.as_str(), level_points(level)));
+        reasons.push(reason("domain-score", level.as_str(), weights.level(level)));
     }
     if let Some(probability) = summary.url_phishing_prob {
         let points = if probability >= 80.0 {
-            40
+            weights.phishing_high
         } else if probability >= 50.0 {
-            25
+            weights.phishing_medium
         } else if probability >= 20.0 {
-            10
+            weights.phishing_low
         } else {
             0
         };
@@ -436,23 +539,35 @@ pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport) -> Finding {
         .filter(|c| !matches!(c.to_ascii_lowercase().as_str(), "safe" | "none" | ""))
     {
         tags.insert("credential-harvesting".into());
-        reasons.push(reason("credential-input", cred, 15));
+        reasons.push(reason("credential-input", cred, weights.credential_input));
     }
     if summary.fake_domain == Some(true) {
         tags.insert("impersonation".into());
-        reasons.push(reason("fake-domain", "imitates another domain", 20));
+        reasons.push(reason(
+            "fake-domain",
+            "imitates another domain",
+            weights.fake_domain,
+        ));
     }
     if let Some(files) = summary.suspicious_file.filter(|n| *n > 0) {
         tags.insert("suspicious-file".into());
-        reasons.push(reason("suspicious-file", files.to_string(), 15));
+        reasons.push(reason(
+            "suspicious-file",
+            files.to_string(),
+            weights.suspicious_file,
+        ));
     }
     if let Some(records) = summary.phishing_record.filter(|n| *n > 0) {
         tags.insert("phishing".into());
-        reasons.push(reason("phishing-record", records.to_string(), 10));
+        reasons.push(reason(
+            "phishing-record",
+            records.to_string(),
+            weights.phishing_record,
+        ));
     }
     if let Some(dga) = summary.dga_score.filter(|d| *d >= 8.0) {
         tags.insert("dga".into());
-        reasons.push(reason("dga-score", format!("{dga:.1}"), 10));
+        reasons.push(reason("dga-score", format!("{dga:.1}"), weights.dga));
     }
     if let Some(born) = summary
         .newborn_domain
@@ -460,7 +575,7 @@ pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport) -> Finding {
         .filter(|d| !d.trim().is_empty())
     {
         tags.insert("newborn-domain".into());
-        reasons.push(reason("newborn-domain", born, 5));
+        reasons.push(reason("newborn-domain", born, weights.newborn_domain));
     }
 
     let ips = |list: &[super::wire::MappedIp]| -> Value {

@@ -72,6 +72,8 @@ pub struct CriminalIpSettings {
     pub quick_check: bool,
     pub scan_poll_interval: Duration,
     pub scan_timeout: Duration,
+    /// Points per signal.
+    pub weights: map::Weights,
 }
 
 impl CriminalIpSettings {
@@ -99,6 +101,7 @@ impl CriminalIpSettings {
             quick_check: false,
             scan_poll_interval: Duration::from_secs(3),
             scan_timeout: Duration::from_secs(180),
+            weights: map::Weights::default(),
         }
     }
 }
@@ -317,7 +320,7 @@ impl CriminalIp {
             .iter()
             .find(|(call, _)| call == "malicious-info")
             .and_then(|(_, body)| serde_json::from_value(body.clone()).ok());
-        let mut finding = map::ip_finding(ip, &decoded, malicious.as_ref());
+        let mut finding = map::ip_finding(ip, &decoded, malicious.as_ref(), &self.settings.weights);
         finding.from_cache = all_cached;
         finding.credits = credits;
         finding.raw = raw;
@@ -352,7 +355,11 @@ impl CriminalIp {
             let report: DomainReport =
                 serde_json::from_value(answer.get("report").cloned().unwrap_or(Value::Null))
                     .unwrap_or_default();
-            map::domain_finding(answer.get("scan_id").and_then(Value::as_u64), &report)
+            map::domain_finding(
+                answer.get("scan_id").and_then(Value::as_u64),
+                &report,
+                &self.settings.weights,
+            )
         };
         if self.settings.quick_check {
             let request = Request::get(

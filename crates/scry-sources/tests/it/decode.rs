@@ -2,7 +2,7 @@
 //! with integer scores, the 2022 and 2024 domain reports, and answers with null, missing and
 //! mistyped fields. Unknown fields do not matter to decoding and stay in the raw answer.
 
-use scry_sources::criminalip::map::{domain_finding, ip_finding};
+use scry_sources::criminalip::map::{Weights, domain_finding, ip_finding};
 use scry_sources::criminalip::wire::{DomainReport, IpReport, Level};
 use serde_json::Value;
 
@@ -16,7 +16,7 @@ fn fixture(name: &str) -> Value {
 
 fn ip(name: &str) -> (IpReport, scry_sources::Finding) {
     let report: IpReport = serde_json::from_value(fixture(name)).expect("decodes");
-    let finding = ip_finding("198.51.100.1", &report, None);
+    let finding = ip_finding("198.51.100.1", &report, None, &Weights::default());
     (report, finding)
 }
 
@@ -134,14 +134,18 @@ fn null_missing_and_mistyped_fields() {
     assert_eq!(finding.details["services"], serde_json::json!([]));
     assert_eq!(finding.details["asn"], Value::Null);
     let empty: IpReport = serde_json::from_str("{}").expect("an empty object decodes");
-    assert!(ip_finding("198.51.100.2", &empty, None).reasons.is_empty());
+    assert!(
+        ip_finding("198.51.100.2", &empty, None, &Weights::default())
+            .reasons
+            .is_empty()
+    );
 }
 
 #[test]
 fn domain_report_2022_shape() {
     let body = fixture("domain-report-2022.json");
     let report: DomainReport = serde_json::from_value(body["data"].clone()).expect("decodes");
-    let finding = domain_finding(Some(123), &report);
+    let finding = domain_finding(Some(123), &report, &Weights::default());
     let d = &finding.details;
     assert_eq!(d["phishing_probability"], 52.46);
     assert_eq!(
@@ -172,7 +176,7 @@ fn domain_report_2022_shape() {
 fn domain_report_2024_shape() {
     let body = fixture("domain-report-2024.json");
     let report: DomainReport = serde_json::from_value(body["data"].clone()).expect("decodes");
-    let finding = domain_finding(Some(14341560), &report);
+    let finding = domain_finding(Some(14341560), &report, &Weights::default());
     let d = &finding.details;
     assert_eq!(d["domain_score"], "Low", "lower-case levels are read");
     assert_eq!(d["mapped_ips"][0]["ip"], "142.250.76.142");
@@ -185,4 +189,24 @@ fn domain_report_2024_shape() {
     assert_eq!(d["created"], "1997-09-15");
     assert_eq!(signals(&finding), [("domain-score".to_owned(), 20)]);
     assert!(finding.tags.is_empty(), "{:?}", finding.tags);
+}
+
+/// Configured weights replace the default points, signal by signal.
+#[test]
+fn weights_set_the_points_of_each_signal() {
+    let report: IpReport =
+        serde_json::from_value(fixture("ip-report-current.json")).expect("decodes");
+    let weights = Weights {
+        critical: 60,
+        tor: 40,
+        ..Weights::default()
+    };
+    let finding = ip_finding("198.51.100.1", &report, None, &weights);
+    let points = signals(&finding);
+    assert!(
+        points.contains(&("outbound-score".to_owned(), 60)),
+        "{points:?}"
+    );
+    assert!(points.contains(&("tor".to_owned(), 40)), "{points:?}");
+    assert!(points.contains(&("scanner".to_owned(), 10)), "{points:?}");
 }

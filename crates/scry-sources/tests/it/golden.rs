@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use scry_core::Tlp;
 use scry_core::score::{Severity, priority};
 use scry_sources::Finding;
-use scry_sources::criminalip::map::{domain_finding, ip_finding};
+use scry_sources::criminalip::map::{Weights, domain_finding, ip_finding};
 use scry_sources::criminalip::wire::{DomainReport, IpReport, MaliciousInfo};
 use scry_stix::{BundleWriter, IndicatorState, MapOptions, indicator_objects};
 use serde_json::{Value, json};
@@ -99,7 +99,12 @@ fn ip_case(name: &'static str, file: &str, malicious: Option<MaliciousInfo>, tlp
     Case {
         name,
         kind: "ipv4-addr",
-        finding: Some(ip_finding(&ip, &report, malicious.as_ref())),
+        finding: Some(ip_finding(
+            &ip,
+            &report,
+            malicious.as_ref(),
+            &Weights::default(),
+        )),
         value: ip,
         tlp,
         status: "enriched",
@@ -117,7 +122,11 @@ fn domain_case(name: &'static str, file: &str, value: &str, kind: &'static str) 
         tlp: Tlp::Green,
         status: "enriched",
         skip_reason: None,
-        finding: Some(domain_finding(Some(14_341_560), &report)),
+        finding: Some(domain_finding(
+            Some(14_341_560),
+            &report,
+            &Weights::default(),
+        )),
     }
 }
 

@@ -166,5 +166,57 @@ pub fn facets(record: &Record) -> Vec<(String, String)> {
     }
     out.sort();
     out.dedup();
+    // Graph hygiene: one answer listing thousands of hostnames or CVEs does not fan out into
+    // thousands of index rows; the full lists stay in the stored answer.
+    let mut kept = 0;
+    let mut previous: Option<String> = None;
+    out.retain(|(facet, _)| {
+        if previous.as_deref() != Some(facet.as_str()) {
+            previous = Some(facet.clone());
+            kept = 0;
+        }
+        kept += 1;
+        kept <= MAX_VALUES_PER_FACET
+    });
     out
+}
+
+/// At most this many values of one facet per indicator (`asn`, `cve`, `hostname`, …).
+pub const MAX_VALUES_PER_FACET: usize = 100;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facets_are_read_from_sources_and_capped_per_kind() {
+        let hostnames: Vec<String> = (0..500).map(|i| format!("h{i:03}.example.net")).collect();
+        let record: Record = serde_json::from_value(serde_json::json!({
+            "input": "45.155.205.233", "indicator": "45.155.205.233", "type": "ipv4-addr",
+            "status": "enriched", "skip_reason": null, "error": null, "priority": 90,
+            "severity": "critical", "reasons": [], "tags": [], "stix_id": "ipv4-addr--x",
+            "tlp": null, "position": "-:1", "context": null,
+            "sources": {"criminalip": {"status": "ok", "data": {
+                "asn": 9009, "country": "ro", "hostnames": hostnames,
+                "vulnerabilities": [{"cve": "cve-2023-38408"}],
+                "services": [{"port": 22, "protocol": "SSH"}],
+            }}},
+        }))
+        .expect("record");
+        let facets = facets(&record);
+        let count = |kind: &str| facets.iter().filter(|(f, _)| f == kind).count();
+        assert_eq!(count("hostname"), MAX_VALUES_PER_FACET);
+        for (kind, value) in [
+            ("asn", "9009"),
+            ("country", "RO"),
+            ("cve", "CVE-2023-38408"),
+            ("service", "22/ssh"),
+            ("subnet", "45.155.205.0/24"),
+        ] {
+            assert!(
+                facets.contains(&(kind.to_owned(), value.to_owned())),
+                "{kind} {value} in {facets:?}"
+            );
+        }
+    }
 }

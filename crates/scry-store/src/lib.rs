@@ -20,7 +20,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use model::{
-    AnswerKey, Change, IndicatorRecord, SaveReport, ScorePoint, StoredIndicator, VendorAnswer,
+    AnswerKey, Change, IndicatorRecord, PivotCursor, SaveReport, ScorePoint, StoredIndicator,
+    VendorAnswer,
 };
 pub use sql::{SqlStore, redact};
 
@@ -95,14 +96,16 @@ pub trait Store: Send + Sync {
     /// Number of stored indicators.
     fn count_indicators(&self) -> StoreFuture<'_, u64>;
 
-    /// Other indicators that have `facet` = one of `values`, highest priority first, with the
-    /// value they share. An indexed lookup, never a scan.
+    /// Other indicators that have `facet` = one of `values`, highest priority first (then by id),
+    /// with the value they share; the page after `after` when given. An indexed lookup, never a
+    /// scan; for one value, each page is an index range however many indicators share it.
     fn sharing<'a>(
         &'a self,
         facet: &'a str,
         values: &'a [String],
         exclude_stix_id: &'a str,
         min_priority: u8,
+        after: Option<&'a PivotCursor>,
         limit: u32,
     ) -> StoreFuture<'a, Vec<(StoredIndicator, String)>>;
 

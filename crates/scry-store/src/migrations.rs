@@ -84,6 +84,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "what each re-enrichment changed",
         statements: &["ALTER TABLE score_history ADD COLUMN changes TEXT"],
     },
+    Migration {
+        version: 4,
+        name: "pivots page through hub values by priority",
+        statements: &[
+            "ALTER TABLE facets ADD COLUMN priority BIGINT NOT NULL DEFAULT 0",
+            "UPDATE facets SET priority = (SELECT i.priority FROM indicators i WHERE i.stix_id = facets.stix_id)",
+            "CREATE INDEX facets_by_value_priority ON facets (facet, value, priority DESC, stix_id)",
+            "DROP INDEX facets_by_value",
+        ],
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -119,3 +119,38 @@ pub struct VendorAnswer {
     pub expires_at: i64,
     pub body: Value,
 }
+
+/// Where a pivot page ended: the next page starts after this (priority, id), so paging through a
+/// value shared by a million indicators reads each page from the index, never from the start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PivotCursor {
+    pub priority: u8,
+    pub stix_id: String,
+}
+
+impl std::fmt::Display for PivotCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.priority, self.stix_id)
+    }
+}
+
+impl std::str::FromStr for PivotCursor {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<PivotCursor, String> {
+        let invalid = || {
+            format!(
+                "invalid cursor {text:?}: expected PRIORITY:STIX_ID as a previous page printed it"
+            )
+        };
+        let (priority, stix_id) = text.split_once(':').ok_or_else(invalid)?;
+        let priority = priority.parse::<u8>().map_err(|_| invalid())?;
+        if !stix_id.contains("--") || priority > 100 {
+            return Err(invalid());
+        }
+        Ok(PivotCursor {
+            priority,
+            stix_id: stix_id.to_owned(),
+        })
+    }
+}

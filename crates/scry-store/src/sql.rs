@@ -10,7 +10,8 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::migrations::{MIGRATIONS, Migration, latest_version};
 use crate::model::{
-    AnswerKey, Change, IndicatorRecord, SaveReport, ScorePoint, StoredIndicator, VendorAnswer,
+    AnswerKey, Change, IndicatorRecord, PivotCursor, SaveReport, ScorePoint, StoredIndicator,
+    VendorAnswer,
 };
 use crate::{Store, StoreError, StoreFuture};
 
@@ -102,8 +103,9 @@ impl SqlStore {
         Ok(())
     }
 
-    /// The pivot query: indicators sharing a facet value, through the `facets_by_value` index; an
-    /// indicator sharing several of the values is listed once.
+    /// The pivot query: indicators sharing a facet value, through the `facets_by_value_priority`
+    /// index, after a (priority, id) cursor. One value walks the index in order and stops at the
+    /// limit; several values are merged, and an indicator sharing several is listed once.
     fn sharing_sql(&self, values: usize) -> String {
         let columns = INDICATOR_COLUMNS
             .split(", ")
@@ -114,15 +116,24 @@ impl SqlStore {
             .map(|n| self.placeholder(n))
             .collect::<Vec<_>>()
             .join(", ");
-        format!(
-            "SELECT {columns}, MIN(f.value) AS shared FROM facets f JOIN indicators i ON i.stix_id = f.stix_id \
-             WHERE f.facet = {} AND f.value IN ({value_list}) AND f.stix_id <> {} AND i.priority >= {} \
-             GROUP BY i.id ORDER BY i.priority DESC, i.id LIMIT {}",
-            self.placeholder(1),
-            self.placeholder(values + 2),
-            self.placeholder(values + 3),
-            self.placeholder(values + 4)
-        )
+        let [exclude, min, cursor_priority, cursor_id, limit] =
+            [2, 3, 4, 5, 6].map(|n| self.placeholder(values + n));
+        let filter = format!(
+            "f.facet = {} AND f.value IN ({value_list}) AND f.stix_id <> {exclude} AND f.priority >= {min} \
+             AND (f.priority < {cursor_priority} OR (f.priority = {cursor_priority} AND f.stix_id > {cursor_id}))",
+            self.placeholder(1)
+        );
+        if values == 1 {
+            format!(
+                "SELECT {columns}, f.value AS shared FROM facets f JOIN indicators i ON i.stix_id = f.stix_id \
+                 WHERE {filter} ORDER BY f.priority DESC, f.stix_id LIMIT {limit}"
+            )
+        } else {
+            format!(
+                "SELECT {columns}, MIN(f.value) AS shared FROM facets f JOIN indicators i ON i.stix_id = f.stix_id \
+                 WHERE {filter} GROUP BY i.id ORDER BY i.priority DESC, i.stix_id LIMIT {limit}"
+            )
+        }
     }
 
     /// The database's plan for the pivot query (for checking that it uses the index).
@@ -144,6 +155,8 @@ impl SqlStore {
             .bind("9009")
             .bind("x")
             .bind(0_i64)
+            .bind(101_i64)
+            .bind("")
             .bind(10_i64)
             .fetch_all(&mut *connection)
             .await?;
@@ -383,23 +396,25 @@ impl SqlStore {
                 }
                 query.execute(&mut *tx).await?;
             }
-            let rows: Vec<(&str, &str, &str)> = ids
+            // Each facet row carries its indicator's priority, so pivots page by the index alone;
+            // a changed indicator's facets are rewritten, which keeps the copy current.
+            let rows: Vec<(&str, &str, &str, i64)> = ids
                 .iter()
                 .zip(&rewritten)
                 .flat_map(|(id, c)| {
                     c.facets
                         .iter()
-                        .map(move |(f, v)| (*id, f.as_str(), v.as_str()))
+                        .map(move |(f, v)| (*id, f.as_str(), v.as_str(), c.priority))
                 })
                 .collect();
             for part in rows.chunks(ROWS_PER_STATEMENT * 2) {
                 let insert = format!(
-                    "INSERT INTO facets (stix_id, facet, value) VALUES {} ON CONFLICT DO NOTHING",
-                    self.value_rows(part.len(), 3)
+                    "INSERT INTO facets (stix_id, facet, value, priority) VALUES {} ON CONFLICT DO NOTHING",
+                    self.value_rows(part.len(), 4)
                 );
                 let mut query = sqlx::query(AssertSqlSafe(insert.as_str()));
-                for (id, facet, value) in part {
-                    query = query.bind(*id).bind(*facet).bind(*value);
+                for (id, facet, value, priority) in part {
+                    query = query.bind(*id).bind(*facet).bind(*value).bind(*priority);
                 }
                 query.execute(&mut *tx).await?;
             }
@@ -740,6 +755,7 @@ impl Store for SqlStore {
         values: &'a [String],
         exclude_stix_id: &'a str,
         min_priority: u8,
+        after: Option<&'a PivotCursor>,
         limit: u32,
     ) -> StoreFuture<'a, Vec<(StoredIndicator, String)>> {
         Box::pin(async move {
@@ -754,6 +770,8 @@ impl Store for SqlStore {
             let rows = query
                 .bind(exclude_stix_id)
                 .bind(i64::from(min_priority))
+                .bind(after.map_or(101, |c| i64::from(c.priority)))
+                .bind(after.map_or("", |c| c.stix_id.as_str()))
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;

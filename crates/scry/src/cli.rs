@@ -204,9 +204,13 @@ pub(crate) struct PivotArgs {
     #[arg(long, default_value_t = 0)]
     pub(crate) min_priority: u8,
 
-    /// At most this many
+    /// At most this many (one page)
     #[arg(long, default_value_t = 100)]
     pub(crate) limit: u32,
+
+    /// The page after this cursor, as the previous page printed it
+    #[arg(long, value_name = "CURSOR", value_parser = scry_store::PivotCursor::from_str)]
+    pub(crate) after: Option<scry_store::PivotCursor>,
 
     /// Output format
     #[arg(long, short = 'f', value_enum, default_value_t = ShowFormat::Text)]

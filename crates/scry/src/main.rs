@@ -563,6 +563,7 @@ fn pivot(
                 &values,
                 &stored.record.stix_id,
                 args.min_priority,
+                args.after.as_ref(),
                 args.limit,
             )
             .await?;
@@ -570,6 +571,18 @@ fn pivot(
     })?;
     let Some((values, rows)) = result else {
         return Ok(not_stored(&observable, &url));
+    };
+    // A full page may have a next one: say how to get it.
+    let next_page = || {
+        if rows.len() == args.limit as usize
+            && let Some((last, _)) = rows.last()
+        {
+            let cursor = scry_store::PivotCursor {
+                priority: last.record.priority,
+                stix_id: last.record.stix_id.clone(),
+            };
+            eprintln!("more may follow: add --after {cursor}");
+        }
     };
     if values.is_empty() {
         eprintln!(
@@ -584,6 +597,7 @@ fn pivot(
             .map(|(s, shared)| serde_json::json!({"indicator": s.record.value, "type": s.record.kind, "priority": s.record.priority, "severity": s.record.severity, "shared": {"facet": matched, "value": shared}, "stix_id": s.record.stix_id}))
             .collect();
         out!("{}", serde_json::to_string_pretty(&json)?);
+        next_page();
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("{} {from}: {}", observable.value(), values.join(", "));
@@ -606,6 +620,7 @@ fn pivot(
             String::new()
         }
     );
+    next_page();
     Ok(ExitCode::SUCCESS)
 }
 

@@ -113,4 +113,5 @@ both_backends!(
     pivots_find_what_is_shared_through_the_index,
     exports_page_through_everything_once,
     re_enrichment_records_what_changed,
+    pivots_page_through_a_hub,
 );

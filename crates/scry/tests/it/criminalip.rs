@@ -535,6 +535,38 @@ fn pivot_answers_shared_infrastructure_questions() {
     assert!(!expected.is_empty());
     assert_eq!(pivot(&[x_ip, "--by", "cve"]), expected);
 
+    // The same ASN question page by page (3 at a time) gives the same indicators, each once.
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..200 {
+        let mut command = scry(home.path());
+        command.args([
+            "pivot", x_ip, "--by", "asn", "--format", "json", "--limit", "3",
+        ]);
+        if let Some(cursor) = &after {
+            command.args(["--after", cursor]);
+        }
+        let output = run(command, b"");
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        let page: Vec<Value> = serde_json::from_slice(&output.stdout).expect("json");
+        paged.extend(
+            page.iter()
+                .map(|r| r["indicator"].as_str().expect("ip").to_owned()),
+        );
+        after = text(&output.stderr)
+            .lines()
+            .find_map(|l| l.strip_prefix("more may follow: add --after "))
+            .map(str::to_owned);
+        if after.is_none() {
+            break;
+        }
+    }
+    let mut unique = paged.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), paged.len(), "no indicator on two pages");
+    assert_eq!(unique, pivot(&[x_ip, "--by", "asn"]));
+
     // Its /24, from the indicator itself.
     let subnet_mates: Vec<String> = pivot(&[x_ip, "--by", "subnet"]);
     let prefix: String = x_ip

@@ -1006,3 +1006,90 @@ fn description(state: &IndicatorState<'_>, reasons: &[&Value]) -> String {
     text.push('.');
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_relationships_the_spec_lists_for_the_pair() {
+        assert_eq!(
+            relationship_type("ipv4-addr", "belongs-to", "autonomous-system"),
+            "belongs-to"
+        );
+        assert_eq!(
+            relationship_type("domain-name", "resolves-to", "ipv6-addr"),
+            "resolves-to"
+        );
+        assert_eq!(
+            relationship_type("infrastructure", "has", "vulnerability"),
+            "has"
+        );
+        assert_eq!(
+            relationship_type("infrastructure", "located-at", "location"),
+            "located-at"
+        );
+        // Not listed for these pairs in STIX 2.1: the common `related-to` instead.
+        assert_eq!(
+            relationship_type("ipv4-addr", "located-at", "location"),
+            "related-to"
+        );
+        assert_eq!(
+            relationship_type("indicator", "based-on", "ipv4-addr"),
+            "related-to"
+        );
+        assert_eq!(
+            relationship_type("url", "resolves-to", "domain-name"),
+            "related-to"
+        );
+    }
+
+    #[test]
+    fn derived_ids_are_stable_version_4_and_distinct() {
+        let a = derived_id("indicator", "ipv4-addr--1");
+        assert_eq!(a, derived_id("indicator", "ipv4-addr--1"));
+        assert_ne!(a, derived_id("indicator", "ipv4-addr--2"));
+        assert_ne!(
+            derived_id("location", "x").split("--").nth(1),
+            derived_id("vulnerability", "x").split("--").nth(1),
+            "the type is part of the hash"
+        );
+        let uuid = Uuid::parse_str(a.trim_start_matches("indicator--")).expect("uuid");
+        assert_eq!(uuid.get_version_num(), 4);
+    }
+
+    #[test]
+    fn patterns_quote_and_cover_every_kind() {
+        let pattern_of = |text: &str| pattern(&Observable::parse(text).expect("parses"));
+        assert_eq!(
+            pattern_of("1.2.3.4").as_deref(),
+            Some("[ipv4-addr:value = '1.2.3.4']")
+        );
+        assert_eq!(
+            pattern_of("10.0.0.0/8").as_deref(),
+            Some("[ipv4-addr:value ISSUBSET '10.0.0.0/8']")
+        );
+        assert_eq!(
+            pattern_of("AS9009").as_deref(),
+            Some("[autonomous-system:number = 9009]")
+        );
+        assert_eq!(
+            pattern_of("http://evil.example.com/a'b").as_deref(),
+            Some("[url:value = 'http://evil.example.com/a\\'b']")
+        );
+        assert_eq!(pattern_of("CVE-2024-6387"), None);
+        for text in [
+            "1.2.3.4",
+            "evil.example.com",
+            "http://evil.example.com/a'b",
+            "AS9009",
+        ] {
+            let p = pattern_of(text).expect("pattern");
+            assert!(
+                !crate::pattern::comparisons(&p)
+                    .expect("scry reads its own patterns")
+                    .is_empty()
+            );
+        }
+    }
+}

@@ -109,6 +109,16 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> StoreFuture<'a, Vec<(StoredIndicator, String)>>;
 
+    /// How many other indicators have `facet` = `value`, counting at most `cap` (an index range
+    /// read of at most `cap` entries, so a hub value costs no more than a small one).
+    fn count_sharing<'a>(
+        &'a self,
+        facet: &'a str,
+        value: &'a str,
+        exclude_stix_id: &'a str,
+        cap: u32,
+    ) -> StoreFuture<'a, u64>;
+
     /// Keeps raw vendor answers (history; also what the answer cache reloads from).
     fn save_answers<'a>(&'a self, answers: &'a [VendorAnswer]) -> StoreFuture<'a, ()>;
 

@@ -749,6 +749,30 @@ impl Store for SqlStore {
         })
     }
 
+    fn count_sharing<'a>(
+        &'a self,
+        facet: &'a str,
+        value: &'a str,
+        exclude_stix_id: &'a str,
+        cap: u32,
+    ) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let [f, v, x, limit] = [1, 2, 3, 4].map(|n| self.placeholder(n));
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM (SELECT 1 FROM facets WHERE facet = {f} AND value = {v} AND stix_id <> {x} LIMIT {limit}) capped"
+            );
+            let n: i64 = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(facet)
+                .bind(value)
+                .bind(exclude_stix_id)
+                .bind(i64::from(cap))
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?;
+            Ok(n as u64)
+        })
+    }
+
     fn sharing<'a>(
         &'a self,
         facet: &'a str,

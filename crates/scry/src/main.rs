@@ -433,16 +433,19 @@ fn show(
     let observable = indicator_argument(&args.indicator)?;
     let url = loaded.store_url(store_url);
     let runtime = runtime()?;
-    let (stored, history) = runtime.block_on(async {
+    let (stored, history, neighbours) = runtime.block_on(async {
         let store = open_store(&url).await?;
         let stored = store
             .indicator(observable.stix_type(), &observable.value())
             .await?;
-        let history = match &stored {
-            Some(s) => store.score_history(&s.record.stix_id).await?,
-            None => Vec::new(),
+        let (history, neighbours) = match &stored {
+            Some(s) => (
+                store.score_history(&s.record.stix_id).await?,
+                neighbours(store.as_ref(), s).await?,
+            ),
+            None => (Vec::new(), Vec::new()),
         };
-        Ok::<_, anyhow::Error>((stored, history))
+        Ok::<_, anyhow::Error>((stored, history, neighbours))
     })?;
     let Some(stored) = stored else {
         return Ok(not_stored(&observable, &url));
@@ -450,6 +453,10 @@ fn show(
     let r = &stored.record;
     if args.format == ShowFormat::Json {
         let mut json = stored_json(&stored);
+        json["neighbours"] = neighbours
+            .iter()
+            .map(|n| serde_json::json!({"facet": n.facet, "value": n.value, "others": n.others.min(u64::from(NEIGHBOUR_COUNT_CAP)), "more": n.others > u64::from(NEIGHBOUR_COUNT_CAP)}))
+            .collect();
         json["history"] = history
             .iter()
             .map(|p| {
@@ -510,6 +517,19 @@ fn show(
                 "source {name}: {}{link}",
                 source.get("status").and_then(|s| s.as_str()).unwrap_or("?")
             );
+        }
+    }
+    if !neighbours.is_empty() {
+        out!("neighbours (shared with other stored indicators; `scry pivot` lists them)");
+        for n in &neighbours {
+            let others = match n.others {
+                0 => String::new(),
+                c if c > u64::from(NEIGHBOUR_COUNT_CAP) => {
+                    format!("  ({NEIGHBOUR_COUNT_CAP}+ others)")
+                }
+                c => format!("  ({c} other{})", if c == 1 { "" } else { "s" }),
+            };
+            out!("  {:<12} {}{others}", n.facet, n.value);
         }
     }
     if !history.is_empty() {
@@ -760,6 +780,73 @@ fn export(
         scry_store::redact(&url)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Count other indicators sharing a neighbour up to this many ("1000+ others").
+const NEIGHBOUR_COUNT_CAP: u32 = 1_000;
+/// Values of one facet `scry show` lists (the rest are counted in a last line).
+const NEIGHBOURS_PER_FACET: usize = 10;
+
+/// What an indicator is linked to, and how many other stored indicators share each link.
+struct Neighbour {
+    facet: String,
+    value: String,
+    /// Up to `NEIGHBOUR_COUNT_CAP + 1`.
+    others: u64,
+}
+
+async fn neighbours(
+    store: &dyn scry_store::Store,
+    stored: &scry_store::StoredIndicator,
+) -> anyhow::Result<Vec<Neighbour>> {
+    let r = &stored.record;
+    let mut links: Vec<(String, String)> = Vec::new();
+    let mut per_facet: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (facet, value) in &r.facets {
+        let shown = per_facet.entry(facet.as_str()).or_default();
+        *shown += 1;
+        if *shown <= NEIGHBOURS_PER_FACET {
+            links.push((facet.clone(), value.clone()));
+        }
+    }
+    let mut out = Vec::new();
+    for (facet, value) in links {
+        let others = store
+            .count_sharing(&facet, &value, &r.stix_id, NEIGHBOUR_COUNT_CAP + 1)
+            .await?;
+        out.push(Neighbour {
+            facet,
+            value,
+            others,
+        });
+    }
+    for (facet, shown) in per_facet {
+        if shown > NEIGHBOURS_PER_FACET {
+            out.push(Neighbour {
+                facet: facet.to_owned(),
+                value: format!("… and {} more", shown - NEIGHBOURS_PER_FACET),
+                others: 0,
+            });
+        }
+    }
+    // Domains that resolve to this address point at it from their side.
+    if r.kind.starts_with("ipv") {
+        let domains = store
+            .count_sharing("resolves-to", &r.value, &r.stix_id, NEIGHBOUR_COUNT_CAP + 1)
+            .await?;
+        if domains > 0 {
+            out.push(Neighbour {
+                facet: "resolved-by".into(),
+                value: if domains > u64::from(NEIGHBOUR_COUNT_CAP) {
+                    format!("{NEIGHBOUR_COUNT_CAP}+ stored domains resolve to it (--by domain)")
+                } else {
+                    format!("{domains} stored domain(s) resolve to it (--by domain)")
+                },
+                others: 0,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// One line on what an enrichment changed: "first seen", or "+35; new tags c2; new CVEs …".

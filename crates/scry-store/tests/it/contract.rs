@@ -524,6 +524,17 @@ pub(crate) async fn pivots_page_through_a_hub(t: &TestStore) {
         .collect();
     want.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     assert_eq!(seen, want, "all 250, each once, by priority then id");
+    let others = |cap| t.store.count_sharing("country", "RO", &hub[0].stix_id, cap);
+    assert_eq!(
+        others(1000).await.expect("count"),
+        249,
+        "the others, itself excluded"
+    );
+    assert_eq!(
+        others(100).await.expect("count"),
+        100,
+        "counting stops at the cap"
+    );
     let cursor: scry_store::PivotCursor = "80:ipv4-addr--x".parse().expect("cursor");
     assert_eq!(cursor.to_string(), "80:ipv4-addr--x");
     assert!("eighty:x".parse::<scry_store::PivotCursor>().is_err());

@@ -519,6 +519,25 @@ fn pivot_answers_shared_infrastructure_questions() {
         expected
     );
 
+    // `scry show` lists the neighbours with how many others share each.
+    let mut command = scry(home.path());
+    command.args(["show", x_ip, "--format", "json"]);
+    let output = run(command, b"");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let shown: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let same_asn = records
+        .iter()
+        .filter(|r| r["indicator"] != x["indicator"] && asn(r) == asn(x))
+        .count();
+    let asn_text = asn(x).expect("asn").to_string();
+    let neighbour = shown["neighbours"]
+        .as_array()
+        .expect("neighbours")
+        .iter()
+        .find(|n| n["facet"] == "asn" && n["value"] == asn_text.as_str())
+        .unwrap_or_else(|| panic!("asn neighbour in {shown}"));
+    assert_eq!(neighbour["others"], same_asn);
+
     // An X exposing CVEs: everything exposing any of them.
     let x = records
         .iter()

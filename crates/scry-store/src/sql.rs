@@ -176,6 +176,28 @@ impl SqlStore {
         Ok(plan.join("\n"))
     }
 
+    /// Starts a transaction that reads and then writes, serialized with every other such
+    /// transaction on the store (other tasks, other processes, other workers), so that a save's
+    /// "is it stored already?" answer still holds when it writes.
+    ///
+    /// SQLite's default deferred transaction fails with "database is locked"
+    /// (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out) if another connection wrote between
+    /// its read and its write; `BEGIN IMMEDIATE` takes the write lock up front, waiting under the
+    /// busy timeout. PostgreSQL would let two saves both find an indicator missing and both insert
+    /// it (a unique violation); a transaction-scoped advisory lock makes the second wait instead.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(7365637279)")
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
+    }
+
     /// The `n`th (1-based) placeholder.
     fn placeholder(&self, n: usize) -> String {
         match self.backend {
@@ -206,7 +228,7 @@ impl SqlStore {
             .await?;
         let mut applied = Vec::new();
         for migration in MIGRATIONS {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             if self.backend == Backend::Postgres {
                 // Two workers starting at once: the second waits, then sees the migration done.
                 sqlx::query("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
@@ -273,7 +295,7 @@ impl SqlStore {
     async fn save(&self, batch: &[IndicatorRecord]) -> Result<SaveReport, StoreError> {
         let mut report = SaveReport::default();
         for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             let select = format!(
                 "SELECT stix_id, priority, severity, enrichment_status, skip_reason, tlp, tags, reasons, sources FROM indicators WHERE stix_id IN ({})",
                 (1..=chunk.len())

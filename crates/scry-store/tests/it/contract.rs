@@ -539,3 +539,47 @@ pub(crate) async fn pivots_page_through_a_hub(t: &TestStore) {
     assert_eq!(cursor.to_string(), "80:ipv4-addr--x");
     assert!("eighty:x".parse::<scry_store::PivotCursor>().is_err());
 }
+
+/// Saves from several tasks at once (the enrichment's batches while the sources archive answers,
+/// or several workers) all succeed: none fails with "database is locked".
+pub(crate) async fn concurrent_saves_all_succeed(t: &TestStore) {
+    let mut tasks = Vec::new();
+    for worker in 0..6_u32 {
+        let store = t.store.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..15_u32 {
+                // Overlapping values across workers, so saves compare with rows others wrote.
+                let batch: Vec<IndicatorRecord> = (0..40_u32)
+                    .map(|i| {
+                        record(
+                            &format!("10.9.{}.{}", round % 3, i),
+                            ((worker + round + i) % 101) as u8,
+                            &[],
+                        )
+                    })
+                    .collect();
+                store.save_indicators(&batch).await?;
+                let answer = VendorAnswer {
+                    key: AnswerKey {
+                        source: "criminalip".into(),
+                        key_fingerprint: "625faa3fbbc3".into(),
+                        call: "ip-report".into(),
+                        indicator: format!("10.9.{worker}.{round}"),
+                        parameters: String::new(),
+                    },
+                    fetched_at: i64::from(round),
+                    expires_at: i64::from(round) + 1_000,
+                    body: json!({"round": round}),
+                };
+                store.save_answers(&[answer]).await?;
+            }
+            Ok::<_, scry_store::StoreError>(())
+        }));
+    }
+    for task in tasks {
+        task.await
+            .expect("task ran")
+            .expect("every concurrent save succeeds");
+    }
+    assert_eq!(t.store.count_indicators().await.expect("count"), 120);
+}

@@ -114,4 +114,5 @@ both_backends!(
     exports_page_through_everything_once,
     re_enrichment_records_what_changed,
     pivots_page_through_a_hub,
+    concurrent_saves_all_succeed,
 );

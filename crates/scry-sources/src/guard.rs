@@ -342,11 +342,12 @@ fn roll_over(state: &mut BudgetState, today: Day) {
     }
 }
 
-/// A cached answer and how long it stays fresh.
+/// A cached answer, how long it stays fresh, and what it weighs against the cache's capacity.
 #[derive(Debug)]
 pub struct Cached<T> {
     pub value: Arc<T>,
     pub ttl: Duration,
+    pub weight: u32,
 }
 
 impl<T> Clone for Cached<T> {
@@ -354,6 +355,7 @@ impl<T> Clone for Cached<T> {
         Cached {
             value: Arc::clone(&self.value),
             ttl: self.ttl,
+            weight: self.weight,
         }
     }
 }
@@ -371,19 +373,25 @@ impl<T> moka::Expiry<String, Cached<T>> for PerEntryTtl {
     }
 }
 
-/// Answers by (key fingerprint, call, indicator, parameters), each with its own TTL.
+/// Answers by (key fingerprint, call, indicator, parameters), each with its own TTL, bounded by
+/// total weight (for answers: their size), so a long run's memory stays bounded; what it evicts is
+/// still in the store's answer archive and is reloaded from there, not bought again.
 #[derive(Clone)]
 pub struct AnswerCache<T: Send + Sync + 'static> {
     inner: moka::future::Cache<String, Cached<T>>,
+    weigh: fn(&T) -> u32,
 }
 
 impl<T: Send + Sync + 'static> AnswerCache<T> {
-    pub fn new(max_entries: u64) -> AnswerCache<T> {
+    /// A cache holding at most `capacity` in total of what `weigh` says each answer weighs.
+    pub fn new(capacity: u64, weigh: fn(&T) -> u32) -> AnswerCache<T> {
         AnswerCache {
             inner: moka::future::Cache::builder()
-                .max_capacity(max_entries)
+                .max_capacity(capacity)
+                .weigher(|_key: &String, cached: &Cached<T>| cached.weight)
                 .expire_after(PerEntryTtl)
                 .build(),
+            weigh,
         }
     }
 
@@ -397,7 +405,8 @@ impl<T: Send + Sync + 'static> AnswerCache<T> {
     }
 
     pub async fn insert(&self, key: String, value: Arc<T>, ttl: Duration) {
-        self.inner.insert(key, Cached { value, ttl }).await;
+        let weight = (self.weigh)(&value);
+        self.inner.insert(key, Cached { value, ttl, weight }).await;
     }
 
     /// Returns the cached answer, or runs `fetch` once for all concurrent callers of the same key
@@ -417,6 +426,7 @@ impl<T: Send + Sync + 'static> AnswerCache<T> {
             .try_get_with(key, async {
                 fetched.store(true, Ordering::Relaxed);
                 fetch.await.map(|(value, ttl)| Cached {
+                    weight: (self.weigh)(&value),
                     value: Arc::new(value),
                     ttl,
                 })
@@ -574,7 +584,7 @@ mod tests {
 
     #[tokio::test]
     async fn identical_calls_in_flight_are_fetched_once() {
-        let cache: AnswerCache<u32> = AnswerCache::new(100);
+        let cache: AnswerCache<u32> = AnswerCache::new(100, |_| 1);
         let fetches = Arc::new(AtomicU64::new(0));
         let mut handles = Vec::new();
         for _ in 0..8 {

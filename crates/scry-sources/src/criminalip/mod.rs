@@ -76,6 +76,17 @@ pub struct CriminalIpSettings {
     pub weights: map::Weights,
 }
 
+/// How much answer JSON the in-process cache keeps (as text; decoded it takes a few times more).
+/// Older answers are reloaded from the store's archive when asked again.
+const ANSWER_CACHE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// An answer's weight in the cache: the length of its JSON text.
+fn answer_size(answer: &Value) -> u32 {
+    serde_json::to_vec(answer).map_or(u32::MAX, |bytes| {
+        u32::try_from(bytes.len()).unwrap_or(u32::MAX)
+    })
+}
+
 impl CriminalIpSettings {
     /// The defaults for a key, as a non-Enterprise account needs them.
     pub fn new(api_key: Secret) -> CriminalIpSettings {
@@ -158,7 +169,7 @@ impl CriminalIp {
         Ok(CriminalIp {
             settings,
             client,
-            cache: AnswerCache::new(1_000_000),
+            cache: AnswerCache::new(ANSWER_CACHE_BYTES, answer_size),
             budget,
             metrics,
             scan_lock: tokio::sync::Mutex::new(()),

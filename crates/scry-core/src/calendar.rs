@@ -19,6 +19,30 @@ pub fn civil_from_days(days: i64) -> Date {
     (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
+/// A Unix-milliseconds time split into its UTC calendar parts, for formatting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UtcTime {
+    pub date: Date,
+    pub hour: i64,
+    pub minute: i64,
+    pub second: i64,
+    pub millis: i64,
+}
+
+impl UtcTime {
+    pub fn from_ms(ms: i64) -> UtcTime {
+        let in_day = ms.rem_euclid(86_400_000);
+        let secs = in_day / 1000;
+        UtcTime {
+            date: civil_from_days(ms.div_euclid(86_400_000)),
+            hour: secs / 3600,
+            minute: (secs / 60) % 60,
+            second: secs % 60,
+            millis: in_day % 1000,
+        }
+    }
+}
+
 /// Days from 1970-01-01 to `date`.
 pub fn days_from_civil((year, month, day): Date) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
@@ -92,5 +116,10 @@ mod tests {
         assert_eq!(ms_from_timestamp("1970-01-02"), Some(86_400_000));
         assert_eq!(ms_from_timestamp("1970-01-01 25:00:00"), None);
         assert_eq!(ms_from_timestamp("N/A"), None);
+        let t = UtcTime::from_ms(-1);
+        assert_eq!(
+            (t.date, t.hour, t.minute, t.second, t.millis),
+            ((1969, 12, 31), 23, 59, 59, 999)
+        );
     }
 }

@@ -4,7 +4,8 @@
 //! [`facets`] reads them off a result record (pure): the indicator's own /24 (IPv4) or /48 (IPv6),
 //! and from the sources' details its ASN, country, CVEs, exposed services, certificate subjects,
 //! reverse-DNS hostnames, registrable domain and the IPs a domain resolves to. The store indexes
-//! them; [`Pivot`] says which facet a `--by` question matches on.
+//! them; [`Pivot`] says which facet a `--by` question matches on, and [`neighbours`] what an
+//! indicator shares and with how many.
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -183,6 +184,76 @@ pub fn facets(record: &Record) -> Vec<(String, String)> {
 
 /// At most this many values of one facet per indicator (`asn`, `cve`, `hostname`, …).
 pub const MAX_VALUES_PER_FACET: usize = 100;
+
+/// Count other indicators sharing a neighbour up to this many ("1000+ others").
+pub const NEIGHBOUR_COUNT_CAP: u64 = 1_000;
+/// Values of one facet are listed (the rest are counted in a last line).
+pub const NEIGHBOURS_PER_FACET: usize = 10;
+
+/// What an indicator is linked to, and how many other stored indicators share each link.
+pub struct Neighbour {
+    pub facet: String,
+    pub value: String,
+    /// Up to `NEIGHBOUR_COUNT_CAP + 1`.
+    pub others: u64,
+}
+
+/// The neighbours `scry show` and the API list: each facet value (at most
+/// [`NEIGHBOURS_PER_FACET`] of a kind, the rest counted), with how many others share it, and for
+/// an address the stored domains resolving to it. Every count is an index range of bounded size.
+pub async fn neighbours(
+    store: &dyn scry_store::Store,
+    stored: &scry_store::StoredIndicator,
+) -> Result<Vec<Neighbour>, scry_store::StoreError> {
+    let r = &stored.record;
+    let mut links: Vec<(String, String)> = Vec::new();
+    let mut per_facet: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (facet, value) in &r.facets {
+        let shown = per_facet.entry(facet.as_str()).or_default();
+        *shown += 1;
+        if *shown <= NEIGHBOURS_PER_FACET {
+            links.push((facet.clone(), value.clone()));
+        }
+    }
+    let mut out = Vec::new();
+    for (facet, value) in links {
+        let others = store
+            .count_sharing(&facet, &value, &r.stix_id, NEIGHBOUR_COUNT_CAP + 1)
+            .await?;
+        out.push(Neighbour {
+            facet,
+            value,
+            others,
+        });
+    }
+    for (facet, shown) in per_facet {
+        if shown > NEIGHBOURS_PER_FACET {
+            out.push(Neighbour {
+                facet: facet.to_owned(),
+                value: format!("… and {} more", shown - NEIGHBOURS_PER_FACET),
+                others: 0,
+            });
+        }
+    }
+    // Domains that resolve to this address point at it from their side.
+    if r.kind.starts_with("ipv") {
+        let domains = store
+            .count_sharing("resolves-to", &r.value, &r.stix_id, NEIGHBOUR_COUNT_CAP + 1)
+            .await?;
+        if domains > 0 {
+            out.push(Neighbour {
+                facet: "resolved-by".into(),
+                value: if domains > NEIGHBOUR_COUNT_CAP {
+                    format!("{NEIGHBOUR_COUNT_CAP}+ stored domains resolve to it (--by domain)")
+                } else {
+                    format!("{domains} stored domain(s) resolve to it (--by domain)")
+                },
+                others: 0,
+            });
+        }
+    }
+    Ok(out)
+}
 
 #[cfg(test)]
 mod tests {

@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::id::observable_id;
+use crate::pattern::observable_pattern;
 use crate::timestamp::{parse_text_time, stix_time};
 
 /// Namespace of the hashes behind scry's deterministic SDO and SRO ids.
@@ -227,7 +228,7 @@ pub fn indicator_objects(
     let mut graph = Graph::new(state);
     graph.meta();
     let observed = graph.observable(&observable);
-    let Some(pattern) = pattern(&observable) else {
+    let Some(pattern) = observable_pattern(&observable) else {
         return Ok(graph.finish());
     };
     let indicator = graph.indicator(state, &observable, pattern, options);
@@ -393,13 +394,8 @@ impl Graph {
         let id = observable_id(observable);
         let mut object = match observable {
             Observable::Cve(name) => {
-                let mut v = self.sdo("vulnerability", id, Author::Scry);
-                v.insert("name".into(), name.clone().into());
-                v.insert(
-                    "external_references".into(),
-                    json!([{ "source_name": "cve", "external_id": name }]),
-                );
-                return self.push(true, v);
+                let vulnerability = self.vulnerability(name, Author::Scry);
+                return self.push(true, vulnerability);
             }
             _ => self.base(observable.stix_type(), id),
         };
@@ -591,6 +587,18 @@ impl Graph {
         }
     }
 
+    /// A `vulnerability` SDO for a CVE id, named and referenced by it.
+    fn vulnerability(&self, cve: &str, author: Author) -> Map<String, Value> {
+        let id = observable_id(&Observable::Cve(cve.to_owned()));
+        let mut object = self.sdo("vulnerability", id, author);
+        object.insert("name".into(), cve.into());
+        object.insert(
+            "external_references".into(),
+            json!([{ "source_name": "cve", "external_id": cve }]),
+        );
+        object
+    }
+
     fn ip_context(&mut self, ip: &str, infrastructure: &str, data: &Value, options: &MapOptions) {
         if let Some(asn) = data.get("asn").and_then(Value::as_u64) {
             let system = self.autonomous_system(asn, data.get("as_name").and_then(Value::as_str));
@@ -650,13 +658,7 @@ impl Graph {
             let Ok(cve_observable @ Observable::Cve(_)) = Observable::parse(cve) else {
                 continue;
             };
-            let id = observable_id(&cve_observable);
-            let mut object = self.sdo("vulnerability", id, Author::CriminalIp);
-            object.insert("name".into(), cve_observable.value().into());
-            object.insert(
-                "external_references".into(),
-                json!([{ "source_name": "cve", "external_id": cve_observable.value() }]),
-            );
+            let mut object = self.vulnerability(&cve_observable.value(), Author::CriminalIp);
             for (property, key) in [("x_scry_cvss_v3", "cvss_v3"), ("x_scry_cvss_v2", "cvss_v2")] {
                 if let Some(score) = vulnerability.get(key).filter(|s| s.is_number()) {
                     object.insert(property.into(), score.clone());
@@ -867,8 +869,7 @@ impl Graph {
         custom: Map<String, Value>,
         author: Author,
     ) -> String {
-        let type_of = |id: &str| id.split("--").next().unwrap_or_default().to_owned();
-        let kind = relationship_type(&type_of(source), wanted, &type_of(target));
+        let kind = relationship_type(stix_type_of(source), wanted, stix_type_of(target));
         let id = derived_id("relationship", &format!("{source}|{kind}|{target}"));
         let mut object = self.sdo("relationship", id, author);
         object.insert("relationship_type".into(), kind.into());
@@ -893,24 +894,9 @@ impl Graph {
     }
 }
 
-/// The STIX pattern matching an observable; `None` for kinds no pattern describes (CVE ids).
-pub fn pattern(observable: &Observable) -> Option<String> {
-    let quoted = |text: &str| format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"));
-    Some(match observable {
-        Observable::Cidr(net) => format!(
-            "[{}:value ISSUBSET {}]",
-            observable.stix_type(),
-            quoted(&net.to_string())
-        ),
-        Observable::Asn(number) => format!("[autonomous-system:number = {number}]"),
-        Observable::Hash { algorithm, value } => format!(
-            "[file:hashes.'{}' = {}]",
-            algorithm.stix_name(),
-            quoted(value)
-        ),
-        Observable::Cve(_) => return None,
-        other => format!("[{}:value = {}]", other.stix_type(), quoted(&other.value())),
-    })
+/// The object type an id names (`ipv4-addr` of `ipv4-addr--…`).
+fn stix_type_of(id: &str) -> &str {
+    id.split("--").next().unwrap_or_default()
 }
 
 fn list<'a>(data: &'a Value, key: &str) -> &'a [Value] {
@@ -1056,40 +1042,5 @@ mod tests {
         );
         let uuid = Uuid::parse_str(a.trim_start_matches("indicator--")).expect("uuid");
         assert_eq!(uuid.get_version_num(), 4);
-    }
-
-    #[test]
-    fn patterns_quote_and_cover_every_kind() {
-        let pattern_of = |text: &str| pattern(&Observable::parse(text).expect("parses"));
-        assert_eq!(
-            pattern_of("1.2.3.4").as_deref(),
-            Some("[ipv4-addr:value = '1.2.3.4']")
-        );
-        assert_eq!(
-            pattern_of("10.0.0.0/8").as_deref(),
-            Some("[ipv4-addr:value ISSUBSET '10.0.0.0/8']")
-        );
-        assert_eq!(
-            pattern_of("AS9009").as_deref(),
-            Some("[autonomous-system:number = 9009]")
-        );
-        assert_eq!(
-            pattern_of("http://evil.example.com/a'b").as_deref(),
-            Some("[url:value = 'http://evil.example.com/a\\'b']")
-        );
-        assert_eq!(pattern_of("CVE-2024-6387"), None);
-        for text in [
-            "1.2.3.4",
-            "evil.example.com",
-            "http://evil.example.com/a'b",
-            "AS9009",
-        ] {
-            let p = pattern_of(text).expect("pattern");
-            assert!(
-                !crate::pattern::comparisons(&p)
-                    .expect("scry reads its own patterns")
-                    .is_empty()
-            );
-        }
     }
 }

@@ -1,4 +1,4 @@
-//! Reading indicator values out of STIX 2.1 patterns.
+//! STIX 2.1 patterns: reading indicator values out of them, and writing the one for an observable.
 //!
 //! scry does not evaluate patterns; it needs the values an indicator is about. Every equality
 //! comparison (`=`) and set membership (`IN (…)`) on an object path is returned; other operators
@@ -8,6 +8,8 @@
 //!
 //! A small tokenizer is used instead of a full STIX pattern crate: the one mature Rust
 //! implementation (rstix) brings a 70 k-line object model and needs a newer compiler than scry's.
+
+use scry_core::Observable;
 
 /// One `object-type:path = value` comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,6 +198,26 @@ fn scalar(token: &Token) -> Option<String> {
     }
 }
 
+/// The STIX pattern matching an observable; `None` for kinds no pattern describes (CVE ids).
+pub fn observable_pattern(observable: &Observable) -> Option<String> {
+    let quoted = |text: &str| format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"));
+    Some(match observable {
+        Observable::Cidr(net) => format!(
+            "[{}:value ISSUBSET {}]",
+            observable.stix_type(),
+            quoted(&net.to_string())
+        ),
+        Observable::Asn(number) => format!("[autonomous-system:number = {number}]"),
+        Observable::Hash { algorithm, value } => format!(
+            "[file:hashes.'{}' = {}]",
+            algorithm.stix_name(),
+            quoted(value)
+        ),
+        Observable::Cve(_) => return None,
+        other => format!("[{}:value = {}]", other.stix_type(), quoted(&other.value())),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +293,40 @@ mod tests {
             comparisons("[ipv4-addr:value = '1.2.3.4'"),
             Err(PatternError::Unbalanced(1, 0))
         );
+    }
+
+    #[test]
+    fn patterns_quote_and_cover_every_kind() {
+        let pattern_of = |text: &str| observable_pattern(&Observable::parse(text).expect("parses"));
+        assert_eq!(
+            pattern_of("1.2.3.4").as_deref(),
+            Some("[ipv4-addr:value = '1.2.3.4']")
+        );
+        assert_eq!(
+            pattern_of("10.0.0.0/8").as_deref(),
+            Some("[ipv4-addr:value ISSUBSET '10.0.0.0/8']")
+        );
+        assert_eq!(
+            pattern_of("AS9009").as_deref(),
+            Some("[autonomous-system:number = 9009]")
+        );
+        assert_eq!(
+            pattern_of("http://evil.example.com/a'b").as_deref(),
+            Some("[url:value = 'http://evil.example.com/a\\'b']")
+        );
+        assert_eq!(pattern_of("CVE-2024-6387"), None);
+        for text in [
+            "1.2.3.4",
+            "evil.example.com",
+            "http://evil.example.com/a'b",
+            "AS9009",
+        ] {
+            let p = pattern_of(text).expect("pattern");
+            assert!(
+                !comparisons(&p)
+                    .expect("scry reads its own patterns")
+                    .is_empty()
+            );
+        }
     }
 }

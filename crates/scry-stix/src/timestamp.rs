@@ -1,17 +1,14 @@
 //! STIX timestamps: RFC 3339 UTC with millisecond precision, as `2026-11-23T08:00:00.000Z`.
 
-use scry_core::calendar::{civil_from_days, ms_from_timestamp};
+use scry_core::calendar::{UtcTime, ms_from_timestamp};
 
 /// A Unix-milliseconds time as a STIX timestamp.
 pub fn stix_time(ms: i64) -> String {
-    let (y, m, d) = civil_from_days(ms.div_euclid(86_400_000));
-    let in_day = ms.rem_euclid(86_400_000);
-    let (secs, millis) = (in_day / 1000, in_day % 1000);
+    let t = UtcTime::from_ms(ms);
+    let (y, m, d) = t.date;
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.hour, t.minute, t.second, t.millis
     )
 }
 

@@ -116,7 +116,7 @@ pub trait Store: Send + Sync {
         facet: &'a str,
         value: &'a str,
         exclude_stix_id: &'a str,
-        cap: u32,
+        cap: u64,
     ) -> StoreFuture<'a, u64>;
 
     /// Keeps raw vendor answers (history; also what the answer cache reloads from).

@@ -339,18 +339,13 @@ impl SqlStore {
                 match stored.get(&record.stix_id) {
                     None => {
                         new.push((record, candidate.clone()));
-                        let change = candidate.change_from(None, record);
-                        report.changes.push(change.clone());
-                        history.push((record, change));
+                        history.push((record, change_between(None, record)));
                     }
                     Some(existing) if *existing == candidate => report.unchanged += 1,
                     Some(existing) => {
-                        let change = candidate.change_from(Some(existing), record);
+                        let change = change_between(Some(existing), record);
                         if existing.reasons != candidate.reasons || !change.is_empty() {
-                            history.push((record, change.clone()));
-                        }
-                        if !change.is_empty() {
-                            report.changes.push(change);
+                            history.push((record, change));
                         }
                         changed.push((record, candidate.clone()));
                     }
@@ -458,6 +453,13 @@ impl SqlStore {
                 query.execute(&mut *tx).await?;
             }
             tx.commit().await?;
+            // Every change is in the history; a reworded reason alone is history, not a change.
+            report.changes.extend(
+                history
+                    .into_iter()
+                    .map(|(_, change)| change)
+                    .filter(|change| !change.is_empty()),
+            );
         }
         Ok(report)
     }
@@ -566,35 +568,31 @@ impl Comparable {
     }
 }
 
-impl Comparable {
-    /// What moved from `before` (the stored state, `None` for a new indicator) to this state.
-    fn change_from(&self, before: Option<&Comparable>, record: &IndicatorRecord) -> Change {
-        let tags = |c: &Comparable| -> BTreeSet<String> {
-            serde_json::from_str::<Vec<String>>(&c.tags)
-                .unwrap_or_default()
-                .into_iter()
-                .collect()
-        };
-        let cves = |c: &Comparable| -> BTreeSet<String> {
-            c.facets
-                .iter()
-                .filter(|(facet, _)| facet == "cve")
-                .map(|(_, value)| value.clone())
-                .collect()
-        };
-        let (now_tags, now_cves) = (tags(self), cves(self));
-        let (then_tags, then_cves) = before.map_or_else(Default::default, |b| (tags(b), cves(b)));
-        Change {
-            stix_id: record.stix_id.clone(),
-            kind: record.kind.clone(),
-            value: record.value.clone(),
-            previous_priority: before.map(|b| u8::try_from(b.priority).unwrap_or(u8::MAX)),
-            priority: record.priority,
-            new_tags: now_tags.difference(&then_tags).cloned().collect(),
-            removed_tags: then_tags.difference(&now_tags).cloned().collect(),
-            new_cves: now_cves.difference(&then_cves).cloned().collect(),
-            removed_cves: then_cves.difference(&now_cves).cloned().collect(),
-        }
+/// What moved from `before` (the stored state, `None` for a new indicator) to `record`.
+fn change_between(before: Option<&Comparable>, record: &IndicatorRecord) -> Change {
+    fn cves(facets: &[(String, String)]) -> BTreeSet<String> {
+        facets
+            .iter()
+            .filter(|(facet, _)| facet == "cve")
+            .map(|(_, value)| value.clone())
+            .collect()
+    }
+    let now_tags: BTreeSet<String> = record.tags.iter().cloned().collect();
+    let now_cves = cves(&record.facets);
+    let (then_tags, then_cves) = before.map_or_else(Default::default, |b| {
+        let tags: Vec<String> = serde_json::from_str(&b.tags).unwrap_or_default();
+        (tags.into_iter().collect::<BTreeSet<_>>(), cves(&b.facets))
+    });
+    Change {
+        stix_id: record.stix_id.clone(),
+        kind: record.kind.clone(),
+        value: record.value.clone(),
+        previous_priority: before.map(|b| u8::try_from(b.priority).unwrap_or(u8::MAX)),
+        priority: record.priority,
+        new_tags: now_tags.difference(&then_tags).cloned().collect(),
+        removed_tags: then_tags.difference(&now_tags).cloned().collect(),
+        new_cves: now_cves.difference(&then_cves).cloned().collect(),
+        removed_cves: then_cves.difference(&now_cves).cloned().collect(),
     }
 }
 
@@ -776,7 +774,7 @@ impl Store for SqlStore {
         facet: &'a str,
         value: &'a str,
         exclude_stix_id: &'a str,
-        cap: u32,
+        cap: u64,
     ) -> StoreFuture<'a, u64> {
         Box::pin(async move {
             let [f, v, x, limit] = [1, 2, 3, 4].map(|n| self.placeholder(n));
@@ -787,7 +785,7 @@ impl Store for SqlStore {
                 .bind(facet)
                 .bind(value)
                 .bind(exclude_stix_id)
-                .bind(i64::from(cap))
+                .bind(i64::try_from(cap).unwrap_or(i64::MAX))
                 .fetch_one(&self.pool)
                 .await?
                 .try_get("n")?;

@@ -19,6 +19,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scry_core::Tlp;
 use scry_engine::config::{self, LoadedConfig};
 use scry_engine::input::InputSource;
+use scry_engine::pivot::NEIGHBOUR_COUNT_CAP;
 use scry_engine::sort::{DEFAULT_RUN_BYTES, PrioritySorter};
 use scry_engine::{Engine, EnrichRequest, Progress, Status, Summary};
 use scry_sources::{EnrichOptions, Source, SourceError};
@@ -441,7 +442,7 @@ fn show(
         let (history, neighbours) = match &stored {
             Some(s) => (
                 store.score_history(&s.record.stix_id).await?,
-                neighbours(store.as_ref(), s).await?,
+                scry_engine::pivot::neighbours(store.as_ref(), s).await?,
             ),
             None => (Vec::new(), Vec::new()),
         };
@@ -455,7 +456,7 @@ fn show(
         let mut json = stored_json(&stored);
         json["neighbours"] = neighbours
             .iter()
-            .map(|n| serde_json::json!({"facet": n.facet, "value": n.value, "others": n.others.min(u64::from(NEIGHBOUR_COUNT_CAP)), "more": n.others > u64::from(NEIGHBOUR_COUNT_CAP)}))
+            .map(|n| serde_json::json!({"facet": n.facet, "value": n.value, "others": n.others.min(NEIGHBOUR_COUNT_CAP), "more": n.others > NEIGHBOUR_COUNT_CAP}))
             .collect();
         json["history"] = history
             .iter()
@@ -524,7 +525,7 @@ fn show(
         for n in &neighbours {
             let others = match n.others {
                 0 => String::new(),
-                c if c > u64::from(NEIGHBOUR_COUNT_CAP) => {
+                c if c > NEIGHBOUR_COUNT_CAP => {
                     format!("  ({NEIGHBOUR_COUNT_CAP}+ others)")
                 }
                 c => format!("  ({c} other{})", if c == 1 { "" } else { "s" }),
@@ -782,73 +783,6 @@ fn export(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Count other indicators sharing a neighbour up to this many ("1000+ others").
-const NEIGHBOUR_COUNT_CAP: u32 = 1_000;
-/// Values of one facet `scry show` lists (the rest are counted in a last line).
-const NEIGHBOURS_PER_FACET: usize = 10;
-
-/// What an indicator is linked to, and how many other stored indicators share each link.
-struct Neighbour {
-    facet: String,
-    value: String,
-    /// Up to `NEIGHBOUR_COUNT_CAP + 1`.
-    others: u64,
-}
-
-async fn neighbours(
-    store: &dyn scry_store::Store,
-    stored: &scry_store::StoredIndicator,
-) -> anyhow::Result<Vec<Neighbour>> {
-    let r = &stored.record;
-    let mut links: Vec<(String, String)> = Vec::new();
-    let mut per_facet: std::collections::BTreeMap<&str, usize> = Default::default();
-    for (facet, value) in &r.facets {
-        let shown = per_facet.entry(facet.as_str()).or_default();
-        *shown += 1;
-        if *shown <= NEIGHBOURS_PER_FACET {
-            links.push((facet.clone(), value.clone()));
-        }
-    }
-    let mut out = Vec::new();
-    for (facet, value) in links {
-        let others = store
-            .count_sharing(&facet, &value, &r.stix_id, NEIGHBOUR_COUNT_CAP + 1)
-            .await?;
-        out.push(Neighbour {
-            facet,
-            value,
-            others,
-        });
-    }
-    for (facet, shown) in per_facet {
-        if shown > NEIGHBOURS_PER_FACET {
-            out.push(Neighbour {
-                facet: facet.to_owned(),
-                value: format!("… and {} more", shown - NEIGHBOURS_PER_FACET),
-                others: 0,
-            });
-        }
-    }
-    // Domains that resolve to this address point at it from their side.
-    if r.kind.starts_with("ipv") {
-        let domains = store
-            .count_sharing("resolves-to", &r.value, &r.stix_id, NEIGHBOUR_COUNT_CAP + 1)
-            .await?;
-        if domains > 0 {
-            out.push(Neighbour {
-                facet: "resolved-by".into(),
-                value: if domains > u64::from(NEIGHBOUR_COUNT_CAP) {
-                    format!("{NEIGHBOUR_COUNT_CAP}+ stored domains resolve to it (--by domain)")
-                } else {
-                    format!("{domains} stored domain(s) resolve to it (--by domain)")
-                },
-                others: 0,
-            });
-        }
-    }
-    Ok(out)
-}
-
 /// One line on what an enrichment changed: "first seen", or "+35; new tags c2; new CVEs …".
 fn change_text(change: &scry_store::Change) -> String {
     let Some(before) = change.previous_priority else {
@@ -895,14 +829,11 @@ fn csv_row(fields: &[&str]) -> anyhow::Result<Vec<u8>> {
 
 /// A Unix-milliseconds time as `YYYY-MM-DD HH:MM:SS` UTC.
 fn format_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (y, m, d) = scry_core::calendar::civil_from_days(secs.div_euclid(86_400));
-    let t = secs.rem_euclid(86_400);
+    let t = scry_core::calendar::UtcTime::from_ms(ms);
+    let (y, m, d) = t.date;
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
-        t / 3600,
-        (t / 60) % 60,
-        t % 60
+        t.hour, t.minute, t.second
     )
 }
 

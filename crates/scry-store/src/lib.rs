@@ -11,6 +11,7 @@
 //! a timestamp); a changed one updates the row and, when its priority or reasons moved, adds a score
 //! history point.
 
+mod automation;
 pub mod migrations;
 mod model;
 mod sql;
@@ -20,8 +21,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use model::{
-    AnswerKey, Change, IndicatorRecord, PivotCursor, SaveReport, ScorePoint, StoredIndicator,
-    VendorAnswer,
+    AnswerKey, BlockEntry, Change, Event, EventFilter, IndicatorRecord, Job, JobOutcome, NewJob,
+    PivotCursor, QueueDepth, SaveReport, ScorePoint, StoredIndicator, VendorAnswer, Workflow,
 };
 pub use sql::{SqlStore, redact};
 
@@ -124,6 +125,59 @@ pub trait Store: Send + Sync {
 
     /// The newest answer for a call, if any.
     fn latest_answer<'a>(&'a self, key: &'a AnswerKey) -> StoreFuture<'a, Option<VendorAnswer>>;
+
+    /// Adds jobs; one whose `dedupe_key` was ever enqueued before is left out. Returns how many
+    /// were added.
+    fn enqueue_jobs<'a>(&'a self, jobs: &'a [NewJob]) -> StoreFuture<'a, u64>;
+
+    /// Leases up to `limit` jobs that are due at `now` (oldest first) to `owner` until
+    /// `now + lease_ms`. A job whose worker died is due again when its lease runs out; one that
+    /// has used all its attempts that way is marked failed instead. Several workers may claim at
+    /// once: each job goes to one of them.
+    fn claim_jobs<'a>(
+        &'a self,
+        owner: &'a str,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<Job>>;
+
+    /// Ends an attempt. Returns false (and changes nothing) when `owner` no longer holds the
+    /// lease: the job ran too long and another worker has it now.
+    fn finish_job<'a>(
+        &'a self,
+        id: i64,
+        owner: &'a str,
+        outcome: &'a JobOutcome,
+        now: i64,
+    ) -> StoreFuture<'a, bool>;
+
+    /// Jobs per state at `now`.
+    fn queue_depth(&self, now: i64) -> StoreFuture<'_, QueueDepth>;
+
+    /// Appends to the automation history.
+    fn record_events<'a>(&'a self, events: &'a [Event]) -> StoreFuture<'a, ()>;
+
+    /// Automation history, newest first.
+    fn events<'a>(&'a self, filter: &'a EventFilter) -> StoreFuture<'a, Vec<Event>>;
+
+    /// The workflow state of an indicator (`None`: untouched).
+    fn workflow<'a>(&'a self, stix_id: &'a str) -> StoreFuture<'a, Option<Workflow>>;
+
+    /// Replaces the workflow state of an indicator.
+    fn save_workflow<'a>(&'a self, workflow: &'a Workflow) -> StoreFuture<'a, ()>;
+
+    /// Adds an entry to a blocklist, or moves an existing entry's expiry later.
+    fn block<'a>(&'a self, entry: &'a BlockEntry) -> StoreFuture<'a, ()>;
+
+    /// Removes an entry; returns whether it was there.
+    fn unblock<'a>(&'a self, list: &'a str, value: &'a str) -> StoreFuture<'a, bool>;
+
+    /// A blocklist's entries that have not expired at `now`, by value.
+    fn blocklist<'a>(&'a self, list: &'a str, now: i64) -> StoreFuture<'a, Vec<BlockEntry>>;
+
+    /// Removes the entries of every list that expired before `now`, and returns them.
+    fn expire_blocks(&self, now: i64) -> StoreFuture<'_, Vec<BlockEntry>>;
 }
 
 /// Opens (creating it if needed) the store at `url` and brings its schema up to date.

@@ -94,6 +94,65 @@ pub const MIGRATIONS: &[Migration] = &[
             "DROP INDEX facets_by_value",
         ],
     },
+    Migration {
+        version: 5,
+        name: "automation: job queue, history, workflow state, blocklists",
+        statements: &[
+            "CREATE TABLE jobs (
+                id {id},
+                kind TEXT NOT NULL,
+                dedupe_key TEXT UNIQUE,
+                payload TEXT NOT NULL,
+                state TEXT NOT NULL,
+                attempts BIGINT NOT NULL DEFAULT 0,
+                max_attempts BIGINT NOT NULL,
+                run_after BIGINT NOT NULL,
+                lease_owner TEXT,
+                lease_until BIGINT,
+                last_error TEXT,
+                created_at BIGINT NOT NULL,
+                finished_at BIGINT
+            )",
+            "CREATE INDEX jobs_ready ON jobs (state, run_after, id)",
+            "CREATE TABLE events (
+                id {id},
+                at BIGINT NOT NULL,
+                kind TEXT NOT NULL,
+                stix_id TEXT,
+                indicator TEXT,
+                rule TEXT,
+                action TEXT,
+                outcome TEXT NOT NULL,
+                origin TEXT NOT NULL,
+                duration_ms BIGINT,
+                credits BIGINT NOT NULL DEFAULT 0,
+                detail TEXT NOT NULL
+            )",
+            "CREATE INDEX events_by_indicator ON events (stix_id, id)",
+            "CREATE INDEX events_by_rule ON events (rule, id)",
+            "CREATE INDEX events_by_time ON events (at, id)",
+            "CREATE TABLE workflow (
+                stix_id TEXT PRIMARY KEY,
+                status TEXT NOT NULL,
+                labels TEXT NOT NULL,
+                priority_override BIGINT,
+                ticket TEXT,
+                updated_at BIGINT NOT NULL,
+                origin TEXT NOT NULL
+            )",
+            "CREATE TABLE blocklist_entries (
+                list TEXT NOT NULL,
+                value TEXT NOT NULL,
+                stix_id TEXT NOT NULL,
+                added_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                reason TEXT NOT NULL,
+                origin TEXT NOT NULL,
+                PRIMARY KEY (list, value)
+            )",
+            "CREATE INDEX blocklist_by_expiry ON blocklist_entries (expires_at)",
+        ],
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -154,3 +154,133 @@ impl std::str::FromStr for PivotCursor {
         })
     }
 }
+
+/// Work to be done later, durably: the job survives a crash until a worker finishes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    /// What runs it (`action`, `enrich`, …).
+    pub kind: String,
+    /// Jobs with the same key are enqueued once, ever: the same rule firing for the same event
+    /// twice (a re-run, a second worker) does not act twice.
+    pub dedupe_key: Option<String>,
+    pub payload: Value,
+    /// Not before this time (Unix ms).
+    pub run_after: i64,
+    pub max_attempts: u32,
+}
+
+/// A job a worker holds the lease of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub payload: Value,
+    /// Including this one.
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub created_at: i64,
+}
+
+/// How a job attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    Done,
+    /// Try again at `at` (Unix ms); after the last attempt this is the same as `Failed`.
+    Retry {
+        at: i64,
+        error: String,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// How many jobs are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Pending and due now.
+    pub ready: u64,
+    /// Pending, but waiting for a retry time or held by a worker.
+    pub waiting: u64,
+    pub done: u64,
+    pub failed: u64,
+}
+
+/// One line of the automation history: a rule that matched, an action and its outcome, a skip
+/// and its reason, a vendor call and its cost, a change and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Assigned by the store (0 before it is recorded); increases with time.
+    pub id: i64,
+    pub at: i64,
+    /// `rule`, `action`, `skip`, `call`, `change`, `budget`.
+    pub kind: String,
+    pub stix_id: Option<String>,
+    pub indicator: Option<String>,
+    pub rule: Option<String>,
+    pub action: Option<String>,
+    /// `matched`, `ok`, `failed`, `retry`, `dry-run`, a skip reason, …
+    pub outcome: String,
+    /// Who caused it: `manual`, `source:NAME`, `rule:NAME`, `schedule`.
+    pub origin: String,
+    pub duration_ms: Option<i64>,
+    pub credits: i64,
+    pub detail: Value,
+}
+
+/// Which events to list: newest first, each filter optional.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    pub stix_id: Option<String>,
+    pub rule: Option<String>,
+    pub kind: Option<String>,
+    /// At or after (Unix ms).
+    pub since: Option<i64>,
+    /// Events with a smaller id than this (the next page).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// What analysts and rules set on an indicator, kept apart from what sources say so a
+/// re-enrichment never undoes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workflow {
+    pub stix_id: String,
+    /// `new`, `investigating`, `blocked`, `closed`, … (free text; `new` by default).
+    pub status: String,
+    /// Tags added by rules or people, on top of the sources' tags.
+    pub labels: Vec<String>,
+    /// A priority set by hand or by a rule, shown instead of the computed one.
+    pub priority_override: Option<u8>,
+    /// The ticket opened for it.
+    pub ticket: Option<String>,
+    pub updated_at: i64,
+    pub origin: String,
+}
+
+impl Workflow {
+    /// The state of an indicator nobody has touched.
+    pub fn untouched(stix_id: &str) -> Workflow {
+        Workflow {
+            stix_id: stix_id.to_owned(),
+            status: "new".to_owned(),
+            labels: Vec::new(),
+            priority_override: None,
+            ticket: None,
+            updated_at: 0,
+            origin: String::new(),
+        }
+    }
+}
+
+/// One entry of a named blocklist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockEntry {
+    pub list: String,
+    pub value: String,
+    pub stix_id: String,
+    pub added_at: i64,
+    pub expires_at: i64,
+    pub reason: String,
+    pub origin: String,
+}

@@ -10,8 +10,8 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::migrations::{MIGRATIONS, Migration, latest_version};
 use crate::model::{
-    AnswerKey, Change, IndicatorRecord, PivotCursor, SaveReport, ScorePoint, StoredIndicator,
-    VendorAnswer,
+    AnswerKey, BlockEntry, Change, Event, EventFilter, IndicatorRecord, Job, JobOutcome, NewJob,
+    PivotCursor, QueueDepth, SaveReport, ScorePoint, StoredIndicator, VendorAnswer, Workflow,
 };
 use crate::{Store, StoreError, StoreFuture};
 
@@ -30,11 +30,11 @@ enum Backend {
 /// why they are marked `AssertSqlSafe`.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -185,7 +185,9 @@ impl SqlStore {
     /// its read and its write; `BEGIN IMMEDIATE` takes the write lock up front, waiting under the
     /// busy timeout. PostgreSQL would let two saves both find an indicator missing and both insert
     /// it (a unique violation); a transaction-scoped advisory lock makes the second wait instead.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => {
@@ -199,7 +201,7 @@ impl SqlStore {
     }
 
     /// The `n`th (1-based) placeholder.
-    fn placeholder(&self, n: usize) -> String {
+    pub(crate) fn placeholder(&self, n: usize) -> String {
         match self.backend {
             Backend::Sqlite => format!("?{n}"),
             Backend::Postgres => format!("${n}"),
@@ -207,7 +209,7 @@ impl SqlStore {
     }
 
     /// `(p1, p2, …), (…)` for `rows` rows of `columns` values.
-    fn value_rows(&self, rows: usize, columns: usize) -> String {
+    pub(crate) fn value_rows(&self, rows: usize, columns: usize) -> String {
         (0..rows)
             .map(|r| {
                 format!(
@@ -849,6 +851,66 @@ impl Store for SqlStore {
             }
             Ok(())
         })
+    }
+
+    fn enqueue_jobs<'a>(&'a self, jobs: &'a [NewJob]) -> StoreFuture<'a, u64> {
+        Box::pin(self.insert_jobs(jobs))
+    }
+
+    fn claim_jobs<'a>(
+        &'a self,
+        owner: &'a str,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<Job>> {
+        Box::pin(self.lease_jobs(owner, now, lease_ms, limit))
+    }
+
+    fn finish_job<'a>(
+        &'a self,
+        id: i64,
+        owner: &'a str,
+        outcome: &'a JobOutcome,
+        now: i64,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(self.end_attempt(id, owner, outcome, now))
+    }
+
+    fn queue_depth(&self, now: i64) -> StoreFuture<'_, QueueDepth> {
+        Box::pin(self.count_jobs(now))
+    }
+
+    fn record_events<'a>(&'a self, events: &'a [Event]) -> StoreFuture<'a, ()> {
+        Box::pin(self.insert_events(events))
+    }
+
+    fn events<'a>(&'a self, filter: &'a EventFilter) -> StoreFuture<'a, Vec<Event>> {
+        Box::pin(self.select_events(filter))
+    }
+
+    fn workflow<'a>(&'a self, stix_id: &'a str) -> StoreFuture<'a, Option<Workflow>> {
+        Box::pin(self.select_workflow(stix_id))
+    }
+
+    fn save_workflow<'a>(&'a self, workflow: &'a Workflow) -> StoreFuture<'a, ()> {
+        Box::pin(self.upsert_workflow(workflow))
+    }
+
+    fn block<'a>(&'a self, entry: &'a BlockEntry) -> StoreFuture<'a, ()> {
+        Box::pin(self.upsert_block(entry))
+    }
+
+    fn unblock<'a>(&'a self, list: &'a str, value: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(self.delete_block(list, value))
+    }
+
+    fn blocklist<'a>(&'a self, list: &'a str, now: i64) -> StoreFuture<'a, Vec<BlockEntry>> {
+        Box::pin(self.select_blocklist(list, now))
+    }
+
+    fn expire_blocks(&self, now: i64) -> StoreFuture<'_, Vec<BlockEntry>> {
+        Box::pin(self.delete_expired_blocks(now))
     }
 
     fn latest_answer<'a>(&'a self, key: &'a AnswerKey) -> StoreFuture<'a, Option<VendorAnswer>> {

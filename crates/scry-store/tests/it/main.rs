@@ -4,6 +4,7 @@
 //! machine's trust-auth server that `.ci/run` starts). Each test works in a schema of its own,
 //! dropped at the end, so tests run in parallel and leave nothing behind.
 
+mod automation;
 mod contract;
 
 use std::sync::Arc;
@@ -83,12 +84,12 @@ impl TestStore {
 
 /// Runs a contract test against both backends.
 macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
+    ($($module:ident::$name:ident),* $(,)?) => {
         mod sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let t = crate::sqlite().await;
-                crate::contract::$name(&t).await;
+                crate::$module::$name(&t).await;
                 t.cleanup().await;
             })*
         }
@@ -96,7 +97,7 @@ macro_rules! both_backends {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let t = crate::postgres().await;
-                crate::contract::$name(&t).await;
+                crate::$module::$name(&t).await;
                 t.cleanup().await;
             })*
         }
@@ -104,15 +105,20 @@ macro_rules! both_backends {
 }
 
 both_backends!(
-    migrations_apply_once_and_reopen,
-    saving_is_idempotent_and_tracks_changes,
-    bulk_saves_in_batches,
-    top_indicators_by_priority,
-    vendor_answers_keep_history,
-    a_newer_schema_is_refused,
-    pivots_find_what_is_shared_through_the_index,
-    exports_page_through_everything_once,
-    re_enrichment_records_what_changed,
-    pivots_page_through_a_hub,
-    concurrent_saves_all_succeed,
+    contract::migrations_apply_once_and_reopen,
+    contract::saving_is_idempotent_and_tracks_changes,
+    contract::bulk_saves_in_batches,
+    contract::top_indicators_by_priority,
+    contract::vendor_answers_keep_history,
+    contract::a_newer_schema_is_refused,
+    contract::pivots_find_what_is_shared_through_the_index,
+    contract::exports_page_through_everything_once,
+    contract::re_enrichment_records_what_changed,
+    contract::pivots_page_through_a_hub,
+    contract::concurrent_saves_all_succeed,
+    automation::jobs_are_leased_retried_and_finished,
+    automation::a_dead_workers_jobs_come_back,
+    automation::concurrent_workers_claim_each_job_once,
+    automation::history_filters_and_pages,
+    automation::workflow_and_blocklists_round_trip,
 );

@@ -1,0 +1,425 @@
+//! The automation tables: the durable job queue, the automation history, workflow state and
+//! blocklists. Same SQL text on both databases, like the rest of the store.
+//!
+//! The queue is a table, not a broker, so a job and the results it produces live in one database
+//! and nothing is acknowledged before it is stored (DESIGN.md invariant 3). Claims lease jobs to a
+//! worker for a time; a worker that dies simply lets its leases run out.
+
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::StoreError;
+use crate::model::{BlockEntry, Event, EventFilter, Job, JobOutcome, NewJob, QueueDepth, Workflow};
+use crate::sql::SqlStore;
+
+/// Rows per insert statement (12 columns × 200 stays under both databases' parameter limits).
+const ROWS_PER_STATEMENT: usize = 200;
+
+fn json_column(row: &AnyRow, column: &str) -> Result<Value, StoreError> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+fn count(value: i64, column: &str) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} {value}")))
+}
+
+impl SqlStore {
+    pub(crate) async fn insert_jobs(&self, jobs: &[NewJob]) -> Result<u64, StoreError> {
+        let mut added = 0;
+        let now = crate::sql::now_ms();
+        for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO jobs (kind, dedupe_key, payload, state, max_attempts, run_after, created_at) VALUES {} ON CONFLICT DO NOTHING",
+                self.value_rows(chunk.len(), 7)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
+            for job in chunk {
+                query = query
+                    .bind(job.kind.as_str())
+                    .bind(job.dedupe_key.as_deref())
+                    .bind(job.payload.to_string())
+                    .bind("pending")
+                    .bind(i64::from(job.max_attempts.max(1)))
+                    .bind(job.run_after)
+                    .bind(now);
+            }
+            added += query.execute(&self.pool).await?.rows_affected();
+        }
+        Ok(added)
+    }
+
+    pub(crate) async fn lease_jobs(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        let p = |n| self.placeholder(n);
+        let mut tx = self.begin_write().await?;
+        // Jobs whose worker died on their last attempt: failed, with the reason.
+        let abandoned = format!(
+            "UPDATE jobs SET state = 'failed', finished_at = {now}, lease_owner = NULL, lease_until = NULL, \
+             last_error = 'the worker holding it stopped during its last attempt' \
+             WHERE state = 'pending' AND lease_until IS NOT NULL AND lease_until <= {now} AND attempts >= max_attempts",
+            now = p(1)
+        );
+        sqlx::query(AssertSqlSafe(abandoned.as_str()))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let claim = format!(
+            "UPDATE jobs SET lease_owner = {owner}, lease_until = {until}, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM jobs WHERE state = 'pending' AND run_after <= {now} \
+             AND (lease_until IS NULL OR lease_until <= {now}) ORDER BY run_after, id LIMIT {limit}) \
+             RETURNING id, kind, payload, attempts, max_attempts, created_at",
+            owner = p(1),
+            until = p(2),
+            now = p(3),
+            limit = p(4)
+        );
+        let rows = sqlx::query(AssertSqlSafe(claim.as_str()))
+            .bind(owner)
+            .bind(now.saturating_add(lease_ms))
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut jobs = rows
+            .iter()
+            .map(|row| {
+                Ok(Job {
+                    id: row.try_get("id")?,
+                    kind: row.try_get("kind")?,
+                    payload: json_column(row, "payload")?,
+                    attempts: count(row.try_get("attempts")?, "attempts")?,
+                    max_attempts: count(row.try_get("max_attempts")?, "max_attempts")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<Vec<Job>, StoreError>>()?;
+        jobs.sort_by_key(|job| job.id);
+        Ok(jobs)
+    }
+
+    pub(crate) async fn end_attempt(
+        &self,
+        id: i64,
+        owner: &str,
+        outcome: &JobOutcome,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let p = |n| self.placeholder(n);
+        let held = format!(
+            "WHERE id = {} AND lease_owner = {} AND state = 'pending'",
+            p(1),
+            p(2)
+        );
+        let (sql, run_after, error) = match outcome {
+            JobOutcome::Done => (
+                format!(
+                    "UPDATE jobs SET state = 'done', finished_at = {}, lease_owner = NULL, lease_until = NULL, last_error = NULL {held}",
+                    p(3)
+                ),
+                None,
+                None,
+            ),
+            JobOutcome::Retry { at, error } => (
+                format!(
+                    "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END, \
+                     finished_at = CASE WHEN attempts >= max_attempts THEN {now} ELSE NULL END, \
+                     run_after = {at}, last_error = {error}, lease_owner = NULL, lease_until = NULL {held}",
+                    now = p(3),
+                    at = p(4),
+                    error = p(5)
+                ),
+                Some(*at),
+                Some(error.as_str()),
+            ),
+            JobOutcome::Failed { error } => (
+                format!(
+                    "UPDATE jobs SET state = 'failed', finished_at = {}, last_error = {}, lease_owner = NULL, lease_until = NULL {held}",
+                    p(3),
+                    p(4)
+                ),
+                None,
+                Some(error.as_str()),
+            ),
+        };
+        let mut query = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(id)
+            .bind(owner)
+            .bind(now);
+        if let Some(at) = run_after {
+            query = query.bind(at);
+        }
+        if let Some(error) = error {
+            query = query.bind(error);
+        }
+        Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    pub(crate) async fn count_jobs(&self, now: i64) -> Result<QueueDepth, StoreError> {
+        let sql = format!(
+            "SELECT state, CASE WHEN state = 'pending' AND run_after <= {now} AND (lease_until IS NULL OR lease_until <= {now}) THEN 1 ELSE 0 END AS due, COUNT(*) AS n \
+             FROM jobs GROUP BY state, due",
+            now = self.placeholder(1)
+        );
+        let mut depth = QueueDepth::default();
+        for row in sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let state: String = row.try_get("state")?;
+            let due: i64 = row.try_get("due")?;
+            let n = row.try_get::<i64, _>("n")? as u64;
+            match (state.as_str(), due) {
+                ("pending", 1) => depth.ready += n,
+                ("pending", _) => depth.waiting += n,
+                ("done", _) => depth.done += n,
+                _ => depth.failed += n,
+            }
+        }
+        Ok(depth)
+    }
+
+    pub(crate) async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO events (at, kind, stix_id, indicator, rule, action, outcome, origin, duration_ms, credits, detail) VALUES {}",
+                self.value_rows(chunk.len(), 11)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
+            for e in chunk {
+                query = query
+                    .bind(e.at)
+                    .bind(e.kind.as_str())
+                    .bind(e.stix_id.as_deref())
+                    .bind(e.indicator.as_deref())
+                    .bind(e.rule.as_deref())
+                    .bind(e.action.as_deref())
+                    .bind(e.outcome.as_str())
+                    .bind(e.origin.as_str())
+                    .bind(e.duration_ms)
+                    .bind(e.credits)
+                    .bind(e.detail.to_string());
+            }
+            query.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn select_events(
+        &self,
+        filter: &EventFilter,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut n = 0;
+        let mut next = |column: &str, op: &str| {
+            n += 1;
+            conditions.push(format!("{column} {op} {}", self.placeholder(n)));
+        };
+        if filter.stix_id.is_some() {
+            next("stix_id", "=");
+        }
+        if filter.rule.is_some() {
+            next("rule", "=");
+        }
+        if filter.kind.is_some() {
+            next("kind", "=");
+        }
+        if filter.since.is_some() {
+            next("at", ">=");
+        }
+        if filter.before_id.is_some() {
+            next("id", "<");
+        }
+        let sql = format!(
+            "SELECT id, at, kind, stix_id, indicator, rule, action, outcome, origin, duration_ms, credits, detail FROM events {} ORDER BY id DESC LIMIT {}",
+            if conditions.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", conditions.join(" AND "))
+            },
+            self.placeholder(n + 1)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
+        for text in [&filter.stix_id, &filter.rule, &filter.kind]
+            .into_iter()
+            .flatten()
+        {
+            query = query.bind(text.as_str());
+        }
+        for number in [filter.since, filter.before_id].into_iter().flatten() {
+            query = query.bind(number);
+        }
+        let rows = query
+            .bind(i64::from(filter.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Event {
+                    id: row.try_get("id")?,
+                    at: row.try_get("at")?,
+                    kind: row.try_get("kind")?,
+                    stix_id: row.try_get("stix_id")?,
+                    indicator: row.try_get("indicator")?,
+                    rule: row.try_get("rule")?,
+                    action: row.try_get("action")?,
+                    outcome: row.try_get("outcome")?,
+                    origin: row.try_get("origin")?,
+                    duration_ms: row.try_get("duration_ms")?,
+                    credits: row.try_get("credits")?,
+                    detail: json_column(row, "detail")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn select_workflow(
+        &self,
+        stix_id: &str,
+    ) -> Result<Option<Workflow>, StoreError> {
+        let sql = format!(
+            "SELECT stix_id, status, labels, priority_override, ticket, updated_at, origin FROM workflow WHERE stix_id = {}",
+            self.placeholder(1)
+        );
+        let row = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(stix_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            let labels = serde_json::from_value(json_column(&row, "labels")?)
+                .map_err(|e| StoreError::Corrupt(format!("labels: {e}")))?;
+            let priority: Option<i64> = row.try_get("priority_override")?;
+            Ok(Workflow {
+                stix_id: row.try_get("stix_id")?,
+                status: row.try_get("status")?,
+                labels,
+                priority_override: priority
+                    .map(|p| {
+                        u8::try_from(p)
+                            .map_err(|_| StoreError::Corrupt(format!("priority_override {p}")))
+                    })
+                    .transpose()?,
+                ticket: row.try_get("ticket")?,
+                updated_at: row.try_get("updated_at")?,
+                origin: row.try_get("origin")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(crate) async fn upsert_workflow(&self, w: &Workflow) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO workflow (stix_id, status, labels, priority_override, ticket, updated_at, origin) VALUES {} \
+             ON CONFLICT (stix_id) DO UPDATE SET status = excluded.status, labels = excluded.labels, \
+             priority_override = excluded.priority_override, ticket = excluded.ticket, \
+             updated_at = excluded.updated_at, origin = excluded.origin",
+            self.value_rows(1, 7)
+        );
+        sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(w.stix_id.as_str())
+            .bind(w.status.as_str())
+            .bind(serde_json::to_string(&w.labels).expect("labels serialize"))
+            .bind(w.priority_override.map(i64::from))
+            .bind(w.ticket.as_deref())
+            .bind(w.updated_at)
+            .bind(w.origin.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn upsert_block(&self, e: &BlockEntry) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO blocklist_entries (list, value, stix_id, added_at, expires_at, reason, origin) VALUES {} \
+             ON CONFLICT (list, value) DO UPDATE SET \
+             expires_at = CASE WHEN excluded.expires_at > blocklist_entries.expires_at THEN excluded.expires_at ELSE blocklist_entries.expires_at END, \
+             reason = excluded.reason, origin = excluded.origin",
+            self.value_rows(1, 7)
+        );
+        sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(e.list.as_str())
+            .bind(e.value.as_str())
+            .bind(e.stix_id.as_str())
+            .bind(e.added_at)
+            .bind(e.expires_at)
+            .bind(e.reason.as_str())
+            .bind(e.origin.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn delete_block(&self, list: &str, value: &str) -> Result<bool, StoreError> {
+        let sql = format!(
+            "DELETE FROM blocklist_entries WHERE list = {} AND value = {}",
+            self.placeholder(1),
+            self.placeholder(2)
+        );
+        let done = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(list)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(crate) async fn select_blocklist(
+        &self,
+        list: &str,
+        now: i64,
+    ) -> Result<Vec<BlockEntry>, StoreError> {
+        let sql = format!(
+            "SELECT list, value, stix_id, added_at, expires_at, reason, origin FROM blocklist_entries \
+             WHERE list = {} AND expires_at > {} ORDER BY value",
+            self.placeholder(1),
+            self.placeholder(2)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(list)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(block_entry).collect()
+    }
+
+    pub(crate) async fn delete_expired_blocks(
+        &self,
+        now: i64,
+    ) -> Result<Vec<BlockEntry>, StoreError> {
+        let sql = format!(
+            "DELETE FROM blocklist_entries WHERE expires_at <= {} \
+             RETURNING list, value, stix_id, added_at, expires_at, reason, origin",
+            self.placeholder(1)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut entries = rows
+            .iter()
+            .map(block_entry)
+            .collect::<Result<Vec<_>, _>>()?;
+        entries.sort_by(|a, b| (&a.list, &a.value).cmp(&(&b.list, &b.value)));
+        Ok(entries)
+    }
+}
+
+fn block_entry(row: &AnyRow) -> Result<BlockEntry, StoreError> {
+    Ok(BlockEntry {
+        list: row.try_get("list")?,
+        value: row.try_get("value")?,
+        stix_id: row.try_get("stix_id")?,
+        added_at: row.try_get("added_at")?,
+        expires_at: row.try_get("expires_at")?,
+        reason: row.try_get("reason")?,
+        origin: row.try_get("origin")?,
+    })
+}

@@ -55,7 +55,7 @@ fn the_pure_core_does_no_io() {
         "std::process",
         "File::open",
     ];
-    for krate in ["scry-core", "scry-stix"] {
+    for krate in ["scry-core", "scry-stix", "scry-rules"] {
         let dir = workspace().join("crates").join(krate);
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).expect("manifest");
         let dependencies = manifest

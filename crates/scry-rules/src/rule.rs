@@ -1,0 +1,477 @@
+//! Rules and playbooks as written in configuration: a name, the triggers it listens to, a
+//! condition, ordered actions and an enabled flag. A playbook is a file of rules.
+//!
+//! ```toml
+//! [[rules]]
+//! name = "block-high"
+//! on = ["enriched"]
+//! when = 'indicator.priority >= 80 && indicator.type == "ipv4-addr"'
+//! actions = [
+//!   { do = "block", list = "firewall", days = 7 },
+//!   { do = "notify", channel = "soc" },
+//!   { do = "ticket", system = "jira" },
+//! ]
+//! ```
+
+use std::collections::{BTreeSet, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::condition::{Condition, Evaluator};
+use crate::context::IndicatorContext;
+use crate::lists::NamedLists;
+
+/// What makes rules run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// An indicator stored for the first time.
+    Created,
+    /// An indicator read from any input, whether known already or not.
+    Ingested,
+    /// A stored indicator whose priority, tags or CVEs changed (by a source or an action).
+    Updated,
+    /// A source answered for an indicator (new answer or cached).
+    Enriched,
+    /// The scheduled re-enrichment of indicators older than their refresh interval.
+    Schedule,
+    /// `scry rules run` or the API, on indicators chosen by a person.
+    Manual,
+    /// A source's credit use crossed its alert threshold.
+    BudgetAlert,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Created => "created",
+            Trigger::Ingested => "ingested",
+            Trigger::Updated => "updated",
+            Trigger::Enriched => "enriched",
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+            Trigger::BudgetAlert => "budget-alert",
+        }
+    }
+}
+
+fn default_when() -> String {
+    "true".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn escalated() -> String {
+    "escalated".to_owned()
+}
+
+/// A rule as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub on: Vec<Trigger>,
+    /// A CEL condition over `indicator`; `true` when left out.
+    #[serde(default = "default_when")]
+    pub when: String,
+    pub actions: Vec<ActionSpec>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+/// One step of a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "do", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ActionSpec {
+    /// Ask a source again (all enriching sources when `source` is left out), bypassing the cache.
+    Enrich {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+    },
+    Tag {
+        tag: String,
+    },
+    Untag {
+        tag: String,
+    },
+    SetStatus {
+        status: String,
+    },
+    /// A manual priority shown instead of the computed one, until `revert-priority`.
+    SetPriority {
+        priority: u8,
+    },
+    RevertPriority,
+    /// Send a message to a configured channel.
+    Notify {
+        channel: String,
+    },
+    /// Add to a named blocklist, for `days` (the list's default when left out).
+    Block {
+        list: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        days: Option<u32>,
+    },
+    Unblock {
+        list: String,
+    },
+    /// Open a ticket in a configured system; its id is kept on the indicator.
+    Ticket {
+        system: String,
+    },
+    /// Notify a second channel and set a status.
+    Escalate {
+        channel: String,
+        #[serde(default = "escalated")]
+        status: String,
+    },
+}
+
+impl ActionSpec {
+    /// The action's name as written after `do =`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ActionSpec::Enrich { .. } => "enrich",
+            ActionSpec::Tag { .. } => "tag",
+            ActionSpec::Untag { .. } => "untag",
+            ActionSpec::SetStatus { .. } => "set-status",
+            ActionSpec::SetPriority { .. } => "set-priority",
+            ActionSpec::RevertPriority => "revert-priority",
+            ActionSpec::Notify { .. } => "notify",
+            ActionSpec::Block { .. } => "block",
+            ActionSpec::Unblock { .. } => "unblock",
+            ActionSpec::Ticket { .. } => "ticket",
+            ActionSpec::Escalate { .. } => "escalate",
+        }
+    }
+
+    /// What the action would do, in words (dry runs and `scry rules test`).
+    pub fn describe(&self) -> String {
+        match self {
+            ActionSpec::Enrich { source: Some(s) } => format!("re-enrich with {s}"),
+            ActionSpec::Enrich { source: None } => "re-enrich with every source".into(),
+            ActionSpec::Tag { tag } => format!("tag {tag}"),
+            ActionSpec::Untag { tag } => format!("remove tag {tag}"),
+            ActionSpec::SetStatus { status } => format!("set status {status}"),
+            ActionSpec::SetPriority { priority } => format!("set priority {priority}"),
+            ActionSpec::RevertPriority => "revert to the computed priority".into(),
+            ActionSpec::Notify { channel } => format!("notify {channel}"),
+            ActionSpec::Block {
+                list,
+                days: Some(d),
+            } => format!("block on {list} for {d} days"),
+            ActionSpec::Block { list, days: None } => format!("block on {list}"),
+            ActionSpec::Unblock { list } => format!("remove from {list}"),
+            ActionSpec::Ticket { system } => format!("open a {system} ticket"),
+            ActionSpec::Escalate { channel, status } => {
+                format!("escalate to {channel} and set status {status}")
+            }
+        }
+    }
+
+    /// True for actions that reach outside the machine (messages, tickets).
+    pub fn is_outbound(&self) -> bool {
+        matches!(
+            self,
+            ActionSpec::Notify { .. } | ActionSpec::Ticket { .. } | ActionSpec::Escalate { .. }
+        )
+    }
+}
+
+/// The names actions may refer to; anything else is an error when rules load.
+#[derive(Debug, Clone, Default)]
+pub struct Targets {
+    pub channels: BTreeSet<String>,
+    pub ticket_systems: BTreeSet<String>,
+    pub blocklists: BTreeSet<String>,
+    pub sources: BTreeSet<String>,
+}
+
+/// A rule that does not load: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: rule {rule:?}: {message}")]
+pub struct RuleError {
+    /// The file it came from (or the configuration).
+    pub origin: String,
+    pub rule: String,
+    pub message: String,
+}
+
+/// A loaded rule.
+#[derive(Debug)]
+pub struct Rule {
+    pub spec: RuleSpec,
+    pub condition: Condition,
+    /// The file it came from.
+    pub origin: String,
+}
+
+/// What a rule did with one indicator.
+#[derive(Debug)]
+pub struct Verdict<'a> {
+    pub rule: &'a Rule,
+    /// Whether the condition held, or why it could not be evaluated.
+    pub matched: Result<bool, String>,
+}
+
+/// Every loaded rule, ready to evaluate.
+#[derive(Debug)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    evaluator: Evaluator,
+}
+
+fn list_names(targets: &BTreeSet<String>) -> String {
+    if targets.is_empty() {
+        "none is configured".to_owned()
+    } else {
+        format!(
+            "configured: {}",
+            targets.iter().cloned().collect::<Vec<_>>().join(", ")
+        )
+    }
+}
+
+impl RuleSet {
+    /// Compiles rules given as (origin, spec). Every problem in every rule is reported, not just
+    /// the first.
+    pub fn compile(
+        specs: Vec<(String, RuleSpec)>,
+        lists: NamedLists,
+        targets: &Targets,
+    ) -> Result<RuleSet, Vec<RuleError>> {
+        let evaluator = Evaluator::new(lists);
+        let mut errors = Vec::new();
+        let mut rules = Vec::new();
+        let mut names = HashSet::new();
+        for (origin, spec) in specs {
+            let fail = |message: String| RuleError {
+                origin: origin.clone(),
+                rule: spec.name.clone(),
+                message,
+            };
+            if spec.name.trim().is_empty() {
+                errors.push(fail("a rule needs a name".into()));
+                continue;
+            }
+            if !names.insert(spec.name.clone()) {
+                errors.push(fail("another rule has the same name".into()));
+            }
+            if spec.on.is_empty() {
+                errors.push(fail("`on` lists no trigger".into()));
+            }
+            if spec.actions.is_empty() {
+                errors.push(fail("`actions` is empty".into()));
+            }
+            for (index, action) in spec.actions.iter().enumerate() {
+                let step = index + 1;
+                let missing = |kind: &str, name: &str, known: &BTreeSet<String>| {
+                    (!known.contains(name)).then(|| {
+                        fail(format!(
+                            "action {step} ({}): no {kind} named {name:?} ({})",
+                            action.name(),
+                            list_names(known)
+                        ))
+                    })
+                };
+                let problem = match action {
+                    ActionSpec::Notify { channel } | ActionSpec::Escalate { channel, .. } => {
+                        missing("channel", channel, &targets.channels)
+                    }
+                    ActionSpec::Ticket { system } => {
+                        missing("ticket system", system, &targets.ticket_systems)
+                    }
+                    ActionSpec::Block { list, .. } | ActionSpec::Unblock { list } => {
+                        missing("blocklist", list, &targets.blocklists)
+                    }
+                    ActionSpec::Enrich {
+                        source: Some(source),
+                    } => missing("source", source, &targets.sources),
+                    ActionSpec::SetPriority { priority } if *priority > 100 => Some(fail(format!(
+                        "action {step} (set-priority): {priority} is above 100"
+                    ))),
+                    ActionSpec::Tag { tag } | ActionSpec::Untag { tag }
+                        if tag.trim().is_empty() =>
+                    {
+                        Some(fail(format!("action {step}: the tag is empty")))
+                    }
+                    _ => None,
+                };
+                errors.extend(problem);
+            }
+            match Condition::compile(evaluator.env(), &spec.when, evaluator.lists()) {
+                Ok(condition) => rules.push(Rule {
+                    spec,
+                    condition,
+                    origin,
+                }),
+                Err(e) => errors.push(fail(format!("condition {e}"))),
+            }
+        }
+        if errors.is_empty() {
+            Ok(RuleSet { rules, evaluator })
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// True when some enabled rule listens to `trigger`.
+    pub fn listens(&self, trigger: Trigger) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.spec.enabled && r.spec.on.contains(&trigger))
+    }
+
+    /// Evaluates every enabled rule that listens to `trigger` against one indicator. A rule does
+    /// not see changes it caused itself (`origin` = `rule:NAME`), so it cannot loop on itself.
+    pub fn evaluate(
+        &self,
+        trigger: Trigger,
+        indicator: &IndicatorContext,
+        origin: &str,
+    ) -> Vec<Verdict<'_>> {
+        let listening: Vec<&Rule> = self
+            .rules
+            .iter()
+            .filter(|r| r.spec.enabled && r.spec.on.contains(&trigger))
+            .filter(|r| origin.strip_prefix("rule:") != Some(r.spec.name.as_str()))
+            .collect();
+        if listening.is_empty() {
+            return Vec::new();
+        }
+        let conditions: Vec<&Condition> = listening.iter().map(|r| &r.condition).collect();
+        let results = self.evaluator.evaluate(&conditions, indicator);
+        listening
+            .into_iter()
+            .zip(results)
+            .map(|(rule, matched)| Verdict { rule, matched })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct File {
+        rules: Vec<RuleSpec>,
+    }
+
+    fn targets() -> Targets {
+        Targets {
+            channels: ["soc".to_owned()].into(),
+            ticket_systems: ["jira".to_owned()].into(),
+            blocklists: ["firewall".to_owned()].into(),
+            sources: ["criminalip".to_owned()].into(),
+        }
+    }
+
+    fn load(text: &str) -> Result<RuleSet, Vec<RuleError>> {
+        let file: File = toml_from_str(text);
+        let mut lists = NamedLists::default();
+        lists.add("bad_isps", ["AS9009"]).expect("list");
+        RuleSet::compile(
+            file.rules
+                .into_iter()
+                .map(|r| ("playbooks/high.toml".to_owned(), r))
+                .collect(),
+            lists,
+            &targets(),
+        )
+    }
+
+    /// Rules are TOML in configuration; the tests write the same shape as JSON to stay free of a
+    /// TOML parser here.
+    fn toml_from_str(text: &str) -> File {
+        serde_json::from_str(text).expect("test rules parse")
+    }
+
+    #[test]
+    fn rules_fire_on_their_triggers_and_not_on_their_own_changes() {
+        let set = load(
+            r#"{"rules": [
+                {"name": "block-high", "on": ["enriched"], "when": "indicator.priority >= 80",
+                 "actions": [{"do": "block", "list": "firewall", "days": 7}, {"do": "notify", "channel": "soc"}]},
+                {"name": "tag-isp", "on": ["enriched", "updated"], "when": "in_list(indicator.asn, 'bad_isps')",
+                 "actions": [{"do": "tag", "tag": "bad-isp"}]},
+                {"name": "off", "on": ["enriched"], "enabled": false, "actions": [{"do": "ticket", "system": "jira"}]}
+            ]}"#,
+        )
+        .expect("loads");
+        let indicator = IndicatorContext {
+            priority: 85,
+            asn: 9009,
+            ..IndicatorContext::default()
+        };
+        let fired = |trigger, origin| -> Vec<(String, bool)> {
+            set.evaluate(trigger, &indicator, origin)
+                .into_iter()
+                .map(|v| (v.rule.spec.name.clone(), v.matched.expect("evaluates")))
+                .collect()
+        };
+        assert_eq!(
+            fired(Trigger::Enriched, "source:criminalip"),
+            [("block-high".into(), true), ("tag-isp".into(), true)]
+        );
+        assert_eq!(fired(Trigger::Updated, "rule:tag-isp"), []);
+        assert_eq!(
+            fired(Trigger::Updated, "rule:block-high"),
+            [("tag-isp".into(), true)]
+        );
+        assert!(set.listens(Trigger::Updated));
+        assert!(!set.listens(Trigger::Created));
+    }
+
+    #[test]
+    fn every_mistake_is_reported_with_file_rule_and_place() {
+        let errors = load(
+            r#"{"rules": [
+                {"name": "a", "on": ["enriched"], "when": "indicator.priority >= ",
+                 "actions": [{"do": "notify", "channel": "chat"}, {"do": "block", "list": "edl"}]},
+                {"name": "a", "on": [], "actions": []}
+            ]}"#,
+        )
+        .expect_err("does not load");
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 6, "{text:#?}");
+        assert_eq!(
+            text[0],
+            "playbooks/high.toml: rule \"a\": action 1 (notify): no channel named \"chat\" (configured: soc)"
+        );
+        assert!(text[1].contains("action 2 (block): no blocklist named \"edl\""));
+        assert!(text[2].starts_with("playbooks/high.toml: rule \"a\": condition line 1, column "));
+        assert!(
+            text[3..]
+                .iter()
+                .any(|t| t.ends_with("another rule has the same name"))
+        );
+        assert!(
+            text[3..]
+                .iter()
+                .any(|t| t.ends_with("`on` lists no trigger"))
+        );
+        assert!(text[3..].iter().any(|t| t.ends_with("`actions` is empty")));
+    }
+
+    #[test]
+    fn unknown_keys_in_actions_are_refused() {
+        let result: Result<ActionSpec, _> =
+            serde_json::from_str(r#"{"do": "block", "list": "firewall", "dayz": 3}"#);
+        assert!(result.unwrap_err().to_string().contains("dayz"));
+        let result: Result<ActionSpec, _> = serde_json::from_str(r#"{"do": "launch"}"#);
+        assert!(result.unwrap_err().to_string().contains("launch"));
+    }
+}

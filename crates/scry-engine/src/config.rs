@@ -28,6 +28,90 @@ pub struct Config {
     pub egress: EgressConfig,
     pub enrich: EnrichConfig,
     pub sources: SourcesConfig,
+    pub automation: AutomationConfig,
+    /// Rules written in this file; playbook files in `[automation] playbooks` add more.
+    pub rules: Vec<scry_rules::RuleSpec>,
+}
+
+/// Where rules act: named lists for conditions, message channels, ticket systems, blocklists.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AutomationConfig {
+    /// Evaluate rules and record what they would do, without doing it.
+    pub dry_run: bool,
+    /// A folder of playbook files (`*.toml`, each with `[[rules]]`).
+    pub playbooks: Option<PathBuf>,
+    pub lists: std::collections::BTreeMap<String, ListConfig>,
+    pub channels: std::collections::BTreeMap<String, EndpointConfig>,
+    pub tickets: std::collections::BTreeMap<String, EndpointConfig>,
+    pub blocklists: std::collections::BTreeMap<String, BlocklistConfig>,
+}
+
+/// A named list: entries here, in files, or both.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListConfig {
+    pub entries: Vec<String>,
+    pub files: Vec<PathBuf>,
+}
+
+/// An HTTP endpoint rules send to: a chat webhook or a ticket system's create call. Endpoints are
+/// configuration only; nothing in indicator data can choose where a request goes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EndpointConfig {
+    pub url: String,
+    /// A ready-made template: `slack`, `teams`, `json`, `jira`, `servicenow`.
+    pub template: Option<String>,
+    /// Or a template of your own (minijinja), used instead.
+    pub body: Option<String>,
+    /// The body is JSON (sent as `application/json` and checked before sending).
+    pub json: bool,
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// An environment variable holding the `Authorization` header value (never written here).
+    pub authorization_env: Option<String>,
+    /// Values templates see as `params` (Jira `project`, `issue_type`; ServiceNow `assignment_group`).
+    pub params: std::collections::BTreeMap<String, String>,
+    /// Tickets: where the created ticket's id is in the answer (JSON pointer).
+    pub id_pointer: Option<String>,
+    pub timeout_seconds: f64,
+    pub max_attempts: u32,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> EndpointConfig {
+        EndpointConfig {
+            url: String::new(),
+            template: None,
+            body: None,
+            json: true,
+            headers: Default::default(),
+            authorization_env: None,
+            params: Default::default(),
+            id_pointer: None,
+            timeout_seconds: 10.0,
+            max_attempts: 5,
+        }
+    }
+}
+
+/// A named blocklist, served as a plain-text EDL.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlocklistConfig {
+    /// How long an entry stays unless the rule says otherwise.
+    pub days: u32,
+    /// Entries whose indicator falls below this priority are removed.
+    pub min_priority: u8,
+}
+
+impl Default for BlocklistConfig {
+    fn default() -> BlocklistConfig {
+        BlocklistConfig {
+            days: 7,
+            min_priority: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -493,7 +577,7 @@ impl LoadedConfig {
     }
 
     /// Relative paths in the configuration are relative to the file they are written in.
-    fn resolve(&self, path: &Path) -> PathBuf {
+    pub(crate) fn resolve(&self, path: &Path) -> PathBuf {
         match self.path.as_ref().and_then(|p| p.parent()) {
             Some(dir) if path.is_relative() => dir.join(path),
             _ => path.to_owned(),

@@ -32,6 +32,8 @@ pub struct EnrichRequest {
     pub options: EnrichOptions,
     /// Indicators in flight at once.
     pub concurrency: usize,
+    /// Rules to run on what is stored (needs a store).
+    pub automation: Option<Arc<crate::automation::Automation>>,
 }
 
 /// Live counters of a run, for progress display.
@@ -63,6 +65,8 @@ pub struct Summary {
     pub unusable_sources: Vec<(String, String)>,
     /// What saving to the store did (all zero without a store).
     pub stored: SaveReport,
+    /// What the rules did with the stored results.
+    pub rules: crate::automation::RulesReport,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +77,8 @@ pub enum EngineError {
         "saving results to the store failed (the run stopped so nothing is lost silently): {0}"
     )]
     Store(#[from] scry_store::StoreError),
+    #[error("running rules on stored results failed (the run stopped): {0}")]
+    Automation(#[from] crate::automation::AutomationError),
 }
 
 /// Records saved to the store at once.
@@ -180,9 +186,11 @@ impl Engine {
         let mut recorder = Recorder {
             summary: Summary::default(),
             pending: Vec::new(),
+            events: Vec::new(),
             progress: &progress,
             sink,
             store: self.store.as_deref(),
+            automation: request.automation.as_deref(),
         };
         let concurrent = self.has_external_sources();
         let concurrency = request.concurrency.max(1);
@@ -230,6 +238,17 @@ impl Engine {
 
     /// Asks every source about one indicator and builds its record.
     pub async fn enrich_one(&self, candidate: Candidate, options: EnrichOptions) -> Record {
+        self.enrich_with(candidate, options, None).await
+    }
+
+    /// Like [`Engine::enrich_one`], asking only the external source named `only` (when given);
+    /// sources on this machine always run.
+    pub async fn enrich_with(
+        &self,
+        candidate: Candidate,
+        options: EnrichOptions,
+        only: Option<&str>,
+    ) -> Record {
         let observable = &candidate.observable;
         let subject = Subject {
             observable,
@@ -246,6 +265,9 @@ impl Engine {
             }
             let destination = source.destination();
             let is_external = matches!(destination, Destination::External { .. });
+            if is_external && only.is_some_and(|name| name != source.name()) {
+                continue;
+            }
             let outcome = if self.disabled[index].load(Ordering::Relaxed) {
                 Err(Outcome::Failed("source unusable for this run".into()))
             } else {
@@ -367,9 +389,12 @@ impl Engine {
 struct Recorder<'a> {
     summary: Summary,
     pending: Vec<IndicatorRecord>,
+    /// History of this batch: skips and vendor calls.
+    events: Vec<scry_store::Event>,
     progress: &'a Progress,
     sink: &'a mut dyn FnMut(Record) -> io::Result<()>,
     store: Option<&'a dyn Store>,
+    automation: Option<&'a crate::automation::Automation>,
 }
 
 impl Recorder<'_> {
@@ -391,6 +416,7 @@ impl Recorder<'_> {
         if self.store.is_some()
             && let Some(stored) = stored_form(&record)
         {
+            history_events(&record, &stored, &mut self.events);
             self.pending.push(stored);
         }
         (self.sink)(record)?;
@@ -405,6 +431,13 @@ impl Recorder<'_> {
             && !self.pending.is_empty()
         {
             let report = store.save_indicators(&self.pending).await?;
+            store.record_events(&self.events).await?;
+            if let Some(automation) = self.automation {
+                let rules = automation.on_saved(&self.pending, &report.changes).await?;
+                self.summary.rules.matched += rules.matched;
+                self.summary.rules.enqueued += rules.enqueued;
+                self.summary.rules.errors += rules.errors;
+            }
             // The changes are kept in the score history; the summary keeps counts only, so a
             // long run's memory does not grow with them.
             self.summary.stored.absorb(SaveReport {
@@ -412,15 +445,66 @@ impl Recorder<'_> {
                 ..report
             });
             self.pending.clear();
+            self.events.clear();
         }
         Ok(())
+    }
+}
+
+/// The automation history of one record: why it was not sent out, and every vendor call (paid,
+/// answered from the cache, or failed) with its cost.
+fn history_events(record: &Record, stored: &IndicatorRecord, events: &mut Vec<scry_store::Event>) {
+    let event =
+        |kind: &str, outcome: &str, origin: String, credits: u32, detail: serde_json::Value| {
+            scry_store::Event {
+                id: 0,
+                at: stored.observed_at,
+                kind: kind.to_owned(),
+                stix_id: Some(stored.stix_id.clone()),
+                indicator: Some(stored.value.clone()),
+                rule: None,
+                action: None,
+                outcome: outcome.to_owned(),
+                origin,
+                duration_ms: None,
+                credits: i64::from(credits),
+                detail,
+            }
+        };
+    if record.status == Status::Skipped {
+        let reason = record.skip_reason.as_deref().unwrap_or("skipped");
+        events.push(event(
+            "skip",
+            reason,
+            "egress".into(),
+            0,
+            serde_json::json!({"input": record.position, "tlp": record.tlp}),
+        ));
+    }
+    for (name, source) in &record.sources {
+        let outcome = match source.status.as_str() {
+            "ok" if source.cached => "cached",
+            "ok" if source.credits > 0 => "ok",
+            "failed" => "failed",
+            _ => continue,
+        };
+        events.push(event(
+            "call",
+            outcome,
+            format!("source:{name}"),
+            source.credits,
+            match &source.error {
+                Some(error) => serde_json::json!({"error": error}),
+                None => serde_json::json!({"priority": record.priority}),
+            },
+        ));
     }
 }
 
 /// The state of an indicator as the store keeps it: the record without what only describes this
 /// run (whether an answer came from the cache, the credits it cost), so re-running over the same
 /// data stores nothing new. Rejected input has no indicator and is not stored.
-fn stored_form(record: &Record) -> Option<IndicatorRecord> {
+pub fn stored_form(record: &Record) -> Option<IndicatorRecord> {
     let mut sources = serde_json::Map::new();
     for (name, source) in &record.sources {
         let mut value = serde_json::to_value(source).ok()?;

@@ -5,6 +5,7 @@
 //! parse their own arguments and render what the engine returns.
 
 pub mod archive;
+pub mod automation;
 pub mod config;
 pub mod enrich;
 pub mod input;

@@ -85,6 +85,71 @@ pub(crate) enum Command {
         scry sandbox --credits 100 --rate-limit 5 --latency-median-ms 150 --latency-p99-ms 1000 --log requests.jsonl\n  \
         scry sandbox --server-error-rate 0.02 --rate-limited-rate 0.01 --refuse-concurrent")]
     Sandbox(SandboxArgs),
+    /// Check rules and playbooks, or see what they would do for an indicator
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// The automation history: rule matches, actions and their outcomes, skips, vendor calls
+    #[command(after_help = "Examples:\n  \
+        scry history --indicator 45.155.205.233\n  \
+        scry history --rule block-high --since 2026-11-01\n  \
+        scry history --kind skip --format jsonl")]
+    History(HistoryArgs),
+    /// Run queued rule actions (messages, tickets, blocklist changes) until none is due
+    #[command(after_help = "Examples:\n  scry jobs run\n  scry jobs status")]
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RulesCommand {
+    /// Load every rule, list, channel, ticket system and blocklist, and report every mistake
+    Check,
+    /// Which rules would fire for a stored indicator, and what they would do (nothing is done)
+    #[command(after_help = "Examples:\n  scry rules test 45.155.205.233")]
+    Test {
+        /// The indicator, as stored (defanged input is fine)
+        indicator: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobsCommand {
+    /// Run every due job, then stop; jobs waiting for a retry stay queued
+    Run {
+        /// Record what actions would do without doing it
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// How many jobs are ready, waiting, done and failed
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HistoryArgs {
+    /// Only this indicator
+    #[arg(long)]
+    pub(crate) indicator: Option<String>,
+    /// Only this rule
+    #[arg(long)]
+    pub(crate) rule: Option<String>,
+    /// Only this kind: rule, action, skip, call
+    #[arg(long)]
+    pub(crate) kind: Option<String>,
+    /// Only on or after this UTC date (YYYY-MM-DD)
+    #[arg(long, value_name = "DATE")]
+    pub(crate) since: Option<String>,
+    /// At most this many, newest first
+    #[arg(long, default_value_t = 100)]
+    pub(crate) limit: u32,
+    /// Output format
+    #[arg(long, short = 'f', value_enum, default_value_t = HistoryFormat::Table)]
+    pub(crate) format: HistoryFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum HistoryFormat {
+    Table,
+    Jsonl,
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,6 +244,10 @@ pub(crate) struct EnrichArgs {
     /// Do not save results to the store
     #[arg(long)]
     pub(crate) no_store: bool,
+
+    /// Evaluate rules and record what their actions would do, without doing it
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -246,6 +315,10 @@ pub(crate) struct ExportArgs {
     /// STIX: at most this many related objects of one kind (services, CVEs, addresses) per indicator
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub(crate) max_related: usize,
+
+    /// EDL: the blocklist to write
+    #[arg(long, value_name = "NAME")]
+    pub(crate) list: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -256,6 +329,8 @@ pub(crate) enum ExportFormat {
     Csv,
     /// A STIX 2.1 bundle: observables, indicators, infrastructure, locations, vulnerabilities and relationships
     Stix,
+    /// A blocklist as an external dynamic list: one entry per line (needs --list)
+    Edl,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

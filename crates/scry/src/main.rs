@@ -25,8 +25,8 @@ use scry_engine::{Engine, EnrichRequest, Progress, Status, Summary};
 use scry_sources::{EnrichOptions, Source, SourceError};
 
 use crate::cli::{
-    Cli, Command, ConfigCommand, DbCommand, EnrichArgs, ExportArgs, ExportFormat, PivotArgs,
-    SandboxArgs, ShowArgs, ShowFormat, SourcesCommand,
+    Cli, Command, ConfigCommand, DbCommand, EnrichArgs, ExportArgs, ExportFormat, JobsCommand,
+    PivotArgs, RulesCommand, SandboxArgs, ShowArgs, ShowFormat, SourcesCommand,
 };
 use crate::output::TableStyle;
 
@@ -38,6 +38,8 @@ macro_rules! out {
         writeln!(std::io::stdout().lock(), $($arg)*)?;
     }};
 }
+
+mod automation;
 
 /// An error the user caused by how scry was called or configured: exit status 2.
 #[derive(Debug)]
@@ -126,6 +128,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Init { path, force }) => config_init(&path, force),
         Command::Sources(SourcesCommand::Test { name }) => sources_test(&loaded, name.as_deref()),
         Command::Sandbox(args) => sandbox(args),
+        Command::Rules(RulesCommand::Check) => automation::rules_check(&loaded),
+        Command::Rules(RulesCommand::Test { indicator }) => {
+            automation::rules_test(&loaded, cli.store.as_deref(), &indicator)
+        }
+        Command::History(args) => automation::history(&args, &loaded, cli.store.as_deref()),
+        Command::Jobs(JobsCommand::Run { dry_run }) => {
+            automation::jobs_run(&loaded, cli.store.as_deref(), dry_run)
+        }
+        Command::Jobs(JobsCommand::Status) => {
+            automation::jobs_status(&loaded, cli.store.as_deref())
+        }
     }
 }
 
@@ -269,12 +282,13 @@ fn enrich(
         None => loaded.default_tlp().map_err(usage)?,
     };
     let gate = loaded.egress_gate().map_err(usage)?;
-    let request = EnrichRequest {
+    let mut request = EnrichRequest {
         inputs: inputs.clone(),
         format: args.input_format,
         default_tlp,
         options: EnrichOptions { force: args.force },
         concurrency: args.concurrency.unwrap_or(loaded.config.enrich.concurrency),
+        automation: None,
     };
     if request.concurrency == 0 {
         return Err(usage(anyhow!("--concurrency must be at least 1")));
@@ -288,15 +302,34 @@ fn enrich(
     };
     let sources = sources(loaded)?;
     let mut engine = Engine::new(gate, sources.clone());
-    if let Some(store) = store {
+    if let Some(store) = &store {
         let archive: Arc<dyn scry_sources::AnswerArchive> =
-            Arc::new(scry_engine::archive::StoreArchive(Arc::clone(&store)));
+            Arc::new(scry_engine::archive::StoreArchive(Arc::clone(store)));
         for source in &sources {
             source.set_archive(Arc::clone(&archive));
         }
-        engine = engine.with_store(store);
+        engine = engine.with_store(Arc::clone(store));
     }
     let engine = Arc::new(engine);
+    if let Some(store) = &store {
+        let names: Vec<String> = sources.iter().map(|s| s.name().to_owned()).collect();
+        let mut rules = automation::load_rules(loaded, &names)?;
+        if args.dry_run {
+            rules.set_dry_run(true);
+        }
+        if !rules.rules().is_empty() {
+            request.automation = Some(Arc::new(
+                rules
+                    .with_store(Arc::clone(store))
+                    .with_engine(Arc::clone(&engine)),
+            ));
+        }
+    } else if args.dry_run {
+        return Err(usage(anyhow!(
+            "--dry-run is about rules, which act on stored results; drop --no-store"
+        )));
+    }
+    let automation = request.automation.clone();
 
     let progress = Arc::new(Progress::default());
     let bar = progress_bar(&inputs, quiet || args.no_progress);
@@ -328,8 +361,14 @@ fn enrich(
             .enrich(request, Arc::clone(&progress), &mut sink)
             .await;
         ticker.abort();
-        result
+        let summary = result?;
+        let jobs = match &automation {
+            Some(automation) => Some(automation.run_jobs().await?),
+            None => None,
+        };
+        anyhow::Ok((summary, jobs))
     })?;
+    let (summary, jobs) = summary;
     bar.finish_and_clear();
 
     if output == Output::Print {
@@ -354,6 +393,33 @@ fn enrich(
                 s.updated,
                 s.unchanged
             );
+        }
+        if let Some(jobs) = jobs {
+            let r = &summary.rules;
+            eprintln!(
+                "rules{}: {} matched, {} actions queued; actions: {} done, {} failed, {} waiting for a retry{}",
+                if automation.as_ref().is_some_and(|a| a.is_dry_run()) {
+                    " (dry run)"
+                } else {
+                    ""
+                },
+                r.matched,
+                r.enqueued,
+                jobs.done,
+                jobs.failed,
+                jobs.retrying,
+                if r.errors > 0 {
+                    format!(
+                        "; {} rule evaluations failed (see `scry history --kind rule`)",
+                        r.errors
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            if jobs.retrying > 0 {
+                eprintln!("note: run `scry jobs run` later to retry the waiting actions");
+            }
         }
         for line in engine.sources().iter().filter_map(|s| s.status_line()) {
             eprintln!("{line}");
@@ -664,6 +730,18 @@ fn export(
         )),
         None => Box::new(io::BufWriter::new(io::stdout().lock())),
     };
+    if args.format == ExportFormat::Edl {
+        let written = automation::export_edl(loaded, store_url, args.list.as_deref(), &mut out)?;
+        out.flush()?;
+        eprintln!(
+            "exported {written} entries of blocklist {}",
+            args.list.as_deref().unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.list.is_some() {
+        return Err(usage(anyhow!("--list is for --format edl")));
+    }
     let unmarked_tlp = match &args.unmarked_tlp {
         Some(level) => level
             .parse::<Tlp>()
@@ -746,6 +824,7 @@ fn export(
                         serde_json::to_writer(&mut out, &stored_json(stored))?;
                         out.write_all(b"\n")?;
                     }
+                    ExportFormat::Edl => unreachable!("EDL exports return above"),
                     ExportFormat::Csv => {
                         let reasons: Vec<scry_engine::record::ReasonRecord> =
                             serde_json::from_value(r.reasons.clone()).unwrap_or_default();

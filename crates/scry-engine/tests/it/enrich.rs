@@ -131,6 +131,7 @@ async fn run_with(
         default_tlp,
         options: EnrichOptions::default(),
         concurrency,
+        automation: None,
     };
     let mut records = Vec::new();
     let summary = engine

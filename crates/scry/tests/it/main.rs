@@ -1,6 +1,7 @@
 //! Integration tests of the `scry` binary, run as a child process the way a person or a script
 //! runs it: real files, real pipes, real exit codes.
 
+mod automation;
 mod cli;
 mod criminalip;
 mod memory;

@@ -1,0 +1,1059 @@
+//! Automation: rules evaluated on what enrichment stored, their actions run as durable jobs, and
+//! every step written to the automation history.
+//!
+//! A matching rule does not act directly: each of its actions becomes a job in the store's queue,
+//! keyed by (rule, indicator, trigger, observation, step) so the same match never acts twice,
+//! whichever run or worker sees it. Workers lease jobs, run them, and retry failures with
+//! backoff; outbound calls (messages, tickets) go only to configured endpoints. A rule never sees
+//! changes it made itself, and changes made by actions re-trigger other rules at most
+//! [`MAX_CHAIN`] deep, so rules cannot loop.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use scry_rules::context::level_number;
+use scry_rules::rule::Targets;
+use scry_rules::{
+    ActionSpec, CriminalIpContext, IndicatorContext, NamedLists, PreviousContext, RuleSet,
+    RuleSpec, Templates, Trigger,
+};
+use scry_sources::Secret;
+use scry_store::{
+    BlockEntry, Change, Event, IndicatorRecord, Job, JobOutcome, NewJob, Store, StoreError,
+    Workflow,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::config::{BlocklistConfig, EndpointConfig, LoadedConfig};
+
+/// How many times an action's change may trigger further rules in a row.
+pub const MAX_CHAIN: u32 = 3;
+
+/// How long a worker holds a job before another may take it over.
+const LEASE_MS: i64 = 120_000;
+
+/// Jobs claimed at once.
+const CLAIM_BATCH: u32 = 32;
+
+/// The job kind of rule actions.
+pub const ACTION_JOB: &str = "action";
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AutomationError {
+    #[error("automation store access failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("rules act on stored indicators: open a store (drop --no-store)")]
+    NoStore,
+}
+
+/// A configured HTTP endpoint, ready to send.
+struct Endpoint {
+    url: String,
+    template: Templates,
+    headers: Vec<(String, String)>,
+    authorization: Option<Secret>,
+    params: BTreeMap<String, String>,
+    id_pointer: Option<String>,
+    timeout: Duration,
+    max_attempts: u32,
+}
+
+/// Rules and where their actions go, loaded from configuration.
+pub struct Automation {
+    /// Where jobs, history, workflow and blocklists live; rules can be checked without one.
+    store: Option<Arc<dyn Store>>,
+    rules: RuleSet,
+    channels: BTreeMap<String, Endpoint>,
+    tickets: BTreeMap<String, Endpoint>,
+    blocklists: BTreeMap<String, BlocklistConfig>,
+    dry_run: bool,
+    http: reqwest::Client,
+    owner: String,
+    /// For `enrich` actions.
+    engine: Option<Arc<crate::Engine>>,
+}
+
+impl std::fmt::Debug for Automation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Automation")
+            .field("rules", &self.rules.rules().len())
+            .field("dry_run", &self.dry_run)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The payload of an action job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ActionJob {
+    rule: String,
+    step: usize,
+    action: ActionSpec,
+    trigger: Trigger,
+    stix_id: String,
+    kind: String,
+    value: String,
+    /// How many action-caused changes led here.
+    chain: u32,
+}
+
+/// What one pass over the queue did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobsReport {
+    pub done: u64,
+    pub failed: u64,
+    pub retrying: u64,
+}
+
+/// What evaluating rules over saved records did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RulesReport {
+    pub matched: u64,
+    pub enqueued: u64,
+    pub errors: u64,
+}
+
+/// Loads every rule (configuration and playbook folder), list, channel, ticket system and
+/// blocklist. Every problem is reported, each naming where it is.
+pub fn load(loaded: &LoadedConfig, sources: &[String]) -> Result<Automation, Vec<String>> {
+    let config = &loaded.config.automation;
+    let origin = loaded
+        .path
+        .as_ref()
+        .map_or_else(|| "configuration".to_owned(), |p| p.display().to_string());
+    let mut errors = Vec::new();
+    let mut lists = NamedLists::default();
+    for (name, list) in &config.lists {
+        if let Err(e) = lists.add(name, list.entries.iter().map(String::as_str)) {
+            errors.push(format!("{origin}: [automation.lists.{name}]: {e}"));
+        }
+        for file in &list.files {
+            let path = loaded.resolve(file);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    if let Err(e) = lists.add(name, text.lines()) {
+                        errors.push(format!("{}: {e}", path.display()));
+                    }
+                }
+                Err(e) => errors.push(format!(
+                    "{origin}: [automation.lists.{name}] cannot read {}: {e}",
+                    path.display()
+                )),
+            }
+        }
+    }
+    let mut endpoints = |kind: &str, table: &BTreeMap<String, EndpointConfig>| {
+        let mut built = BTreeMap::new();
+        for (name, endpoint) in table {
+            match build_endpoint(endpoint) {
+                Ok(e) => {
+                    built.insert(name.clone(), e);
+                }
+                Err(message) => {
+                    errors.push(format!("{origin}: [automation.{kind}.{name}]: {message}"))
+                }
+            }
+        }
+        built
+    };
+    let channels = endpoints("channels", &config.channels);
+    let tickets = endpoints("tickets", &config.tickets);
+    let mut specs: Vec<(String, RuleSpec)> = loaded
+        .config
+        .rules
+        .iter()
+        .map(|r| (origin.clone(), r.clone()))
+        .collect();
+    if let Some(folder) = &config.playbooks {
+        match playbook_rules(&loaded.resolve(folder)) {
+            Ok(more) => specs.extend(more),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    let targets = Targets {
+        channels: config.channels.keys().cloned().collect(),
+        ticket_systems: config.tickets.keys().cloned().collect(),
+        blocklists: config.blocklists.keys().cloned().collect(),
+        sources: sources.iter().cloned().collect(),
+    };
+    let rules = match RuleSet::compile(specs, lists, &targets) {
+        Ok(rules) => Some(rules),
+        Err(rule_errors) => {
+            errors.extend(rule_errors.iter().map(ToString::to_string));
+            None
+        }
+    };
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| vec![format!("cannot build the HTTP client: {e}")])?;
+    match rules {
+        Some(rules) if errors.is_empty() => Ok(Automation {
+            store: None,
+            rules,
+            channels,
+            tickets,
+            blocklists: config.blocklists.clone(),
+            dry_run: config.dry_run,
+            http,
+            owner: format!("scry-{}-{}", std::process::id(), now_ms()),
+            engine: None,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn build_endpoint(config: &EndpointConfig) -> Result<Endpoint, String> {
+    let url = url::Url::parse(&config.url).map_err(|e| format!("url {:?}: {e}", config.url))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("url {:?}: use http or https", config.url));
+    }
+    let template = Templates::new(
+        config.template.as_deref(),
+        config.body.as_deref(),
+        config.json,
+    )
+    .map_err(|e| e.to_string())?;
+    let authorization = match &config.authorization_env {
+        Some(variable) => match std::env::var(variable) {
+            Ok(value) if !value.is_empty() => Some(Secret::new(value)),
+            _ => {
+                return Err(format!(
+                    "authorization_env names {variable}, which is not set"
+                ));
+            }
+        },
+        None => None,
+    };
+    let id_pointer = config
+        .id_pointer
+        .clone()
+        .or_else(|| match config.template.as_deref() {
+            Some("jira") => Some("/key".to_owned()),
+            Some("servicenow") => Some("/result/number".to_owned()),
+            _ => None,
+        });
+    Ok(Endpoint {
+        url: config.url.clone(),
+        template,
+        headers: config
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        authorization,
+        params: config.params.clone(),
+        id_pointer,
+        timeout: Duration::from_secs_f64(config.timeout_seconds.max(0.1)),
+        max_attempts: config.max_attempts.max(1),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlaybookFile {
+    #[serde(default)]
+    rules: Vec<RuleSpec>,
+}
+
+/// The rules of every `*.toml` file in `folder`, in file-name order.
+fn playbook_rules(folder: &Path) -> Result<Vec<(String, RuleSpec)>, Vec<String>> {
+    let entries = std::fs::read_dir(folder).map_err(|e| {
+        vec![format!(
+            "cannot read playbooks folder {}: {e}",
+            folder.display()
+        )]
+    })?;
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    for file in files {
+        let parsed: Result<PlaybookFile, _> = figment::Figment::from(
+            <figment::providers::Toml as figment::providers::Format>::file_exact(&file),
+        )
+        .extract();
+        match parsed {
+            Ok(playbook) => rules.extend(
+                playbook
+                    .rules
+                    .into_iter()
+                    .map(|r| (file.display().to_string(), r)),
+            ),
+            Err(e) => errors.push(format!("{}: {e}", file.display())),
+        }
+    }
+    if errors.is_empty() {
+        Ok(rules)
+    } else {
+        Err(errors)
+    }
+}
+
+/// What a condition sees of a stored indicator.
+pub fn indicator_context(
+    record: &IndicatorRecord,
+    workflow: Option<&Workflow>,
+    change: Option<&Change>,
+) -> IndicatorContext {
+    let cip = record
+        .sources
+        .get("criminalip")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let data = cip.get("data").cloned().unwrap_or(Value::Null);
+    let text = |v: Option<&Value>| -> String {
+        match v {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        }
+    };
+    let facet = |name: &str| -> Vec<String> {
+        record
+            .facets
+            .iter()
+            .filter(|(f, _)| f == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let inbound = text(data.get("inbound")).to_ascii_lowercase();
+    let outbound = text(data.get("outbound")).to_ascii_lowercase();
+    let mut tags = record.tags.clone();
+    if let Some(w) = workflow {
+        tags.extend(w.labels.iter().cloned());
+        tags.sort();
+        tags.dedup();
+    }
+    let priority = workflow
+        .and_then(|w| w.priority_override)
+        .unwrap_or(record.priority);
+    IndicatorContext {
+        kind: record.kind.clone(),
+        value: record.value.clone(),
+        stix_id: record.stix_id.clone(),
+        priority: i64::from(priority),
+        computed_priority: i64::from(record.priority),
+        severity: record.severity.clone(),
+        tags,
+        status: workflow.map_or_else(|| "new".to_owned(), |w| w.status.clone()),
+        tlp: record.tlp.clone().unwrap_or_default(),
+        source: String::new(),
+        enrichment: record.enrichment_status.clone(),
+        skip_reason: record.skip_reason.clone().unwrap_or_default(),
+        asn: text(data.get("asn")).parse().unwrap_or(0),
+        as_name: text(data.get("as_name")),
+        country: text(data.get("country")).to_ascii_uppercase(),
+        cves: facet("cve"),
+        phishing_probability: data
+            .get("phishing_probability")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0),
+        criminalip: CriminalIpContext {
+            inbound_level: level_number(&inbound),
+            outbound_level: level_number(&outbound),
+            inbound,
+            outbound,
+            report_url: text(cip.get("report_url")),
+        },
+        previous: PreviousContext {
+            exists: change.is_none_or(|c| c.previous_priority.is_some()),
+            priority: i64::from(
+                change.map_or(record.priority, |c| c.previous_priority.unwrap_or(0)),
+            ),
+        },
+        new_tags: change.map(|c| c.new_tags.clone()).unwrap_or_default(),
+        new_cves: change.map(|c| c.new_cves.clone()).unwrap_or_default(),
+        ticket: workflow.and_then(|w| w.ticket.clone()).unwrap_or_default(),
+    }
+}
+
+/// An event about one indicator.
+fn event(
+    kind: &str,
+    record: &IndicatorRecord,
+    outcome: &str,
+    origin: &str,
+    detail: Value,
+) -> Event {
+    Event {
+        id: 0,
+        at: now_ms(),
+        kind: kind.to_owned(),
+        stix_id: Some(record.stix_id.clone()),
+        indicator: Some(record.value.clone()),
+        rule: None,
+        action: None,
+        outcome: outcome.to_owned(),
+        origin: origin.to_owned(),
+        duration_ms: None,
+        credits: 0,
+        detail,
+    }
+}
+
+/// Backoff before retry `attempt` (1-based): 2 s, 4 s, 8 s … capped at 10 minutes.
+fn backoff_ms(attempt: u32) -> i64 {
+    (2_000_i64 << attempt.saturating_sub(1).min(9)).min(600_000)
+}
+
+impl Automation {
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// The store rules act on.
+    pub fn with_store(mut self, store: Arc<dyn Store>) -> Automation {
+        self.store = Some(store);
+        self
+    }
+
+    fn store(&self) -> Result<&dyn Store, AutomationError> {
+        self.store.as_deref().ok_or(AutomationError::NoStore)
+    }
+
+    /// The engine `enrich` actions use.
+    pub fn with_engine(mut self, engine: Arc<crate::Engine>) -> Automation {
+        self.engine = Some(engine);
+        self
+    }
+
+    pub fn set_dry_run(&mut self, dry_run: bool) {
+        self.dry_run = dry_run;
+    }
+
+    /// Evaluates rules for records just saved, with the changes the save reported, and enqueues
+    /// the actions of every match. Blocklist entries of indicators that became allowlisted or fell
+    /// below a list's minimum priority are removed.
+    pub async fn on_saved(
+        &self,
+        records: &[IndicatorRecord],
+        changes: &[Change],
+    ) -> Result<RulesReport, AutomationError> {
+        let mut report = RulesReport::default();
+        let by_id: BTreeMap<&str, &Change> =
+            changes.iter().map(|c| (c.stix_id.as_str(), c)).collect();
+        let mut events = Vec::new();
+        let mut jobs = Vec::new();
+        for record in records {
+            let change = by_id.get(record.stix_id.as_str()).copied();
+            self.maintain_blocklists(record, change, &mut events)
+                .await?;
+            let mut triggers = vec![Trigger::Ingested];
+            if record.enrichment_status == "enriched" {
+                triggers.push(Trigger::Enriched);
+            }
+            match change {
+                Some(c) if c.previous_priority.is_none() => triggers.push(Trigger::Created),
+                Some(_) => triggers.push(Trigger::Updated),
+                None => {}
+            }
+            if !triggers.iter().any(|t| self.rules.listens(*t)) {
+                continue;
+            }
+            let workflow = self.store()?.workflow(&record.stix_id).await?;
+            let context = indicator_context(record, workflow.as_ref(), change);
+            for trigger in triggers {
+                self.evaluate(
+                    trigger,
+                    record,
+                    &context,
+                    "source",
+                    0,
+                    &mut events,
+                    &mut jobs,
+                    &mut report,
+                );
+            }
+        }
+        report.enqueued += self.store()?.enqueue_jobs(&jobs).await?;
+        self.store()?.record_events(&events).await?;
+        Ok(report)
+    }
+
+    /// Evaluates the rules listening to `trigger`; matches become events and jobs.
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate(
+        &self,
+        trigger: Trigger,
+        record: &IndicatorRecord,
+        context: &IndicatorContext,
+        origin: &str,
+        chain: u32,
+        events: &mut Vec<Event>,
+        jobs: &mut Vec<NewJob>,
+        report: &mut RulesReport,
+    ) {
+        for verdict in self.rules.evaluate(trigger, context, origin) {
+            let rule = &verdict.rule.spec;
+            match verdict.matched {
+                Ok(false) => continue,
+                Ok(true) => {
+                    report.matched += 1;
+                    let mut e = event(
+                        "rule",
+                        record,
+                        "matched",
+                        origin,
+                        json!({"trigger": trigger.as_str(), "priority": context.priority,
+                               "actions": rule.actions.iter().map(ActionSpec::describe).collect::<Vec<_>>()}),
+                    );
+                    e.rule = Some(rule.name.clone());
+                    events.push(e);
+                    for (step, action) in rule.actions.iter().enumerate() {
+                        let payload = ActionJob {
+                            rule: rule.name.clone(),
+                            step,
+                            action: action.clone(),
+                            trigger,
+                            stix_id: record.stix_id.clone(),
+                            kind: record.kind.clone(),
+                            value: record.value.clone(),
+                            chain,
+                        };
+                        jobs.push(NewJob {
+                            kind: ACTION_JOB.to_owned(),
+                            dedupe_key: Some(format!(
+                                "{}|{}|{}|{}|{}|{}",
+                                rule.name,
+                                record.stix_id,
+                                trigger.as_str(),
+                                record.observed_at,
+                                chain,
+                                step
+                            )),
+                            payload: serde_json::to_value(&payload).expect("jobs serialize"),
+                            run_after: now_ms(),
+                            max_attempts: self.attempts_for(action),
+                        });
+                    }
+                }
+                Err(message) => {
+                    report.errors += 1;
+                    let mut e = event(
+                        "rule",
+                        record,
+                        "error",
+                        origin,
+                        json!({"trigger": trigger.as_str(), "error": message}),
+                    );
+                    e.rule = Some(rule.name.clone());
+                    events.push(e);
+                }
+            }
+        }
+    }
+
+    fn attempts_for(&self, action: &ActionSpec) -> u32 {
+        match action {
+            ActionSpec::Notify { channel } | ActionSpec::Escalate { channel, .. } => {
+                self.channels.get(channel).map_or(5, |c| c.max_attempts)
+            }
+            ActionSpec::Ticket { system } => self.tickets.get(system).map_or(5, |t| t.max_attempts),
+            _ => 3,
+        }
+    }
+
+    async fn maintain_blocklists(
+        &self,
+        record: &IndicatorRecord,
+        change: Option<&Change>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), AutomationError> {
+        let allowlisted = record.skip_reason.as_deref() == Some("allowlisted");
+        let fell = change.is_some_and(|c| c.previous_priority.is_some_and(|p| p > c.priority));
+        if !allowlisted && !fell {
+            return Ok(());
+        }
+        for (name, list) in &self.blocklists {
+            if (allowlisted || record.priority < list.min_priority)
+                && self.store()?.unblock(name, &record.value).await?
+            {
+                let why = if allowlisted {
+                    "allowlisted".to_owned()
+                } else {
+                    format!(
+                        "priority {} is below {}",
+                        record.priority, list.min_priority
+                    )
+                };
+                let mut e = event(
+                    "action",
+                    record,
+                    "unblocked",
+                    "automation",
+                    json!({"list": name, "why": why}),
+                );
+                e.action = Some("unblock".into());
+                events.push(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs due jobs until none is left that is due now; jobs waiting for a retry stay queued
+    /// for a later pass. Expired blocklist entries are removed first.
+    pub async fn run_jobs(&self) -> Result<JobsReport, AutomationError> {
+        let mut report = JobsReport::default();
+        let expired = self.store()?.expire_blocks(now_ms()).await?;
+        if !expired.is_empty() {
+            let events: Vec<Event> = expired
+                .iter()
+                .map(|entry| Event {
+                    id: 0,
+                    at: now_ms(),
+                    kind: "action".into(),
+                    stix_id: Some(entry.stix_id.clone()),
+                    indicator: Some(entry.value.clone()),
+                    rule: None,
+                    action: Some("unblock".into()),
+                    outcome: "expired".into(),
+                    origin: entry.origin.clone(),
+                    duration_ms: None,
+                    credits: 0,
+                    detail: json!({"list": entry.list, "expired_at": entry.expires_at}),
+                })
+                .collect();
+            self.store()?.record_events(&events).await?;
+        }
+        loop {
+            let jobs = self
+                .store()?
+                .claim_jobs(&self.owner, now_ms(), LEASE_MS, CLAIM_BATCH)
+                .await?;
+            if jobs.is_empty() {
+                return Ok(report);
+            }
+            for job in jobs {
+                let outcome = self.run_job(&job).await?;
+                match &outcome {
+                    JobOutcome::Done => report.done += 1,
+                    JobOutcome::Failed { .. } => report.failed += 1,
+                    JobOutcome::Retry { .. } if job.attempts >= job.max_attempts => {
+                        report.failed += 1
+                    }
+                    JobOutcome::Retry { .. } => report.retrying += 1,
+                }
+                self.store()?
+                    .finish_job(job.id, &self.owner, &outcome, now_ms())
+                    .await?;
+            }
+        }
+    }
+
+    async fn run_job(&self, job: &Job) -> Result<JobOutcome, AutomationError> {
+        let payload: ActionJob = match serde_json::from_value(job.payload.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                return Ok(JobOutcome::Failed {
+                    error: format!("job {} has an unreadable payload: {e}", job.id),
+                });
+            }
+        };
+        let Some(stored) = self
+            .store()?
+            .indicator(&payload.kind, &payload.value)
+            .await?
+        else {
+            return Ok(JobOutcome::Failed {
+                error: format!("{} is no longer stored", payload.value),
+            });
+        };
+        let record = stored.record;
+        let workflow = self.store()?.workflow(&record.stix_id).await?;
+        let context = indicator_context(&record, workflow.as_ref(), None);
+        let started = Instant::now();
+        let origin = format!("rule:{}", payload.rule);
+        let result = if self.dry_run {
+            Ok(Acted::Did(format!(
+                "dry run: would {}",
+                payload.action.describe()
+            )))
+        } else {
+            self.act(&payload, &record, workflow, &context, &origin)
+                .await?
+        };
+        let elapsed = started.elapsed().as_millis() as i64;
+        let (outcome, job_outcome, detail) = match result {
+            Ok(Acted::Did(what)) => (
+                if self.dry_run { "dry-run" } else { "ok" },
+                JobOutcome::Done,
+                json!({"did": what}),
+            ),
+            Ok(Acted::Nothing(why)) => ("skipped", JobOutcome::Done, json!({"why": why})),
+            Err(Failure::Retry(error)) if job.attempts < job.max_attempts => (
+                "retry",
+                JobOutcome::Retry {
+                    at: now_ms() + backoff_ms(job.attempts),
+                    error: error.clone(),
+                },
+                json!({"error": error, "attempt": job.attempts, "of": job.max_attempts}),
+            ),
+            Err(Failure::Retry(error)) | Err(Failure::Permanent(error)) => (
+                "failed",
+                JobOutcome::Failed {
+                    error: error.clone(),
+                },
+                json!({"error": error, "attempt": job.attempts, "of": job.max_attempts}),
+            ),
+        };
+        let mut e = event("action", &record, outcome, &origin, detail);
+        e.rule = Some(payload.rule.clone());
+        e.action = Some(payload.action.name().to_owned());
+        e.duration_ms = Some(elapsed);
+        self.store()?.record_events(&[e]).await?;
+        Ok(job_outcome)
+    }
+
+    /// Does one action. Workflow changes re-trigger `updated` rules other than this one.
+    async fn act(
+        &self,
+        job: &ActionJob,
+        record: &IndicatorRecord,
+        workflow: Option<Workflow>,
+        context: &IndicatorContext,
+        origin: &str,
+    ) -> Result<Result<Acted, Failure>, AutomationError> {
+        let mut state = workflow.unwrap_or_else(|| Workflow::untouched(&record.stix_id));
+        let before = state.clone();
+        let outcome = match &job.action {
+            ActionSpec::Tag { tag } => {
+                if !state.labels.contains(tag) {
+                    state.labels.push(tag.clone());
+                    state.labels.sort();
+                }
+                Ok(Acted::Did(format!("tagged {tag}")))
+            }
+            ActionSpec::Untag { tag } => {
+                state.labels.retain(|l| l != tag);
+                Ok(Acted::Did(format!("removed tag {tag}")))
+            }
+            ActionSpec::SetStatus { status } => {
+                state.status = status.clone();
+                Ok(Acted::Did(format!("status {status}")))
+            }
+            ActionSpec::SetPriority { priority } => {
+                state.priority_override = Some(*priority);
+                Ok(Acted::Did(format!("priority set to {priority}")))
+            }
+            ActionSpec::RevertPriority => {
+                state.priority_override = None;
+                Ok(Acted::Did(format!("priority back to {}", record.priority)))
+            }
+            ActionSpec::Block { list, days } => {
+                let config = self.blocklists.get(list).cloned().unwrap_or_default();
+                let days = days.unwrap_or(config.days);
+                let now = now_ms();
+                self.store()?
+                    .block(&BlockEntry {
+                        list: list.clone(),
+                        value: record.value.clone(),
+                        stix_id: record.stix_id.clone(),
+                        added_at: now,
+                        expires_at: now + i64::from(days) * 86_400_000,
+                        reason: format!("priority {} ({})", context.priority, job.rule),
+                        origin: origin.to_owned(),
+                    })
+                    .await?;
+                Ok(Acted::Did(format!("on {list} for {days} days")))
+            }
+            ActionSpec::Unblock { list } => {
+                Ok(if self.store()?.unblock(list, &record.value).await? {
+                    Acted::Did(format!("removed from {list}"))
+                } else {
+                    Acted::Nothing(format!("not on {list}"))
+                })
+            }
+            ActionSpec::Notify { channel } => self
+                .send(channel, job, context, false)
+                .await
+                .map(Acted::Did),
+            ActionSpec::Escalate { channel, status } => {
+                let sent = self.send(channel, job, context, false).await;
+                if sent.is_ok() {
+                    state.status = status.clone();
+                }
+                sent.map(|s| Acted::Did(format!("{s}; status {status}")))
+            }
+            ActionSpec::Ticket { system } => {
+                if let Some(open) = &state.ticket {
+                    Ok(Acted::Nothing(format!("ticket {open} is already open")))
+                } else {
+                    match self.send(system, job, context, true).await {
+                        Ok(id) => {
+                            state.ticket = Some(id.clone());
+                            Ok(Acted::Did(format!("ticket {id}")))
+                        }
+                        Err(f) => Err(f),
+                    }
+                }
+            }
+            ActionSpec::Enrich { source } => self.re_enrich(record, source.as_deref()).await?,
+        };
+        if state != before {
+            state.updated_at = now_ms();
+            state.origin = origin.to_owned();
+            self.store()?.save_workflow(&state).await?;
+            if job.chain < MAX_CHAIN && self.rules.listens(Trigger::Updated) {
+                let context = indicator_context(record, Some(&state), None);
+                let mut events = Vec::new();
+                let mut jobs = Vec::new();
+                let mut report = RulesReport::default();
+                let mut changed = record.clone();
+                changed.observed_at = state.updated_at;
+                self.evaluate(
+                    Trigger::Updated,
+                    &changed,
+                    &context,
+                    origin,
+                    job.chain + 1,
+                    &mut events,
+                    &mut jobs,
+                    &mut report,
+                );
+                self.store()?.enqueue_jobs(&jobs).await?;
+                self.store()?.record_events(&events).await?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Asks the sources again (bypassing the cache), saves the result, and runs the rules on it.
+    async fn re_enrich(
+        &self,
+        record: &IndicatorRecord,
+        only: Option<&str>,
+    ) -> Result<Result<Acted, Failure>, AutomationError> {
+        let Some(engine) = &self.engine else {
+            return Ok(Err(Failure::Permanent(
+                "this process has no enrichment engine".into(),
+            )));
+        };
+        let observable = match scry_core::Observable::parse(&record.value) {
+            Ok(o) => o,
+            Err(e) => return Ok(Err(Failure::Permanent(e.to_string()))),
+        };
+        let candidate = crate::input::Candidate {
+            position: crate::input::Position {
+                file: Arc::from("automation"),
+                line: 0,
+                object: None,
+            },
+            input: record.value.clone(),
+            observable,
+            tlp: record.tlp.as_deref().and_then(|t| t.parse().ok()),
+            context: None,
+        };
+        let fresh = engine
+            .enrich_with(candidate, scry_sources::EnrichOptions { force: true }, only)
+            .await;
+        if fresh.status == crate::Status::Failed {
+            return Ok(Err(Failure::Retry(
+                fresh.error.unwrap_or_else(|| "enrichment failed".into()),
+            )));
+        }
+        let Some(stored) = crate::enrich::stored_form(&fresh) else {
+            return Ok(Err(Failure::Permanent(
+                "no indicator state to store".into(),
+            )));
+        };
+        let saved = self
+            .store()?
+            .save_indicators(std::slice::from_ref(&stored))
+            .await?;
+        self.on_saved(std::slice::from_ref(&stored), &saved.changes)
+            .await?;
+        Ok(Ok(Acted::Did(format!(
+            "re-enriched: priority {} → {}",
+            record.priority, stored.priority
+        ))))
+    }
+
+    /// Renders and sends a message or ticket; for tickets, returns the id from the answer.
+    async fn send(
+        &self,
+        name: &str,
+        job: &ActionJob,
+        context: &IndicatorContext,
+        ticket: bool,
+    ) -> Result<String, Failure> {
+        let endpoint = if ticket {
+            self.tickets.get(name)
+        } else {
+            self.channels.get(name)
+        }
+        .ok_or_else(|| Failure::Permanent(format!("{name} is no longer configured")))?;
+        let reasons = self.reasons(context).await;
+        let reasons_text = reasons
+            .iter()
+            .map(|r| {
+                format!(
+                    "+{} {} {}",
+                    r["points"],
+                    r["signal"].as_str().unwrap_or(""),
+                    r["value"].as_str().unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let body = endpoint
+            .template
+            .render(&json!({
+                "indicator": context,
+                "rule": job.rule,
+                "action": job.action.name(),
+                "trigger": job.trigger.as_str(),
+                "reasons": reasons,
+                "reasons_text": reasons_text,
+                "params": endpoint.params,
+            }))
+            .map_err(|e| Failure::Permanent(e.to_string()))?;
+        let mut request = self
+            .http
+            .post(&endpoint.url)
+            .timeout(endpoint.timeout)
+            .header(
+                "content-type",
+                if endpoint.template.is_json() {
+                    "application/json"
+                } else {
+                    "text/plain; charset=utf-8"
+                },
+            )
+            .header("user-agent", concat!("scry/", env!("CARGO_PKG_VERSION")));
+        for (k, v) in &endpoint.headers {
+            request = request.header(k, v);
+        }
+        if let Some(secret) = &endpoint.authorization {
+            request = request.header("authorization", secret.expose());
+        }
+        let response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Failure::Retry(format!("{name}: {}", describe(&e))))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status.is_success() {
+            if !ticket {
+                return Ok(format!("{name} answered {}", status.as_u16()));
+            }
+            let id = endpoint.id_pointer.as_deref().and_then(|pointer| {
+                serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| v.pointer(pointer).cloned())
+                    .and_then(|v| match v {
+                        Value::String(s) => Some(s),
+                        Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+            });
+            return Ok(id.unwrap_or_else(|| format!("{name} (no id in the answer)")));
+        }
+        let snippet: String = text.chars().take(200).collect();
+        let message = format!("{name} answered HTTP {}: {snippet}", status.as_u16());
+        if status.as_u16() == 429 || status.is_server_error() || status.as_u16() == 408 {
+            Err(Failure::Retry(message))
+        } else {
+            Err(Failure::Permanent(message))
+        }
+    }
+
+    async fn reasons(&self, context: &IndicatorContext) -> Vec<Value> {
+        let Ok(store) = self.store() else {
+            return Vec::new();
+        };
+        match store.indicator(&context.kind, &context.value).await {
+            Ok(Some(stored)) => stored
+                .record
+                .reasons
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .take(8)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// What the rules would do for a stored indicator, without doing anything: for
+    /// `scry rules test`. Each verdict comes with the trigger it was evaluated for.
+    pub fn test(&self, record: &IndicatorRecord, workflow: Option<&Workflow>) -> Vec<TestVerdict> {
+        let context = indicator_context(record, workflow, None);
+        let mut out = Vec::new();
+        for trigger in [
+            Trigger::Created,
+            Trigger::Ingested,
+            Trigger::Updated,
+            Trigger::Enriched,
+            Trigger::Schedule,
+            Trigger::Manual,
+        ] {
+            for verdict in self.rules.evaluate(trigger, &context, "manual") {
+                out.push(TestVerdict {
+                    trigger,
+                    rule: verdict.rule.spec.name.clone(),
+                    matched: verdict.matched,
+                    actions: verdict
+                        .rule
+                        .spec
+                        .actions
+                        .iter()
+                        .map(ActionSpec::describe)
+                        .collect(),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// What a rule would do for an indicator on one trigger (`scry rules test`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestVerdict {
+    pub trigger: Trigger,
+    pub rule: String,
+    pub matched: Result<bool, String>,
+    /// The actions, in words.
+    pub actions: Vec<String>,
+}
+
+/// What an action did when it did not fail.
+enum Acted {
+    Did(String),
+    Nothing(String),
+}
+
+/// Why an action failed: worth retrying (network, 429, 5xx) or not (4xx, bad template).
+enum Failure {
+    Retry(String),
+    Permanent(String),
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timed out".to_owned()
+    } else if error.is_connect() {
+        "could not connect".to_owned()
+    } else {
+        // reqwest's message names the URL, which is configuration, not a secret.
+        error.to_string()
+    }
+}

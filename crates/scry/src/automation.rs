@@ -1,0 +1,284 @@
+//! The automation commands: `scry rules check|test`, `scry history`, `scry jobs run|status`, and
+//! the EDL export of blocklists. Rendering only; rules, jobs and history live in the engine and
+//! the store.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use scry_engine::automation::{self as engine_automation, Automation, now_ms};
+use scry_engine::config::LoadedConfig;
+use scry_store::EventFilter;
+
+use crate::cli::{HistoryArgs, HistoryFormat};
+use crate::{format_ms, indicator_argument, not_stored, open_store, runtime, usage};
+
+/// Loads rules, lists, channels, ticket systems and blocklists; every mistake is listed.
+pub(crate) fn load_rules(loaded: &LoadedConfig, sources: &[String]) -> anyhow::Result<Automation> {
+    engine_automation::load(loaded, sources).map_err(|errors| {
+        usage(anyhow!(
+            "the rules do not load ({} problem{}):\n  {}",
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" },
+            errors.join("\n  ")
+        ))
+    })
+}
+
+fn source_names(loaded: &LoadedConfig) -> anyhow::Result<Vec<String>> {
+    Ok(loaded
+        .build_sources()
+        .map_err(usage)?
+        .iter()
+        .map(|s| s.name().to_owned())
+        .collect())
+}
+
+/// `scry rules check`.
+pub(crate) fn rules_check(loaded: &LoadedConfig) -> anyhow::Result<ExitCode> {
+    let automation = load_rules(loaded, &source_names(loaded)?)?;
+    let rules = automation.rules().rules();
+    for rule in rules {
+        let spec = &rule.spec;
+        out!(
+            "{} {:<24} on {:<20} when {}",
+            if spec.enabled { "on " } else { "off" },
+            spec.name,
+            spec.on
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            spec.when
+        );
+        for action in &spec.actions {
+            out!("    → {}", action.describe());
+        }
+    }
+    eprintln!(
+        "{} rule{} loaded, no problems{}",
+        rules.len(),
+        if rules.len() == 1 { "" } else { "s" },
+        if automation.is_dry_run() {
+            "; [automation] dry_run is on: actions are recorded, not done"
+        } else {
+            ""
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `scry rules test INDICATOR`.
+pub(crate) fn rules_test(
+    loaded: &LoadedConfig,
+    store_url: Option<&str>,
+    indicator: &str,
+) -> anyhow::Result<ExitCode> {
+    let observable = indicator_argument(indicator)?;
+    let automation = load_rules(loaded, &source_names(loaded)?)?;
+    let url = loaded.store_url(store_url);
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let store = open_store(&url).await?;
+        let Some(stored) = store
+            .indicator(observable.stix_type(), &observable.value())
+            .await?
+        else {
+            return Ok(not_stored(&observable, &url));
+        };
+        let workflow = store.workflow(&stored.record.stix_id).await?;
+        let verdicts = automation.test(&stored.record, workflow.as_ref());
+        out!(
+            "{} {} priority {} ({})",
+            stored.record.kind,
+            stored.record.value,
+            stored.record.priority,
+            stored.record.severity
+        );
+        if verdicts.is_empty() {
+            out!("no rule listens to any trigger");
+        }
+        for verdict in verdicts {
+            let (trigger, rule, actions) = (verdict.trigger, verdict.rule, verdict.actions);
+            match verdict.matched {
+                Ok(true) => {
+                    out!("would fire   {rule} (on {})", trigger.as_str());
+                    for action in actions {
+                        out!("    → {action}");
+                    }
+                }
+                Ok(false) => out!("no match     {rule} (on {})", trigger.as_str()),
+                Err(error) => out!("error        {rule} (on {}): {error}", trigger.as_str()),
+            }
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `scry history`.
+pub(crate) fn history(
+    args: &HistoryArgs,
+    loaded: &LoadedConfig,
+    store_url: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let stix_id = args
+        .indicator
+        .as_deref()
+        .map(|text| indicator_argument(text).map(|o| scry_stix::observable_id(&o)))
+        .transpose()?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|date| {
+            scry_core::calendar::days_from_timestamp(date)
+                .map(|days| days * 86_400_000)
+                .ok_or_else(|| usage(anyhow!("--since {date:?}: expected a date as YYYY-MM-DD")))
+        })
+        .transpose()?;
+    let filter = EventFilter {
+        stix_id,
+        rule: args.rule.clone(),
+        kind: args.kind.clone(),
+        since,
+        before_id: None,
+        limit: args.limit,
+    };
+    let url = loaded.store_url(store_url);
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let store = open_store(&url).await?;
+        let events = store.events(&filter).await?;
+        for e in &events {
+            match args.format {
+                HistoryFormat::Jsonl => out!(
+                    "{}",
+                    serde_json::json!({
+                        "id": e.id, "at": format_ms(e.at), "kind": e.kind, "indicator": e.indicator,
+                        "stix_id": e.stix_id, "rule": e.rule, "action": e.action, "outcome": e.outcome,
+                        "origin": e.origin, "duration_ms": e.duration_ms, "credits": e.credits, "detail": e.detail,
+                    })
+                ),
+                HistoryFormat::Table => {
+                    let what = match (&e.rule, &e.action) {
+                        (Some(rule), Some(action)) => format!("{rule} → {action}"),
+                        (Some(rule), None) => rule.clone(),
+                        (None, Some(action)) => action.clone(),
+                        (None, None) => e.origin.clone(),
+                    };
+                    let detail = match &e.detail {
+                        serde_json::Value::Object(map) if map.is_empty() => String::new(),
+                        other => other.to_string(),
+                    };
+                    out!(
+                        "{}  {:<6} {:<9} {:<28} {:<30} {}{}",
+                        format_ms(e.at),
+                        e.kind,
+                        e.outcome,
+                        e.indicator.as_deref().unwrap_or("-"),
+                        what,
+                        if e.credits > 0 { format!("{} credits ", e.credits) } else { String::new() },
+                        detail
+                    );
+                }
+            }
+        }
+        if events.len() == args.limit as usize {
+            eprintln!("showing the newest {}; raise --limit for more", args.limit);
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `scry jobs run`: runs due actions with the rules and channels of the configuration.
+pub(crate) fn jobs_run(
+    loaded: &LoadedConfig,
+    store_url: Option<&str>,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut automation = load_rules(loaded, &source_names(loaded)?)?;
+    if dry_run {
+        automation.set_dry_run(true);
+    }
+    let url = loaded.store_url(store_url);
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let store = open_store(&url).await?;
+        let sources = loaded.build_sources().map_err(usage)?;
+        let engine = Arc::new(
+            scry_engine::Engine::new(loaded.egress_gate().map_err(usage)?, sources)
+                .with_store(Arc::clone(&store)),
+        );
+        let automation = automation.with_store(store).with_engine(engine);
+        let report = automation.run_jobs().await?;
+        eprintln!(
+            "actions: {} done, {} failed, {} waiting for a retry",
+            report.done, report.failed, report.retrying
+        );
+        anyhow::Ok(if report.failed > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
+}
+
+/// `scry jobs status`.
+pub(crate) fn jobs_status(
+    loaded: &LoadedConfig,
+    store_url: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let url = loaded.store_url(store_url);
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let store = open_store(&url).await?;
+        let depth = store.queue_depth(now_ms()).await?;
+        out!(
+            "ready {}\nwaiting {}\ndone {}\nfailed {}",
+            depth.ready,
+            depth.waiting,
+            depth.done,
+            depth.failed
+        );
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `scry export --format edl --list NAME`: the list's live entries, one per line.
+pub(crate) fn export_edl(
+    loaded: &LoadedConfig,
+    store_url: Option<&str>,
+    list: Option<&str>,
+    out: &mut dyn Write,
+) -> anyhow::Result<u64> {
+    let Some(list) = list else {
+        return Err(usage(anyhow!("--format edl needs --list NAME")));
+    };
+    if !loaded.config.automation.blocklists.contains_key(list) {
+        let known: Vec<&str> = loaded
+            .config
+            .automation
+            .blocklists
+            .keys()
+            .map(String::as_str)
+            .collect();
+        return Err(usage(anyhow!(
+            "no blocklist named {list:?} ({})",
+            if known.is_empty() {
+                "none is configured in [automation.blocklists]".to_owned()
+            } else {
+                format!("configured: {}", known.join(", "))
+            }
+        )));
+    }
+    let url = loaded.store_url(store_url);
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let store = open_store(&url).await?;
+        let entries = store.blocklist(list, now_ms()).await?;
+        for entry in &entries {
+            writeln!(out, "{}", entry.value)?;
+        }
+        anyhow::Ok(entries.len() as u64)
+    })
+}

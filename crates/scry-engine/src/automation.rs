@@ -17,7 +17,7 @@ use scry_rules::context::level_number;
 use scry_rules::rule::Targets;
 use scry_rules::{
     ActionSpec, CriminalIpContext, IndicatorContext, NamedLists, PreviousContext, RuleSet,
-    RuleSpec, Templates, Trigger,
+    RuleSpec, Template, Trigger,
 };
 use scry_sources::Secret;
 use scry_store::{
@@ -58,7 +58,7 @@ pub enum AutomationError {
 /// A configured HTTP endpoint, ready to send.
 struct Endpoint {
     url: String,
-    template: Templates,
+    template: Template,
     headers: Vec<(String, String)>,
     authorization: Option<Secret>,
     params: BTreeMap<String, String>,
@@ -216,7 +216,7 @@ fn build_endpoint(config: &EndpointConfig) -> Result<Endpoint, String> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("url {:?}: use http or https", config.url));
     }
-    let template = Templates::new(
+    let template = Template::new(
         config.template.as_deref(),
         config.body.as_deref(),
         config.json,
@@ -380,7 +380,7 @@ pub fn indicator_context(
     }
 }
 
-/// An event about one indicator.
+/// An event about one indicator, now.
 fn event(
     kind: &str,
     record: &IndicatorRecord,
@@ -388,20 +388,15 @@ fn event(
     origin: &str,
     detail: Value,
 ) -> Event {
-    Event {
-        id: 0,
-        at: now_ms(),
-        kind: kind.to_owned(),
-        stix_id: Some(record.stix_id.clone()),
-        indicator: Some(record.value.clone()),
-        rule: None,
-        action: None,
-        outcome: outcome.to_owned(),
-        origin: origin.to_owned(),
-        duration_ms: None,
-        credits: 0,
+    Event::about(
+        kind,
+        &record.stix_id,
+        &record.value,
+        outcome,
+        origin,
+        now_ms(),
         detail,
-    }
+    )
 }
 
 /// Backoff before retry `attempt` (1-based): 2 s, 4 s, 8 s … capped at 10 minutes.
@@ -616,18 +611,16 @@ impl Automation {
             let events: Vec<Event> = expired
                 .iter()
                 .map(|entry| Event {
-                    id: 0,
-                    at: now_ms(),
-                    kind: "action".into(),
-                    stix_id: Some(entry.stix_id.clone()),
-                    indicator: Some(entry.value.clone()),
-                    rule: None,
                     action: Some("unblock".into()),
-                    outcome: "expired".into(),
-                    origin: entry.origin.clone(),
-                    duration_ms: None,
-                    credits: 0,
-                    detail: json!({"list": entry.list, "expired_at": entry.expires_at}),
+                    ..Event::about(
+                        "action",
+                        &entry.stix_id,
+                        &entry.value,
+                        "expired",
+                        &entry.origin,
+                        now_ms(),
+                        json!({"list": entry.list, "expired_at": entry.expires_at}),
+                    )
                 })
                 .collect();
             self.store()?.record_events(&events).await?;
@@ -645,9 +638,6 @@ impl Automation {
                 match &outcome {
                     JobOutcome::Done => report.done += 1,
                     JobOutcome::Failed { .. } => report.failed += 1,
-                    JobOutcome::Retry { .. } if job.attempts >= job.max_attempts => {
-                        report.failed += 1
-                    }
                     JobOutcome::Retry { .. } => report.retrying += 1,
                 }
                 self.store()?
@@ -781,11 +771,11 @@ impl Automation {
                 })
             }
             ActionSpec::Notify { channel } => self
-                .send(channel, job, context, false)
+                .send(channel, job, record, context, false)
                 .await
                 .map(Acted::Did),
             ActionSpec::Escalate { channel, status } => {
-                let sent = self.send(channel, job, context, false).await;
+                let sent = self.send(channel, job, record, context, false).await;
                 if sent.is_ok() {
                     state.status = status.clone();
                 }
@@ -795,7 +785,7 @@ impl Automation {
                 if let Some(open) = &state.ticket {
                     Ok(Acted::Nothing(format!("ticket {open} is already open")))
                 } else {
-                    match self.send(system, job, context, true).await {
+                    match self.send(system, job, record, context, true).await {
                         Ok(id) => {
                             state.ticket = Some(id.clone());
                             Ok(Acted::Did(format!("ticket {id}")))
@@ -890,6 +880,7 @@ impl Automation {
         &self,
         name: &str,
         job: &ActionJob,
+        record: &IndicatorRecord,
         context: &IndicatorContext,
         ticket: bool,
     ) -> Result<String, Failure> {
@@ -899,7 +890,11 @@ impl Automation {
             self.channels.get(name)
         }
         .ok_or_else(|| Failure::Permanent(format!("{name} is no longer configured")))?;
-        let reasons = self.reasons(context).await;
+        let reasons: Vec<&Value> = record
+            .reasons
+            .as_array()
+            .map(|all| all.iter().take(8).collect())
+            .unwrap_or_default();
         let reasons_text = reasons
             .iter()
             .map(|r| {
@@ -975,24 +970,6 @@ impl Automation {
         }
     }
 
-    async fn reasons(&self, context: &IndicatorContext) -> Vec<Value> {
-        let Ok(store) = self.store() else {
-            return Vec::new();
-        };
-        match store.indicator(&context.kind, &context.value).await {
-            Ok(Some(stored)) => stored
-                .record
-                .reasons
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .take(8)
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
-
     /// What the rules would do for a stored indicator, without doing anything: for
     /// `scry rules test`. Each verdict comes with the trigger it was evaluated for.
     pub fn test(&self, record: &IndicatorRecord, workflow: Option<&Workflow>) -> Vec<TestVerdict> {
@@ -1003,8 +980,6 @@ impl Automation {
             Trigger::Ingested,
             Trigger::Updated,
             Trigger::Enriched,
-            Trigger::Schedule,
-            Trigger::Manual,
         ] {
             for verdict in self.rules.evaluate(trigger, &context, "manual") {
                 out.push(TestVerdict {

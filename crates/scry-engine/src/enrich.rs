@@ -455,22 +455,19 @@ impl Recorder<'_> {
 /// answered from the cache, or failed) with its cost.
 fn history_events(record: &Record, stored: &IndicatorRecord, events: &mut Vec<scry_store::Event>) {
     let event =
-        |kind: &str, outcome: &str, origin: String, credits: u32, detail: serde_json::Value| {
-            scry_store::Event {
-                id: 0,
-                at: stored.observed_at,
-                kind: kind.to_owned(),
-                stix_id: Some(stored.stix_id.clone()),
-                indicator: Some(stored.value.clone()),
-                rule: None,
-                action: None,
-                outcome: outcome.to_owned(),
-                origin,
-                duration_ms: None,
-                credits: i64::from(credits),
+        |kind: &str, outcome: &str, origin: String, credits: u32, detail| scry_store::Event {
+            credits: i64::from(credits),
+            ..scry_store::Event::about(
+                kind,
+                &stored.stix_id,
+                &stored.value,
+                outcome,
+                &origin,
+                stored.observed_at,
                 detail,
-            }
+            )
         };
+
     if record.status == Status::Skipped {
         let reason = record.skip_reason.as_deref().unwrap_or("skipped");
         events.push(event(
@@ -530,9 +527,7 @@ pub fn stored_form(record: &Record) -> Option<IndicatorRecord> {
         reasons: serde_json::to_value(&record.reasons).ok()?,
         sources: serde_json::Value::Object(sources),
         facets: crate::pivot::facets(record),
-        observed_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64),
+        observed_at: crate::automation::now_ms(),
     })
 }
 

@@ -12,7 +12,7 @@
 //! | `indicator.tags` | the sources' tags and the labels rules and people added |
 //! | `indicator.status` | workflow status: `new`, `investigating`, `blocked`, `closed`, … |
 //! | `indicator.tlp` | `clear`, `green`, `amber`, `amber+strict`, `red`, or empty |
-//! | `indicator.source` | where it came from (input file, feed, `api`) |
+//! | `indicator.source` | where it came from; always empty until inputs carry their name into the stored state |
 //! | `indicator.enrichment` | `enriched`, `skipped`, `failed`, … |
 //! | `indicator.skip_reason` | why it was not sent out, when it was not |
 //! | `indicator.asn`, `.as_name`, `.country` | network and place, when known |

@@ -19,4 +19,4 @@ pub use condition::{Condition, ConditionError};
 pub use context::{CriminalIpContext, IndicatorContext, PreviousContext};
 pub use lists::{ListError, NamedLists};
 pub use rule::{ActionSpec, Rule, RuleError, RuleSet, RuleSpec, Trigger};
-pub use template::{TemplateError, Templates};
+pub use template::{Template, TemplateError};

@@ -42,6 +42,15 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// True for the triggers something raises today: the ones a stored enrichment result and
+    /// the actions on it cause.
+    pub fn is_raised(self) -> bool {
+        matches!(
+            self,
+            Trigger::Created | Trigger::Ingested | Trigger::Updated | Trigger::Enriched
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Created => "created",
@@ -263,6 +272,12 @@ impl RuleSet {
             }
             if spec.on.is_empty() {
                 errors.push(fail("`on` lists no trigger".into()));
+            }
+            for trigger in spec.on.iter().filter(|t| !t.is_raised()) {
+                errors.push(fail(format!(
+                    "trigger `{}` is not raised by this version of scry yet (use created, ingested, updated or enriched)",
+                    trigger.as_str()
+                )));
             }
             if spec.actions.is_empty() {
                 errors.push(fail("`actions` is empty".into()));

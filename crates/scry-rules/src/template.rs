@@ -49,19 +49,19 @@ pub fn builtin(name: &str) -> Option<&'static str> {
 
 /// A compiled-and-checked template, by text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Templates {
+pub struct Template {
     source: String,
     /// The result must be JSON (every ready-made template, and custom ones sent as JSON).
     json: bool,
 }
 
-impl Templates {
+impl Template {
     /// A ready-made template by name, or `body` when given (JSON when `json`).
     pub fn new(
         name: Option<&str>,
         body: Option<&str>,
         json: bool,
-    ) -> Result<Templates, TemplateError> {
+    ) -> Result<Template, TemplateError> {
         let (source, json) = match (body, name) {
             (Some(body), _) => (body.to_owned(), json),
             (None, Some(name)) => (
@@ -75,7 +75,7 @@ impl Templates {
         environment()
             .template_from_str(&source)
             .map_err(|e| TemplateError::Syntax(e.to_string()))?;
-        Ok(Templates { source, json })
+        Ok(Template { source, json })
     }
 
     pub fn is_json(&self) -> bool {
@@ -123,7 +123,7 @@ mod tests {
     #[test]
     fn ready_made_templates_render_valid_json_with_the_values() {
         for name in ["slack", "teams", "json", "jira", "servicenow"] {
-            let text = Templates::new(Some(name), None, false)
+            let text = Template::new(Some(name), None, false)
                 .expect(name)
                 .render(&context())
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -143,14 +143,14 @@ mod tests {
     #[test]
     fn custom_templates_are_checked_and_sandboxed() {
         assert!(matches!(
-            Templates::new(Some("pager"), None, true),
+            Template::new(Some("pager"), None, true),
             Err(TemplateError::Unknown(_))
         ));
         assert!(matches!(
-            Templates::new(None, Some("{{ broken"), true),
+            Template::new(None, Some("{{ broken"), true),
             Err(TemplateError::Syntax(_))
         ));
-        let plain = Templates::new(
+        let plain = Template::new(
             None,
             Some("{{ indicator.value }} is {{ indicator.severity }}"),
             false,
@@ -161,12 +161,12 @@ mod tests {
             "203.0.113.9 is critical"
         );
         let not_json =
-            Templates::new(None, Some("{\"v\": {{ indicator.value }}}"), true).expect("compiles");
+            Template::new(None, Some("{\"v\": {{ indicator.value }}}"), true).expect("compiles");
         assert!(matches!(
             not_json.render(&context()),
             Err(TemplateError::NotJson(_))
         ));
-        let endless = Templates::new(
+        let endless = Template::new(
             None,
             Some(
                 "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",

@@ -228,6 +228,34 @@ pub struct Event {
     pub detail: Value,
 }
 
+impl Event {
+    /// An event about one indicator at `at`; rule, action, duration and credits left unset.
+    pub fn about(
+        kind: &str,
+        stix_id: &str,
+        indicator: &str,
+        outcome: &str,
+        origin: &str,
+        at: i64,
+        detail: Value,
+    ) -> Event {
+        Event {
+            id: 0,
+            at,
+            kind: kind.to_owned(),
+            stix_id: Some(stix_id.to_owned()),
+            indicator: Some(indicator.to_owned()),
+            rule: None,
+            action: None,
+            outcome: outcome.to_owned(),
+            origin: origin.to_owned(),
+            duration_ms: None,
+            credits: 0,
+            detail,
+        }
+    }
+}
+
 /// Which events to list: newest first, each filter optional.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventFilter {

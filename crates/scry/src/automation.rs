@@ -12,7 +12,7 @@ use scry_engine::config::LoadedConfig;
 use scry_store::EventFilter;
 
 use crate::cli::{HistoryArgs, HistoryFormat};
-use crate::{format_ms, indicator_argument, not_stored, open_store, runtime, usage};
+use crate::{format_ms, indicator_argument, not_stored, open_store, runtime, since_ms, usage};
 
 /// Loads rules, lists, channels, ticket systems and blocklists; every mistake is listed.
 pub(crate) fn load_rules(loaded: &LoadedConfig, sources: &[String]) -> anyhow::Result<Automation> {
@@ -127,15 +127,7 @@ pub(crate) fn history(
         .as_deref()
         .map(|text| indicator_argument(text).map(|o| scry_stix::observable_id(&o)))
         .transpose()?;
-    let since = args
-        .since
-        .as_deref()
-        .map(|date| {
-            scry_core::calendar::days_from_timestamp(date)
-                .map(|days| days * 86_400_000)
-                .ok_or_else(|| usage(anyhow!("--since {date:?}: expected a date as YYYY-MM-DD")))
-        })
-        .transpose()?;
+    let since = since_ms(args.since.as_deref())?;
     let filter = EventFilter {
         stix_id,
         rule: args.rule.clone(),

@@ -718,12 +718,7 @@ fn export(
     store_url: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     const PAGE: u32 = 1_000;
-    let since = match &args.since {
-        None => 0,
-        Some(date) => scry_core::calendar::days_from_timestamp(date)
-            .map(|days| days * 86_400_000)
-            .ok_or_else(|| usage(anyhow!("--since {date:?}: expected a date as YYYY-MM-DD")))?,
-    };
+    let since = since_ms(args.since.as_deref())?.unwrap_or(0);
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -907,6 +902,16 @@ fn csv_row(fields: &[&str]) -> anyhow::Result<Vec<u8>> {
 }
 
 /// A Unix-milliseconds time as `YYYY-MM-DD HH:MM:SS` UTC.
+/// `--since DATE` as Unix milliseconds at the start of that UTC day.
+fn since_ms(date: Option<&str>) -> anyhow::Result<Option<i64>> {
+    date.map(|date| {
+        scry_core::calendar::days_from_timestamp(date)
+            .map(|days| days * 86_400_000)
+            .ok_or_else(|| usage(anyhow!("--since {date:?}: expected a date as YYYY-MM-DD")))
+    })
+    .transpose()
+}
+
 fn format_ms(ms: i64) -> String {
     let t = scry_core::calendar::UtcTime::from_ms(ms);
     let (y, m, d) = t.date;

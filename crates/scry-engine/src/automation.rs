@@ -32,12 +32,6 @@ use crate::config::{BlocklistConfig, EndpointConfig, LoadedConfig};
 /// How many times an action's change may trigger further rules in a row.
 pub const MAX_CHAIN: u32 = 3;
 
-/// How long a worker holds a job before another may take it over.
-const LEASE_MS: i64 = 120_000;
-
-/// Jobs claimed at once.
-const CLAIM_BATCH: u32 = 32;
-
 /// The job kind of rule actions.
 pub const ACTION_JOB: &str = "action";
 
@@ -77,7 +71,6 @@ pub struct Automation {
     blocklists: BTreeMap<String, BlocklistConfig>,
     dry_run: bool,
     http: reqwest::Client,
-    owner: String,
     /// For `enrich` actions.
     engine: Option<Arc<crate::Engine>>,
 }
@@ -103,6 +96,19 @@ struct ActionJob {
     value: String,
     /// How many action-caused changes led here.
     chain: u32,
+}
+
+/// Why records were saved, for the rules: what identifies the occasion (so a replayed occasion
+/// acts once), the trigger it raises besides the ones every save raises, and where the indicator
+/// came from (`indicator.source`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Occasion {
+    /// A job id (`job:42`) or an observation time: the same occasion seen twice keeps its key.
+    pub key: String,
+    /// `manual` for a direct `scry enrich`, `schedule` for a refresh, none otherwise.
+    pub trigger: Option<Trigger>,
+    /// The input or feed the indicator came in by.
+    pub source: String,
 }
 
 /// What one pass over the queue did.
@@ -204,7 +210,6 @@ pub fn load(loaded: &LoadedConfig, sources: &[String]) -> Result<Automation, Vec
             blocklists: config.blocklists.clone(),
             dry_run: config.dry_run,
             http,
-            owner: format!("scry-{}-{}", std::process::id(), now_ms()),
             engine: None,
         }),
         _ => Err(errors),
@@ -436,21 +441,26 @@ impl Automation {
     /// Evaluates rules for records just saved, with the changes the save reported, and enqueues
     /// the actions of every match. Blocklist entries of indicators that became allowlisted or fell
     /// below a list's minimum priority are removed.
+    ///
+    /// `occasions` goes with `records`, one for one.
     pub async fn on_saved(
         &self,
         records: &[IndicatorRecord],
+        occasions: &[Occasion],
         changes: &[Change],
     ) -> Result<RulesReport, AutomationError> {
+        debug_assert_eq!(records.len(), occasions.len());
         let mut report = RulesReport::default();
         let by_id: BTreeMap<&str, &Change> =
             changes.iter().map(|c| (c.stix_id.as_str(), c)).collect();
         let mut events = Vec::new();
         let mut jobs = Vec::new();
-        for record in records {
+        for (record, occasion) in records.iter().zip(occasions) {
             let change = by_id.get(record.stix_id.as_str()).copied();
             self.maintain_blocklists(record, change, &mut events)
                 .await?;
-            let mut triggers = vec![Trigger::Ingested];
+            let mut triggers: Vec<Trigger> = occasion.trigger.into_iter().collect();
+            triggers.push(Trigger::Ingested);
             if record.enrichment_status == "enriched" {
                 triggers.push(Trigger::Enriched);
             }
@@ -463,12 +473,14 @@ impl Automation {
                 continue;
             }
             let workflow = self.store()?.workflow(&record.stix_id).await?;
-            let context = indicator_context(record, workflow.as_ref(), change);
+            let mut context = indicator_context(record, workflow.as_ref(), change);
+            context.source.clone_from(&occasion.source);
             for trigger in triggers {
                 self.evaluate(
                     trigger,
                     record,
                     &context,
+                    &occasion.key,
                     "source",
                     0,
                     &mut events,
@@ -489,6 +501,7 @@ impl Automation {
         trigger: Trigger,
         record: &IndicatorRecord,
         context: &IndicatorContext,
+        occasion: &str,
         origin: &str,
         chain: u32,
         events: &mut Vec<Event>,
@@ -529,7 +542,7 @@ impl Automation {
                                 rule.name,
                                 record.stix_id,
                                 trigger.as_str(),
-                                record.observed_at,
+                                occasion,
                                 chain,
                                 step
                             )),
@@ -602,10 +615,8 @@ impl Automation {
         Ok(())
     }
 
-    /// Runs due jobs until none is left that is due now; jobs waiting for a retry stay queued
-    /// for a later pass. Expired blocklist entries are removed first.
-    pub async fn run_jobs(&self) -> Result<JobsReport, AutomationError> {
-        let mut report = JobsReport::default();
+    /// Removes expired blocklist entries and records each removal; returns how many.
+    pub async fn expire_blocks(&self) -> Result<u64, AutomationError> {
         let expired = self.store()?.expire_blocks(now_ms()).await?;
         if !expired.is_empty() {
             let events: Vec<Event> = expired
@@ -625,29 +636,11 @@ impl Automation {
                 .collect();
             self.store()?.record_events(&events).await?;
         }
-        loop {
-            let jobs = self
-                .store()?
-                .claim_jobs(&self.owner, now_ms(), LEASE_MS, CLAIM_BATCH)
-                .await?;
-            if jobs.is_empty() {
-                return Ok(report);
-            }
-            for job in jobs {
-                let outcome = self.run_job(&job).await?;
-                match &outcome {
-                    JobOutcome::Done => report.done += 1,
-                    JobOutcome::Failed { .. } => report.failed += 1,
-                    JobOutcome::Retry { .. } => report.retrying += 1,
-                }
-                self.store()?
-                    .finish_job(job.id, &self.owner, &outcome, now_ms())
-                    .await?;
-            }
-        }
+        Ok(expired.len() as u64)
     }
 
-    async fn run_job(&self, job: &Job) -> Result<JobOutcome, AutomationError> {
+    /// Runs one action job and records what happened; the caller finishes the job.
+    pub async fn run_action(&self, job: &Job) -> Result<JobOutcome, AutomationError> {
         let payload: ActionJob = match serde_json::from_value(job.payload.clone()) {
             Ok(p) => p,
             Err(e) => {
@@ -805,12 +798,11 @@ impl Automation {
                 let mut events = Vec::new();
                 let mut jobs = Vec::new();
                 let mut report = RulesReport::default();
-                let mut changed = record.clone();
-                changed.observed_at = state.updated_at;
                 self.evaluate(
                     Trigger::Updated,
-                    &changed,
+                    record,
                     &context,
+                    &state.updated_at.to_string(),
                     origin,
                     job.chain + 1,
                     &mut events,
@@ -867,8 +859,17 @@ impl Automation {
             .store()?
             .save_indicators(std::slice::from_ref(&stored))
             .await?;
-        self.on_saved(std::slice::from_ref(&stored), &saved.changes)
-            .await?;
+        let occasion = Occasion {
+            key: stored.observed_at.to_string(),
+            trigger: None,
+            source: "automation".into(),
+        };
+        self.on_saved(
+            std::slice::from_ref(&stored),
+            std::slice::from_ref(&occasion),
+            &saved.changes,
+        )
+        .await?;
         Ok(Ok(Acted::Did(format!(
             "re-enriched: priority {} → {}",
             record.priority, stored.priority

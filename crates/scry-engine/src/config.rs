@@ -29,6 +29,7 @@ pub struct Config {
     pub enrich: EnrichConfig,
     pub sources: SourcesConfig,
     pub automation: AutomationConfig,
+    pub worker: WorkerConfig,
     /// Rules written in this file; playbook files in `[automation] playbooks` add more.
     pub rules: Vec<scry_rules::RuleSpec>,
 }
@@ -144,6 +145,35 @@ impl Default for EnrichConfig {
         EnrichConfig {
             concurrency: 32,
             default_tlp: None,
+        }
+    }
+}
+
+/// `[worker]`: how `scry worker` and `scry jobs run` take jobs from the queue, and the scheduled
+/// refresh of indicators enriched long ago.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// How long a worker holds a job; a worker that dies gives its jobs back after this.
+    pub lease_seconds: u64,
+    /// Enrichment attempts per indicator before its failure is stored.
+    pub max_attempts: u32,
+    /// Re-enrich indicators last enriched longer ago than this (0: never).
+    pub refresh_after_hours: f64,
+    /// How often `scry worker` looks for indicators to refresh and for new jobs when idle.
+    pub poll_seconds: f64,
+    /// Indicators a refresh pass enqueues at most.
+    pub refresh_batch: u32,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> WorkerConfig {
+        WorkerConfig {
+            lease_seconds: 120,
+            max_attempts: 4,
+            refresh_after_hours: 0.0,
+            poll_seconds: 5.0,
+            refresh_batch: 1_000,
         }
     }
 }
@@ -267,6 +297,17 @@ concurrency = 32
 # TLP assumed for indicators whose input states none (clear, green, amber,
 # amber+strict, red). An indicator above a source's maximum TLP is not sent to it.
 # default_tlp = "amber"
+
+[worker]
+# `scry ingest` queues indicators; `scry worker` (or `scry jobs run`) enriches them,
+# stores the results and only then marks each job done.
+lease_seconds = 120              # a worker that dies gives its jobs back after this
+max_attempts = 4                 # enrichment attempts before a failure is stored
+# Re-enrich indicators last enriched longer ago than this (the polling interval);
+# 0 turns scheduled refreshes off. Each refresh may cost credits.
+refresh_after_hours = 0
+refresh_batch = 1000             # indicators queued per refresh pass, longest ago first
+poll_seconds = 5                 # how often an idle worker looks again
 
 [sources]
 # External enrichment sources, one table per source. A table turns its source on.
@@ -403,6 +444,19 @@ impl LoadedConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.config.enrich.concurrency == 0 {
             return Err(self.value_error("[enrich] concurrency must be at least 1".into()));
+        }
+        let worker = &self.config.worker;
+        if worker.lease_seconds == 0 || worker.max_attempts == 0 {
+            return Err(self
+                .value_error("[worker] lease_seconds and max_attempts must be at least 1".into()));
+        }
+        if !(worker.refresh_after_hours >= 0.0 && worker.refresh_after_hours.is_finite()) {
+            return Err(self.value_error(
+                "[worker] refresh_after_hours must be a number of hours, 0 or more".into(),
+            ));
+        }
+        if !(worker.poll_seconds > 0.0 && worker.poll_seconds.is_finite()) {
+            return Err(self.value_error("[worker] poll_seconds must be above 0".into()));
         }
         self.default_tlp()?;
         self.egress_gate()?;

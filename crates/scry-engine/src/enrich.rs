@@ -19,6 +19,7 @@ use scry_store::{IndicatorRecord, SaveReport, Store};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::automation::Occasion;
 use crate::input::{self, Candidate, InputFormat, InputSource, Item, ReadCounters, Rejection};
 use crate::record::{ReasonRecord, Record, SourceRecord, Status};
 
@@ -183,15 +184,12 @@ impl Engine {
             Arc::clone(&progress),
             tx,
         );
-        let mut recorder = Recorder {
-            summary: Summary::default(),
-            pending: Vec::new(),
-            events: Vec::new(),
-            progress: &progress,
+        let mut recorder = Recorder::new(
+            &progress,
             sink,
-            store: self.store.as_deref(),
-            automation: request.automation.as_deref(),
-        };
+            self.store.as_deref(),
+            request.automation.as_deref(),
+        );
         let concurrent = self.has_external_sources();
         let concurrency = request.concurrency.max(1);
         let mut tasks = JoinSet::new();
@@ -385,10 +383,13 @@ impl Engine {
     }
 }
 
-/// Counts records, hands them to the sink, and saves them to the store in batches.
-struct Recorder<'a> {
-    summary: Summary,
+/// Counts records, hands them to the sink, and saves them to the store in batches, running the
+/// rules on each saved batch.
+pub(crate) struct Recorder<'a> {
+    pub(crate) summary: Summary,
     pending: Vec<IndicatorRecord>,
+    /// Why each pending record is saved, one for one.
+    occasions: Vec<Occasion>,
     /// History of this batch: skips and vendor calls.
     events: Vec<scry_store::Event>,
     progress: &'a Progress,
@@ -397,8 +398,37 @@ struct Recorder<'a> {
     automation: Option<&'a crate::automation::Automation>,
 }
 
-impl Recorder<'_> {
+impl<'a> Recorder<'a> {
+    pub(crate) fn new(
+        progress: &'a Progress,
+        sink: &'a mut dyn FnMut(Record) -> io::Result<()>,
+        store: Option<&'a dyn Store>,
+        automation: Option<&'a crate::automation::Automation>,
+    ) -> Recorder<'a> {
+        Recorder {
+            summary: Summary::default(),
+            pending: Vec::new(),
+            occasions: Vec::new(),
+            events: Vec::new(),
+            progress,
+            sink,
+            store,
+            automation,
+        }
+    }
+
+    /// A record of a direct run: the rules see it as a `manual` occasion.
     async fn add(&mut self, record: Record) -> Result<(), EngineError> {
+        self.add_for(record, None).await
+    }
+
+    /// Counts a record, keeps its history and hands it to the sink; saves it (in the next batch)
+    /// for `occasion`, or as a manual run's record when `None`.
+    pub(crate) async fn add_for(
+        &mut self,
+        record: Record,
+        occasion: Option<Occasion>,
+    ) -> Result<(), EngineError> {
         let summary = &mut self.summary;
         match record.status {
             Status::Enriched => summary.enriched += 1,
@@ -417,6 +447,11 @@ impl Recorder<'_> {
             && let Some(stored) = stored_form(&record)
         {
             history_events(&record, &stored, &mut self.events);
+            self.occasions.push(occasion.unwrap_or_else(|| Occasion {
+                key: stored.observed_at.to_string(),
+                trigger: Some(scry_rules::Trigger::Manual),
+                source: input_name(&record.position).to_owned(),
+            }));
             self.pending.push(stored);
         }
         (self.sink)(record)?;
@@ -426,14 +461,28 @@ impl Recorder<'_> {
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<(), EngineError> {
+    /// Keeps only the history of a record that is not saved (an attempt that will be retried).
+    pub(crate) fn add_history_only(&mut self, record: &Record) {
+        if let Some(stored) = stored_form(record) {
+            history_events(record, &stored, &mut self.events);
+        }
+    }
+
+    /// Records waiting to be saved.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub(crate) async fn flush(&mut self) -> Result<(), EngineError> {
         if let Some(store) = self.store
-            && !self.pending.is_empty()
+            && !(self.pending.is_empty() && self.events.is_empty())
         {
             let report = store.save_indicators(&self.pending).await?;
             store.record_events(&self.events).await?;
             if let Some(automation) = self.automation {
-                let rules = automation.on_saved(&self.pending, &report.changes).await?;
+                let rules = automation
+                    .on_saved(&self.pending, &self.occasions, &report.changes)
+                    .await?;
                 self.summary.rules.matched += rules.matched;
                 self.summary.rules.enqueued += rules.enqueued;
                 self.summary.rules.errors += rules.errors;
@@ -445,9 +494,18 @@ impl Recorder<'_> {
                 ..report
             });
             self.pending.clear();
+            self.occasions.clear();
             self.events.clear();
         }
         Ok(())
+    }
+}
+
+/// The input a record came from: its position without the line or object.
+fn input_name(position: &str) -> &str {
+    match position.rsplit_once(':') {
+        Some((file, _)) => file,
+        None => position,
     }
 }
 
@@ -602,7 +660,7 @@ fn unusable_record(status: Status, input: String, position: String, error: Strin
 }
 
 /// Turns a finished task into its record; a task that panicked becomes a `failed` record.
-fn finished(
+pub(crate) fn finished(
     done: Result<(tokio::task::Id, Record), tokio::task::JoinError>,
     in_flight: &mut HashMap<tokio::task::Id, (String, String)>,
 ) -> Record {
@@ -625,7 +683,7 @@ fn finished(
 }
 
 /// Reads every input on a thread of its own, de-duplicating, and sends items down `tx`.
-fn spawn_reader(
+pub(crate) fn spawn_reader(
     inputs: Vec<InputSource>,
     format: InputFormat,
     progress: Arc<Progress>,

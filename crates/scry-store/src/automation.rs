@@ -53,6 +53,7 @@ impl SqlStore {
     pub(crate) async fn lease_jobs(
         &self,
         owner: &str,
+        kinds: &[&str],
         now: i64,
         lease_ms: i64,
         limit: u32,
@@ -70,23 +71,33 @@ impl SqlStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        let of_kinds = if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "AND kind IN ({}) ",
+                (5..5 + kinds.len()).map(p).collect::<Vec<_>>().join(", ")
+            )
+        };
         let claim = format!(
             "UPDATE jobs SET lease_owner = {owner}, lease_until = {until}, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM jobs WHERE state = 'pending' AND run_after <= {now} \
-             AND (lease_until IS NULL OR lease_until <= {now}) ORDER BY run_after, id LIMIT {limit}) \
+             AND (lease_until IS NULL OR lease_until <= {now}) {of_kinds}ORDER BY run_after, id LIMIT {limit}) \
              RETURNING id, kind, payload, attempts, max_attempts, created_at",
             owner = p(1),
             until = p(2),
             now = p(3),
             limit = p(4)
         );
-        let rows = sqlx::query(AssertSqlSafe(claim.as_str()))
+        let mut query = sqlx::query(AssertSqlSafe(claim.as_str()))
             .bind(owner)
             .bind(now.saturating_add(lease_ms))
             .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
-            .await?;
+            .bind(i64::from(limit));
+        for kind in kinds {
+            query = query.bind(*kind);
+        }
+        let rows = query.fetch_all(&mut *tx).await?;
         tx.commit().await?;
         let mut jobs = rows
             .iter()
@@ -103,6 +114,34 @@ impl SqlStore {
             .collect::<Result<Vec<Job>, StoreError>>()?;
         jobs.sort_by_key(|job| job.id);
         Ok(jobs)
+    }
+
+    pub(crate) async fn renew_leases(
+        &self,
+        owner: &str,
+        ids: &[i64],
+        until: i64,
+    ) -> Result<u64, StoreError> {
+        let mut renewed = 0;
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE jobs SET lease_until = {} WHERE lease_owner = {} AND state = 'pending' AND id IN ({})",
+                self.placeholder(1),
+                self.placeholder(2),
+                (3..3 + chunk.len())
+                    .map(|n| self.placeholder(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(until)
+                .bind(owner);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            renewed += query.execute(&self.pool).await?.rows_affected();
+        }
+        Ok(renewed)
     }
 
     pub(crate) async fn end_attempt(

@@ -22,7 +22,8 @@ use std::sync::Arc;
 
 pub use model::{
     AnswerKey, BlockEntry, Change, Event, EventFilter, IndicatorRecord, Job, JobOutcome, NewJob,
-    PivotCursor, QueueDepth, SaveReport, ScorePoint, StoredIndicator, VendorAnswer, Workflow,
+    PivotCursor, QueueDepth, SaveReport, ScorePoint, StaleIndicator, StoredIndicator, VendorAnswer,
+    Workflow,
 };
 pub use sql::{SqlStore, redact};
 
@@ -94,6 +95,10 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> StoreFuture<'_, Vec<(i64, StoredIndicator)>>;
 
+    /// Up to `limit` indicators last enriched before `before` (Unix ms), longest ago first: what
+    /// a scheduled refresh asks about again. An index range, never a scan.
+    fn stale_indicators(&self, before: i64, limit: u32) -> StoreFuture<'_, Vec<StaleIndicator>>;
+
     /// Number of stored indicators.
     fn count_indicators(&self) -> StoreFuture<'_, u64>;
 
@@ -130,17 +135,27 @@ pub trait Store: Send + Sync {
     /// were added.
     fn enqueue_jobs<'a>(&'a self, jobs: &'a [NewJob]) -> StoreFuture<'a, u64>;
 
-    /// Leases up to `limit` jobs that are due at `now` (oldest first) to `owner` until
-    /// `now + lease_ms`. A job whose worker died is due again when its lease runs out; one that
+    /// Leases up to `limit` jobs of the given `kinds` (all kinds when empty) that are due at
+    /// `now` (oldest first) to `owner` until `now + lease_ms`. A job whose worker died is due again when its lease runs out; one that
     /// has used all its attempts that way is marked failed instead. Several workers may claim at
     /// once: each job goes to one of them.
     fn claim_jobs<'a>(
         &'a self,
         owner: &'a str,
+        kinds: &'a [&'a str],
         now: i64,
         lease_ms: i64,
         limit: u32,
     ) -> StoreFuture<'a, Vec<Job>>;
+
+    /// Moves the lease of jobs `owner` still holds to `until`, for work that outlasts a lease;
+    /// returns how many it still held.
+    fn renew_leases<'a>(
+        &'a self,
+        owner: &'a str,
+        ids: &'a [i64],
+        until: i64,
+    ) -> StoreFuture<'a, u64>;
 
     /// Ends an attempt. Returns false (and changes nothing) when `owner` no longer holds the
     /// lease: the job ran too long and another worker has it now.

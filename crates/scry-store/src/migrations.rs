@@ -153,6 +153,15 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX blocklist_by_expiry ON blocklist_entries (expires_at)",
         ],
     },
+    Migration {
+        version: 6,
+        name: "when each indicator was last enriched, for scheduled refreshes",
+        statements: &[
+            "ALTER TABLE indicators ADD COLUMN checked_at BIGINT NOT NULL DEFAULT 0",
+            "UPDATE indicators SET checked_at = observed_at",
+            "CREATE INDEX indicators_by_check ON indicators (checked_at, id)",
+        ],
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -38,6 +38,17 @@ pub struct StoredIndicator {
     pub last_changed: i64,
 }
 
+/// An indicator due for a scheduled refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleIndicator {
+    pub stix_id: String,
+    pub kind: String,
+    pub value: String,
+    pub tlp: Option<String>,
+    /// When it was last enriched (Unix ms).
+    pub checked_at: i64,
+}
+
 /// One point of an indicator's priority history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScorePoint {

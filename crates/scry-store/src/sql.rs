@@ -11,7 +11,8 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 use crate::migrations::{MIGRATIONS, Migration, latest_version};
 use crate::model::{
     AnswerKey, BlockEntry, Change, Event, EventFilter, IndicatorRecord, Job, JobOutcome, NewJob,
-    PivotCursor, QueueDepth, SaveReport, ScorePoint, StoredIndicator, VendorAnswer, Workflow,
+    PivotCursor, QueueDepth, SaveReport, ScorePoint, StaleIndicator, StoredIndicator, VendorAnswer,
+    Workflow,
 };
 use crate::{Store, StoreError, StoreFuture};
 
@@ -437,6 +438,22 @@ impl SqlStore {
                 }
                 query.execute(&mut *tx).await?;
             }
+            // Every record of the batch was just enriched, changed or not: the scheduled
+            // refresh counts from here.
+            let checked = format!(
+                "UPDATE indicators SET checked_at = {} WHERE stix_id IN ({})",
+                self.placeholder(1),
+                (2..=chunk.len() + 1)
+                    .map(|n| self.placeholder(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(checked.as_str()))
+                .bind(chunk.iter().map(|r| r.observed_at).max().unwrap_or(0));
+            for record in chunk {
+                query = query.bind(record.stix_id.as_str());
+            }
+            query.execute(&mut *tx).await?;
             if !history.is_empty() {
                 let insert = format!(
                     "INSERT INTO score_history (stix_id, at, priority, severity, reasons, changes) VALUES {}",
@@ -761,6 +778,32 @@ impl Store for SqlStore {
         })
     }
 
+    fn stale_indicators(&self, before: i64, limit: u32) -> StoreFuture<'_, Vec<StaleIndicator>> {
+        Box::pin(async move {
+            let sql = format!(
+                "SELECT stix_id, kind, value, tlp, checked_at FROM indicators WHERE checked_at < {} ORDER BY checked_at, id LIMIT {}",
+                self.placeholder(1),
+                self.placeholder(2)
+            );
+            sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(before)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(StaleIndicator {
+                        stix_id: row.try_get("stix_id")?,
+                        kind: row.try_get("kind")?,
+                        value: row.try_get("value")?,
+                        tlp: row.try_get("tlp")?,
+                        checked_at: row.try_get("checked_at")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
     fn count_indicators(&self) -> StoreFuture<'_, u64> {
         Box::pin(async move {
             let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM indicators")
@@ -860,11 +903,21 @@ impl Store for SqlStore {
     fn claim_jobs<'a>(
         &'a self,
         owner: &'a str,
+        kinds: &'a [&'a str],
         now: i64,
         lease_ms: i64,
         limit: u32,
     ) -> StoreFuture<'a, Vec<Job>> {
-        Box::pin(self.lease_jobs(owner, now, lease_ms, limit))
+        Box::pin(self.lease_jobs(owner, kinds, now, lease_ms, limit))
+    }
+
+    fn renew_leases<'a>(
+        &'a self,
+        owner: &'a str,
+        ids: &'a [i64],
+        until: i64,
+    ) -> StoreFuture<'a, u64> {
+        Box::pin(self.renew_leases(owner, ids, until))
     }
 
     fn finish_job<'a>(

@@ -1,10 +1,9 @@
-//! The automation commands: `scry rules check|test`, `scry history`, `scry jobs run|status`, and
+//! The automation commands: `scry rules check|test`, `scry history`, `scry jobs status`, and
 //! the EDL export of blocklists. Rendering only; rules, jobs and history live in the engine and
 //! the store.
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::anyhow;
 use scry_engine::automation::{self as engine_automation, Automation, now_ms};
@@ -179,39 +178,6 @@ pub(crate) fn history(
             eprintln!("showing the newest {}; raise --limit for more", args.limit);
         }
         anyhow::Ok(ExitCode::SUCCESS)
-    })
-}
-
-/// `scry jobs run`: runs due actions with the rules and channels of the configuration.
-pub(crate) fn jobs_run(
-    loaded: &LoadedConfig,
-    store_url: Option<&str>,
-    dry_run: bool,
-) -> anyhow::Result<ExitCode> {
-    let mut automation = load_rules(loaded, &source_names(loaded)?)?;
-    if dry_run {
-        automation.set_dry_run(true);
-    }
-    let url = loaded.store_url(store_url);
-    let runtime = runtime()?;
-    runtime.block_on(async {
-        let store = open_store(&url).await?;
-        let sources = loaded.build_sources().map_err(usage)?;
-        let engine = Arc::new(
-            scry_engine::Engine::new(loaded.egress_gate().map_err(usage)?, sources)
-                .with_store(Arc::clone(&store)),
-        );
-        let automation = automation.with_store(store).with_engine(engine);
-        let report = automation.run_jobs().await?;
-        eprintln!(
-            "actions: {} done, {} failed, {} waiting for a retry",
-            report.done, report.failed, report.retrying
-        );
-        anyhow::Ok(if report.failed > 0 {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        })
     })
 }
 

@@ -51,6 +51,16 @@ pub(crate) enum Command {
         after_help = "Examples:\n  scry import feed.csv.gz\n  scry --store postgres://scry@db/scry import alerts.jsonl"
     )]
     Import(EnrichArgs),
+    /// Queue indicators for enrichment by `scry worker` (durable: nothing queued is lost)
+    #[command(after_help = "Examples:\n  \
+        scry ingest feed.csv.gz && scry jobs run        # queue, then enrich until done\n  \
+        scry --store postgres://scry@db/scry ingest alerts.jsonl   # workers elsewhere pick them up")]
+    Ingest(IngestArgs),
+    /// Run queued jobs (enrichments, rule actions, scheduled refreshes) until stopped
+    #[command(after_help = "Examples:\n  \
+        scry worker                                   # Ctrl-C or SIGTERM stops it after the current pass\n  \
+        scry --store postgres://scry@db/scry worker   # several workers may share one PostgreSQL store")]
+    Worker(WorkerArgs),
     /// Everything the store knows about one indicator
     #[command(
         after_help = "Examples:\n  scry show 45.155.205.233\n  scry show 'hxxp://evil[.]com/login' --format json"
@@ -94,7 +104,7 @@ pub(crate) enum Command {
         scry history --rule block-high --since 2026-11-01\n  \
         scry history --kind skip --format jsonl")]
     History(HistoryArgs),
-    /// Run queued rule actions (messages, tickets, blocklist changes) until none is due
+    /// Run queued jobs (enrichments and rule actions) until none is due, or count them
     #[command(after_help = "Examples:\n  scry jobs run\n  scry jobs status")]
     #[command(subcommand)]
     Jobs(JobsCommand),
@@ -209,6 +219,32 @@ pub(crate) struct SandboxArgs {
     /// Append every request to this JSON Lines file
     #[arg(long, value_name = "FILE")]
     pub(crate) log: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IngestArgs {
+    /// Files to read (`-` for standard input); gzip is read transparently
+    #[arg(value_name = "INPUT", required = true)]
+    pub(crate) inputs: Vec<String>,
+    /// Input format: auto, lines, text, csv, jsonl, stix
+    #[arg(long, default_value = "auto", value_parser = InputFormat::from_str, value_name = "FORMAT")]
+    pub(crate) input_format: InputFormat,
+    /// TLP for indicators whose input states none
+    #[arg(long, value_name = "LEVEL")]
+    pub(crate) tlp: Option<String>,
+    /// Ask the sources even when a cached answer is still fresh
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    /// Record what rule actions would do without doing it
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Jobs in progress at once (default: [enrich] concurrency)
+    #[arg(long, value_name = "N")]
+    pub(crate) concurrency: Option<usize>,
 }
 
 #[derive(Debug, Args)]

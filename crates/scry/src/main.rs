@@ -40,6 +40,7 @@ macro_rules! out {
 }
 
 mod automation;
+mod queue;
 
 /// An error the user caused by how scry was called or configured: exit status 2.
 #[derive(Debug)]
@@ -120,6 +121,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli.quiet,
             cli.verbose,
         ),
+        Command::Ingest(args) => queue::ingest(&args, &loaded, cli.store.as_deref(), cli.quiet),
+        Command::Worker(args) => queue::run_worker(&args, &loaded, cli.store.as_deref(), cli.quiet),
         Command::Show(args) => show(&args, &loaded, cli.store.as_deref()),
         Command::Pivot(args) => pivot(&args, &loaded, cli.store.as_deref()),
         Command::Export(args) => export(&args, &loaded, cli.store.as_deref()),
@@ -134,7 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::History(args) => automation::history(&args, &loaded, cli.store.as_deref()),
         Command::Jobs(JobsCommand::Run { dry_run }) => {
-            automation::jobs_run(&loaded, cli.store.as_deref(), dry_run)
+            queue::jobs_run(&loaded, cli.store.as_deref(), dry_run, cli.quiet)
         }
         Command::Jobs(JobsCommand::Status) => {
             automation::jobs_status(&loaded, cli.store.as_deref())
@@ -300,29 +303,34 @@ fn enrich(
     } else {
         Some(runtime.block_on(open_store(&store_url))?)
     };
-    let sources = sources(loaded)?;
-    let mut engine = Engine::new(gate, sources.clone());
+    let engine = match &store {
+        Some(store) => queue::engine_for(loaded, store)?,
+        None => Arc::new(Engine::new(gate, sources(loaded)?)),
+    };
+    let mut actions = None;
     if let Some(store) = &store {
-        let archive: Arc<dyn scry_sources::AnswerArchive> =
-            Arc::new(scry_engine::archive::StoreArchive(Arc::clone(store)));
-        for source in &sources {
-            source.set_archive(Arc::clone(&archive));
-        }
-        engine = engine.with_store(Arc::clone(store));
-    }
-    let engine = Arc::new(engine);
-    if let Some(store) = &store {
-        let names: Vec<String> = sources.iter().map(|s| s.name().to_owned()).collect();
+        let names: Vec<String> = engine
+            .sources()
+            .iter()
+            .map(|s| s.name().to_owned())
+            .collect();
         let mut rules = automation::load_rules(loaded, &names)?;
         if args.dry_run {
             rules.set_dry_run(true);
         }
         if !rules.rules().is_empty() {
-            request.automation = Some(Arc::new(
+            let rules = Arc::new(
                 rules
                     .with_store(Arc::clone(store))
                     .with_engine(Arc::clone(&engine)),
-            ));
+            );
+            actions = Some(queue::action_worker(
+                loaded,
+                Arc::clone(&engine),
+                store,
+                Arc::clone(&rules),
+            )?);
+            request.automation = Some(rules);
         }
     } else if args.dry_run {
         return Err(usage(anyhow!(
@@ -362,8 +370,8 @@ fn enrich(
             .await;
         ticker.abort();
         let summary = result?;
-        let jobs = match &automation {
-            Some(automation) => Some(automation.run_jobs().await?),
+        let jobs = match &actions {
+            Some(worker) => Some(worker.drain(&Progress::default()).await?.actions),
             None => None,
         };
         anyhow::Ok((summary, jobs))

@@ -33,14 +33,14 @@ pub(crate) async fn jobs_are_leased_retried_and_finished(t: &TestStore) {
 
     assert!(
         store
-            .claim_jobs("w1", 999, 60_000, 10)
+            .claim_jobs("w1", &[], 999, 60_000, 10)
             .await
             .expect("claim")
             .is_empty(),
         "nothing is due before run_after"
     );
     let claimed = store
-        .claim_jobs("w1", 1_000, 60_000, 2)
+        .claim_jobs("w1", &[], 1_000, 60_000, 2)
         .await
         .expect("claim");
     assert_eq!(
@@ -57,7 +57,7 @@ pub(crate) async fn jobs_are_leased_retried_and_finished(t: &TestStore) {
             .all(|j| j.attempts == 1 && j.max_attempts == 3)
     );
     let others = store
-        .claim_jobs("w2", 1_001, 60_000, 10)
+        .claim_jobs("w2", &[], 1_001, 60_000, 10)
         .await
         .expect("claim");
     assert_eq!(others.len(), 2, "leased jobs are not handed out twice");
@@ -97,14 +97,14 @@ pub(crate) async fn jobs_are_leased_retried_and_finished(t: &TestStore) {
     );
     assert!(
         store
-            .claim_jobs("w1", 4_999, 60_000, 10)
+            .claim_jobs("w1", &[], 4_999, 60_000, 10)
             .await
             .expect("claim")
             .is_empty(),
         "a retry waits for its time"
     );
     let retried = store
-        .claim_jobs("w1", 5_000, 60_000, 10)
+        .claim_jobs("w1", &[], 5_000, 60_000, 10)
         .await
         .expect("claim");
     assert_eq!(retried.len(), 1);
@@ -122,7 +122,7 @@ pub(crate) async fn jobs_are_leased_retried_and_finished(t: &TestStore) {
         .await
         .expect("retry");
     let last = store
-        .claim_jobs("w1", 6_000, 60_000, 10)
+        .claim_jobs("w1", &[], 6_000, 60_000, 10)
         .await
         .expect("claim");
     assert_eq!(last[0].attempts, 3);
@@ -140,7 +140,7 @@ pub(crate) async fn jobs_are_leased_retried_and_finished(t: &TestStore) {
         .expect("retry");
     assert!(
         store
-            .claim_jobs("w1", 100_000, 60_000, 10)
+            .claim_jobs("w1", &[], 100_000, 60_000, 10)
             .await
             .expect("claim")
             .iter()
@@ -170,26 +170,42 @@ pub(crate) async fn a_dead_workers_jobs_come_back(t: &TestStore) {
         .await
         .expect("enqueue");
     let held = store
-        .claim_jobs("dead", 1_000, 10_000, 5)
+        .claim_jobs("dead", &[], 1_000, 10_000, 5)
         .await
         .expect("claim");
     assert_eq!(held.len(), 1);
+    // A worker still busy with it keeps it by renewing its lease; another cannot renew it.
+    assert_eq!(
+        store
+            .renew_leases("dead", &[held[0].id], 11_500)
+            .await
+            .expect("renew"),
+        1
+    );
+    assert_eq!(
+        store
+            .renew_leases("alive", &[held[0].id], 99_000)
+            .await
+            .expect("renew"),
+        0,
+        "only the holder renews"
+    );
     assert!(
         store
-            .claim_jobs("alive", 10_999, 10_000, 5)
+            .claim_jobs("alive", &[], 11_499, 10_000, 5)
             .await
             .expect("claim")
             .is_empty()
     );
     // The lease ran out: the job is due again, for another worker.
     let again = store
-        .claim_jobs("alive", 11_000, 10_000, 5)
+        .claim_jobs("alive", &[], 11_500, 10_000, 5)
         .await
         .expect("claim");
     assert_eq!((again[0].id, again[0].attempts), (held[0].id, 2));
     assert!(
         !store
-            .finish_job(held[0].id, "dead", &JobOutcome::Done, 11_001)
+            .finish_job(held[0].id, "dead", &JobOutcome::Done, 11_501)
             .await
             .expect("finish"),
         "the dead worker's late answer is refused"
@@ -197,7 +213,7 @@ pub(crate) async fn a_dead_workers_jobs_come_back(t: &TestStore) {
     // The second worker dies too, on the last attempt: the job fails instead of looping.
     assert!(
         store
-            .claim_jobs("third", 30_000, 10_000, 5)
+            .claim_jobs("third", &[], 30_000, 10_000, 5)
             .await
             .expect("claim")
             .is_empty()
@@ -215,7 +231,7 @@ pub(crate) async fn concurrent_workers_claim_each_job_once(t: &TestStore) {
             let owner = format!("w{worker}");
             let mut seen = Vec::new();
             for _ in 0..200 {
-                let batch = store.claim_jobs(&owner, 2_000, 60_000, 7).await?;
+                let batch = store.claim_jobs(&owner, &[], 2_000, 60_000, 7).await?;
                 if batch.is_empty() {
                     break;
                 }
@@ -411,4 +427,35 @@ pub(crate) async fn workflow_and_blocklists_round_trip(t: &TestStore) {
     assert!(store.unblock("fw", "203.0.113.9").await.expect("unblock"));
     assert!(!store.unblock("fw", "203.0.113.9").await.expect("unblock"));
     assert!(store.blocklist("fw", 0).await.expect("list").is_empty());
+}
+
+pub(crate) async fn claims_take_only_the_kinds_asked_for(t: &TestStore) {
+    let store = &t.store;
+    let enrich = NewJob {
+        kind: "enrich".into(),
+        ..job(2, None)
+    };
+    store
+        .enqueue_jobs(&[job(1, None), enrich])
+        .await
+        .expect("enqueue");
+    let actions = store
+        .claim_jobs("w1", &["action"], 1_000, 60_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(actions.len(), 1);
+    assert_eq!(actions[0].kind, "action");
+    let rest = store
+        .claim_jobs("w2", &["enrich", "other"], 1_000, 60_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].kind, "enrich");
+    assert!(
+        store
+            .claim_jobs("w3", &[], 1_000, 60_000, 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
 }

@@ -583,3 +583,51 @@ pub(crate) async fn concurrent_saves_all_succeed(t: &TestStore) {
     }
     assert_eq!(t.store.count_indicators().await.expect("count"), 120);
 }
+
+pub(crate) async fn refreshes_find_what_was_enriched_longest_ago(t: &TestStore) {
+    let store = &t.store;
+    let mut old = record("198.51.100.1", 10, &[]);
+    old.observed_at = 1_000;
+    let mut older = record("198.51.100.2", 10, &[]);
+    older.observed_at = 500;
+    let mut recent = record("198.51.100.3", 10, &[]);
+    recent.observed_at = 9_000;
+    for r in [&old, &older, &recent] {
+        store
+            .save_indicators(std::slice::from_ref(r))
+            .await
+            .expect("save");
+    }
+    let stale = store.stale_indicators(5_000, 10).await.expect("stale");
+    assert_eq!(
+        stale.iter().map(|s| s.value.as_str()).collect::<Vec<_>>(),
+        ["198.51.100.2", "198.51.100.1"],
+        "longest ago first, recent ones left out"
+    );
+    assert_eq!(stale[0].checked_at, 500);
+    assert_eq!(stale[0].tlp.as_deref(), Some("amber"));
+    assert_eq!(
+        store.stale_indicators(5_000, 1).await.expect("stale").len(),
+        1
+    );
+
+    // Enriching again with an identical result writes no new state, but counts as a check.
+    let mut rechecked = older.clone();
+    rechecked.observed_at = 7_000;
+    let report = store
+        .save_indicators(std::slice::from_ref(&rechecked))
+        .await
+        .expect("save");
+    assert_eq!(report.unchanged, 1);
+    let stale = store.stale_indicators(5_000, 10).await.expect("stale");
+    assert_eq!(
+        stale.iter().map(|s| s.value.as_str()).collect::<Vec<_>>(),
+        ["198.51.100.1"]
+    );
+    let kept = store
+        .indicator("ipv4-addr", "198.51.100.2")
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(kept.last_changed, 500, "an unchanged state keeps its time");
+}

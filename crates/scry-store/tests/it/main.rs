@@ -116,6 +116,8 @@ both_backends!(
     contract::re_enrichment_records_what_changed,
     contract::pivots_page_through_a_hub,
     contract::concurrent_saves_all_succeed,
+    contract::refreshes_find_what_was_enriched_longest_ago,
+    automation::claims_take_only_the_kinds_asked_for,
     automation::jobs_are_leased_retried_and_finished,
     automation::a_dead_workers_jobs_come_back,
     automation::concurrent_workers_claim_each_job_once,

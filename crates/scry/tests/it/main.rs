@@ -5,6 +5,7 @@ mod automation;
 mod cli;
 mod criminalip;
 mod memory;
+mod queue;
 mod store;
 mod tidy;
 

@@ -1,0 +1,584 @@
+//! The durable pipeline: `ingest` turns inputs into enrichment jobs in the store's queue, and a
+//! [`Worker`] leases jobs (enrichments and rule actions), runs them, stores the results and only
+//! then marks the jobs done (DESIGN.md invariant 3).
+//!
+//! A worker killed at any point loses nothing accepted: a job it held is leased again when the
+//! lease runs out, and a job whose results were stored but not yet acknowledged is run again
+//! harmlessly — the sources answer it from the answer archive, where every paid answer is written
+//! as it arrives, and rule actions are keyed by the job, so they do not act twice. A scheduled
+//! refresh enqueues indicators last enriched longer ago than the refresh interval.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use scry_core::{Observable, Tlp};
+use scry_rules::Trigger;
+use scry_sources::EnrichOptions;
+use scry_store::{Job, JobOutcome, NewJob, Store};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use crate::automation::{ACTION_JOB, Automation, AutomationError, JobsReport, Occasion, now_ms};
+use crate::enrich::{EngineError, Recorder, spawn_reader};
+use crate::input::{Candidate, InputFormat, InputSource, Item, Position, Rejection};
+use crate::record::{Record, Status};
+use crate::{Engine, Progress, Summary};
+
+/// The job kind of an enrichment.
+pub const ENRICH_JOB: &str = "enrich";
+
+/// Jobs enqueued per store call while ingesting.
+const ENQUEUE_BATCH: usize = 1_000;
+
+/// Finished enrichments saved at once; also saved when the oldest has waited [`SAVE_WAIT`].
+const SAVE_BATCH: usize = 200;
+const SAVE_WAIT: Duration = Duration::from_secs(2);
+
+/// The payload of an enrichment job: the indicator and where it came from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EnrichJob {
+    /// The normalized indicator.
+    value: String,
+    tlp: Option<String>,
+    /// The text as given, and where.
+    input: String,
+    file: String,
+    line: u64,
+    object: Option<u64>,
+    /// `ingest` or `schedule`.
+    origin: String,
+    /// Ask the sources even when a cached answer is fresh.
+    force: bool,
+}
+
+/// What to ingest.
+#[derive(Debug, Clone)]
+pub struct IngestRequest {
+    pub inputs: Vec<InputSource>,
+    pub format: InputFormat,
+    pub default_tlp: Option<Tlp>,
+    pub force: bool,
+    /// Enrichment attempts per indicator.
+    pub max_attempts: u32,
+}
+
+/// How an ingest went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestSummary {
+    /// Indicators read (before de-duplication), plus rejected pieces.
+    pub read: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    /// Enrichment jobs added to the queue.
+    pub queued: u64,
+    pub bytes: u64,
+}
+
+/// Reads inputs and queues one enrichment job per unique indicator; rejected input goes to
+/// `on_rejected`. Every job is in the store when this returns.
+pub async fn ingest(
+    store: &dyn Store,
+    request: IngestRequest,
+    progress: Arc<Progress>,
+    on_rejected: &mut dyn FnMut(&Rejection),
+) -> Result<IngestSummary, EngineError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(1024);
+    let reader = spawn_reader(
+        request.inputs.clone(),
+        request.format,
+        Arc::clone(&progress),
+        tx,
+    );
+    // Each ingest is an occasion of its own: indicators ingested again later are queued again.
+    let run = format!("{}-{}", now_ms(), std::process::id());
+    let mut summary = IngestSummary::default();
+    let mut jobs = Vec::with_capacity(ENQUEUE_BATCH);
+    while let Some(item) = rx.recv().await {
+        match item {
+            Item::Rejected(rejection) => {
+                summary.rejected += 1;
+                on_rejected(&rejection);
+            }
+            Item::Candidate(candidate) => {
+                let tlp = candidate.tlp.or(request.default_tlp);
+                let payload = EnrichJob {
+                    value: candidate.observable.value(),
+                    tlp: tlp.map(|t| t.as_str().to_owned()),
+                    input: candidate.input,
+                    file: candidate.position.file.to_string(),
+                    line: candidate.position.line,
+                    object: candidate.position.object,
+                    origin: "ingest".into(),
+                    force: request.force,
+                };
+                jobs.push(NewJob {
+                    kind: ENRICH_JOB.into(),
+                    dedupe_key: Some(format!(
+                        "enrich|{}|{run}",
+                        scry_stix::observable_id(&candidate.observable)
+                    )),
+                    payload: serde_json::to_value(&payload).expect("jobs serialize"),
+                    run_after: now_ms(),
+                    max_attempts: request.max_attempts,
+                });
+                progress.done.fetch_add(1, Ordering::Relaxed);
+                if jobs.len() >= ENQUEUE_BATCH {
+                    summary.queued += store.enqueue_jobs(&jobs).await?;
+                    jobs.clear();
+                }
+            }
+        }
+    }
+    summary.queued += store.enqueue_jobs(&jobs).await?;
+    let _ = reader.join();
+    summary.read = progress.items.load(Ordering::Relaxed);
+    summary.duplicates = progress.duplicates.load(Ordering::Relaxed);
+    summary.bytes = progress.read.bytes.load(Ordering::Relaxed);
+    Ok(summary)
+}
+
+/// How a worker takes jobs.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Job kinds to take (all when empty).
+    pub kinds: Vec<&'static str>,
+    pub lease: Duration,
+    /// Jobs in progress at once.
+    pub concurrency: usize,
+    /// Re-enrich indicators last enriched longer ago than this.
+    pub refresh_after: Option<Duration>,
+    pub refresh_batch: u32,
+    pub max_attempts: u32,
+    /// How long an idle worker waits before looking again.
+    pub poll: Duration,
+}
+
+/// What a worker did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkReport {
+    /// Enrichment results, as for a direct run.
+    pub enrich: Summary,
+    /// Enrichment attempts that failed and wait for a retry.
+    pub enrich_retrying: u64,
+    pub actions: JobsReport,
+    /// Indicators queued for a scheduled refresh.
+    pub refreshes_queued: u64,
+    /// Blocklist entries that expired.
+    pub blocks_expired: u64,
+}
+
+impl WorkReport {
+    fn absorb(&mut self, other: WorkReport) {
+        let (e, o) = (&mut self.enrich, other.enrich);
+        e.unique += o.unique;
+        e.enriched += o.enriched;
+        e.cached += o.cached;
+        e.skipped += o.skipped;
+        e.rejected += o.rejected;
+        e.failed += o.failed;
+        e.credits += o.credits;
+        e.stored.absorb(o.stored);
+        e.rules.matched += o.rules.matched;
+        e.rules.enqueued += o.rules.enqueued;
+        e.rules.errors += o.rules.errors;
+        self.enrich_retrying += other.enrich_retrying;
+        self.actions.done += other.actions.done;
+        self.actions.failed += other.actions.failed;
+        self.actions.retrying += other.actions.retrying;
+        self.refreshes_queued += other.refreshes_queued;
+        self.blocks_expired += other.blocks_expired;
+    }
+}
+
+/// Takes jobs from the store's queue and runs them.
+pub struct Worker {
+    engine: Arc<Engine>,
+    store: Arc<dyn Store>,
+    automation: Option<Arc<Automation>>,
+    settings: WorkerSettings,
+    owner: String,
+}
+
+/// A job that finished running.
+enum Finished {
+    Enriched(Job, Option<Occasion>, Box<Record>),
+    Acted(Job, Result<JobOutcome, AutomationError>),
+    /// A job this worker cannot run, with the reason.
+    Refused(Job, String),
+}
+
+impl Worker {
+    pub fn new(
+        engine: Arc<Engine>,
+        store: Arc<dyn Store>,
+        automation: Option<Arc<Automation>>,
+        settings: WorkerSettings,
+    ) -> Worker {
+        Worker {
+            engine,
+            store,
+            automation,
+            settings,
+            owner: format!("scry-{}-{}", std::process::id(), now_ms()),
+        }
+    }
+
+    /// Runs due jobs until none is left that is due now; jobs waiting for a retry, or leased by
+    /// another worker, stay for a later pass. Expired blocklist entries are removed first.
+    pub async fn drain(&self, progress: &Progress) -> Result<WorkReport, EngineError> {
+        self.drain_until(progress, &AtomicBool::new(false)).await
+    }
+
+    /// [`Worker::drain`], taking no new job once `stopping` is set.
+    async fn drain_until(
+        &self,
+        progress: &Progress,
+        stopping: &AtomicBool,
+    ) -> Result<WorkReport, EngineError> {
+        let mut report = WorkReport::default();
+        if let Some(automation) = &self.automation {
+            report.blocks_expired = automation.expire_blocks().await?;
+        }
+        let mut sink = |_: Record| -> io::Result<()> { Ok(()) };
+        let mut recorder = Recorder::new(
+            progress,
+            &mut sink,
+            Some(self.store.as_ref()),
+            self.automation.as_deref(),
+        );
+        let concurrency = self.settings.concurrency.max(1);
+        let mut tasks: JoinSet<Finished> = JoinSet::new();
+        let mut in_flight: HashMap<tokio::task::Id, Job> = HashMap::new();
+        // Enrichments stored in the next save, acknowledged after it.
+        let mut unsaved: Vec<(Job, Record)> = Vec::new();
+        let mut oldest_unsaved: Option<Instant> = None;
+        // Jobs are saved, and leases renewed, well inside a lease.
+        let save_wait = SAVE_WAIT.min(self.settings.lease / 3);
+        let mut renewed = Instant::now();
+        let mut queue_empty = false;
+        // Whether a job finished since the queue last looked empty: saving results and running
+        // actions may have queued more.
+        let mut worked = false;
+        loop {
+            if stopping.load(Ordering::Relaxed) {
+                queue_empty = true;
+                worked = false;
+            }
+            let free = concurrency - tasks.len();
+            if !queue_empty && (free >= concurrency.div_ceil(4) || tasks.is_empty()) {
+                let jobs = self
+                    .store
+                    .claim_jobs(
+                        &self.owner,
+                        &self.settings.kinds,
+                        now_ms(),
+                        self.settings.lease.as_millis() as i64,
+                        free as u32,
+                    )
+                    .await?;
+                queue_empty = jobs.is_empty();
+                if queue_empty {
+                    worked = false;
+                }
+                for job in jobs {
+                    let handle = self.spawn(&mut tasks, job.clone());
+                    in_flight.insert(handle, job);
+                }
+            }
+            if tasks.is_empty() {
+                self.save(&mut recorder, &mut unsaved).await?;
+                oldest_unsaved = None;
+                if queue_empty {
+                    if !worked {
+                        break;
+                    }
+                    queue_empty = false;
+                }
+                continue;
+            }
+            worked = true;
+            if renewed.elapsed() >= self.settings.lease / 3 {
+                let held: Vec<i64> = in_flight
+                    .values()
+                    .chain(unsaved.iter().map(|(job, _)| job))
+                    .map(|job| job.id)
+                    .collect();
+                let until = now_ms() + self.settings.lease.as_millis() as i64;
+                self.store.renew_leases(&self.owner, &held, until).await?;
+                renewed = Instant::now();
+            }
+            let done = match tokio::time::timeout(save_wait, tasks.join_next_with_id()).await {
+                Ok(done) => done.expect("tasks is not empty"),
+                Err(_) => {
+                    // Nothing finished for a while: save what did, and renew leases.
+                    if oldest_unsaved.is_some_and(|t| t.elapsed() >= save_wait) {
+                        self.save(&mut recorder, &mut unsaved).await?;
+                        oldest_unsaved = None;
+                    }
+                    continue;
+                }
+            };
+            let finished = match done {
+                Ok((id, finished)) => {
+                    in_flight.remove(&id);
+                    finished
+                }
+                Err(error) => {
+                    let job = in_flight
+                        .remove(&error.id())
+                        .expect("every task has its job");
+                    tracing::error!(job = job.id, %error, "job task failed");
+                    Finished::Refused(job, format!("internal error while running: {error}"))
+                }
+            };
+            match finished {
+                Finished::Enriched(job, occasion, record) => {
+                    let record = *record;
+                    report.enrich.unique += 1;
+                    let retry = record.status == Status::Failed && job.attempts < job.max_attempts;
+                    if retry {
+                        // Not stored: a failed attempt must not replace a good earlier state.
+                        recorder.add_history_only(&record);
+                        report.enrich_retrying += 1;
+                    } else {
+                        recorder.add_for(record.clone(), occasion).await?;
+                    }
+                    unsaved.push((job, record));
+                    oldest_unsaved.get_or_insert_with(Instant::now);
+                }
+                Finished::Acted(job, outcome) => {
+                    let outcome = outcome?;
+                    match &outcome {
+                        JobOutcome::Done => report.actions.done += 1,
+                        JobOutcome::Failed { .. } => report.actions.failed += 1,
+                        JobOutcome::Retry { .. } => report.actions.retrying += 1,
+                    }
+                    self.finish(&job, &outcome).await?;
+                }
+                Finished::Refused(job, error) => {
+                    report.actions.failed += 1;
+                    self.finish(&job, &JobOutcome::Failed { error }).await?;
+                }
+            }
+            if unsaved.len() >= SAVE_BATCH
+                || recorder.pending() >= SAVE_BATCH
+                || oldest_unsaved.is_some_and(|t| t.elapsed() >= save_wait)
+            {
+                self.save(&mut recorder, &mut unsaved).await?;
+                oldest_unsaved = None;
+            }
+        }
+        report.absorb(WorkReport {
+            enrich: std::mem::take(&mut recorder.summary),
+            ..WorkReport::default()
+        });
+        Ok(report)
+    }
+
+    /// Stores the finished enrichments (running the rules on them), then acknowledges their jobs:
+    /// never the other way round.
+    async fn save(
+        &self,
+        recorder: &mut Recorder<'_>,
+        unsaved: &mut Vec<(Job, Record)>,
+    ) -> Result<(), EngineError> {
+        recorder.flush().await?;
+        for (job, record) in unsaved.drain(..) {
+            let outcome = match record.status {
+                Status::Failed if job.attempts < job.max_attempts => JobOutcome::Retry {
+                    at: now_ms() + retry_delay_ms(job.attempts),
+                    error: record.error.unwrap_or_else(|| "enrichment failed".into()),
+                },
+                Status::Failed => JobOutcome::Failed {
+                    error: record.error.unwrap_or_else(|| "enrichment failed".into()),
+                },
+                _ => JobOutcome::Done,
+            };
+            self.finish(&job, &outcome).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&self, job: &Job, outcome: &JobOutcome) -> Result<(), EngineError> {
+        if !self
+            .store
+            .finish_job(job.id, &self.owner, outcome, now_ms())
+            .await?
+        {
+            tracing::warn!(
+                job = job.id,
+                "the job's lease ran out before it finished; another worker runs it again"
+            );
+        }
+        Ok(())
+    }
+
+    /// Starts one job; returns its task id.
+    fn spawn(&self, tasks: &mut JoinSet<Finished>, job: Job) -> tokio::task::Id {
+        match job.kind.as_str() {
+            ENRICH_JOB => {
+                let engine = Arc::clone(&self.engine);
+                tasks
+                    .spawn(async move {
+                        match enrichment(&job) {
+                            Ok((candidate, options, occasion)) => {
+                                let record = engine.enrich_one(candidate, options).await;
+                                Finished::Enriched(job, Some(occasion), Box::new(record))
+                            }
+                            Err(error) => Finished::Refused(job, error),
+                        }
+                    })
+                    .id()
+            }
+            ACTION_JOB => match &self.automation {
+                Some(automation) => {
+                    let automation = Arc::clone(automation);
+                    tasks
+                        .spawn(async move {
+                            let outcome = automation.run_action(&job).await;
+                            Finished::Acted(job, outcome)
+                        })
+                        .id()
+                }
+                None => tasks
+                    .spawn(async move {
+                        Finished::Refused(job, "no rules are loaded in this worker".into())
+                    })
+                    .id(),
+            },
+            other => {
+                let error = format!("unknown job kind {other:?}");
+                tasks
+                    .spawn(async move { Finished::Refused(job, error) })
+                    .id()
+            }
+        }
+    }
+
+    /// Queues a refresh of indicators last enriched longer ago than the refresh interval; returns
+    /// how many were queued (an indicator already queued for its refresh is not queued twice).
+    pub async fn schedule_refresh(&self) -> Result<u64, EngineError> {
+        let Some(after) = self.settings.refresh_after else {
+            return Ok(0);
+        };
+        let before = now_ms() - after.as_millis() as i64;
+        let stale = self
+            .store
+            .stale_indicators(before, self.settings.refresh_batch)
+            .await?;
+        let jobs: Vec<NewJob> = stale
+            .iter()
+            .map(|s| {
+                let payload = EnrichJob {
+                    value: s.value.clone(),
+                    tlp: s.tlp.clone(),
+                    input: s.value.clone(),
+                    file: "schedule".into(),
+                    line: 0,
+                    object: None,
+                    origin: "schedule".into(),
+                    force: true,
+                };
+                NewJob {
+                    kind: ENRICH_JOB.into(),
+                    // Until the refresh is stored, its indicator keeps the same check time.
+                    dedupe_key: Some(format!("refresh|{}|{}", s.stix_id, s.checked_at)),
+                    payload: serde_json::to_value(&payload).expect("jobs serialize"),
+                    run_after: now_ms(),
+                    max_attempts: self.settings.max_attempts,
+                }
+            })
+            .collect();
+        Ok(self.store.enqueue_jobs(&jobs).await?)
+    }
+
+    /// Works until `stop` completes: queues scheduled refreshes, drains the queue, and waits
+    /// `poll` when idle. `on_pass` sees what each pass did. On a stop no new job is taken and the
+    /// jobs in progress finish, so every job taken is stored and acknowledged.
+    pub async fn run(
+        &self,
+        stop: impl Future<Output = ()>,
+        progress: &Progress,
+        on_pass: &mut dyn FnMut(&WorkReport),
+    ) -> Result<WorkReport, EngineError> {
+        let mut total = WorkReport::default();
+        let stopping = AtomicBool::new(false);
+        tokio::pin!(stop);
+        loop {
+            let mut pass = WorkReport {
+                refreshes_queued: self.schedule_refresh().await?,
+                ..WorkReport::default()
+            };
+            let drain = self.drain_until(progress, &stopping);
+            tokio::pin!(drain);
+            let drained = loop {
+                tokio::select! {
+                    drained = &mut drain => break drained,
+                    () = &mut stop, if !stopping.load(Ordering::Relaxed) => {
+                        stopping.store(true, Ordering::Relaxed);
+                    }
+                }
+            };
+            pass.absorb(drained?);
+            on_pass(&pass);
+            total.absorb(pass);
+            if stopping.load(Ordering::Relaxed) {
+                return Ok(total);
+            }
+            tokio::select! {
+                () = &mut stop => return Ok(total),
+                () = tokio::time::sleep(self.settings.poll) => {}
+            }
+        }
+    }
+}
+
+/// Retry delay after attempt `attempt` (1-based): 5 s, 10 s, 20 s … capped at 10 minutes.
+fn retry_delay_ms(attempt: u32) -> i64 {
+    (5_000_i64 << attempt.saturating_sub(1).min(7)).min(600_000)
+}
+
+/// The candidate, options and occasion of an enrichment job.
+fn enrichment(job: &Job) -> Result<(Candidate, EnrichOptions, Occasion), String> {
+    let payload: EnrichJob = serde_json::from_value(job.payload.clone())
+        .map_err(|e| format!("job {} has an unreadable payload: {e}", job.id))?;
+    let observable = Observable::parse(&payload.value).map_err(|e| {
+        format!(
+            "job {}: {:?} is not an indicator: {e}",
+            job.id, payload.value
+        )
+    })?;
+    let tlp = payload
+        .tlp
+        .as_deref()
+        .map(str::parse::<Tlp>)
+        .transpose()
+        .map_err(|e| format!("job {}: tlp: {e}", job.id))?;
+    let occasion = Occasion {
+        key: format!("job:{}", job.id),
+        trigger: (payload.origin == "schedule").then_some(Trigger::Schedule),
+        source: payload.file.clone(),
+    };
+    let candidate = Candidate {
+        position: Position {
+            file: Arc::from(payload.file.as_str()),
+            line: payload.line,
+            object: payload.object,
+        },
+        input: payload.input,
+        observable,
+        tlp,
+        context: None,
+    };
+    Ok((
+        candidate,
+        EnrichOptions {
+            force: payload.force,
+        },
+        occasion,
+    ))
+}

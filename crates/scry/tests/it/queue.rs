@@ -1,0 +1,208 @@
+//! The durable pipeline: indicators queued by `scry ingest` and enriched by `scry jobs run`, with
+//! the worker killed (SIGKILL) in the middle of the run and started again.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use scry_sandbox::{Sandbox, SandboxConfig};
+use serde_json::Value;
+
+use super::{run, scry, text};
+
+const KEY: &str = "ck-live-5e1c9a0b7d24";
+
+/// Distinct public addresses, deterministic.
+fn addresses(n: usize) -> Vec<String> {
+    let first = [45, 185, 91, 193, 80];
+    (0..n)
+        .map(|i| {
+            format!(
+                "{}.{}.{}.{}",
+                first[i % 5],
+                10 + i / 50,
+                (i * 7) % 250 + 1,
+                i % 250 + 1
+            )
+        })
+        .collect()
+}
+
+/// The paid IP report calls of the sandbox's log, in arrival order, as (address, arrival in Unix
+/// ms).
+fn paid_reports(sandbox: &Sandbox) -> Vec<(String, u64)> {
+    sandbox
+        .log()
+        .entries()
+        .into_iter()
+        .filter(|e| e.path == "/v1/asset/ip/report" && e.credits > 0)
+        .filter_map(|e| {
+            e.query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("ip="))
+                .map(|ip| (ip.to_owned(), e.unix_ms))
+        })
+        .collect()
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[test]
+fn a_worker_killed_mid_run_loses_nothing_and_buys_nothing_twice() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sandbox: Sandbox = rt
+        .block_on(Sandbox::start(
+            SandboxConfig {
+                latency_median: Duration::from_millis(40),
+                latency_p99: Duration::from_millis(200),
+                ..SandboxConfig::default()
+            },
+            "127.0.0.1:0".parse().expect("address"),
+        ))
+        .expect("sandbox starts");
+    let home = tempfile::tempdir().expect("tempdir");
+    let concurrency = 4;
+    std::fs::write(
+        home.path().join("scry.toml"),
+        format!(
+            "[sources.criminalip]\nmax_requests = 25\nconcurrency = {concurrency}\nretry_base_ms = 10\n\n\
+             [worker]\nlease_seconds = 3\n"
+        ),
+    )
+    .expect("write config");
+    let ips = addresses(300);
+    let input = home.path().join("batch.txt");
+    std::fs::write(&input, ips.join("\n")).expect("write input");
+    let store = format!("sqlite://{}", home.path().join("scry.db").display());
+    let scry_with_key = |args: &[&str]| {
+        let mut command = scry(home.path());
+        command
+            .env("CRIMINALIP_API_KEY", KEY)
+            .env("CRIMINALIP_BASE_URL", sandbox.url())
+            .args(["--store", &store])
+            .args(args);
+        command
+    };
+
+    let ingest = run(
+        scry_with_key(&["ingest", input.to_str().expect("utf-8")]),
+        b"",
+    );
+    assert_eq!(ingest.status.code(), Some(0), "{}", text(&ingest.stderr));
+    assert!(
+        text(&ingest.stderr).contains("300 queued for enrichment"),
+        "{}",
+        text(&ingest.stderr)
+    );
+    assert!(paid_reports(&sandbox).is_empty(), "queuing asks no source");
+
+    // Start a worker and kill it once a good part of the batch is paid for.
+    let mut worker = scry_with_key(&["jobs", "run"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the worker starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while paid_reports(&sandbox).len() < 90 && Instant::now() < deadline {
+        assert!(
+            worker.try_wait().expect("poll the worker").is_none(),
+            "the worker finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed_at = unix_ms();
+    worker.kill().expect("kill the worker");
+    worker.wait().expect("reap the worker");
+    // Requests the sandbox was still answering finish (the longest latency is 600 ms).
+    std::thread::sleep(Duration::from_millis(1_000));
+    let at_kill = paid_reports(&sandbox);
+    assert!(
+        at_kill.len() >= 90 && at_kill.len() < ips.len(),
+        "killed mid-run: {} of {} paid",
+        at_kill.len(),
+        ips.len()
+    );
+    let status = run(scry_with_key(&["jobs", "status"]), b"");
+    let before_restart = text(&status.stdout);
+    assert!(
+        !before_restart.contains("done 300"),
+        "the kill left work undone: {before_restart}"
+    );
+
+    // The dead worker's leases run out; a new worker finishes the run.
+    std::thread::sleep(Duration::from_millis(3_200));
+    let again = run(scry_with_key(&["jobs", "run"]), b"");
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    let status = run(scry_with_key(&["jobs", "status"]), b"");
+    assert_eq!(
+        text(&status.stdout),
+        "ready 0\nwaiting 0\ndone 300\nfailed 0\n",
+        "every job done once, none failed"
+    );
+
+    // The store holds every indicator once, enriched.
+    let export = run(
+        scry_with_key(&["export", "--format", "jsonl", "--min-priority", "0"]),
+        b"",
+    );
+    assert_eq!(export.status.code(), Some(0), "{}", text(&export.stderr));
+    let mut stored: BTreeMap<String, Value> = BTreeMap::new();
+    for line in text(&export.stdout).lines() {
+        let record: Value = serde_json::from_str(line).expect("JSON line");
+        let value = record["indicator"].as_str().expect("indicator").to_owned();
+        assert!(
+            stored.insert(value.clone(), record).is_none(),
+            "{value} stored twice"
+        );
+    }
+    assert_eq!(stored.len(), ips.len());
+    for ip in &ips {
+        let record = stored.get(ip).unwrap_or_else(|| panic!("{ip} was lost"));
+        assert_eq!(record["status"], "enriched", "{record}");
+    }
+
+    // The sandbox was paid once per address. The only exception possible is an answer that was
+    // on the wire when the worker died (paid, never received): its call arrived at most the
+    // longest latency before the kill, and at most `concurrency` were in flight.
+    let all = paid_reports(&sandbox);
+    let mut calls: BTreeMap<&str, usize> = BTreeMap::new();
+    for (ip, _) in &all {
+        *calls.entry(ip.as_str()).or_default() += 1;
+    }
+    for ip in &ips {
+        assert!(calls.contains_key(ip.as_str()), "{ip} was never asked");
+    }
+    let in_flight_at_kill: Vec<&str> = at_kill
+        .iter()
+        .filter(|(_, arrived)| *arrived + 1_000 >= killed_at)
+        .map(|(ip, _)| ip.as_str())
+        .collect();
+    let twice: Vec<(&str, usize)> = calls
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(ip, n)| (*ip, *n))
+        .collect();
+    assert!(twice.len() <= concurrency, "{twice:?}");
+    for (ip, n) in &twice {
+        assert!(
+            *n == 2 && in_flight_at_kill.contains(ip),
+            "{ip} was paid for {n} times, and not because its answer was on the wire at the kill: {all:?}"
+        );
+    }
+    eprintln!(
+        "crash test: {} paid before the kill, {} after; {} paid twice (answer on the wire at the kill); \
+         the restarted worker: {}",
+        at_kill.len(),
+        all.len() - at_kill.len(),
+        twice.len(),
+        text(&again.stderr).trim()
+    );
+}

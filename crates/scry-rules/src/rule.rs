@@ -35,20 +35,16 @@ pub enum Trigger {
     Enriched,
     /// The scheduled re-enrichment of indicators older than their refresh interval.
     Schedule,
-    /// `scry rules run` or the API, on indicators chosen by a person.
+    /// A person asked for it: a direct `scry enrich` or `scry import` of indicators.
     Manual,
     /// A source's credit use crossed its alert threshold.
     BudgetAlert,
 }
 
 impl Trigger {
-    /// True for the triggers something raises today: the ones a stored enrichment result and
-    /// the actions on it cause.
+    /// True for the triggers something raises today.
     pub fn is_raised(self) -> bool {
-        matches!(
-            self,
-            Trigger::Created | Trigger::Ingested | Trigger::Updated | Trigger::Enriched
-        )
+        !matches!(self, Trigger::BudgetAlert)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -275,7 +271,7 @@ impl RuleSet {
             }
             for trigger in spec.on.iter().filter(|t| !t.is_raised()) {
                 errors.push(fail(format!(
-                    "trigger `{}` is not raised by this version of scry yet (use created, ingested, updated or enriched)",
+                    "trigger `{}` is not raised by this version of scry yet (use created, ingested, updated, enriched, schedule or manual)",
                     trigger.as_str()
                 )));
             }

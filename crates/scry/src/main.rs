@@ -508,19 +508,20 @@ fn show(
     let observable = indicator_argument(&args.indicator)?;
     let url = loaded.store_url(store_url);
     let runtime = runtime()?;
-    let (stored, history, neighbours) = runtime.block_on(async {
+    let (stored, history, neighbours, workflow) = runtime.block_on(async {
         let store = open_store(&url).await?;
         let stored = store
             .indicator(observable.stix_type(), &observable.value())
             .await?;
-        let (history, neighbours) = match &stored {
+        let (history, neighbours, workflow) = match &stored {
             Some(s) => (
                 store.score_history(&s.record.stix_id).await?,
                 scry_engine::pivot::neighbours(store.as_ref(), s).await?,
+                store.workflow(&s.record.stix_id).await?,
             ),
-            None => (Vec::new(), Vec::new()),
+            None => (Vec::new(), Vec::new(), None),
         };
-        Ok::<_, anyhow::Error>((stored, history, neighbours))
+        Ok::<_, anyhow::Error>((stored, history, neighbours, workflow))
     })?;
     let Some(stored) = stored else {
         return Ok(not_stored(&observable, &url));
@@ -538,6 +539,12 @@ fn show(
                 serde_json::json!({"at": p.at, "priority": p.priority, "severity": p.severity, "change": p.change})
             })
             .collect();
+        if let Some(w) = &workflow {
+            json["workflow"] = serde_json::json!({
+                "status": w.status, "labels": w.labels, "priority_override": w.priority_override,
+                "ticket": w.ticket, "updated_at": w.updated_at, "origin": w.origin,
+            });
+        }
         out!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -556,6 +563,26 @@ fn show(
             .map(|s| format!(" ({s})"))
             .unwrap_or_default()
     );
+    if let Some(w) = &workflow {
+        out!(
+            "workflow    {}{}{}{}   (by {}, {})",
+            w.status,
+            if w.labels.is_empty() {
+                String::new()
+            } else {
+                format!("; labels {}", w.labels.join(", "))
+            },
+            w.priority_override
+                .map(|p| format!("; priority set to {p}"))
+                .unwrap_or_default(),
+            w.ticket
+                .as_deref()
+                .map(|t| format!("; ticket {t}"))
+                .unwrap_or_default(),
+            w.origin,
+            format_ms(w.updated_at)
+        );
+    }
     out!("stix id     {}", r.stix_id);
     if let Some(tlp) = &r.tlp {
         out!("tlp         {tlp}");

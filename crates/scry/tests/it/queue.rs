@@ -206,3 +206,108 @@ fn a_worker_killed_mid_run_loses_nothing_and_buys_nothing_twice() {
         text(&again.stderr).trim()
     );
 }
+
+#[test]
+fn scheduled_refreshes_re_enrich_what_is_old_and_raise_schedule_rules() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sandbox: Sandbox = rt
+        .block_on(Sandbox::start(
+            SandboxConfig::default(),
+            "127.0.0.1:0".parse().expect("address"),
+        ))
+        .expect("sandbox starts");
+    let home = tempfile::tempdir().expect("tempdir");
+    // A refresh interval of 0.36 s, so the test need not wait hours.
+    std::fs::write(
+        home.path().join("scry.toml"),
+        "[sources.criminalip]\nmax_requests = 50\n\n\
+         [worker]\nrefresh_after_hours = 0.0001\n\n\
+         [[rules]]\nname = \"on-refresh\"\non = [\"schedule\"]\n\
+         actions = [{ do = \"tag\", tag = \"refreshed\" }]\n\n\
+         [[rules]]\nname = \"on-manual\"\non = [\"manual\"]\n\
+         actions = [{ do = \"tag\", tag = \"asked-by-hand\" }]\n",
+    )
+    .expect("write config");
+    let ips = addresses(5);
+    let input = home.path().join("batch.txt");
+    std::fs::write(&input, ips.join("\n")).expect("write input");
+    let store = format!("sqlite://{}", home.path().join("scry.db").display());
+    let scry_with_key = |args: &[&str]| {
+        let mut command = scry(home.path());
+        command
+            .env("CRIMINALIP_API_KEY", KEY)
+            .env("CRIMINALIP_BASE_URL", sandbox.url())
+            .args(["--store", &store])
+            .args(args);
+        command
+    };
+    let history = |rule: &str| -> Vec<Value> {
+        let output = run(
+            scry_with_key(&["history", "--rule", rule, "--format", "jsonl"]),
+            b"",
+        );
+        text(&output.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect()
+    };
+
+    let ingest = run(
+        scry_with_key(&["ingest", input.to_str().expect("utf-8")]),
+        b"",
+    );
+    assert_eq!(ingest.status.code(), Some(0), "{}", text(&ingest.stderr));
+    let first = run(scry_with_key(&["jobs", "run"]), b"");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert_eq!(paid_reports(&sandbox).len(), 5);
+    assert!(
+        history("on-refresh").is_empty(),
+        "an ingest is not a refresh"
+    );
+    assert!(
+        history("on-manual").is_empty(),
+        "a queued ingest is not a manual run"
+    );
+
+    std::thread::sleep(Duration::from_millis(600));
+    let second = run(scry_with_key(&["jobs", "run"]), b"");
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    let stderr = text(&second.stderr);
+    assert!(
+        stderr.contains("5 queued for a scheduled refresh"),
+        "{stderr}"
+    );
+    assert_eq!(
+        paid_reports(&sandbox).len(),
+        10,
+        "a refresh asks the source again, past the cache"
+    );
+    let matched: Vec<Value> = history("on-refresh")
+        .into_iter()
+        .filter(|e| e["kind"] == "rule")
+        .collect();
+    assert_eq!(matched.len(), 5, "{matched:#?}");
+    assert!(matched.iter().all(|e| e["detail"]["trigger"] == "schedule"));
+    let shown = run(scry_with_key(&["show", &ips[0], "--format", "json"]), b"");
+    assert!(
+        text(&shown.stdout).contains("refreshed"),
+        "{}",
+        text(&shown.stdout)
+    );
+
+    // A direct enrichment is a manual one.
+    let direct = run(
+        scry_with_key(&["enrich", "--no-progress", "--format", "json", "-"]),
+        ips[1].as_bytes(),
+    );
+    assert_eq!(direct.status.code(), Some(0), "{}", text(&direct.stderr));
+    let manual: Vec<Value> = history("on-manual")
+        .into_iter()
+        .filter(|e| e["kind"] == "rule")
+        .collect();
+    assert_eq!(manual.len(), 1, "{manual:#?}");
+    assert_eq!(manual[0]["indicator"], ips[1].as_str());
+}

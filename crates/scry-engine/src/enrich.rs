@@ -266,6 +266,7 @@ impl Engine {
             if is_external && only.is_some_and(|name| name != source.name()) {
                 continue;
             }
+            let started = std::time::Instant::now();
             let outcome = if self.disabled[index].load(Ordering::Relaxed) {
                 Err(Outcome::Failed("source unusable for this run".into()))
             } else {
@@ -287,7 +288,7 @@ impl Engine {
                     },
                 }
             };
-            let source_record = match outcome {
+            let mut source_record = match outcome {
                 Ok(finding) => {
                     reasons.extend(finding.reasons.iter().cloned());
                     tags.extend(finding.tags.iter().cloned());
@@ -297,6 +298,7 @@ impl Engine {
                 Err(Outcome::Failed(message)) => SourceRecord::status("failed").error(message),
                 Err(Outcome::Rejected(message)) => SourceRecord::status("rejected").error(message),
             };
+            source_record.elapsed_ms = Some(started.elapsed().as_millis() as u64);
             if is_external {
                 external.push(source.name().to_owned());
             }
@@ -543,16 +545,19 @@ fn history_events(record: &Record, stored: &IndicatorRecord, events: &mut Vec<sc
             "failed" => "failed",
             _ => continue,
         };
-        events.push(event(
-            "call",
-            outcome,
-            format!("source:{name}"),
-            source.credits,
-            match &source.error {
-                Some(error) => serde_json::json!({"error": error}),
-                None => serde_json::json!({"priority": record.priority}),
-            },
-        ));
+        events.push(scry_store::Event {
+            duration_ms: source.elapsed_ms.map(|ms| ms as i64),
+            ..event(
+                "call",
+                outcome,
+                format!("source:{name}"),
+                source.credits,
+                match &source.error {
+                    Some(error) => serde_json::json!({"error": error}),
+                    None => serde_json::json!({"priority": record.priority}),
+                },
+            )
+        });
     }
 }
 
@@ -605,6 +610,7 @@ impl SourceRecord {
             cached: false,
             credits: 0,
             data: serde_json::Value::Null,
+            elapsed_ms: None,
         }
     }
     fn skip(mut self, reason: SkipReason) -> SourceRecord {
@@ -626,6 +632,7 @@ fn ok_record(finding: Finding) -> SourceRecord {
         cached: finding.from_cache,
         credits: finding.credits,
         data: finding.details,
+        elapsed_ms: None,
     }
 }
 

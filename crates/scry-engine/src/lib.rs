@@ -12,6 +12,7 @@ pub mod input;
 pub mod pivot;
 pub mod record;
 pub mod sort;
+pub mod usage;
 pub mod worker;
 
 pub use enrich::{Engine, EngineError, EnrichRequest, Progress, Summary};

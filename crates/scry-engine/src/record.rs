@@ -62,6 +62,9 @@ pub struct SourceRecord {
     pub credits: u32,
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub data: Value,
+    /// How long the source took, for the history; not part of the record's output.
+    #[serde(skip)]
+    pub elapsed_ms: Option<u64>,
 }
 
 /// The result for one input indicator.

@@ -255,6 +255,21 @@ impl Budget {
         Ok(())
     }
 
+    /// Counts credits spent on `today` and in its month by earlier runs, so limits hold across
+    /// processes. An alert whose threshold was already crossed is not raised again.
+    pub fn seed(&self, today: Day, used_day: u64, used_month: u64) {
+        let mut guard = self.state.lock().expect("budget lock");
+        let state = &mut *guard;
+        roll_over(state, today);
+        state.used_day = state.used_day.max(used_day);
+        state.used_month = state.used_month.max(used_month).max(state.used_day);
+        let crossed = |used: u64, limit: Option<u64>| {
+            limit.is_some_and(|l| used * 100 >= l * u64::from(self.limits.alert_percent))
+        };
+        state.alerted_day |= crossed(state.used_day, self.limits.daily);
+        state.alerted_month |= crossed(state.used_month, self.limits.monthly);
+    }
+
     /// Gives back credits reserved for a call that did not happen or was not charged.
     pub fn refund(&self, credits: u64) {
         let mut state = self.state.lock().expect("budget lock");
@@ -503,6 +518,36 @@ impl CallMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn earlier_usage_counts_against_the_limits() {
+        let budget = Budget::new(BudgetLimits {
+            daily: Some(10),
+            monthly: Some(100),
+            alert_percent: 80,
+        });
+        let today = (2026, 11, 24);
+        budget.seed(today, 9, 50);
+        assert_eq!(budget.used(), (9, 50));
+        assert!(budget.try_spend(1, today).is_ok());
+        assert_eq!(
+            budget.try_spend(1, today),
+            Err(BudgetSpent {
+                period: Period::Day
+            }),
+            "the earlier run's credits count"
+        );
+        assert!(
+            !budget
+                .events()
+                .iter()
+                .any(|e| matches!(e, BudgetEvent::Alert { .. })),
+            "the daily alert was due before this process: not raised again"
+        );
+        // The next day starts from zero; the month goes on.
+        assert!(budget.try_spend(1, (2026, 11, 25)).is_ok());
+        assert_eq!(budget.used(), (1, 52));
+    }
 
     #[test]
     fn budget_alerts_once_at_the_threshold_and_stops_at_the_limit() {

@@ -123,6 +123,10 @@ pub trait Source: Send + Sync {
     /// Gives the source a place to keep paid answers across runs; sources that pay nothing ignore it.
     fn set_archive(&self, _archive: std::sync::Arc<dyn AnswerArchive>) {}
 
+    /// Credits spent earlier today and this month (UTC) by other runs, from the store's history,
+    /// so the source's budget holds across processes; sources that pay nothing ignore it.
+    fn seed_usage(&self, _today: u64, _month: u64) {}
+
     /// One line on how the source has been doing (calls, cache hits, credits, latency), for
     /// summaries; `None` for sources with nothing to report.
     fn status_line(&self) -> Option<String> {

@@ -10,7 +10,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::StoreError;
-use crate::model::{BlockEntry, Event, EventFilter, Job, JobOutcome, NewJob, QueueDepth, Workflow};
+use crate::model::{
+    BlockEntry, CallCount, Event, EventFilter, Job, JobOutcome, NewJob, QueueDepth, Workflow,
+};
 use crate::sql::SqlStore;
 
 /// Rows per insert statement (12 columns × 200 stays under both databases' parameter limits).
@@ -224,6 +226,57 @@ impl SqlStore {
             }
         }
         Ok(depth)
+    }
+
+    pub(crate) async fn count_calls(&self, since: i64) -> Result<Vec<CallCount>, StoreError> {
+        let sql = format!(
+            "SELECT origin, outcome, COUNT(*) AS n, CAST(COALESCE(SUM(credits), 0) AS BIGINT) AS credits FROM events \
+             WHERE at >= {} AND kind = 'call' GROUP BY origin, outcome ORDER BY origin, outcome",
+            self.placeholder(1)
+        );
+        sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let origin: String = row.try_get("origin")?;
+                Ok(CallCount {
+                    source: origin.strip_prefix("source:").unwrap_or(&origin).to_owned(),
+                    outcome: row.try_get("outcome")?,
+                    calls: row.try_get::<i64, _>("n")? as u64,
+                    credits: row.try_get::<i64, _>("credits")? as u64,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn durations(
+        &self,
+        source: &str,
+        outcome: &str,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<i64>, StoreError> {
+        let p = |n| self.placeholder(n);
+        let sql = format!(
+            "SELECT duration_ms FROM events WHERE at >= {} AND kind = 'call' AND origin = {} \
+             AND outcome = {} AND duration_ms IS NOT NULL ORDER BY at DESC, id DESC LIMIT {}",
+            p(1),
+            p(2),
+            p(3),
+            p(4)
+        );
+        sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(since)
+            .bind(format!("source:{source}"))
+            .bind(outcome)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| Ok(row.try_get("duration_ms")?))
+            .collect()
     }
 
     pub(crate) async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {

@@ -21,9 +21,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use model::{
-    AnswerKey, BlockEntry, Change, Event, EventFilter, IndicatorRecord, Job, JobOutcome, NewJob,
-    PivotCursor, QueueDepth, SaveReport, ScorePoint, StaleIndicator, StoredIndicator, VendorAnswer,
-    Workflow,
+    AnswerKey, BlockEntry, CallCount, Change, Event, EventFilter, IndicatorRecord, Job, JobOutcome,
+    NewJob, PivotCursor, QueueDepth, SaveReport, ScorePoint, StaleIndicator, StoredIndicator,
+    VendorAnswer, Workflow,
 };
 pub use sql::{SqlStore, redact};
 
@@ -172,6 +172,19 @@ pub trait Store: Send + Sync {
 
     /// Appends to the automation history.
     fn record_events<'a>(&'a self, events: &'a [Event]) -> StoreFuture<'a, ()>;
+
+    /// Vendor calls recorded at or after `since` (Unix ms), per source and outcome.
+    fn call_counts(&self, since: i64) -> StoreFuture<'_, Vec<CallCount>>;
+
+    /// How long `source`'s calls with `outcome` took (ms), at or after `since`, the newest
+    /// `limit` at most, in no particular order.
+    fn call_durations<'a>(
+        &'a self,
+        source: &'a str,
+        outcome: &'a str,
+        since: i64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<i64>>;
 
     /// Automation history, newest first.
     fn events<'a>(&'a self, filter: &'a EventFilter) -> StoreFuture<'a, Vec<Event>>;

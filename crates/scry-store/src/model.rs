@@ -38,6 +38,17 @@ pub struct StoredIndicator {
     pub last_changed: i64,
 }
 
+/// Vendor calls of one source with one outcome (`ok`, `cached`, `failed`) in a period, from the
+/// automation history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallCount {
+    /// The source's name.
+    pub source: String,
+    pub outcome: String,
+    pub calls: u64,
+    pub credits: u64,
+}
+
 /// An indicator due for a scheduled refresh.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaleIndicator {

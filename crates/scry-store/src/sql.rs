@@ -10,9 +10,9 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::migrations::{MIGRATIONS, Migration, latest_version};
 use crate::model::{
-    AnswerKey, BlockEntry, Change, Event, EventFilter, IndicatorRecord, Job, JobOutcome, NewJob,
-    PivotCursor, QueueDepth, SaveReport, ScorePoint, StaleIndicator, StoredIndicator, VendorAnswer,
-    Workflow,
+    AnswerKey, BlockEntry, CallCount, Change, Event, EventFilter, IndicatorRecord, Job, JobOutcome,
+    NewJob, PivotCursor, QueueDepth, SaveReport, ScorePoint, StaleIndicator, StoredIndicator,
+    VendorAnswer, Workflow,
 };
 use crate::{Store, StoreError, StoreFuture};
 
@@ -918,6 +918,20 @@ impl Store for SqlStore {
         until: i64,
     ) -> StoreFuture<'a, u64> {
         Box::pin(self.renew_leases(owner, ids, until))
+    }
+
+    fn call_counts(&self, since: i64) -> StoreFuture<'_, Vec<CallCount>> {
+        Box::pin(self.count_calls(since))
+    }
+
+    fn call_durations<'a>(
+        &'a self,
+        source: &'a str,
+        outcome: &'a str,
+        since: i64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<i64>> {
+        Box::pin(self.durations(source, outcome, since, limit))
     }
 
     fn finish_job<'a>(

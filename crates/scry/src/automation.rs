@@ -1,5 +1,5 @@
-//! The automation commands: `scry rules check|test`, `scry history`, `scry jobs status`, and
-//! the EDL export of blocklists. Rendering only; rules, jobs and history live in the engine and
+//! The automation commands: `scry rules check|test`, `scry history`, `scry sources status`,
+//! `scry jobs status`, and the EDL export of blocklists. Rendering only; rules, jobs and history live in the engine and
 //! the store.
 
 use std::io::Write;
@@ -10,7 +10,7 @@ use scry_engine::automation::{self as engine_automation, Automation, now_ms};
 use scry_engine::config::LoadedConfig;
 use scry_store::EventFilter;
 
-use crate::cli::{HistoryArgs, HistoryFormat};
+use crate::cli::{HistoryArgs, HistoryFormat, ShowFormat};
 use crate::{format_ms, indicator_argument, not_stored, open_store, runtime, since_ms, usage};
 
 /// Loads rules, lists, channels, ticket systems and blocklists; every mistake is listed.
@@ -179,6 +179,99 @@ pub(crate) fn history(
         }
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `scry sources status`: the enrichment performance report, from the history.
+pub(crate) fn sources_status(
+    loaded: &LoadedConfig,
+    store_url: Option<&str>,
+    format: ShowFormat,
+) -> anyhow::Result<ExitCode> {
+    let budget = |name: &str| -> (Option<u64>, Option<u64>) {
+        match (&loaded.config.sources.criminalip, name) {
+            (Some(c), "criminalip") => (c.daily_credits, c.monthly_credits),
+            _ => (None, None),
+        }
+    };
+    let url = loaded.store_url(store_url);
+    let runtime = runtime()?;
+    let usage = runtime.block_on(async {
+        let store = open_store(&url).await?;
+        anyhow::Ok(scry_engine::usage::source_usage(store.as_ref()).await?)
+    })?;
+    if format == ShowFormat::Json {
+        let period = |p: &scry_engine::usage::PeriodUsage, limit: Option<u64>| {
+            serde_json::json!({
+                "calls": p.calls(), "paid": p.paid, "cached": p.cached, "failed": p.failed,
+                "cache_hit_percent": p.cache_hit_percent(), "error_percent": p.error_percent(),
+                "credits": p.credits, "credit_limit": limit,
+            })
+        };
+        let sources: Vec<serde_json::Value> = usage
+            .iter()
+            .map(|u| {
+                let (daily, monthly) = budget(&u.source);
+                serde_json::json!({
+                    "source": u.source,
+                    "today": period(&u.today, daily),
+                    "month": period(&u.month, monthly),
+                    "latency_ms": u.latency_ms.map(|(p50, p95, p99)| serde_json::json!({"p50": p50, "p95": p95, "p99": p99})),
+                })
+            })
+            .collect();
+        out!("{}", serde_json::to_string_pretty(&sources)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if usage.is_empty() {
+        out!(
+            "no vendor calls recorded in this month in {}",
+            scry_store::redact(&url)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let percent = |p: Option<f64>| p.map_or_else(|| "-".to_owned(), |p| format!("{p:.0} %"));
+    out!(
+        "{:<12} {:<6} {:>8} {:>8} {:>8} {:>8} {:>10} {:>7}  credits",
+        "source",
+        "period",
+        "calls",
+        "paid",
+        "cached",
+        "failed",
+        "cache hits",
+        "errors"
+    );
+    for u in &usage {
+        let (daily, monthly) = budget(&u.source);
+        for (name, p, limit) in [("today", &u.today, daily), ("month", &u.month, monthly)] {
+            let credits = match limit {
+                Some(limit) if limit > 0 => format!(
+                    "{} of {limit} ({:.0} %)",
+                    p.credits,
+                    p.credits as f64 * 100.0 / limit as f64
+                ),
+                _ => format!("{} (no limit set)", p.credits),
+            };
+            out!(
+                "{:<12} {:<6} {:>8} {:>8} {:>8} {:>8} {:>10} {:>7}  {credits}",
+                u.source,
+                name,
+                p.calls(),
+                p.paid,
+                p.cached,
+                p.failed,
+                percent(p.cache_hit_percent()),
+                percent(p.error_percent())
+            );
+        }
+        if let Some((p50, p95, p99)) = u.latency_ms {
+            out!(
+                "{:<12} latency of today's paid calls: p50 {p50} ms, p95 {p95} ms, p99 {p99} ms",
+                u.source
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `scry jobs status`.

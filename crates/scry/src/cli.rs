@@ -170,6 +170,13 @@ pub(crate) enum SourcesCommand {
         /// Only this source
         name: Option<String>,
     },
+    /// Calls, errors, cache hit rate, latency and credits per source, today and this month
+    /// (from the automation history in the store)
+    #[command(after_help = "Examples:\n  scry sources status\n  scry sources status --format json")]
+    Status {
+        #[arg(long, short = 'f', value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
 }
 
 #[derive(Debug, Args)]

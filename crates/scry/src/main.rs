@@ -130,6 +130,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Check) => config_check(&loaded, cli.store.as_deref()),
         Command::Config(ConfigCommand::Init { path, force }) => config_init(&path, force),
         Command::Sources(SourcesCommand::Test { name }) => sources_test(&loaded, name.as_deref()),
+        Command::Sources(SourcesCommand::Status { format }) => {
+            automation::sources_status(&loaded, cli.store.as_deref(), format)
+        }
         Command::Sandbox(args) => sandbox(args),
         Command::Rules(RulesCommand::Check) => automation::rules_check(&loaded),
         Command::Rules(RulesCommand::Test { indicator }) => {
@@ -304,7 +307,7 @@ fn enrich(
         Some(runtime.block_on(open_store(&store_url))?)
     };
     let engine = match &store {
-        Some(store) => queue::engine_for(loaded, store)?,
+        Some(store) => runtime.block_on(queue::engine_for(loaded, store))?,
         None => Arc::new(Engine::new(gate, sources(loaded)?)),
     };
     let mut actions = None;

@@ -16,8 +16,9 @@ use scry_store::Store;
 use crate::cli::{IngestArgs, WorkerArgs};
 use crate::{open_store, resolve_inputs, runtime, usage};
 
-/// The engine with the configured gate and sources, every paid answer archived in `store`.
-pub(crate) fn engine_for(
+/// The engine with the configured gate and sources, every paid answer archived in `store`, and
+/// the budgets charged with what earlier runs spent today and this month.
+pub(crate) async fn engine_for(
     loaded: &LoadedConfig,
     store: &Arc<dyn Store>,
 ) -> anyhow::Result<Arc<Engine>> {
@@ -27,9 +28,10 @@ pub(crate) fn engine_for(
     for source in &sources {
         source.set_archive(Arc::clone(&archive));
     }
-    Ok(Arc::new(
-        Engine::new(loaded.egress_gate().map_err(usage)?, sources).with_store(Arc::clone(store)),
-    ))
+    let engine =
+        Engine::new(loaded.egress_gate().map_err(usage)?, sources).with_store(Arc::clone(store));
+    scry_engine::usage::seed_budgets(&engine, store.as_ref()).await?;
+    Ok(Arc::new(engine))
 }
 
 /// Worker settings from `[worker]` and `[enrich]`, for the given job kinds (all when empty).
@@ -56,14 +58,14 @@ pub(crate) fn settings(
 }
 
 /// A worker over `store` with the configured sources and rules.
-fn worker(
+async fn worker(
     loaded: &LoadedConfig,
     store: &Arc<dyn Store>,
     dry_run: bool,
     kinds: Vec<&'static str>,
     concurrency: Option<usize>,
 ) -> anyhow::Result<Worker> {
-    let engine = engine_for(loaded, store)?;
+    let engine = engine_for(loaded, store).await?;
     let names: Vec<String> = engine
         .sources()
         .iter()
@@ -206,7 +208,7 @@ pub(crate) fn jobs_run(
     let runtime = runtime()?;
     runtime.block_on(async {
         let store = open_store(&url).await?;
-        let worker = worker(loaded, &store, dry_run, Vec::new(), None)?;
+        let worker = worker(loaded, &store, dry_run, Vec::new(), None).await?;
         let refreshes = worker.schedule_refresh().await?;
         let mut report = worker.drain(&Progress::default()).await?;
         report.refreshes_queued = refreshes;
@@ -233,7 +235,7 @@ pub(crate) fn run_worker(
     let runtime = runtime()?;
     runtime.block_on(async {
         let store = open_store(&url).await?;
-        let worker = worker(loaded, &store, args.dry_run, Vec::new(), args.concurrency)?;
+        let worker = worker(loaded, &store, args.dry_run, Vec::new(), args.concurrency).await?;
         if !quiet {
             eprintln!(
                 "worker on {}; Ctrl-C or SIGTERM stops it after the current pass",

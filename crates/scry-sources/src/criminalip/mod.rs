@@ -599,6 +599,10 @@ impl Source for CriminalIp {
         })
     }
 
+    fn seed_usage(&self, today: u64, month: u64) {
+        self.budget.seed(crate::guard::today_utc(), today, month);
+    }
+
     fn set_archive(&self, archive: Arc<dyn AnswerArchive>) {
         let _ = self.archive.set(archive);
     }

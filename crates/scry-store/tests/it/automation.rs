@@ -459,3 +459,69 @@ pub(crate) async fn claims_take_only_the_kinds_asked_for(t: &TestStore) {
             .is_empty()
     );
 }
+
+pub(crate) async fn call_history_counts_credits_and_times(t: &TestStore) {
+    let store = &t.store;
+    let call = |at: i64, outcome: &str, credits: i64, ms: Option<i64>| Event {
+        credits,
+        duration_ms: ms,
+        ..Event::about(
+            "call",
+            "ipv4-addr--x",
+            "198.51.100.7",
+            outcome,
+            "source:criminalip",
+            at,
+            json!({}),
+        )
+    };
+    let mut skip = Event::about(
+        "skip",
+        "ipv4-addr--y",
+        "10.0.0.1",
+        "private",
+        "egress",
+        2_000,
+        json!({}),
+    );
+    skip.credits = 0;
+    store
+        .record_events(&[
+            call(500, "ok", 1, Some(900)),
+            call(1_000, "ok", 1, Some(100)),
+            call(1_500, "ok", 3, Some(300)),
+            call(1_600, "cached", 0, Some(1)),
+            call(1_700, "failed", 0, Some(30_000)),
+            skip,
+        ])
+        .await
+        .expect("record");
+    let counts = store.call_counts(1_000).await.expect("counts");
+    let summary: Vec<(String, String, u64, u64)> = counts
+        .into_iter()
+        .map(|c| (c.source, c.outcome, c.calls, c.credits))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("criminalip".into(), "cached".into(), 1, 0),
+            ("criminalip".into(), "failed".into(), 1, 0),
+            ("criminalip".into(), "ok".into(), 2, 4),
+        ],
+        "from `since` on, calls only"
+    );
+    let mut times = store
+        .call_durations("criminalip", "ok", 1_000, 10)
+        .await
+        .expect("durations");
+    times.sort_unstable();
+    assert_eq!(times, [100, 300]);
+    assert_eq!(
+        store
+            .call_durations("criminalip", "ok", 0, 1)
+            .await
+            .expect("durations"),
+        [300],
+        "the newest first when capped"
+    );
+}

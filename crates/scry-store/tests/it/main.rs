@@ -118,6 +118,7 @@ both_backends!(
     contract::concurrent_saves_all_succeed,
     contract::refreshes_find_what_was_enriched_longest_ago,
     automation::claims_take_only_the_kinds_asked_for,
+    automation::call_history_counts_credits_and_times,
     automation::jobs_are_leased_retried_and_finished,
     automation::a_dead_workers_jobs_come_back,
     automation::concurrent_workers_claim_each_job_once,

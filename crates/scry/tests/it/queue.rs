@@ -223,7 +223,7 @@ fn scheduled_refreshes_re_enrich_what_is_old_and_raise_schedule_rules() {
     // A refresh interval of 0.36 s, so the test need not wait hours.
     std::fs::write(
         home.path().join("scry.toml"),
-        "[sources.criminalip]\nmax_requests = 50\n\n\
+        "[sources.criminalip]\nmax_requests = 50\ndaily_credits = 12\n\n\
          [worker]\nrefresh_after_hours = 0.0001\n\n\
          [[rules]]\nname = \"on-refresh\"\non = [\"schedule\"]\n\
          actions = [{ do = \"tag\", tag = \"refreshed\" }]\n\n\
@@ -310,4 +310,62 @@ fn scheduled_refreshes_re_enrich_what_is_old_and_raise_schedule_rules() {
         .collect();
     assert_eq!(manual.len(), 1, "{manual:#?}");
     assert_eq!(manual[0]["indicator"], ips[1].as_str());
+
+    // The performance report, from the history: 10 paid calls, 1 answer reused.
+    let status = run(
+        scry_with_key(&["sources", "status", "--format", "json"]),
+        b"",
+    );
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
+    let report: Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    let today = &report[0]["today"];
+    assert_eq!(report[0]["source"], "criminalip", "{report:#}");
+    assert_eq!(
+        (
+            &today["paid"],
+            &today["cached"],
+            &today["failed"],
+            &today["credits"]
+        ),
+        (
+            &Value::from(10),
+            &Value::from(1),
+            &Value::from(0),
+            &Value::from(10)
+        ),
+        "{report:#}"
+    );
+    assert_eq!(today["credit_limit"], 12);
+    assert!(
+        report[0]["latency_ms"]["p50"].as_i64().is_some(),
+        "{report:#}"
+    );
+
+    // A new process knows the 10 credits spent today: of 3 forced calls, 2 fit the budget.
+    let forced = run(
+        scry_with_key(&[
+            "enrich",
+            "--no-progress",
+            "--force",
+            "--format",
+            "json",
+            "-",
+        ]),
+        ips[2..5].join("\n").as_bytes(),
+    );
+    assert_eq!(forced.status.code(), Some(0), "{}", text(&forced.stderr));
+    let records: Vec<Value> = serde_json::from_slice(&forced.stdout).expect("JSON");
+    let mut statuses: Vec<String> = records
+        .iter()
+        .map(|r| match r["skip_reason"].as_str() {
+            Some(reason) => format!("{} ({reason})", r["status"].as_str().unwrap_or("")),
+            None => r["status"].as_str().unwrap_or("").to_owned(),
+        })
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        ["enriched", "enriched", "skipped (budget)"],
+        "{records:#?}"
+    );
 }

@@ -1,0 +1,177 @@
+//! What the sources cost and how they behave, from the automation history: the seeds'
+//! enrichment performance report (`scry sources status`), and the credits earlier runs spent, so
+//! budgets hold across processes and workers rather than starting from zero in each.
+
+use scry_core::calendar::{civil_from_days, days_from_civil};
+use scry_store::{CallCount, Store, StoreError};
+
+use crate::Engine;
+use crate::automation::now_ms;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Calls of one source in one period.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeriodUsage {
+    /// Answers bought (a new request that succeeded).
+    pub paid: u64,
+    /// Answers reused from the cache or the answer archive.
+    pub cached: u64,
+    pub failed: u64,
+    pub credits: u64,
+}
+
+impl PeriodUsage {
+    pub fn calls(&self) -> u64 {
+        self.paid + self.cached + self.failed
+    }
+
+    /// Share of successful answers that cost nothing, in percent.
+    pub fn cache_hit_percent(&self) -> Option<f64> {
+        let answered = self.paid + self.cached;
+        (answered > 0).then(|| self.cached as f64 * 100.0 / answered as f64)
+    }
+
+    /// Share of calls that failed, in percent.
+    pub fn error_percent(&self) -> Option<f64> {
+        (self.calls() > 0).then(|| self.failed as f64 * 100.0 / self.calls() as f64)
+    }
+
+    fn add(&mut self, count: &CallCount) {
+        match count.outcome.as_str() {
+            "ok" => self.paid += count.calls,
+            "cached" => self.cached += count.calls,
+            _ => self.failed += count.calls,
+        }
+        self.credits += count.credits;
+    }
+}
+
+/// One source's report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceUsage {
+    pub source: String,
+    pub today: PeriodUsage,
+    pub month: PeriodUsage,
+    /// Latency of today's paid calls, in ms: p50, p95, p99 (`None` without any).
+    pub latency_ms: Option<(i64, i64, i64)>,
+}
+
+/// The start of the current UTC day and month, in Unix ms.
+pub fn period_starts(now_ms: i64) -> (i64, i64) {
+    let days = now_ms.div_euclid(DAY_MS);
+    let (year, month, _) = civil_from_days(days);
+    (days * DAY_MS, days_from_civil((year, month, 1)) * DAY_MS)
+}
+
+/// Latency samples per source at most (the newest of today).
+const LATENCY_SAMPLES: u32 = 100_000;
+
+/// Today's and this month's calls per source, with today's latency percentiles.
+pub async fn source_usage(store: &dyn Store) -> Result<Vec<SourceUsage>, StoreError> {
+    let (day_start, month_start) = period_starts(now_ms());
+    let mut usage: Vec<SourceUsage> = Vec::new();
+    let mut entry = |source: &str| -> usize {
+        match usage.iter().position(|u| u.source == source) {
+            Some(i) => i,
+            None => {
+                usage.push(SourceUsage {
+                    source: source.to_owned(),
+                    ..SourceUsage::default()
+                });
+                usage.len() - 1
+            }
+        }
+    };
+    let month = store.call_counts(month_start).await?;
+    let today = store.call_counts(day_start).await?;
+    let mut slots = Vec::new();
+    for count in &month {
+        slots.push((entry(&count.source), count, false));
+    }
+    for count in &today {
+        slots.push((entry(&count.source), count, true));
+    }
+    for (i, count, is_today) in slots {
+        if is_today {
+            usage[i].today.add(count);
+        } else {
+            usage[i].month.add(count);
+        }
+    }
+    for source in &mut usage {
+        let mut times = store
+            .call_durations(&source.source, "ok", day_start, LATENCY_SAMPLES)
+            .await?;
+        times.sort_unstable();
+        source.latency_ms = percentiles(&times);
+    }
+    Ok(usage)
+}
+
+/// p50, p95 and p99 of sorted samples (nearest rank).
+fn percentiles(sorted: &[i64]) -> Option<(i64, i64, i64)> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = |p: f64| {
+        let index = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+        sorted[index.clamp(1, sorted.len()) - 1]
+    };
+    Some((rank(50.0), rank(95.0), rank(99.0)))
+}
+
+/// Tells every source of `engine` what earlier runs spent today and this month.
+pub async fn seed_budgets(engine: &Engine, store: &dyn Store) -> Result<(), StoreError> {
+    let (day_start, month_start) = period_starts(now_ms());
+    let month = store.call_counts(month_start).await?;
+    let today = store.call_counts(day_start).await?;
+    let credits = |counts: &[CallCount], name: &str| -> u64 {
+        counts
+            .iter()
+            .filter(|c| c.source == name)
+            .map(|c| c.credits)
+            .sum()
+    };
+    for source in engine.sources() {
+        source.seed_usage(
+            credits(&today, source.name()),
+            credits(&month, source.name()),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_start_at_utc_midnight_and_the_first_of_the_month() {
+        // 2026-11-24 13:45:00 UTC.
+        let now = days_from_civil((2026, 11, 24)) * DAY_MS + 49_500_000;
+        let (day, month) = period_starts(now);
+        assert_eq!(day, days_from_civil((2026, 11, 24)) * DAY_MS);
+        assert_eq!(month, days_from_civil((2026, 11, 1)) * DAY_MS);
+    }
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let samples: Vec<i64> = (1..=100).collect();
+        assert_eq!(percentiles(&samples), Some((50, 95, 99)));
+        assert_eq!(percentiles(&[7]), Some((7, 7, 7)));
+        assert_eq!(percentiles(&[]), None);
+    }
+
+    #[test]
+    fn cache_hits_count_answers_not_failures() {
+        let usage = PeriodUsage {
+            paid: 3,
+            cached: 1,
+            failed: 4,
+            credits: 3,
+        };
+        assert_eq!(usage.cache_hit_percent(), Some(25.0));
+        assert_eq!(usage.error_percent(), Some(50.0));
+    }
+}

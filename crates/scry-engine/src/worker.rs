@@ -8,7 +8,7 @@
 //! as it arrives, and rule actions are keyed by the job, so they do not act twice. A scheduled
 //! refresh enqueues indicators last enriched longer ago than the refresh interval.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
@@ -253,6 +253,10 @@ impl Worker {
         let concurrency = self.settings.concurrency.max(1);
         let mut tasks: JoinSet<Finished> = JoinSet::new();
         let mut in_flight: HashMap<tokio::task::Id, Job> = HashMap::new();
+        // One action at a time per indicator, in queue order: a rule's steps happen in the order
+        // written, and two actions never edit one indicator's workflow state at once.
+        let mut busy: HashSet<String> = HashSet::new();
+        let mut held_back: VecDeque<Job> = VecDeque::new();
         // Enrichments stored in the next save, acknowledged after it.
         let mut unsaved: Vec<(Job, Record)> = Vec::new();
         let mut oldest_unsaved: Option<Instant> = None;
@@ -268,7 +272,7 @@ impl Worker {
                 queue_empty = true;
                 worked = false;
             }
-            let free = concurrency - tasks.len();
+            let free = concurrency.saturating_sub(tasks.len() + held_back.len());
             if !queue_empty && (free >= concurrency.div_ceil(4) || tasks.is_empty()) {
                 let jobs = self
                     .store
@@ -285,6 +289,12 @@ impl Worker {
                     worked = false;
                 }
                 for job in jobs {
+                    if let Some(subject) = action_subject(&job)
+                        && !busy.insert(subject)
+                    {
+                        held_back.push_back(job);
+                        continue;
+                    }
                     let handle = self.spawn(&mut tasks, job.clone());
                     in_flight.insert(handle, job);
                 }
@@ -305,6 +315,7 @@ impl Worker {
                 let held: Vec<i64> = in_flight
                     .values()
                     .chain(unsaved.iter().map(|(job, _)| job))
+                    .chain(held_back.iter())
                     .map(|job| job.id)
                     .collect();
                 let until = now_ms() + self.settings.lease.as_millis() as i64;
@@ -335,6 +346,24 @@ impl Worker {
                     Finished::Refused(job, format!("internal error while running: {error}"))
                 }
             };
+            let released = match &finished {
+                Finished::Acted(job, _) | Finished::Refused(job, _) => action_subject(job),
+                Finished::Enriched(..) => None,
+            };
+            if let Some(subject) = released {
+                busy.remove(&subject);
+                // The next held-back action of each indicator now free starts, in queue order.
+                let mut waiting = VecDeque::with_capacity(held_back.len());
+                while let Some(job) = held_back.pop_front() {
+                    if action_subject(&job).is_some_and(|subject| busy.insert(subject)) {
+                        let handle = self.spawn(&mut tasks, job.clone());
+                        in_flight.insert(handle, job);
+                    } else {
+                        waiting.push_back(job);
+                    }
+                }
+                held_back = waiting;
+            }
             match finished {
                 Finished::Enriched(job, occasion, record) => {
                     let record = *record;
@@ -535,6 +564,13 @@ impl Worker {
             }
         }
     }
+}
+
+/// The indicator an action job acts on.
+fn action_subject(job: &Job) -> Option<String> {
+    (job.kind == ACTION_JOB)
+        .then(|| job.payload.get("stix_id")?.as_str().map(str::to_owned))
+        .flatten()
 }
 
 /// Retry delay after attempt `attempt` (1-based): 5 s, 10 s, 20 s … capped at 10 minutes.

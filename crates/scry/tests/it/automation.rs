@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use scry_sandbox::{Sandbox, SandboxConfig};
+use scry_sandbox::SandboxConfig;
 use serde_json::Value;
 
-use super::{run, run_args, scry, text};
+use super::{run, run_args, runtime, scry, start_sandbox, text};
 
 /// A request the receiver got.
 #[derive(Debug, Clone)]
@@ -172,16 +172,8 @@ fn jsonl(output: &[u8]) -> Vec<Value> {
 
 #[test]
 fn rules_act_on_high_priority_results_and_history_shows_every_step() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let sandbox: Sandbox = rt
-        .block_on(Sandbox::start(
-            SandboxConfig::default(),
-            "127.0.0.1:0".parse().expect("address"),
-        ))
-        .expect("sandbox starts");
+    let rt = runtime();
+    let sandbox = start_sandbox(&rt, SandboxConfig::default());
     let receiver = Receiver::start();
     let home = tempfile::tempdir().expect("tempdir");
     config(home.path(), receiver.port);

@@ -6,28 +6,12 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use scry_sandbox::{Sandbox, SandboxConfig};
+use scry_sandbox::SandboxConfig;
 use serde_json::Value;
 
-use super::{run, scry, text, workspace};
+use super::{run, runtime, scry, start_sandbox as start, text, workspace};
 
 const KEY: &str = "ck-live-7d4e2a91b0c3";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn start(runtime: &tokio::runtime::Runtime, config: SandboxConfig) -> Sandbox {
-    runtime
-        .block_on(Sandbox::start(
-            config,
-            "127.0.0.1:0".parse().expect("address"),
-        ))
-        .expect("sandbox starts")
-}
 
 /// `scry` pointed at `sandbox` with the test key in the environment.
 fn scry_at(home: &Path, base_url: &str) -> Command {

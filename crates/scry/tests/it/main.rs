@@ -62,3 +62,23 @@ pub(crate) fn run_args(home: &Path, args: &[&str], stdin: &[u8]) -> Output {
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A Criminal IP sandbox on a free loopback port, served by `runtime`.
+pub(crate) fn start_sandbox(
+    runtime: &tokio::runtime::Runtime,
+    config: scry_sandbox::SandboxConfig,
+) -> scry_sandbox::Sandbox {
+    runtime
+        .block_on(scry_sandbox::Sandbox::start(
+            config,
+            "127.0.0.1:0".parse().expect("address"),
+        ))
+        .expect("sandbox starts")
+}

@@ -2,13 +2,13 @@
 //! the worker killed (SIGKILL) in the middle of the run and started again.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use scry_sandbox::{Sandbox, SandboxConfig};
 use serde_json::Value;
 
-use super::{run, scry, text};
+use super::{run, runtime, scry, start_sandbox, text};
 
 const KEY: &str = "ck-live-5e1c9a0b7d24";
 
@@ -45,6 +45,58 @@ fn paid_reports(sandbox: &Sandbox) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// A home with `scry.toml`, an input file of addresses and a store, next to a sandbox.
+struct Setup {
+    _runtime: tokio::runtime::Runtime,
+    sandbox: Sandbox,
+    home: tempfile::TempDir,
+    store: String,
+    ips: Vec<String>,
+    input: String,
+}
+
+impl Setup {
+    fn new(config: &str, sandbox: SandboxConfig, addresses_in_input: usize) -> Setup {
+        let runtime = runtime();
+        let sandbox = start_sandbox(&runtime, sandbox);
+        let home = tempfile::tempdir().expect("tempdir");
+        std::fs::write(home.path().join("scry.toml"), config).expect("write config");
+        let ips = addresses(addresses_in_input);
+        let input = home.path().join("batch.txt");
+        std::fs::write(&input, ips.join("\n")).expect("write input");
+        Setup {
+            store: format!("sqlite://{}", home.path().join("scry.db").display()),
+            input: input.to_str().expect("utf-8").to_owned(),
+            _runtime: runtime,
+            sandbox,
+            home,
+            ips,
+        }
+    }
+
+    /// `scry --store STORE ARGS` with the sandbox's key and address.
+    fn scry(&self, args: &[&str]) -> Command {
+        let mut command = scry(self.home.path());
+        command
+            .env("CRIMINALIP_API_KEY", KEY)
+            .env("CRIMINALIP_BASE_URL", self.sandbox.url())
+            .args(["--store", &self.store])
+            .args(args);
+        command
+    }
+
+    /// Queues the input; asserts it was all accepted.
+    fn ingest(&self) {
+        let ingest = run(self.scry(&["ingest", &self.input]), b"");
+        assert_eq!(ingest.status.code(), Some(0), "{}", text(&ingest.stderr));
+        assert!(
+            text(&ingest.stderr).contains(&format!("{} queued for enrichment", self.ips.len())),
+            "{}",
+            text(&ingest.stderr)
+        );
+    }
+}
+
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -53,55 +105,23 @@ fn unix_ms() -> u64 {
 
 #[test]
 fn a_worker_killed_mid_run_loses_nothing_and_buys_nothing_twice() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let sandbox: Sandbox = rt
-        .block_on(Sandbox::start(
-            SandboxConfig {
-                latency_median: Duration::from_millis(40),
-                latency_p99: Duration::from_millis(200),
-                ..SandboxConfig::default()
-            },
-            "127.0.0.1:0".parse().expect("address"),
-        ))
-        .expect("sandbox starts");
-    let home = tempfile::tempdir().expect("tempdir");
     let concurrency = 4;
-    std::fs::write(
-        home.path().join("scry.toml"),
-        format!(
+    let setup = Setup::new(
+        &format!(
             "[sources.criminalip]\nmax_requests = 25\nconcurrency = {concurrency}\nretry_base_ms = 10\n\n\
              [worker]\nlease_seconds = 3\n"
         ),
-    )
-    .expect("write config");
-    let ips = addresses(300);
-    let input = home.path().join("batch.txt");
-    std::fs::write(&input, ips.join("\n")).expect("write input");
-    let store = format!("sqlite://{}", home.path().join("scry.db").display());
-    let scry_with_key = |args: &[&str]| {
-        let mut command = scry(home.path());
-        command
-            .env("CRIMINALIP_API_KEY", KEY)
-            .env("CRIMINALIP_BASE_URL", sandbox.url())
-            .args(["--store", &store])
-            .args(args);
-        command
-    };
-
-    let ingest = run(
-        scry_with_key(&["ingest", input.to_str().expect("utf-8")]),
-        b"",
+        SandboxConfig {
+            latency_median: Duration::from_millis(40),
+            latency_p99: Duration::from_millis(200),
+            ..SandboxConfig::default()
+        },
+        300,
     );
-    assert_eq!(ingest.status.code(), Some(0), "{}", text(&ingest.stderr));
-    assert!(
-        text(&ingest.stderr).contains("300 queued for enrichment"),
-        "{}",
-        text(&ingest.stderr)
-    );
-    assert!(paid_reports(&sandbox).is_empty(), "queuing asks no source");
+    let (sandbox, ips) = (&setup.sandbox, &setup.ips);
+    let scry_with_key = |args: &[&str]| setup.scry(args);
+    setup.ingest();
+    assert!(paid_reports(sandbox).is_empty(), "queuing asks no source");
 
     // Start a worker and kill it once a good part of the batch is paid for.
     let mut worker = scry_with_key(&["jobs", "run"])
@@ -111,7 +131,7 @@ fn a_worker_killed_mid_run_loses_nothing_and_buys_nothing_twice() {
         .spawn()
         .expect("the worker starts");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while paid_reports(&sandbox).len() < 90 && Instant::now() < deadline {
+    while paid_reports(sandbox).len() < 90 && Instant::now() < deadline {
         assert!(
             worker.try_wait().expect("poll the worker").is_none(),
             "the worker finished before it could be killed"
@@ -123,7 +143,7 @@ fn a_worker_killed_mid_run_loses_nothing_and_buys_nothing_twice() {
     worker.wait().expect("reap the worker");
     // Requests the sandbox was still answering finish (the longest latency is 600 ms).
     std::thread::sleep(Duration::from_millis(1_000));
-    let at_kill = paid_reports(&sandbox);
+    let at_kill = paid_reports(sandbox);
     assert!(
         at_kill.len() >= 90 && at_kill.len() < ips.len(),
         "killed mid-run: {} of {} paid",
@@ -164,7 +184,7 @@ fn a_worker_killed_mid_run_loses_nothing_and_buys_nothing_twice() {
         );
     }
     assert_eq!(stored.len(), ips.len());
-    for ip in &ips {
+    for ip in ips {
         let record = stored.get(ip).unwrap_or_else(|| panic!("{ip} was lost"));
         assert_eq!(record["status"], "enriched", "{record}");
     }
@@ -172,12 +192,12 @@ fn a_worker_killed_mid_run_loses_nothing_and_buys_nothing_twice() {
     // The sandbox was paid once per address. The only exception possible is an answer that was
     // on the wire when the worker died (paid, never received): its call arrived at most the
     // longest latency before the kill, and at most `concurrency` were in flight.
-    let all = paid_reports(&sandbox);
+    let all = paid_reports(sandbox);
     let mut calls: BTreeMap<&str, usize> = BTreeMap::new();
     for (ip, _) in &all {
         *calls.entry(ip.as_str()).or_default() += 1;
     }
-    for ip in &ips {
+    for ip in ips {
         assert!(calls.contains_key(ip.as_str()), "{ip} was never asked");
     }
     let in_flight_at_kill: Vec<&str> = at_kill
@@ -209,41 +229,19 @@ fn a_worker_killed_mid_run_loses_nothing_and_buys_nothing_twice() {
 
 #[test]
 fn scheduled_refreshes_re_enrich_what_is_old_and_raise_schedule_rules() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let sandbox: Sandbox = rt
-        .block_on(Sandbox::start(
-            SandboxConfig::default(),
-            "127.0.0.1:0".parse().expect("address"),
-        ))
-        .expect("sandbox starts");
-    let home = tempfile::tempdir().expect("tempdir");
     // A refresh interval of 0.36 s, so the test need not wait hours.
-    std::fs::write(
-        home.path().join("scry.toml"),
+    let setup = Setup::new(
         "[sources.criminalip]\nmax_requests = 50\ndaily_credits = 12\n\n\
          [worker]\nrefresh_after_hours = 0.0001\n\n\
          [[rules]]\nname = \"on-refresh\"\non = [\"schedule\"]\n\
          actions = [{ do = \"tag\", tag = \"refreshed\" }]\n\n\
          [[rules]]\nname = \"on-manual\"\non = [\"manual\"]\n\
          actions = [{ do = \"tag\", tag = \"asked-by-hand\" }]\n",
-    )
-    .expect("write config");
-    let ips = addresses(5);
-    let input = home.path().join("batch.txt");
-    std::fs::write(&input, ips.join("\n")).expect("write input");
-    let store = format!("sqlite://{}", home.path().join("scry.db").display());
-    let scry_with_key = |args: &[&str]| {
-        let mut command = scry(home.path());
-        command
-            .env("CRIMINALIP_API_KEY", KEY)
-            .env("CRIMINALIP_BASE_URL", sandbox.url())
-            .args(["--store", &store])
-            .args(args);
-        command
-    };
+        SandboxConfig::default(),
+        5,
+    );
+    let (sandbox, ips) = (&setup.sandbox, &setup.ips);
+    let scry_with_key = |args: &[&str]| setup.scry(args);
     let history = |rule: &str| -> Vec<Value> {
         let output = run(
             scry_with_key(&["history", "--rule", rule, "--format", "jsonl"]),
@@ -255,14 +253,10 @@ fn scheduled_refreshes_re_enrich_what_is_old_and_raise_schedule_rules() {
             .collect()
     };
 
-    let ingest = run(
-        scry_with_key(&["ingest", input.to_str().expect("utf-8")]),
-        b"",
-    );
-    assert_eq!(ingest.status.code(), Some(0), "{}", text(&ingest.stderr));
+    setup.ingest();
     let first = run(scry_with_key(&["jobs", "run"]), b"");
     assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
-    assert_eq!(paid_reports(&sandbox).len(), 5);
+    assert_eq!(paid_reports(sandbox).len(), 5);
     assert!(
         history("on-refresh").is_empty(),
         "an ingest is not a refresh"
@@ -281,7 +275,7 @@ fn scheduled_refreshes_re_enrich_what_is_old_and_raise_schedule_rules() {
         "{stderr}"
     );
     assert_eq!(
-        paid_reports(&sandbox).len(),
+        paid_reports(sandbox).len(),
         10,
         "a refresh asks the source again, past the cache"
     );

@@ -470,11 +470,6 @@ impl<'a> Recorder<'a> {
         }
     }
 
-    /// Records waiting to be saved.
-    pub(crate) fn pending(&self) -> usize {
-        self.pending.len()
-    }
-
     pub(crate) async fn flush(&mut self) -> Result<(), EngineError> {
         if let Some(store) = self.store
             && !(self.pending.is_empty() && self.events.is_empty())

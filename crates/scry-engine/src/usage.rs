@@ -2,6 +2,8 @@
 //! enrichment performance report (`scry sources status`), and the credits earlier runs spent, so
 //! budgets hold across processes and workers rather than starting from zero in each.
 
+use std::collections::BTreeMap;
+
 use scry_core::calendar::{civil_from_days, days_from_civil};
 use scry_store::{CallCount, Store, StoreError};
 
@@ -67,38 +69,34 @@ pub fn period_starts(now_ms: i64) -> (i64, i64) {
 /// Latency samples per source at most (the newest of today).
 const LATENCY_SAMPLES: u32 = 100_000;
 
+/// Calls recorded today and this month (UTC), per source and outcome.
+async fn period_counts(
+    store: &dyn Store,
+) -> Result<(i64, Vec<CallCount>, Vec<CallCount>), StoreError> {
+    let (day_start, month_start) = period_starts(now_ms());
+    let today = store.call_counts(day_start).await?;
+    let month = store.call_counts(month_start).await?;
+    Ok((day_start, today, month))
+}
+
 /// Today's and this month's calls per source, with today's latency percentiles.
 pub async fn source_usage(store: &dyn Store) -> Result<Vec<SourceUsage>, StoreError> {
-    let (day_start, month_start) = period_starts(now_ms());
-    let mut usage: Vec<SourceUsage> = Vec::new();
-    let mut entry = |source: &str| -> usize {
-        match usage.iter().position(|u| u.source == source) {
-            Some(i) => i,
-            None => {
-                usage.push(SourceUsage {
-                    source: source.to_owned(),
-                    ..SourceUsage::default()
-                });
-                usage.len() - 1
+    let (day_start, today, month) = period_counts(store).await?;
+    let mut usage: BTreeMap<&str, SourceUsage> = BTreeMap::new();
+    for (counts, is_today) in [(&today, true), (&month, false)] {
+        for count in counts {
+            let entry = usage.entry(&count.source).or_insert_with(|| SourceUsage {
+                source: count.source.clone(),
+                ..SourceUsage::default()
+            });
+            if is_today {
+                entry.today.add(count);
+            } else {
+                entry.month.add(count);
             }
         }
-    };
-    let month = store.call_counts(month_start).await?;
-    let today = store.call_counts(day_start).await?;
-    let mut slots = Vec::new();
-    for count in &month {
-        slots.push((entry(&count.source), count, false));
     }
-    for count in &today {
-        slots.push((entry(&count.source), count, true));
-    }
-    for (i, count, is_today) in slots {
-        if is_today {
-            usage[i].today.add(count);
-        } else {
-            usage[i].month.add(count);
-        }
-    }
+    let mut usage: Vec<SourceUsage> = usage.into_values().collect();
     for source in &mut usage {
         let mut times = store
             .call_durations(&source.source, "ok", day_start, LATENCY_SAMPLES)
@@ -123,9 +121,7 @@ fn percentiles(sorted: &[i64]) -> Option<(i64, i64, i64)> {
 
 /// Tells every source of `engine` what earlier runs spent today and this month.
 pub async fn seed_budgets(engine: &Engine, store: &dyn Store) -> Result<(), StoreError> {
-    let (day_start, month_start) = period_starts(now_ms());
-    let month = store.call_counts(month_start).await?;
-    let today = store.call_counts(day_start).await?;
+    let (_, today, month) = period_counts(store).await?;
     let credits = |counts: &[CallCount], name: &str| -> u64 {
         counts
             .iter()

@@ -203,6 +203,26 @@ pub struct Worker {
     owner: String,
 }
 
+/// Enrichments finished but not yet saved: their jobs are acknowledged after the save.
+#[derive(Default)]
+struct Unsaved {
+    jobs: Vec<(Job, JobOutcome)>,
+    /// When the oldest of them finished.
+    since: Option<Instant>,
+}
+
+impl Unsaved {
+    fn push(&mut self, job: Job, outcome: JobOutcome) {
+        self.jobs.push((job, outcome));
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    /// True when the oldest has waited `wait`.
+    fn waited(&self, wait: Duration) -> bool {
+        self.since.is_some_and(|t| t.elapsed() >= wait)
+    }
+}
+
 /// A job that finished running.
 enum Finished {
     Enriched(Job, Option<Occasion>, Box<Record>),
@@ -257,9 +277,7 @@ impl Worker {
         // written, and two actions never edit one indicator's workflow state at once.
         let mut busy: HashSet<String> = HashSet::new();
         let mut held_back: VecDeque<Job> = VecDeque::new();
-        // Enrichments stored in the next save, acknowledged after it.
-        let mut unsaved: Vec<(Job, Record)> = Vec::new();
-        let mut oldest_unsaved: Option<Instant> = None;
+        let mut unsaved = Unsaved::default();
         // Jobs are saved, and leases renewed, well inside a lease.
         let save_wait = SAVE_WAIT.min(self.settings.lease / 3);
         let mut renewed = Instant::now();
@@ -301,7 +319,6 @@ impl Worker {
             }
             if tasks.is_empty() {
                 self.save(&mut recorder, &mut unsaved).await?;
-                oldest_unsaved = None;
                 if queue_empty {
                     if !worked {
                         break;
@@ -314,7 +331,7 @@ impl Worker {
             if renewed.elapsed() >= self.settings.lease / 3 {
                 let held: Vec<i64> = in_flight
                     .values()
-                    .chain(unsaved.iter().map(|(job, _)| job))
+                    .chain(unsaved.jobs.iter().map(|(job, _)| job))
                     .chain(held_back.iter())
                     .map(|job| job.id)
                     .collect();
@@ -326,9 +343,8 @@ impl Worker {
                 Ok(done) => done.expect("tasks is not empty"),
                 Err(_) => {
                     // Nothing finished for a while: save what did, and renew leases.
-                    if oldest_unsaved.is_some_and(|t| t.elapsed() >= save_wait) {
+                    if unsaved.waited(save_wait) {
                         self.save(&mut recorder, &mut unsaved).await?;
-                        oldest_unsaved = None;
                     }
                     continue;
                 }
@@ -366,18 +382,16 @@ impl Worker {
             }
             match finished {
                 Finished::Enriched(job, occasion, record) => {
-                    let record = *record;
                     report.enrich.unique += 1;
-                    let retry = record.status == Status::Failed && job.attempts < job.max_attempts;
-                    if retry {
+                    let outcome = enrichment_outcome(&job, &record);
+                    if matches!(outcome, JobOutcome::Retry { .. }) {
                         // Not stored: a failed attempt must not replace a good earlier state.
                         recorder.add_history_only(&record);
                         report.enrich_retrying += 1;
                     } else {
-                        recorder.add_for(record.clone(), occasion).await?;
+                        recorder.add_for(*record, occasion).await?;
                     }
-                    unsaved.push((job, record));
-                    oldest_unsaved.get_or_insert_with(Instant::now);
+                    unsaved.push(job, outcome);
                 }
                 Finished::Acted(job, outcome) => {
                     let outcome = outcome?;
@@ -393,12 +407,8 @@ impl Worker {
                     self.finish(&job, &JobOutcome::Failed { error }).await?;
                 }
             }
-            if unsaved.len() >= SAVE_BATCH
-                || recorder.pending() >= SAVE_BATCH
-                || oldest_unsaved.is_some_and(|t| t.elapsed() >= save_wait)
-            {
+            if unsaved.jobs.len() >= SAVE_BATCH || unsaved.waited(save_wait) {
                 self.save(&mut recorder, &mut unsaved).await?;
-                oldest_unsaved = None;
             }
         }
         report.absorb(WorkReport {
@@ -413,20 +423,11 @@ impl Worker {
     async fn save(
         &self,
         recorder: &mut Recorder<'_>,
-        unsaved: &mut Vec<(Job, Record)>,
+        unsaved: &mut Unsaved,
     ) -> Result<(), EngineError> {
         recorder.flush().await?;
-        for (job, record) in unsaved.drain(..) {
-            let outcome = match record.status {
-                Status::Failed if job.attempts < job.max_attempts => JobOutcome::Retry {
-                    at: now_ms() + retry_delay_ms(job.attempts),
-                    error: record.error.unwrap_or_else(|| "enrichment failed".into()),
-                },
-                Status::Failed => JobOutcome::Failed {
-                    error: record.error.unwrap_or_else(|| "enrichment failed".into()),
-                },
-                _ => JobOutcome::Done,
-            };
+        unsaved.since = None;
+        for (job, outcome) in unsaved.jobs.drain(..) {
             self.finish(&job, &outcome).await?;
         }
         Ok(())
@@ -563,6 +564,25 @@ impl Worker {
                 () = tokio::time::sleep(self.settings.poll) => {}
             }
         }
+    }
+}
+
+/// How an enrichment job ends: a failure is retried while attempts remain.
+fn enrichment_outcome(job: &Job, record: &Record) -> JobOutcome {
+    if record.status != Status::Failed {
+        return JobOutcome::Done;
+    }
+    let error = record
+        .error
+        .clone()
+        .unwrap_or_else(|| "enrichment failed".into());
+    if job.attempts < job.max_attempts {
+        JobOutcome::Retry {
+            at: now_ms() + retry_delay_ms(job.attempts),
+            error,
+        }
+    } else {
+        JobOutcome::Failed { error }
     }
 }
 

@@ -999,35 +999,22 @@ mod tests {
 
     #[test]
     fn only_relationships_the_spec_lists_for_the_pair() {
-        assert_eq!(
-            relationship_type("ipv4-addr", "belongs-to", "autonomous-system"),
-            "belongs-to"
-        );
-        assert_eq!(
-            relationship_type("domain-name", "resolves-to", "ipv6-addr"),
-            "resolves-to"
-        );
-        assert_eq!(
-            relationship_type("infrastructure", "has", "vulnerability"),
-            "has"
-        );
-        assert_eq!(
-            relationship_type("infrastructure", "located-at", "location"),
-            "located-at"
-        );
-        // Not listed for these pairs in STIX 2.1: the common `related-to` instead.
-        assert_eq!(
-            relationship_type("ipv4-addr", "located-at", "location"),
-            "related-to"
-        );
-        assert_eq!(
-            relationship_type("indicator", "based-on", "ipv4-addr"),
-            "related-to"
-        );
-        assert_eq!(
-            relationship_type("url", "resolves-to", "domain-name"),
-            "related-to"
-        );
+        for (source, wanted, target, chosen) in [
+            ("ipv4-addr", "belongs-to", "autonomous-system", "belongs-to"),
+            ("domain-name", "resolves-to", "ipv6-addr", "resolves-to"),
+            ("infrastructure", "has", "vulnerability", "has"),
+            ("infrastructure", "located-at", "location", "located-at"),
+            // Not listed for these pairs in STIX 2.1: the common `related-to` instead.
+            ("ipv4-addr", "located-at", "location", "related-to"),
+            ("indicator", "based-on", "ipv4-addr", "related-to"),
+            ("url", "resolves-to", "domain-name", "related-to"),
+        ] {
+            assert_eq!(
+                relationship_type(source, wanted, target),
+                chosen,
+                "{source} {wanted} {target}"
+            );
+        }
     }
 
     #[test]

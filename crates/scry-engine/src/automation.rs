@@ -13,11 +13,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use scry_rules::context::level_number;
 use scry_rules::rule::Targets;
+use scry_rules::template::EMAIL_SUBJECT;
 use scry_rules::{
-    ActionSpec, CriminalIpContext, IndicatorContext, NamedLists, PreviousContext, RuleSet,
-    RuleSpec, Template, Trigger,
+    ActionSpec, BudgetContext, CriminalIpContext, IndicatorContext, NamedLists, PreviousContext,
+    RuleSet, RuleSpec, Template, Trigger,
 };
 use scry_sources::Secret;
 use scry_store::{
@@ -28,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::config::{BlocklistConfig, EndpointConfig, LoadedConfig};
+use crate::usage::BudgetNotice;
 
 /// How many times an action's change may trigger further rules in a row.
 pub const MAX_CHAIN: u32 = 3;
@@ -49,16 +55,37 @@ pub enum AutomationError {
     NoStore,
 }
 
-/// A configured HTTP endpoint, ready to send.
+/// A configured channel or ticket system, ready to send.
 struct Endpoint {
-    url: String,
     template: Template,
+    params: BTreeMap<String, String>,
+    max_attempts: u32,
+    delivery: Delivery,
+}
+
+/// How an endpoint's messages travel.
+enum Delivery {
+    Http(HttpTarget),
+    Mail(MailTarget),
+}
+
+/// An HTTP POST: a chat webhook or a ticket system's create call.
+struct HttpTarget {
+    url: String,
     headers: Vec<(String, String)>,
     authorization: Option<Secret>,
-    params: BTreeMap<String, String>,
+    /// Tickets: where the created ticket's id is in the answer.
     id_pointer: Option<String>,
     timeout: Duration,
-    max_attempts: u32,
+}
+
+/// An e-mail through an SMTP server.
+struct MailTarget {
+    /// Holds the password, if any; never printed.
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    subject: Template,
 }
 
 /// Rules and where their actions go, loaded from configuration.
@@ -96,6 +123,9 @@ struct ActionJob {
     value: String,
     /// How many action-caused changes led here.
     chain: u32,
+    /// For `budget-alert` rules: the budget event acted on (no indicator then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    budget: Option<BudgetContext>,
 }
 
 /// Why records were saved, for the rules: what identifies the occasion (so a replayed occasion
@@ -159,7 +189,7 @@ pub fn load(loaded: &LoadedConfig, sources: &[String]) -> Result<Automation, Vec
     let mut endpoints = |kind: &str, table: &BTreeMap<String, EndpointConfig>| {
         let mut built = BTreeMap::new();
         for (name, endpoint) in table {
-            match build_endpoint(endpoint) {
+            match build_endpoint(endpoint, kind == "channels") {
                 Ok(e) => {
                     built.insert(name.clone(), e);
                 }
@@ -216,49 +246,206 @@ pub fn load(loaded: &LoadedConfig, sources: &[String]) -> Result<Automation, Vec
     }
 }
 
-fn build_endpoint(config: &EndpointConfig) -> Result<Endpoint, String> {
+/// Builds a channel (`accepts_mail`) or ticket system from its configuration. Every setting that
+/// does not fit the endpoint's kind is an error, so a mistyped e-mail channel does not silently
+/// become a webhook.
+fn build_endpoint(config: &EndpointConfig, accepts_mail: bool) -> Result<Endpoint, String> {
     let url = url::Url::parse(&config.url).map_err(|e| format!("url {:?}: {e}", config.url))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("url {:?}: use http or https", config.url));
-    }
-    let template = Template::new(
-        config.template.as_deref(),
-        config.body.as_deref(),
-        config.json,
-    )
-    .map_err(|e| e.to_string())?;
-    let authorization = match &config.authorization_env {
-        Some(variable) => match std::env::var(variable) {
-            Ok(value) if !value.is_empty() => Some(Secret::new(value)),
-            _ => {
-                return Err(format!(
-                    "authorization_env names {variable}, which is not set"
-                ));
-            }
-        },
-        None => None,
+    let mail = match url.scheme() {
+        "http" | "https" => false,
+        "smtp" | "smtps" if accepts_mail => true,
+        _ if accepts_mail => {
+            return Err(format!(
+                "url {:?}: use http or https for a webhook, smtp or smtps for e-mail",
+                config.url
+            ));
+        }
+        _ => return Err(format!("url {:?}: use http or https", config.url)),
     };
-    let id_pointer = config
-        .id_pointer
-        .clone()
-        .or_else(|| match config.template.as_deref() {
-            Some("jira") => Some("/key".to_owned()),
-            Some("servicenow") => Some("/result/number".to_owned()),
-            _ => None,
-        });
+    let misplaced: Vec<&str> = if mail {
+        [
+            ("headers", !config.headers.is_empty()),
+            ("authorization_env", config.authorization_env.is_some()),
+            ("id_pointer", config.id_pointer.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect()
+    } else {
+        [
+            ("from", config.from.is_some()),
+            ("to", !config.to.is_empty()),
+            ("subject", config.subject.is_some()),
+            ("username", config.username.is_some()),
+            ("password_env", config.password_env.is_some()),
+            ("starttls", !config.starttls),
+        ]
+        .into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect()
+    };
+    if !misplaced.is_empty() {
+        return Err(format!(
+            "{} only for {} endpoints",
+            misplaced.join(", "),
+            if mail {
+                "HTTP"
+            } else {
+                "e-mail (smtp://, smtps://)"
+            }
+        ));
+    }
+    let timeout = Duration::from_secs_f64(config.timeout_seconds.max(0.1));
+    let (template, delivery) = if mail {
+        let template = Template::new(
+            config.template.as_deref().or(Some("email")),
+            config.body.as_deref(),
+            false,
+        )
+        .map_err(|e| e.to_string())?;
+        (template, Delivery::Mail(build_mail(&url, config, timeout)?))
+    } else {
+        let template = Template::new(
+            config.template.as_deref(),
+            config.body.as_deref(),
+            config.json,
+        )
+        .map_err(|e| e.to_string())?;
+        let authorization = config
+            .authorization_env
+            .as_deref()
+            .map(|variable| secret_from_env("authorization_env", variable))
+            .transpose()?;
+        let id_pointer = config
+            .id_pointer
+            .clone()
+            .or_else(|| match config.template.as_deref() {
+                Some("jira") => Some("/key".to_owned()),
+                Some("servicenow") => Some("/result/number".to_owned()),
+                _ => None,
+            });
+        let target = HttpTarget {
+            url: config.url.clone(),
+            headers: config
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            authorization,
+            id_pointer,
+            timeout,
+        };
+        (template, Delivery::Http(target))
+    };
     Ok(Endpoint {
-        url: config.url.clone(),
         template,
-        headers: config
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        authorization,
         params: config.params.clone(),
-        id_pointer,
-        timeout: Duration::from_secs_f64(config.timeout_seconds.max(0.1)),
         max_attempts: config.max_attempts.max(1),
+        delivery,
+    })
+}
+
+/// A secret from the environment variable `variable`, which the setting `key` names and which
+/// must be set.
+fn secret_from_env(key: &str, variable: &str) -> Result<Secret, String> {
+    match std::env::var(variable) {
+        Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
+        _ => Err(format!("{key} names {variable}, which is not set")),
+    }
+}
+
+/// An SMTP transport for `smtp://host[:port]` (STARTTLS, or in the clear when `starttls` is
+/// false) or `smtps://host[:port]` (TLS from the start).
+fn build_mail(
+    url: &url::Url,
+    config: &EndpointConfig,
+    timeout: Duration,
+) -> Result<MailTarget, String> {
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "put the SMTP user in `username` and its password in the variable `password_env` names, not in the url"
+                .into(),
+        );
+    }
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("url {:?} names no host", config.url))?;
+    let implicit_tls = url.scheme() == "smtps";
+    let in_clear = !implicit_tls && !config.starttls;
+    let port = url.port().unwrap_or(if implicit_tls {
+        465
+    } else if in_clear {
+        25
+    } else {
+        587
+    });
+    let from: Mailbox = config
+        .from
+        .as_deref()
+        .ok_or("`from` is required for e-mail")?
+        .parse()
+        .map_err(|e| format!("from {:?}: {e}", config.from.as_deref().unwrap_or("")))?;
+    if config.to.is_empty() {
+        return Err("`to` lists no recipient".into());
+    }
+    let to = config
+        .to
+        .iter()
+        .map(|address| {
+            address
+                .parse::<Mailbox>()
+                .map_err(|e| format!("to {address:?}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let credentials = match (&config.username, &config.password_env) {
+        (Some(user), Some(variable)) => {
+            let password = secret_from_env("password_env", variable)?;
+            Some(Credentials::new(user.clone(), password.expose().to_owned()))
+        }
+        (None, None) => None,
+        _ => return Err("`username` and `password_env` go together".into()),
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        // smtp:// is not a special scheme to the URL standard, so an IPv4 host stays text.
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        None => false,
+    };
+    if in_clear && credentials.is_some() && !loopback {
+        return Err(
+            "a password is never sent in the clear: keep starttls = true, use smtps://, or drop username"
+                .into(),
+        );
+    }
+    let builder = if implicit_tls {
+        AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| e.to_string())?
+    } else if in_clear {
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+    } else {
+        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(|e| e.to_string())?
+    };
+    let mut builder = builder.port(port).timeout(Some(timeout));
+    if let Some(credentials) = credentials {
+        builder = builder.credentials(credentials);
+    }
+    let subject = Template::new(
+        None,
+        Some(config.subject.as_deref().unwrap_or(EMAIL_SUBJECT)),
+        false,
+    )
+    .map_err(|e| format!("subject: {e}"))?;
+    Ok(MailTarget {
+        transport: builder.build(),
+        from,
+        to,
+        subject,
     })
 }
 
@@ -494,6 +681,75 @@ impl Automation {
         Ok(report)
     }
 
+    /// Enqueues the actions of the `budget-alert` rules that budget events match, once per rule,
+    /// event and period, and records each match. (The events themselves are history already.)
+    pub async fn on_budget(
+        &self,
+        notices: &[BudgetNotice],
+    ) -> Result<RulesReport, AutomationError> {
+        let mut report = RulesReport::default();
+        if notices.is_empty() {
+            return Ok(report);
+        }
+        let mut events = Vec::new();
+        let mut jobs = Vec::new();
+        for notice in notices {
+            for verdict in self.rules.evaluate_budget(&notice.budget) {
+                let rule = &verdict.rule.spec;
+                let mut e = notice.history_event();
+                e.kind = "rule".into();
+                e.rule = Some(rule.name.clone());
+                match verdict.matched {
+                    Ok(false) => continue,
+                    Ok(true) => {
+                        report.matched += 1;
+                        e.outcome = "matched".into();
+                        e.detail = json!({"trigger": Trigger::BudgetAlert.as_str(),
+                            "budget": notice.budget,
+                            "actions": rule.actions.iter().map(ActionSpec::describe).collect::<Vec<_>>()});
+                        for (step, action) in rule.actions.iter().enumerate() {
+                            let payload = ActionJob {
+                                rule: rule.name.clone(),
+                                step,
+                                action: action.clone(),
+                                trigger: Trigger::BudgetAlert,
+                                stix_id: String::new(),
+                                kind: String::new(),
+                                value: String::new(),
+                                chain: 0,
+                                budget: Some(notice.budget.clone()),
+                            };
+                            jobs.push(NewJob {
+                                kind: ACTION_JOB.to_owned(),
+                                dedupe_key: Some(format!(
+                                    "{}|budget|{}|{}|{}|{}|{step}",
+                                    rule.name,
+                                    notice.budget.source,
+                                    notice.budget.event,
+                                    notice.budget.period,
+                                    notice.period_key,
+                                )),
+                                payload: serde_json::to_value(&payload).expect("jobs serialize"),
+                                run_after: now_ms(),
+                                max_attempts: self.attempts_for(action),
+                            });
+                        }
+                    }
+                    Err(message) => {
+                        report.errors += 1;
+                        e.outcome = "error".into();
+                        e.detail =
+                            json!({"trigger": Trigger::BudgetAlert.as_str(), "error": message});
+                    }
+                }
+                events.push(e);
+            }
+        }
+        report.enqueued += self.store()?.enqueue_jobs(&jobs).await?;
+        self.store()?.record_events(&events).await?;
+        Ok(report)
+    }
+
     /// Evaluates the rules listening to `trigger`; matches become events and jobs.
     #[allow(clippy::too_many_arguments)]
     fn evaluate(
@@ -534,6 +790,7 @@ impl Automation {
                             kind: record.kind.clone(),
                             value: record.value.clone(),
                             chain,
+                            budget: None,
                         };
                         jobs.push(NewJob {
                             kind: ACTION_JOB.to_owned(),
@@ -649,28 +906,45 @@ impl Automation {
                 });
             }
         };
-        let Some(stored) = self
-            .store()?
-            .indicator(&payload.kind, &payload.value)
-            .await?
-        else {
-            return Ok(JobOutcome::Failed {
-                error: format!("{} is no longer stored", payload.value),
-            });
-        };
-        let record = stored.record;
-        let workflow = self.store()?.workflow(&record.stix_id).await?;
-        let context = indicator_context(&record, workflow.as_ref(), None);
         let started = Instant::now();
         let origin = format!("rule:{}", payload.rule);
-        let result = if self.dry_run {
+        let dry_run = || {
             Ok(Acted::Did(format!(
                 "dry run: would {}",
                 payload.action.describe()
             )))
-        } else {
-            self.act(&payload, &record, workflow, &context, &origin)
-                .await?
+        };
+        // The indicator acted on (stix id, value); none for a budget event.
+        let (result, about) = match &payload.budget {
+            Some(budget) => {
+                let result = if self.dry_run {
+                    dry_run()
+                } else {
+                    self.act_on_budget(&payload, budget).await
+                };
+                (result, None)
+            }
+            None => {
+                let Some(stored) = self
+                    .store()?
+                    .indicator(&payload.kind, &payload.value)
+                    .await?
+                else {
+                    return Ok(JobOutcome::Failed {
+                        error: format!("{} is no longer stored", payload.value),
+                    });
+                };
+                let record = stored.record;
+                let workflow = self.store()?.workflow(&record.stix_id).await?;
+                let context = indicator_context(&record, workflow.as_ref(), None);
+                let result = if self.dry_run {
+                    dry_run()
+                } else {
+                    self.act(&payload, &record, workflow, &context, &origin)
+                        .await?
+                };
+                (result, Some((record.stix_id, record.value)))
+            }
         };
         let elapsed = started.elapsed().as_millis() as i64;
         let (outcome, job_outcome, detail) = match result {
@@ -696,12 +970,52 @@ impl Automation {
                 json!({"error": error, "attempt": job.attempts, "of": job.max_attempts}),
             ),
         };
-        let mut e = event("action", &record, outcome, &origin, detail);
+        let (stix_id, value) = about.unwrap_or_default();
+        let mut e = Event::about(
+            "action",
+            &stix_id,
+            &value,
+            outcome,
+            &origin,
+            now_ms(),
+            detail,
+        );
+        if payload.budget.is_some() {
+            e.stix_id = None;
+            e.indicator = None;
+        }
         e.rule = Some(payload.rule.clone());
         e.action = Some(payload.action.name().to_owned());
         e.duration_ms = Some(elapsed);
         self.store()?.record_events(&[e]).await?;
         Ok(job_outcome)
+    }
+
+    /// Does one action of a `budget-alert` rule: only messages, as there is no indicator.
+    async fn act_on_budget(
+        &self,
+        job: &ActionJob,
+        budget: &BudgetContext,
+    ) -> Result<Acted, Failure> {
+        match &job.action {
+            ActionSpec::Notify { channel } => self
+                .send(
+                    channel,
+                    false,
+                    json!({
+                        "budget": budget,
+                        "rule": job.rule,
+                        "action": job.action.name(),
+                        "trigger": job.trigger.as_str(),
+                    }),
+                )
+                .await
+                .map(Acted::Did),
+            other => Err(Failure::Permanent(format!(
+                "{} acts on an indicator; a budget event has none",
+                other.name()
+            ))),
+        }
     }
 
     /// Does one action. Workflow changes re-trigger `updated` rules other than this one.
@@ -764,11 +1078,13 @@ impl Automation {
                 })
             }
             ActionSpec::Notify { channel } => self
-                .send(channel, job, record, context, false)
+                .send(channel, false, indicator_message(job, record, context))
                 .await
                 .map(Acted::Did),
             ActionSpec::Escalate { channel, status } => {
-                let sent = self.send(channel, job, record, context, false).await;
+                let sent = self
+                    .send(channel, false, indicator_message(job, record, context))
+                    .await;
                 if sent.is_ok() {
                     state.status = status.clone();
                 }
@@ -778,7 +1094,10 @@ impl Automation {
                 if let Some(open) = &state.ticket {
                     Ok(Acted::Nothing(format!("ticket {open} is already open")))
                 } else {
-                    match self.send(system, job, record, context, true).await {
+                    match self
+                        .send(system, true, indicator_message(job, record, context))
+                        .await
+                    {
                         Ok(id) => {
                             state.ticket = Some(id.clone());
                             Ok(Acted::Did(format!("ticket {id}")))
@@ -876,67 +1195,55 @@ impl Automation {
         ))))
     }
 
-    /// Renders and sends a message or ticket; for tickets, returns the id from the answer.
-    async fn send(
-        &self,
-        name: &str,
-        job: &ActionJob,
-        record: &IndicatorRecord,
-        context: &IndicatorContext,
-        ticket: bool,
-    ) -> Result<String, Failure> {
+    /// Renders `message` with the endpoint's template and sends it; for tickets, returns the id
+    /// from the answer.
+    async fn send(&self, name: &str, ticket: bool, mut message: Value) -> Result<String, Failure> {
         let endpoint = if ticket {
             self.tickets.get(name)
         } else {
             self.channels.get(name)
         }
         .ok_or_else(|| Failure::Permanent(format!("{name} is no longer configured")))?;
-        let reasons: Vec<&Value> = record
-            .reasons
-            .as_array()
-            .map(|all| all.iter().take(8).collect())
-            .unwrap_or_default();
-        let reasons_text = reasons
-            .iter()
-            .map(|r| {
-                format!(
-                    "+{} {} {}",
-                    r["points"],
-                    r["signal"].as_str().unwrap_or(""),
-                    r["value"].as_str().unwrap_or("")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
+        message["params"] = json!(endpoint.params);
         let body = endpoint
             .template
-            .render(&json!({
-                "indicator": context,
-                "rule": job.rule,
-                "action": job.action.name(),
-                "trigger": job.trigger.as_str(),
-                "reasons": reasons,
-                "reasons_text": reasons_text,
-                "params": endpoint.params,
-            }))
+            .render(&message)
             .map_err(|e| Failure::Permanent(e.to_string()))?;
+        match &endpoint.delivery {
+            Delivery::Http(target) => {
+                self.post(name, target, endpoint.template.is_json(), body, ticket)
+                    .await
+            }
+            Delivery::Mail(mail) => send_mail(name, mail, &message, body).await,
+        }
+    }
+
+    /// POSTs a rendered body; for tickets, returns the id from the answer.
+    async fn post(
+        &self,
+        name: &str,
+        target: &HttpTarget,
+        json_body: bool,
+        body: String,
+        ticket: bool,
+    ) -> Result<String, Failure> {
         let mut request = self
             .http
-            .post(&endpoint.url)
-            .timeout(endpoint.timeout)
+            .post(&target.url)
+            .timeout(target.timeout)
             .header(
                 "content-type",
-                if endpoint.template.is_json() {
+                if json_body {
                     "application/json"
                 } else {
                     "text/plain; charset=utf-8"
                 },
             )
             .header("user-agent", concat!("scry/", env!("CARGO_PKG_VERSION")));
-        for (k, v) in &endpoint.headers {
+        for (k, v) in &target.headers {
             request = request.header(k, v);
         }
-        if let Some(secret) = &endpoint.authorization {
+        if let Some(secret) = &target.authorization {
             request = request.header("authorization", secret.expose());
         }
         let response = request
@@ -950,7 +1257,7 @@ impl Automation {
             if !ticket {
                 return Ok(format!("{name} answered {}", status.as_u16()));
             }
-            let id = endpoint.id_pointer.as_deref().and_then(|pointer| {
+            let id = target.id_pointer.as_deref().and_then(|pointer| {
                 serde_json::from_str::<Value>(&text)
                     .ok()
                     .and_then(|v| v.pointer(pointer).cloned())
@@ -1001,6 +1308,70 @@ impl Automation {
     }
 }
 
+/// What a message about an indicator shows: the indicator, the rule and the top reasons.
+fn indicator_message(
+    job: &ActionJob,
+    record: &IndicatorRecord,
+    context: &IndicatorContext,
+) -> Value {
+    let reasons: Vec<&Value> = record
+        .reasons
+        .as_array()
+        .map(|all| all.iter().take(8).collect())
+        .unwrap_or_default();
+    let reasons_text = reasons
+        .iter()
+        .map(|r| {
+            format!(
+                "+{} {} {}",
+                r["points"],
+                r["signal"].as_str().unwrap_or(""),
+                r["value"].as_str().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    json!({
+        "indicator": context,
+        "rule": job.rule,
+        "action": job.action.name(),
+        "trigger": job.trigger.as_str(),
+        "reasons": reasons,
+        "reasons_text": reasons_text,
+    })
+}
+
+/// Sends a rendered message by e-mail. The SMTP server's 4xx answers and lost connections are
+/// retried; its 5xx answers are not.
+async fn send_mail(
+    name: &str,
+    mail: &MailTarget,
+    message: &Value,
+    body: String,
+) -> Result<String, Failure> {
+    let subject = mail
+        .subject
+        .render(message)
+        .map_err(|e| Failure::Permanent(format!("subject: {e}")))?;
+    // One line, whatever the template or the values in it hold.
+    let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut builder = lettre::Message::builder()
+        .from(mail.from.clone())
+        .subject(subject)
+        .header(ContentType::TEXT_PLAIN);
+    for to in &mail.to {
+        builder = builder.to(to.clone());
+    }
+    let email = builder
+        .body(body)
+        .map_err(|e| Failure::Permanent(format!("{name}: {e}")))?;
+    match mail.transport.send(email).await {
+        Ok(response) => Ok(format!("{name} accepted the message ({})", response.code())),
+        Err(e) if e.is_permanent() => Err(Failure::Permanent(format!("{name}: {e}"))),
+        Err(e) => Err(Failure::Retry(format!("{name}: {e}"))),
+    }
+}
+
 /// What a rule would do for an indicator on one trigger (`scry rules test`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TestVerdict {
@@ -1031,5 +1402,85 @@ fn describe(error: &reqwest::Error) -> String {
     } else {
         // reqwest's message names the URL, which is configuration, not a secret.
         error.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail(url: &str) -> EndpointConfig {
+        EndpointConfig {
+            url: url.into(),
+            from: Some("scry <scry@example.org>".into()),
+            to: vec!["soc@example.org".into()],
+            ..EndpointConfig::default()
+        }
+    }
+
+    fn problem(config: &EndpointConfig, channel: bool) -> String {
+        match build_endpoint(config, channel) {
+            Ok(_) => panic!("{} builds", config.url),
+            Err(message) => message,
+        }
+    }
+
+    #[test]
+    fn endpoints_refuse_settings_of_the_other_kind_and_unsafe_mail() {
+        assert!(build_endpoint(&mail("smtp://mail.example.org"), true).is_ok());
+        assert!(build_endpoint(&mail("smtps://mail.example.org:2465"), true).is_ok());
+        assert_eq!(
+            problem(&mail("smtp://mail.example.org"), false),
+            "url \"smtp://mail.example.org\": use http or https"
+        );
+        assert_eq!(
+            problem(&mail("https://hooks.example.org/x"), true),
+            "from, to only for e-mail (smtp://, smtps://) endpoints"
+        );
+        let headers = EndpointConfig {
+            headers: [("x-a".to_owned(), "b".to_owned())].into(),
+            ..mail("smtp://mail.example.org")
+        };
+        assert_eq!(problem(&headers, true), "headers only for HTTP endpoints");
+        let nobody = EndpointConfig {
+            to: Vec::new(),
+            ..mail("smtp://mail.example.org")
+        };
+        assert_eq!(problem(&nobody, true), "`to` lists no recipient");
+        let bad_from = EndpointConfig {
+            from: Some("not an address".into()),
+            ..mail("smtp://mail.example.org")
+        };
+        assert!(problem(&bad_from, true).starts_with("from \"not an address\": "));
+        assert!(
+            problem(&mail("smtp://user:pw@mail.example.org"), true)
+                .starts_with("put the SMTP user in `username`")
+        );
+        // A variable every test process has stands in for a password.
+        let password = std::env::var("PATH").expect("PATH is set");
+        let in_clear = |host: &str| EndpointConfig {
+            username: Some("scry".into()),
+            password_env: Some("PATH".into()),
+            starttls: false,
+            ..mail(&format!("smtp://{host}"))
+        };
+        let refused = problem(&in_clear("mail.example.org"), true);
+        assert!(
+            refused.starts_with("a password is never sent in the clear"),
+            "{refused}"
+        );
+        assert!(!refused.contains(&password));
+        if let Err(e) = build_endpoint(&in_clear("127.0.0.1:2525"), true) {
+            panic!("{e}");
+        }
+        let unset = EndpointConfig {
+            username: Some("scry".into()),
+            password_env: Some("SCRY_TEST_SMTP_UNSET".into()),
+            ..mail("smtp://mail.example.org")
+        };
+        assert_eq!(
+            problem(&unset, true),
+            "password_env names SCRY_TEST_SMTP_UNSET, which is not set"
+        );
     }
 }

@@ -56,13 +56,15 @@ pub struct ListConfig {
     pub files: Vec<PathBuf>,
 }
 
-/// An HTTP endpoint rules send to: a chat webhook or a ticket system's create call. Endpoints are
-/// configuration only; nothing in indicator data can choose where a request goes.
+/// Where rules send: a chat webhook or a ticket system's create call (`http://`, `https://`), or
+/// for channels an SMTP server (`smtp://` with STARTTLS, `smtps://` with TLS from the start).
+/// Endpoints are configuration only; nothing in indicator data can choose where a message goes.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EndpointConfig {
     pub url: String,
-    /// A ready-made template: `slack`, `teams`, `json`, `jira`, `servicenow`.
+    /// A ready-made template: `slack`, `teams`, `json`, `email`, `jira`, `servicenow`
+    /// (`email` when an SMTP channel names none).
     pub template: Option<String>,
     /// Or a template of your own (minijinja), used instead.
     pub body: Option<String>,
@@ -77,6 +79,19 @@ pub struct EndpointConfig {
     pub id_pointer: Option<String>,
     pub timeout_seconds: f64,
     pub max_attempts: u32,
+    /// E-mail: the sender, `Name <address>` or an address.
+    pub from: Option<String>,
+    /// E-mail: the recipients.
+    pub to: Vec<String>,
+    /// E-mail: a subject template of your own (the ready-made one when left out).
+    pub subject: Option<String>,
+    /// E-mail: the SMTP user; its password is read from the variable `password_env` names.
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    /// E-mail over `smtp://`: upgrade to TLS with STARTTLS (required when true). False sends in
+    /// the clear, for a relay on a trusted network; never together with a password, except to
+    /// this host.
+    pub starttls: bool,
 }
 
 impl Default for EndpointConfig {
@@ -92,6 +107,12 @@ impl Default for EndpointConfig {
             id_pointer: None,
             timeout_seconds: 10.0,
             max_attempts: 5,
+            from: None,
+            to: Vec::new(),
+            subject: None,
+            username: None,
+            password_env: None,
+            starttls: true,
         }
     }
 }

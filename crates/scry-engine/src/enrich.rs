@@ -185,6 +185,7 @@ impl Engine {
             tx,
         );
         let mut recorder = Recorder::new(
+            self,
             &progress,
             sink,
             self.store.as_deref(),
@@ -388,6 +389,8 @@ impl Engine {
 /// Counts records, hands them to the sink, and saves them to the store in batches, running the
 /// rules on each saved batch.
 pub(crate) struct Recorder<'a> {
+    /// Whose sources' budget events go to the history with each batch.
+    engine: &'a Engine,
     pub(crate) summary: Summary,
     pending: Vec<IndicatorRecord>,
     /// Why each pending record is saved, one for one.
@@ -402,12 +405,14 @@ pub(crate) struct Recorder<'a> {
 
 impl<'a> Recorder<'a> {
     pub(crate) fn new(
+        engine: &'a Engine,
         progress: &'a Progress,
         sink: &'a mut dyn FnMut(Record) -> io::Result<()>,
         store: Option<&'a dyn Store>,
         automation: Option<&'a crate::automation::Automation>,
     ) -> Recorder<'a> {
         Recorder {
+            engine,
             summary: Summary::default(),
             pending: Vec::new(),
             occasions: Vec::new(),
@@ -470,19 +475,28 @@ impl<'a> Recorder<'a> {
         }
     }
 
+    /// Saves the batch, its history and the budget events raised meanwhile, then hands both to
+    /// the rules.
     pub(crate) async fn flush(&mut self) -> Result<(), EngineError> {
         if let Some(store) = self.store
             && !(self.pending.is_empty() && self.events.is_empty())
         {
             let report = store.save_indicators(&self.pending).await?;
+            let budget = crate::usage::take_budget_notices(self.engine);
+            self.events
+                .extend(budget.iter().map(crate::usage::BudgetNotice::history_event));
             store.record_events(&self.events).await?;
             if let Some(automation) = self.automation {
-                let rules = automation
-                    .on_saved(&self.pending, &self.occasions, &report.changes)
-                    .await?;
-                self.summary.rules.matched += rules.matched;
-                self.summary.rules.enqueued += rules.enqueued;
-                self.summary.rules.errors += rules.errors;
+                for rules in [
+                    automation
+                        .on_saved(&self.pending, &self.occasions, &report.changes)
+                        .await?,
+                    automation.on_budget(&budget).await?,
+                ] {
+                    self.summary.rules.matched += rules.matched;
+                    self.summary.rules.enqueued += rules.enqueued;
+                    self.summary.rules.errors += rules.errors;
+                }
             }
             // The changes are kept in the score history; the summary keeps counts only, so a
             // long run's memory does not grow with them.

@@ -1,11 +1,16 @@
 //! What the sources cost and how they behave, from the automation history: the seeds'
 //! enrichment performance report (`scry sources status`), and the credits earlier runs spent, so
-//! budgets hold across processes and workers rather than starting from zero in each.
+//! budgets hold across processes and workers rather than starting from zero in each. Budget
+//! events (alert share crossed, limit reached, refused by the service) become history entries and
+//! `budget-alert` rule input here.
 
 use std::collections::BTreeMap;
 
 use scry_core::calendar::{civil_from_days, days_from_civil};
-use scry_store::{CallCount, Store, StoreError};
+use scry_rules::BudgetContext;
+use scry_sources::guard::{BudgetEvent, Day, Period, today_utc};
+use scry_store::{CallCount, Event, Store, StoreError};
+use serde_json::json;
 
 use crate::Engine;
 use crate::automation::now_ms;
@@ -138,6 +143,117 @@ pub async fn seed_budgets(engine: &Engine, store: &dyn Store) -> Result<(), Stor
     Ok(())
 }
 
+/// A budget event of one source, as the history and the `budget-alert` rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetNotice {
+    pub budget: BudgetContext,
+    /// The period it belongs to (`2026-11-24` for a day, `2026-11` for a month), so rules act on
+    /// it once per period whichever process sees it.
+    pub period_key: String,
+}
+
+impl BudgetNotice {
+    pub fn new(source: &str, event: &BudgetEvent, today: Day) -> BudgetNotice {
+        let (year, month, day) = today;
+        let day_key = format!("{year:04}-{month:02}-{day:02}");
+        let month_key = format!("{year:04}-{month:02}");
+        let key = |period: &Period| match period {
+            Period::Day => day_key.clone(),
+            Period::Month => month_key.clone(),
+        };
+        let of_period = |event: &str, period: &Period, used: u64, limit: u64, message: String| {
+            let budget = BudgetContext {
+                source: source.to_owned(),
+                event: event.into(),
+                period: period.as_str().into(),
+                used: used as i64,
+                limit: limit as i64,
+                percent: (used * 100).checked_div(limit).unwrap_or(0) as i64,
+                message,
+            };
+            (budget, key(period))
+        };
+        let (budget, period_key) = match event {
+            BudgetEvent::Alert {
+                period,
+                used,
+                limit,
+                ..
+            } => {
+                let percent = (used * 100).checked_div(*limit).unwrap_or(0);
+                let message = format!(
+                    "{} credits at {percent} % ({used} of {limit})",
+                    period.as_str()
+                );
+                of_period("alert", period, *used, *limit, message)
+            }
+            BudgetEvent::Exhausted {
+                period,
+                used,
+                limit,
+            } => {
+                let message = format!(
+                    "{} credits spent ({used} of {limit}); calls wait for the next period",
+                    period.as_str()
+                );
+                of_period("exhausted", period, *used, *limit, message)
+            }
+            BudgetEvent::RefusedByService { message } => (
+                BudgetContext {
+                    source: source.to_owned(),
+                    event: "refused".into(),
+                    message: format!(
+                        "the service refused for lack of credits ({message}); calls stop until tomorrow (UTC)"
+                    ),
+                    ..BudgetContext::default()
+                },
+                day_key.clone(),
+            ),
+        };
+        BudgetNotice { budget, period_key }
+    }
+
+    /// The history entry: kind `budget`, the event as its outcome.
+    pub fn history_event(&self) -> Event {
+        Event {
+            id: 0,
+            at: now_ms(),
+            kind: "budget".into(),
+            stix_id: None,
+            indicator: None,
+            rule: None,
+            action: None,
+            outcome: self.budget.event.clone(),
+            origin: format!("source:{}", self.budget.source),
+            duration_ms: None,
+            credits: 0,
+            detail: json!({
+                "period": self.budget.period,
+                "used": self.budget.used,
+                "limit": self.budget.limit,
+                "percent": self.budget.percent,
+                "message": self.budget.message,
+            }),
+        }
+    }
+}
+
+/// The budget events every source of `engine` raised since the last call.
+pub fn take_budget_notices(engine: &Engine) -> Vec<BudgetNotice> {
+    let today = today_utc();
+    engine
+        .sources()
+        .iter()
+        .flat_map(|source| {
+            source
+                .take_budget_events()
+                .iter()
+                .map(|event| BudgetNotice::new(source.name(), event, today))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +265,42 @@ mod tests {
         let (day, month) = period_starts(now);
         assert_eq!(day, days_from_civil((2026, 11, 24)) * DAY_MS);
         assert_eq!(month, days_from_civil((2026, 11, 1)) * DAY_MS);
+    }
+
+    #[test]
+    fn budget_events_say_what_happened_and_to_which_period() {
+        let alert = BudgetNotice::new(
+            "criminalip",
+            &BudgetEvent::Alert {
+                period: Period::Month,
+                used: 801,
+                limit: 1000,
+                percent: 80,
+            },
+            (2026, 11, 24),
+        );
+        assert_eq!(alert.period_key, "2026-11");
+        assert_eq!(alert.budget.percent, 80);
+        assert_eq!(
+            alert.budget.message,
+            "monthly credits at 80 % (801 of 1000)"
+        );
+        let refused = BudgetNotice::new(
+            "criminalip",
+            &BudgetEvent::RefusedByService {
+                message: "limit exceeded".into(),
+            },
+            (2026, 1, 2),
+        );
+        assert_eq!(refused.period_key, "2026-01-02");
+        assert_eq!(refused.budget.event, "refused");
+        let entry = refused.history_event();
+        assert_eq!(
+            (entry.kind.as_str(), entry.outcome.as_str()),
+            ("budget", "refused")
+        );
+        assert_eq!(entry.origin, "source:criminalip");
+        assert!(entry.stix_id.is_none());
     }
 
     #[test]

@@ -265,6 +265,7 @@ impl Worker {
         }
         let mut sink = |_: Record| -> io::Result<()> { Ok(()) };
         let mut recorder = Recorder::new(
+            &self.engine,
             progress,
             &mut sink,
             Some(self.store.as_ref()),

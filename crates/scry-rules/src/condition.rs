@@ -2,7 +2,8 @@
 //!
 //! CEL is small, side-effect free and not Turing-complete: a condition cannot loop forever, touch
 //! the network or change anything. Conditions are compiled once, when rules load, and checked
-//! there: a syntax error, a name other than `indicator`, an unknown function, or a list name that
+//! there: a syntax error, a name other than the one the rule sees (`indicator`, or `budget` for
+//! `budget-alert` rules), an unknown function, or a list name that
 //! is not a literal naming a configured list is an error with its line and column, so a mistake
 //! shows at `scry rules check` instead of at 3 a.m. on the first matching indicator.
 
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
 use cel::{Context, Env, ExecutionError, Program, Value};
 
-use crate::context::IndicatorContext;
+use crate::context::{BudgetContext, IndicatorContext};
 use crate::lists::NamedLists;
 
 /// Why a condition does not compile, with its 1-based position in the condition text.
@@ -21,6 +22,24 @@ pub struct ConditionError {
     pub line: usize,
     pub column: usize,
     pub message: String,
+}
+
+/// What a condition is about: the one name it may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// A stored indicator (`indicator`), for every trigger but `budget-alert`.
+    Indicator,
+    /// A source's credit use (`budget`), for `budget-alert`.
+    Budget,
+}
+
+impl Subject {
+    pub fn name(self) -> &'static str {
+        match self {
+            Subject::Indicator => "indicator",
+            Subject::Budget => "budget",
+        }
+    }
 }
 
 /// A compiled condition.
@@ -61,11 +80,12 @@ const KNOWN_FUNCTIONS: &[&str] = &[
 const LIST_FUNCTIONS: &[&str] = &["in_list", "cidr_match"];
 
 impl Condition {
-    /// Compiles and checks `source` against the configured lists.
+    /// Compiles and checks `source`, about `subject`, against the configured lists.
     pub fn compile(
         env: &Env,
         source: &str,
         lists: &NamedLists,
+        subject: Subject,
     ) -> Result<Condition, ConditionError> {
         let program = env.compile(source).map_err(|errors| {
             let first = errors.errors.first();
@@ -82,6 +102,7 @@ impl Condition {
             source,
             lists,
             program: &program,
+            subject,
             bound: Vec::new(),
         };
         check.expr(program.expression())?;
@@ -101,6 +122,7 @@ struct Check<'a> {
     source: &'a str,
     lists: &'a NamedLists,
     program: &'a Program,
+    subject: Subject,
     /// Variables bound by comprehensions (`tags.exists(t, …)`) around the current node.
     bound: Vec<String>,
 }
@@ -125,10 +147,11 @@ impl Check<'_> {
     fn expr(&mut self, node: &IdedExpr) -> Result<(), ConditionError> {
         match &node.expr {
             Expr::Ident(name) => {
-                if name != "indicator" && !self.bound.iter().any(|b| b == name) {
+                let subject = self.subject.name();
+                if name != subject && !self.bound.iter().any(|b| b == name) {
                     return Err(self.error(
                         node,
-                        format!("unknown name `{name}`: conditions see `indicator` (its fields are listed in the rules documentation)"),
+                        format!("unknown name `{name}`: this condition sees `{subject}` (its fields are listed in the rules documentation)"),
                     ));
                 }
             }
@@ -254,6 +277,24 @@ impl Evaluator {
         conditions: &[&Condition],
         indicator: &IndicatorContext,
     ) -> Vec<Result<bool, String>> {
+        self.evaluate_on(conditions, Subject::Indicator, indicator)
+    }
+
+    /// Evaluates each condition of a `budget-alert` rule against one budget event.
+    pub fn evaluate_budget(
+        &self,
+        conditions: &[&Condition],
+        budget: &BudgetContext,
+    ) -> Vec<Result<bool, String>> {
+        self.evaluate_on(conditions, Subject::Budget, budget)
+    }
+
+    fn evaluate_on(
+        &self,
+        conditions: &[&Condition],
+        subject: Subject,
+        value: &impl serde::Serialize,
+    ) -> Vec<Result<bool, String>> {
         let mut context = Context::with_env(Arc::clone(&self.env));
         let lists = Arc::clone(&self.lists);
         // Registering a new name on a fresh context cannot conflict with the standard library.
@@ -274,15 +315,15 @@ impl Evaluator {
             "cidr_match",
             move |value: Arc<String>, list: Arc<String>| lists.cidr_match(&value, &list),
         );
-        let value = match cel::to_value(indicator) {
+        let value = match cel::to_value(value) {
             Ok(value) => value,
             Err(error) => {
-                let message = format!("the indicator context does not convert: {error}");
+                let message = format!("the {} context does not convert: {error}", subject.name());
                 return conditions.iter().map(|_| Err(message.clone())).collect();
             }
         };
         let mut scope = context.new_inner_scope();
-        scope.add_variable_from_value("indicator", value);
+        scope.add_variable_from_value(subject.name(), value);
         conditions
             .iter()
             .map(|condition| match condition.program.execute(&scope) {
@@ -328,8 +369,13 @@ mod tests {
 
     fn run(source: &str) -> Result<bool, String> {
         let evaluator = Evaluator::new(lists());
-        let condition = Condition::compile(evaluator.env(), source, evaluator.lists())
-            .map_err(|e| e.to_string())?;
+        let condition = Condition::compile(
+            evaluator.env(),
+            source,
+            evaluator.lists(),
+            Subject::Indicator,
+        )
+        .map_err(|e| e.to_string())?;
         evaluator.evaluate(&[&condition], &indicator()).remove(0)
     }
 
@@ -366,9 +412,14 @@ mod tests {
     fn mistakes_are_found_when_loading_with_their_position() {
         let evaluator = Evaluator::new(lists());
         let error = |source: &str| {
-            Condition::compile(evaluator.env(), source, evaluator.lists())
-                .expect_err(source)
-                .to_string()
+            Condition::compile(
+                evaluator.env(),
+                source,
+                evaluator.lists(),
+                Subject::Indicator,
+            )
+            .expect_err(source)
+            .to_string()
         };
         assert_eq!(
             error("indicator.priority >= 80 &&\n  in_list(indicator.asn, 'isps')"),
@@ -377,7 +428,7 @@ mod tests {
         assert!(error("indicator.priority >= && 3").starts_with("line 1, column 23: "));
         assert_eq!(
             error("priority > 3"),
-            "line 1, column 1: unknown name `priority`: conditions see `indicator` (its fields are listed in the rules documentation)"
+            "line 1, column 1: unknown name `priority`: this condition sees `indicator` (its fields are listed in the rules documentation)"
         );
         assert_eq!(
             error("indicator.priority > 3 || launch(1)"),

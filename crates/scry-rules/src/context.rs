@@ -12,7 +12,7 @@
 //! | `indicator.tags` | the sources' tags and the labels rules and people added |
 //! | `indicator.status` | workflow status: `new`, `investigating`, `blocked`, `closed`, … |
 //! | `indicator.tlp` | `clear`, `green`, `amber`, `amber+strict`, `red`, or empty |
-//! | `indicator.source` | where it came from; always empty until inputs carry their name into the stored state |
+//! | `indicator.source` | the input file or feed it came in by, `schedule` for a refresh, `automation` for a rule's re-enrichment |
 //! | `indicator.enrichment` | `enriched`, `skipped`, `failed`, … |
 //! | `indicator.skip_reason` | why it was not sent out, when it was not |
 //! | `indicator.asn`, `.as_name`, `.country` | network and place, when known |
@@ -25,8 +25,20 @@
 //! | `indicator.previous.priority` | the priority before this change |
 //! | `indicator.new_tags`, `.new_cves` | what this change added |
 //! | `indicator.ticket` | the ticket opened for it, if any |
+//!
+//! Rules on the `budget-alert` trigger see `budget` instead: a source's credit use, not an
+//! indicator.
+//!
+//! | name | meaning |
+//! |---|---|
+//! | `budget.source` | the source whose credits these are (`criminalip`) |
+//! | `budget.event` | `alert` (the alert share was crossed), `exhausted` (the limit is reached), `refused` (the service said the credits are gone) |
+//! | `budget.period` | `daily` or `monthly`; empty for `refused` |
+//! | `budget.used`, `.limit` | credits used and the limit for the period (0 for `refused`) |
+//! | `budget.percent` | `used` as a share of `limit`, 0–100 |
+//! | `budget.message` | what happened, in words |
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What Criminal IP said, flattened for conditions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -83,4 +95,16 @@ pub fn level_number(level: &str) -> i64 {
         "critical" => 5,
         _ => 0,
     }
+}
+
+/// A source's credit use, as a `budget-alert` rule sees it (see the module documentation).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetContext {
+    pub source: String,
+    pub event: String,
+    pub period: String,
+    pub used: i64,
+    pub limit: i64,
+    pub percent: i64,
+    pub message: String,
 }

@@ -2,7 +2,7 @@
 //! messages its actions send. Running the actions (HTTP calls, store writes) is the engine's job.
 //!
 //! - [`lists`]: named lists of values and networks that conditions refer to by name.
-//! - [`context`]: the documented indicator context a condition sees.
+//! - [`context`]: the documented indicator and budget contexts a condition sees.
 //! - [`condition`]: CEL conditions, checked when loaded (unknown variables, functions and list
 //!   names are errors with their position), evaluated per indicator.
 //! - [`rule`]: rules and playbooks as written in configuration, compiled into a [`RuleSet`].
@@ -16,7 +16,7 @@ pub mod rule;
 pub mod template;
 
 pub use condition::{Condition, ConditionError};
-pub use context::{CriminalIpContext, IndicatorContext, PreviousContext};
+pub use context::{BudgetContext, CriminalIpContext, IndicatorContext, PreviousContext};
 pub use lists::{ListError, NamedLists};
 pub use rule::{ActionSpec, Rule, RuleError, RuleSet, RuleSpec, Trigger};
 pub use template::{Template, TemplateError};

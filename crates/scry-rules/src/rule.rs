@@ -17,8 +17,8 @@ use std::collections::{BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::condition::{Condition, Evaluator};
-use crate::context::IndicatorContext;
+use crate::condition::{Condition, Evaluator, Subject};
+use crate::context::{BudgetContext, IndicatorContext};
 use crate::lists::NamedLists;
 
 /// What makes rules run.
@@ -37,16 +37,12 @@ pub enum Trigger {
     Schedule,
     /// A person asked for it: a direct `scry enrich` or `scry import` of indicators.
     Manual,
-    /// A source's credit use crossed its alert threshold.
+    /// A source's credit use crossed its alert share or its limit, or the service refused for
+    /// lack of credits. Such a rule sees `budget`, not an indicator, and can only notify.
     BudgetAlert,
 }
 
 impl Trigger {
-    /// True for the triggers something raises today.
-    pub fn is_raised(self) -> bool {
-        !matches!(self, Trigger::BudgetAlert)
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Created => "created",
@@ -269,12 +265,25 @@ impl RuleSet {
             if spec.on.is_empty() {
                 errors.push(fail("`on` lists no trigger".into()));
             }
-            for trigger in spec.on.iter().filter(|t| !t.is_raised()) {
-                errors.push(fail(format!(
-                    "trigger `{}` is not raised by this version of scry yet (use created, ingested, updated, enriched, schedule or manual)",
-                    trigger.as_str()
-                )));
-            }
+            let subject = if spec.on.contains(&Trigger::BudgetAlert) {
+                if spec.on.len() > 1 {
+                    errors.push(fail(
+                        "`budget-alert` sees a budget, not an indicator: list it alone in `on` and write the indicator triggers in another rule".into(),
+                    ));
+                }
+                for (index, action) in spec.actions.iter().enumerate() {
+                    if !matches!(action, ActionSpec::Notify { .. }) {
+                        errors.push(fail(format!(
+                            "action {} ({}): a budget-alert rule has no indicator to act on; it can only notify",
+                            index + 1,
+                            action.name()
+                        )));
+                    }
+                }
+                Subject::Budget
+            } else {
+                Subject::Indicator
+            };
             if spec.actions.is_empty() {
                 errors.push(fail("`actions` is empty".into()));
             }
@@ -314,7 +323,7 @@ impl RuleSet {
                 };
                 errors.extend(problem);
             }
-            match Condition::compile(evaluator.env(), &spec.when, evaluator.lists()) {
+            match Condition::compile(evaluator.env(), &spec.when, evaluator.lists(), subject) {
                 Ok(condition) => rules.push(Rule {
                     spec,
                     condition,
@@ -353,23 +362,45 @@ impl RuleSet {
         indicator: &IndicatorContext,
         origin: &str,
     ) -> Vec<Verdict<'_>> {
-        let listening: Vec<&Rule> = self
-            .rules
+        let listening = self.listening(trigger, |rule| {
+            origin.strip_prefix("rule:") != Some(rule.spec.name.as_str())
+        });
+        judge(listening, |conditions| {
+            self.evaluator.evaluate(conditions, indicator)
+        })
+    }
+
+    /// Evaluates every enabled `budget-alert` rule against one budget event.
+    pub fn evaluate_budget(&self, budget: &BudgetContext) -> Vec<Verdict<'_>> {
+        let listening = self.listening(Trigger::BudgetAlert, |_| true);
+        judge(listening, |conditions| {
+            self.evaluator.evaluate_budget(conditions, budget)
+        })
+    }
+
+    /// The enabled rules on `trigger` that `keep` keeps.
+    fn listening(&self, trigger: Trigger, keep: impl Fn(&Rule) -> bool) -> Vec<&Rule> {
+        self.rules
             .iter()
-            .filter(|r| r.spec.enabled && r.spec.on.contains(&trigger))
-            .filter(|r| origin.strip_prefix("rule:") != Some(r.spec.name.as_str()))
-            .collect();
-        if listening.is_empty() {
-            return Vec::new();
-        }
-        let conditions: Vec<&Condition> = listening.iter().map(|r| &r.condition).collect();
-        let results = self.evaluator.evaluate(&conditions, indicator);
-        listening
-            .into_iter()
-            .zip(results)
-            .map(|(rule, matched)| Verdict { rule, matched })
+            .filter(|r| r.spec.enabled && r.spec.on.contains(&trigger) && keep(r))
             .collect()
     }
+}
+
+/// Pairs each rule with what `evaluate` says of its condition (all conditions at once).
+fn judge<'a>(
+    rules: Vec<&'a Rule>,
+    evaluate: impl FnOnce(&[&Condition]) -> Vec<Result<bool, String>>,
+) -> Vec<Verdict<'a>> {
+    if rules.is_empty() {
+        return Vec::new();
+    }
+    let conditions: Vec<&Condition> = rules.iter().map(|r| &r.condition).collect();
+    rules
+        .into_iter()
+        .zip(evaluate(&conditions))
+        .map(|(rule, matched)| Verdict { rule, matched })
+        .collect()
 }
 
 #[cfg(test)]
@@ -475,6 +506,59 @@ mod tests {
                 .any(|t| t.ends_with("`on` lists no trigger"))
         );
         assert!(text[3..].iter().any(|t| t.ends_with("`actions` is empty")));
+    }
+
+    #[test]
+    fn budget_rules_see_the_budget_and_can_only_notify() {
+        let set = load(
+            r#"{"rules": [
+                {"name": "credits-low", "on": ["budget-alert"],
+                 "when": "budget.event == 'alert' && budget.percent >= 80",
+                 "actions": [{"do": "notify", "channel": "soc"}]},
+                {"name": "high", "on": ["enriched"], "when": "indicator.priority >= 80",
+                 "actions": [{"do": "tag", "tag": "high"}]}
+            ]}"#,
+        )
+        .expect("loads");
+        let budget = BudgetContext {
+            source: "criminalip".into(),
+            event: "alert".into(),
+            period: "daily".into(),
+            used: 80,
+            limit: 100,
+            percent: 80,
+            message: String::new(),
+        };
+        let verdicts = set.evaluate_budget(&budget);
+        assert_eq!(verdicts.len(), 1, "only the budget rule listens");
+        assert_eq!(verdicts[0].rule.spec.name, "credits-low");
+        assert_eq!(verdicts[0].matched, Ok(true));
+        let exhausted = BudgetContext {
+            event: "exhausted".into(),
+            ..budget
+        };
+        assert_eq!(set.evaluate_budget(&exhausted)[0].matched, Ok(false));
+
+        let errors = load(
+            r#"{"rules": [
+                {"name": "mixed", "on": ["budget-alert", "enriched"], "when": "indicator.priority > 1",
+                 "actions": [{"do": "block", "list": "firewall"}, {"do": "notify", "channel": "soc"}]}
+            ]}"#,
+        )
+        .expect_err("does not load");
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 3, "{text:#?}");
+        assert!(text[0].contains("list it alone in `on`"), "{}", text[0]);
+        assert!(
+            text[1].ends_with("action 1 (block): a budget-alert rule has no indicator to act on; it can only notify"),
+            "{}",
+            text[1]
+        );
+        assert!(
+            text[2].contains("unknown name `indicator`: this condition sees `budget`"),
+            "{}",
+            text[2]
+        );
     }
 
     #[test]

@@ -172,7 +172,14 @@ struct BudgetState {
 pub struct Budget {
     limits: BudgetLimits,
     state: Mutex<BudgetState>,
-    events: Mutex<Vec<BudgetEvent>>,
+    events: Mutex<EventLog>,
+}
+
+/// Every budget event raised, and how many of them were already handed on.
+#[derive(Debug, Default)]
+struct EventLog {
+    all: Vec<BudgetEvent>,
+    taken: usize,
 }
 
 /// The budget refused to spend.
@@ -187,7 +194,7 @@ impl Budget {
         Budget {
             limits,
             state: Mutex::new(BudgetState::default()),
-            events: Mutex::new(Vec::new()),
+            events: Mutex::new(EventLog::default()),
         }
     }
 
@@ -299,7 +306,16 @@ impl Budget {
 
     /// Every event raised so far, oldest first.
     pub fn events(&self) -> Vec<BudgetEvent> {
-        self.events.lock().expect("events lock").clone()
+        self.events.lock().expect("events lock").all.clone()
+    }
+
+    /// The events raised since the last call, oldest first: each is handed on once (to the
+    /// history and the `budget-alert` rules).
+    pub fn take_new_events(&self) -> Vec<BudgetEvent> {
+        let mut log = self.events.lock().expect("events lock");
+        let new = log.all[log.taken..].to_vec();
+        log.taken = log.all.len();
+        new
     }
 
     fn emit(&self, events: Vec<BudgetEvent>) {
@@ -337,7 +353,7 @@ impl Budget {
                 }
             }
         }
-        self.events.lock().expect("events lock").extend(events);
+        self.events.lock().expect("events lock").all.extend(events);
     }
 }
 
@@ -571,8 +587,19 @@ mod tests {
                 percent: 80
             }]
         );
+        assert_eq!(budget.take_new_events().len(), 1, "the alert is handed on");
+        assert!(budget.take_new_events().is_empty(), "once");
         budget.try_spend(1, day).expect("9");
         budget.try_spend(1, day).expect("10");
+        assert_eq!(
+            budget.take_new_events(),
+            [BudgetEvent::Exhausted {
+                period: Period::Day,
+                used: 10,
+                limit: 10
+            }],
+            "only what is new since"
+        );
         assert_eq!(
             budget.try_spend(1, day),
             Err(BudgetSpent {

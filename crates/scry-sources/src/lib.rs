@@ -127,6 +127,12 @@ pub trait Source: Send + Sync {
     /// so the source's budget holds across processes; sources that pay nothing ignore it.
     fn seed_usage(&self, _today: u64, _month: u64) {}
 
+    /// Budget events (alert share crossed, limit reached, refused by the service) raised since
+    /// the last call; sources without a budget raise none.
+    fn take_budget_events(&self) -> Vec<guard::BudgetEvent> {
+        Vec::new()
+    }
+
     /// One line on how the source has been doing (calls, cache hits, credits, latency), for
     /// summaries; `None` for sources with nothing to report.
     fn status_line(&self) -> Option<String> {

@@ -603,6 +603,10 @@ impl Source for CriminalIp {
         self.budget.seed(crate::guard::today_utc(), today, month);
     }
 
+    fn take_budget_events(&self) -> Vec<crate::guard::BudgetEvent> {
+        self.budget.take_new_events()
+    }
+
     fn set_archive(&self, archive: Arc<dyn AnswerArchive>) {
         let _ = self.archive.set(archive);
     }

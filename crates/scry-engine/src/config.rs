@@ -14,10 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use scry_core::{EgressGate, EgressPolicy, Tlp};
+use scry_offline::NetPack;
+use scry_offline::phishing::Brand;
 use scry_sources::criminalip::client::RetryPolicy;
 use scry_sources::criminalip::{IpCalls, ScanKind};
 use scry_sources::guard::BudgetLimits;
-use scry_sources::{Classification, CriminalIp, CriminalIpSettings, Secret, Source};
+use scry_sources::{Classification, CriminalIp, CriminalIpSettings, Geo, Phishing, Secret, Source};
 use serde::Deserialize;
 
 /// The whole configuration.
@@ -203,7 +205,53 @@ impl Default for WorkerConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SourcesConfig {
+    pub geo: GeoConfig,
+    pub phishing: PhishingConfig,
     pub criminalip: Option<CriminalIpConfig>,
+}
+
+/// `[sources.geo]`: country and AS of public addresses from the offline network data, on unless
+/// turned off.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeoConfig {
+    pub enabled: bool,
+    /// A network data pack to use instead of the one built in (`scry data build` makes one).
+    pub pack: Option<PathBuf>,
+}
+
+/// `[sources.phishing]`: look-alike and phishing heuristics for domains and URLs, on unless turned
+/// off.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PhishingConfig {
+    pub enabled: bool,
+    /// The organization's own registrable domains: look-alikes of these matter most.
+    pub own_domains: Vec<String>,
+    /// More brands to protect: a brand word and its own registrable domains.
+    pub brands: std::collections::BTreeMap<String, Vec<String>>,
+    /// Also protect the shipped list of widely phished brands.
+    pub default_brands: bool,
+}
+
+impl Default for PhishingConfig {
+    fn default() -> PhishingConfig {
+        PhishingConfig {
+            enabled: true,
+            own_domains: Vec::new(),
+            brands: Default::default(),
+            default_brands: true,
+        }
+    }
+}
+
+impl Default for GeoConfig {
+    fn default() -> GeoConfig {
+        GeoConfig {
+            enabled: true,
+            pack: None,
+        }
+    }
 }
 
 /// `[sources.criminalip]`. The source is on when this table exists or `CRIMINALIP_API_KEY` is set.
@@ -331,7 +379,26 @@ refresh_batch = 1000             # indicators queued per refresh pass, longest a
 poll_seconds = 5                 # how often an idle worker looks again
 
 [sources]
-# External enrichment sources, one table per source. A table turns its source on.
+# Enrichment sources, one table per source.
+
+[sources.geo]
+# Country, autonomous system and organization of public addresses, from the network data
+# built into scry (registry data, CC BY 4.0; `scry data status` shows its sources and date).
+# Nothing is sent anywhere. `pack` names a newer pack made with `scry data build`.
+enabled = true
+# pack = "/var/lib/scry/netpack.bin.gz"
+
+[sources.phishing]
+# Look-alike and phishing signals for domains and URLs (homoglyphs, typos, a brand in an
+# unrelated name, credential-bait words, abused suffixes, DGA-like names). Nothing is sent.
+enabled = true
+# Your organization's registrable domains: look-alikes of them matter most.
+own_domains = []
+# More brands to protect, each with its own registrable domains:
+# brands = { contoso = ["contoso.com", "contoso-cdn.net"] }
+default_brands = true            # also protect a shipped list of widely phished brands
+
+# External sources: a table turns its source on.
 
 # [sources.criminalip]
 # Criminal IP exposure intelligence. The key comes from api_key, api_key_file or the
@@ -527,9 +594,84 @@ impl LoadedConfig {
         Ok(EgressGate::new(policy))
     }
 
-    /// The sources the configuration turns on, built-in classification first.
+    /// The brands `[sources.phishing]` protects, the organization's own first; `None` when the
+    /// source is off.
+    pub fn protected_brands(&self) -> Result<Option<Vec<Brand>>, ConfigError> {
+        let config = &self.config.sources.phishing;
+        if !config.enabled {
+            return Ok(None);
+        }
+        let registrable = |key: &str, name: &str| -> Result<String, ConfigError> {
+            let domain = scry_core::DomainName::parse(name).map_err(|e| {
+                self.value_error(format!("[sources.phishing] {key}: {name:?}: {e}"))
+            })?;
+            match domain.registrable() {
+                Some(r) if r == domain.as_str() => Ok(r.to_owned()),
+                _ => Err(self.value_error(format!(
+                    "[sources.phishing] {key}: {name:?} is not a registrable domain (write example.com, not www.example.com)"
+                ))),
+            }
+        };
+        let mut brands = Vec::new();
+        for domain in &config.own_domains {
+            let domain = registrable("own_domains", domain)?;
+            let name = domain.split('.').next().unwrap_or(&domain).to_owned();
+            brands.push(Brand {
+                name,
+                domains: vec![domain],
+            });
+        }
+        for (name, domains) in &config.brands {
+            let domains = domains
+                .iter()
+                .map(|d| registrable(&format!("brands.{name}"), d))
+                .collect::<Result<Vec<_>, _>>()?;
+            brands.push(Brand {
+                name: name.to_ascii_lowercase(),
+                domains,
+            });
+        }
+        if config.default_brands {
+            brands.extend(scry_offline::phishing::default_brands());
+        }
+        Ok(Some(brands))
+    }
+
+    /// The network data pack `[sources.geo]` names, else the built-in one; `None` when the
+    /// source is off.
+    pub fn network_pack(&self) -> Result<Option<Arc<NetPack>>, ConfigError> {
+        let geo = &self.config.sources.geo;
+        if !geo.enabled {
+            return Ok(None);
+        }
+        let pack = match &geo.pack {
+            Some(file) => {
+                let path = self.resolve(file);
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    self.value_error(format!(
+                        "[sources.geo] pack: cannot read {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                NetPack::from_gzip(&bytes).map(Arc::new).map_err(|e| {
+                    self.value_error(format!("[sources.geo] pack {}: {e}", path.display()))
+                })?
+            }
+            None => scry_offline::embedded().map_err(|e| self.value_error(e))?,
+        };
+        Ok(Some(pack))
+    }
+
+    /// The sources the configuration turns on: those on this machine first (classification,
+    /// offline data), so what they find is known before anything is sent out.
     pub fn build_sources(&self) -> Result<Vec<Arc<dyn Source>>, ConfigError> {
         let mut sources: Vec<Arc<dyn Source>> = vec![Arc::new(Classification)];
+        if let Some(pack) = self.network_pack()? {
+            sources.push(Arc::new(Geo::new(pack)));
+        }
+        if let Some(brands) = self.protected_brands()? {
+            sources.push(Arc::new(Phishing::new(brands)));
+        }
         if let Some(settings) = self.criminalip_settings()? {
             let source = CriminalIp::new(settings)
                 .map_err(|e| self.value_error(format!("[sources.criminalip]: {e}")))?;
@@ -652,7 +794,7 @@ impl LoadedConfig {
     }
 
     /// Relative paths in the configuration are relative to the file they are written in.
-    pub(crate) fn resolve(&self, path: &Path) -> PathBuf {
+    pub fn resolve(&self, path: &Path) -> PathBuf {
         match self.path.as_ref().and_then(|p| p.parent()) {
             Some(dir) if path.is_relative() => dir.join(path),
             _ => path.to_owned(),

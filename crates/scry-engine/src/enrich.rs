@@ -249,7 +249,9 @@ impl Engine {
         only: Option<&str>,
     ) -> Record {
         let observable = &candidate.observable;
-        let subject = Subject {
+        // Sources on this machine run first; the AS they find lets ASN allowlist entries keep
+        // the indicator from the external ones.
+        let mut subject = Subject {
             observable,
             tlp: candidate.tlp,
             asn: None,
@@ -291,6 +293,7 @@ impl Engine {
             };
             let mut source_record = match outcome {
                 Ok(finding) => {
+                    subject.asn = subject.asn.or(finding.asn);
                     reasons.extend(finding.reasons.iter().cloned());
                     tags.extend(finding.tags.iter().cloned());
                     ok_record(finding)

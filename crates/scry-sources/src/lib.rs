@@ -10,7 +10,9 @@
 
 pub mod classify;
 pub mod criminalip;
+pub mod geo;
 pub mod guard;
+pub mod phishing;
 pub mod secret;
 
 use std::future::Future;
@@ -20,6 +22,8 @@ use scry_core::{Cleared, Destination, Observable, Reason};
 
 pub use classify::Classification;
 pub use criminalip::{CriminalIp, CriminalIpSettings};
+pub use geo::Geo;
+pub use phishing::Phishing;
 pub use secret::Secret;
 
 /// The future a source returns; boxed so sources can be held as trait objects.
@@ -41,6 +45,9 @@ pub struct Finding {
     pub credits: u32,
     /// The raw answers behind the finding, by call, kept whole for storage and re-analysis.
     pub raw: Vec<(String, serde_json::Value)>,
+    /// The autonomous system the indicator is in, when this source knows it; the egress gate
+    /// applies ASN allowlist entries with it to the sources asked after this one.
+    pub asn: Option<u32>,
 }
 
 /// Per-request options a front end passes down.

@@ -108,6 +108,39 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:\n  scry jobs run\n  scry jobs status")]
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// The offline network data (IP to country and AS): where it comes from, or a new pack
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DataCommand {
+    /// The network data in use: its sources, licences, date and size
+    #[command(after_help = "Examples:\n  scry data status\n  scry data status --format json")]
+    Status {
+        #[arg(long, short = 'f', value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
+    /// Build a network data pack from the registries' CSV files (start,end,asn,organization and
+    /// start,end,country), for `[sources.geo] pack`
+    #[command(after_help = "Examples:\n  \
+        scry data build --meta meta.json --asn asn-ipv4.csv --asn asn-ipv6.csv \\\n      \
+        --country geo-whois-asn-country-ipv4.csv --country geo-whois-asn-country-ipv6.csv \\\n      \
+        --output netpack.bin.gz")]
+    Build {
+        /// Where the data comes from (JSON: built, sources[provides, package, license,
+        /// attribution, data_as_of])
+        #[arg(long)]
+        meta: PathBuf,
+        /// CSV files of start,end,asn,organization
+        #[arg(long, required = true)]
+        asn: Vec<PathBuf>,
+        /// CSV files of start,end,country
+        #[arg(long, required = true)]
+        country: Vec<PathBuf>,
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

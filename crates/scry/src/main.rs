@@ -25,8 +25,8 @@ use scry_engine::{Engine, EnrichRequest, Progress, Status, Summary};
 use scry_sources::{EnrichOptions, Source, SourceError};
 
 use crate::cli::{
-    Cli, Command, ConfigCommand, DbCommand, EnrichArgs, ExportArgs, ExportFormat, JobsCommand,
-    PivotArgs, RulesCommand, SandboxArgs, ShowArgs, ShowFormat, SourcesCommand,
+    Cli, Command, ConfigCommand, DataCommand, DbCommand, EnrichArgs, ExportArgs, ExportFormat,
+    JobsCommand, PivotArgs, RulesCommand, SandboxArgs, ShowArgs, ShowFormat, SourcesCommand,
 };
 use crate::output::TableStyle;
 
@@ -40,6 +40,7 @@ macro_rules! out {
 }
 
 mod automation;
+mod data;
 mod queue;
 
 /// An error the user caused by how scry was called or configured: exit status 2.
@@ -54,7 +55,7 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-fn usage(error: impl Into<anyhow::Error>) -> anyhow::Error {
+pub(crate) fn usage(error: impl Into<anyhow::Error>) -> anyhow::Error {
     anyhow::Error::new(UsageError(error.into()))
 }
 
@@ -145,6 +146,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Jobs(JobsCommand::Status) => {
             automation::jobs_status(&loaded, cli.store.as_deref())
         }
+        Command::Data(DataCommand::Build {
+            meta,
+            asn,
+            country,
+            output,
+        }) => data::build(&meta, &asn, &country, &output),
+        Command::Data(DataCommand::Status { format }) => data::status(&loaded, format),
     }
 }
 
@@ -436,9 +444,13 @@ fn enrich(
             eprintln!("{line}");
         }
         if !engine.has_external_sources() {
+            let offline: Vec<&str> = engine.sources().iter().map(|s| s.name()).collect();
             eprintln!(
-                "note: no external enrichment source is configured, so results show built-in classification only; \
-                 to add Criminal IP, set CRIMINALIP_API_KEY or add [sources.criminalip] (see `scry config init`)"
+                "note: Criminal IP is not configured, so nothing left this machine: results come from \
+                 the offline sources only ({}). To add Criminal IP, export CRIMINALIP_API_KEY=<your key>, \
+                 or set api_key_file under [sources.criminalip] (`scry config init` writes a \
+                 commented configuration)",
+                offline.join(", ")
             );
         }
         if verbose > 0

@@ -205,6 +205,23 @@ fn write_table(
     Ok(())
 }
 
+/// `AS13335 Cloudflare, Inc. AU` from a source's `asn`, `as_name` and `country`; empty when it
+/// says none of them.
+fn network(data: &serde_json::Value) -> String {
+    let text = |key: &str| data.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    [
+        data.get("asn")
+            .and_then(|a| a.as_u64())
+            .map(|a| format!("AS{a}")),
+        text("as_name"),
+        text("country"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
 /// The one-line explanation shown in a table: why it was skipped or failed, else its strongest
 /// reasons, where it lives and what it exposes, tags and report link, else what classification says.
 fn details(r: &Record) -> String {
@@ -220,26 +237,25 @@ fn details(r: &Record) -> String {
         .take(3)
         .map(|x| format!("{} {} ({:+})", x.signal, x.value, x.points))
         .collect();
-    if let Some(data) = r.sources.get("criminalip").map(|s| &s.data) {
+    let criminalip = r.sources.get("criminalip").map(|s| &s.data);
+    if let Some(data) = criminalip {
         let text = |key: &str| data.get(key).and_then(|v| v.as_str());
         if parts.is_empty()
             && let (Some(inbound), Some(outbound)) = (text("inbound"), text("outbound"))
         {
             parts.push(format!("inbound {inbound}, outbound {outbound}"));
         }
-        let network: Vec<String> = [
-            data.get("asn")
-                .and_then(|a| a.as_u64())
-                .map(|a| format!("AS{a}")),
-            text("as_name").map(str::to_owned),
-            text("country").map(str::to_owned),
-        ]
+    }
+    // Where it lives: what Criminal IP says, else the offline network data.
+    if let Some(network) = [criminalip, r.sources.get("geo").map(|s| &s.data)]
         .into_iter()
         .flatten()
-        .collect();
-        if !network.is_empty() {
-            parts.push(network.join(" "));
-        }
+        .map(network)
+        .find(|n| !n.is_empty())
+    {
+        parts.push(network);
+    }
+    if let Some(data) = criminalip {
         let ports: Vec<String> = data
             .get("services")
             .and_then(|s| s.as_array())

@@ -92,6 +92,7 @@ impl Source for Recording {
                     from_cache: cached,
                     credits: u32::from(!cached),
                     raw: Vec::new(),
+                    asn: None,
                 }),
                 Behaviour::Fail => Err(SourceError::Failed("HTTP 503 after 3 attempts".into())),
                 Behaviour::Invalid => Err(SourceError::InvalidIndicator("invalid ip".into())),

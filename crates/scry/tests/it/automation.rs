@@ -354,12 +354,7 @@ fn rules_act_on_high_priority_results_and_history_shows_every_step() {
     );
 
     // Private, allowlisted and TLP:RED indicators never reached the sandbox.
-    let asked: Vec<String> = sandbox
-        .log()
-        .entries()
-        .iter()
-        .map(|e| format!("{}?{}", e.path, e.query))
-        .collect();
+    let asked = super::asked(&sandbox);
     for never in [
         "10.20.4.17",
         "192.168.1.1",

@@ -42,7 +42,7 @@ fn readme_command_prints_a_sorted_table_and_a_summary() {
         "{stdout}"
     );
     assert!(
-        row("www.xn--pypal-4ve.com").is_some_and(|l| l.contains("unicode www.pаypal.com")),
+        row("www.xn--pypal-4ve.com").is_some_and(|l| l.contains("punycode www.pаypal.com")),
         "{stdout}"
     );
     assert!(
@@ -56,7 +56,35 @@ fn readme_command_prints_a_sorted_table_and_a_summary() {
     );
     assert!(stderr.contains("read 22, unique 19, duplicates 1, enriched 9, cached 0, skipped 10, rejected 2, failed 0, credits used 0"), "{stderr}");
     assert!(
-        stderr.contains("no external enrichment source is configured"),
+        stderr.contains("note: Criminal IP is not configured, so nothing left this machine")
+            && stderr.contains("export CRIMINALIP_API_KEY=<your key>"),
+        "{stderr}"
+    );
+    // Without a key or a network, public addresses still get their AS, organization and country
+    // from the built-in network data.
+    assert!(
+        row("185.220.101.47")
+            .is_some_and(|l| l.ends_with("AS60729 Stiftung Erneuerbare Freiheit DE")),
+        "{stdout}"
+    );
+    assert!(
+        row("2a03:2880:f12f:83:face:b00c:0:25de").is_some_and(|l| l.contains("AS32934 Facebook")),
+        "{stdout}"
+    );
+    // Look-alike domains are marked and rise in priority, with the reason.
+    assert!(
+        row("www.xn--pypal-4ve.com").is_some_and(|l| l.starts_with(" 70 high")
+            && l.contains("imitates paypal.com (characters that read alike)")
+            && l.contains("lookalike]")),
+        "{stdout}"
+    );
+    assert!(
+        row("http://paypal-account-verify.info/signin?session=8f3a")
+            .is_some_and(|l| l.contains("brand-in-name paypal")),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("offline sources only (classify, geo, phishing)"),
         "{stderr}"
     );
 }
@@ -107,7 +135,15 @@ fn json_records_have_every_documented_field() {
     );
     assert_eq!(url["type"], "url");
     assert_eq!(url["status"], "enriched");
-    assert_eq!(url["severity"], "info");
+    assert_eq!(
+        (url["priority"].as_u64(), url["severity"].as_str()),
+        (Some(40), Some("medium"))
+    );
+    assert_eq!(
+        url["sources"]["phishing"]["data"]["signals"][0]["value"],
+        "microsoft in login-micros0ft-365.com"
+    );
+    assert_eq!(url["sources"]["geo"], Value::Null, "no address to look up");
     assert_eq!(
         url["sources"]["classify"]["data"]["host_details"]["registrable_domain"],
         "login-micros0ft-365.com"

@@ -5,6 +5,7 @@ mod automation;
 mod cli;
 mod criminalip;
 mod memory;
+mod offline;
 mod queue;
 mod store;
 mod tidy;
@@ -81,4 +82,14 @@ pub(crate) fn start_sandbox(
             "127.0.0.1:0".parse().expect("address"),
         ))
         .expect("sandbox starts")
+}
+
+/// Every request the sandbox got, as `path?query`: what left the machine.
+pub(crate) fn asked(sandbox: &scry_sandbox::Sandbox) -> Vec<String> {
+    sandbox
+        .log()
+        .entries()
+        .iter()
+        .map(|e| format!("{}?{}", e.path, e.query))
+        .collect()
 }

@@ -245,10 +245,29 @@ fn export_writes_what_is_stored_filtered_and_paged() {
     assert_eq!(&reader.headers().expect("header")[0], "indicator");
     assert_eq!(reader.records().count(), 19);
 
-    let none = run_args(home.path(), &["export", "--min-priority", "1"], b"");
-    assert!(
-        none.stdout.is_empty(),
-        "nothing scores above 0 without an external source"
+    // Without an external source, only the phishing heuristics give points.
+    let scored = run_args(
+        home.path(),
+        &["export", "--format", "jsonl", "--min-priority", "40"],
+        b"",
+    );
+    let mut high: Vec<String> = text(&scored.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("JSON line")["indicator"]
+                .as_str()
+                .expect("indicator")
+                .to_owned()
+        })
+        .collect();
+    high.sort();
+    assert_eq!(
+        high,
+        [
+            "http://paypal-account-verify.info/signin?session=8f3a",
+            "https://login-micros0ft-365.com/owa/auth/logon.aspx",
+            "www.xn--pypal-4ve.com"
+        ]
     );
     let future = run_args(home.path(), &["export", "--since", "2999-01-01"], b"");
     assert!(future.stdout.is_empty());

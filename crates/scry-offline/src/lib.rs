@@ -1,0 +1,12 @@
+//! Offline intelligence: what scry knows without an API key or a network.
+//!
+//! - [`netpack`]: the network data pack — IP → country and IP → autonomous system and
+//!   organization, from the Internet registries' openly licensed data — its compact format,
+//!   the builder that makes it from the upstream CSV files, and the copy embedded in the binary.
+//! - [`phishing`]: look-alike and phishing heuristics for domains and URLs, against a list of
+//!   protected brands.
+
+pub mod netpack;
+pub mod phishing;
+
+pub use netpack::{DataSource, NetInfo, NetPack, PackBuilder, PackError, PackMeta, embedded};

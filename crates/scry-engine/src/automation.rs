@@ -262,17 +262,14 @@ fn build_endpoint(config: &EndpointConfig, accepts_mail: bool) -> Result<Endpoin
         }
         _ => return Err(format!("url {:?}: use http or https", config.url)),
     };
-    let misplaced: Vec<&str> = if mail {
-        [
+    let settings: &[(&str, bool)] = if mail {
+        &[
             ("headers", !config.headers.is_empty()),
             ("authorization_env", config.authorization_env.is_some()),
             ("id_pointer", config.id_pointer.is_some()),
         ]
-        .into_iter()
-        .filter_map(|(key, set)| set.then_some(key))
-        .collect()
     } else {
-        [
+        &[
             ("from", config.from.is_some()),
             ("to", !config.to.is_empty()),
             ("subject", config.subject.is_some()),
@@ -280,10 +277,12 @@ fn build_endpoint(config: &EndpointConfig, accepts_mail: bool) -> Result<Endpoin
             ("password_env", config.password_env.is_some()),
             ("starttls", !config.starttls),
         ]
-        .into_iter()
-        .filter_map(|(key, set)| set.then_some(key))
-        .collect()
     };
+    // Settings of the other kind of endpoint, given here.
+    let misplaced: Vec<&str> = settings
+        .iter()
+        .filter_map(|(key, set)| set.then_some(*key))
+        .collect();
     if !misplaced.is_empty() {
         return Err(format!(
             "{} only for {} endpoints",

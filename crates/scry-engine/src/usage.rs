@@ -247,9 +247,8 @@ pub fn take_budget_notices(engine: &Engine) -> Vec<BudgetNotice> {
         .flat_map(|source| {
             source
                 .take_budget_events()
-                .iter()
-                .map(|event| BudgetNotice::new(source.name(), event, today))
-                .collect::<Vec<_>>()
+                .into_iter()
+                .map(move |event| BudgetNotice::new(source.name(), &event, today))
         })
         .collect()
 }

@@ -86,7 +86,7 @@ pub fn parse(format: &FeedFormat, text: &str) -> ParsedFeed {
     match format {
         FeedFormat::List => lines(text, false),
         FeedFormat::Netset => lines(text, true),
-        FeedFormat::Csv(mapping) => csv_feed(text, mapping),
+        FeedFormat::Csv(mapping) => csv_feed(text, mapping, Vec::new()),
         FeedFormat::TorExits => tor_exits(text),
         FeedFormat::AbuseCh => abuse_ch(text),
         FeedFormat::CriminalIpC2 => criminalip_c2(text),
@@ -164,7 +164,8 @@ fn confidence(text: &str) -> Option<u8> {
         .map(|c| c.round() as u8)
 }
 
-fn csv_feed(text: &str, mapping: &CsvMapping) -> ParsedFeed {
+/// Reads a CSV feed; `named` gives the column names when the data has no header row of its own.
+fn csv_feed(text: &str, mapping: &CsvMapping, named: Vec<String>) -> ParsedFeed {
     let mut feed = ParsedFeed::default();
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -187,7 +188,7 @@ fn csv_feed(text: &str, mapping: &CsvMapping) -> ParsedFeed {
             None => return feed,
         }
     } else {
-        Vec::new()
+        named
     };
     let Some(indicator) = column(&mapping.indicator, &headers) else {
         feed.problem(
@@ -365,44 +366,12 @@ fn abuse_ch(text: &str) -> ParsedFeed {
         header: false,
         delimiter: b',',
     };
-    // Number the columns by the names found, since the data has no header row of its own.
-    let numbered = CsvMapping {
-        indicator: column_number(&header, &mapping.indicator),
-        tags: mapping
-            .tags
-            .iter()
-            .map(|t| column_number(&header, t))
-            .collect(),
-        confidence: mapping
-            .confidence
-            .as_ref()
-            .map(|c| column_number(&header, c)),
-        ..mapping
-    };
-    let mut feed = csv_feed(text, &numbered);
+    let mut feed = csv_feed(text, &mapping, header);
     for found in &mut feed.entries {
-        found.fields = std::mem::take(&mut found.fields)
-            .into_iter()
-            .map(|(name, value)| {
-                let named = name
-                    .strip_prefix("column")
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .and_then(|n| header.get(n - 1).cloned())
-                    .unwrap_or(name);
-                (named, value)
-            })
-            .collect();
         found.tags.sort();
         found.tags.dedup();
     }
     feed
-}
-
-fn column_number(header: &[String], name: &str) -> String {
-    header
-        .iter()
-        .position(|h| h == name)
-        .map_or_else(|| name.to_owned(), |i| (i + 1).to_string())
 }
 
 fn criminalip_c2(text: &str) -> ParsedFeed {

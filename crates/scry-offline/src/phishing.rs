@@ -175,6 +175,11 @@ impl Heuristics {
         Heuristics { brands, names }
     }
 
+    /// How many brands are protected.
+    pub fn brand_count(&self) -> usize {
+        self.brands.len()
+    }
+
     /// True when `registrable` is one of the protected domains.
     fn is_protected(&self, registrable: &str) -> bool {
         self.brands

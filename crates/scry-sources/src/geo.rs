@@ -18,11 +18,19 @@ use crate::{EnrichOptions, Finding, Source, SourceError, SourceFuture};
 #[derive(Debug, Clone)]
 pub struct Geo {
     pack: Arc<NetPack>,
+    /// The oldest upstream date in the pack, shown with every answer.
+    data_as_of: Option<String>,
 }
 
 impl Geo {
     pub fn new(pack: Arc<NetPack>) -> Geo {
-        Geo { pack }
+        let data_as_of = pack
+            .meta()
+            .sources
+            .iter()
+            .map(|s| s.data_as_of.clone())
+            .min();
+        Geo { pack, data_as_of }
     }
 
     pub fn pack(&self) -> &NetPack {
@@ -45,24 +53,14 @@ impl Geo {
                 details.insert("country".into(), country.into());
             }
         }
-        if let Some(date) = self.data_as_of() {
-            details.insert("data_as_of".into(), date.into());
+        if let Some(date) = &self.data_as_of {
+            details.insert("data_as_of".into(), date.as_str().into());
         }
         Finding {
             details: Value::Object(details),
             asn,
             ..Finding::default()
         }
-    }
-
-    /// The oldest upstream date in the pack.
-    fn data_as_of(&self) -> Option<&str> {
-        self.pack
-            .meta()
-            .sources
-            .iter()
-            .map(|s| s.data_as_of.as_str())
-            .min()
     }
 }
 
@@ -107,7 +105,7 @@ impl Source for Geo {
         let (v4, v6) = self.pack.range_counts();
         let text = format!(
             "offline network data: {v4} IPv4 and {v6} IPv6 ranges, data as of {}",
-            self.data_as_of().unwrap_or("an unknown date")
+            self.data_as_of.as_deref().unwrap_or("an unknown date")
         );
         Box::pin(async move { Ok(text) })
     }

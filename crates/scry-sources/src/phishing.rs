@@ -13,14 +13,11 @@ use crate::{EnrichOptions, Finding, Source, SourceError, SourceFuture};
 #[derive(Debug, Clone)]
 pub struct Phishing {
     heuristics: Heuristics,
-    /// How many brands are protected, for `scry sources test`.
-    brands: usize,
 }
 
 impl Phishing {
     pub fn new(brands: Vec<scry_offline::phishing::Brand>) -> Phishing {
         Phishing {
-            brands: brands.len(),
             heuristics: Heuristics::new(brands),
         }
     }
@@ -89,7 +86,7 @@ impl Source for Phishing {
     fn check(&self) -> SourceFuture<'_, Result<String, SourceError>> {
         let text = format!(
             "offline phishing heuristics, {} protected brands",
-            self.brands
+            self.heuristics.brand_count()
         );
         Box::pin(async move { Ok(text) })
     }

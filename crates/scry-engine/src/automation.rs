@@ -499,9 +499,10 @@ pub fn indicator_context(
     workflow: Option<&Workflow>,
     change: Option<&Change>,
 ) -> IndicatorContext {
-    let cip = record
-        .sources
-        .get("criminalip")
+    // Criminal IP's answer, else its offline database's, which uses the same fields.
+    let cip = ["criminalip", "ctidb"]
+        .into_iter()
+        .find_map(|name| record.sources.get(name))
         .cloned()
         .unwrap_or(Value::Null);
     let data = cip.get("data").cloned().unwrap_or(Value::Null);

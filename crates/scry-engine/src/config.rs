@@ -19,7 +19,9 @@ use scry_offline::phishing::Brand;
 use scry_sources::criminalip::client::RetryPolicy;
 use scry_sources::criminalip::{IpCalls, ScanKind};
 use scry_sources::guard::BudgetLimits;
-use scry_sources::{Classification, CriminalIp, CriminalIpSettings, Geo, Phishing, Secret, Source};
+use scry_sources::{
+    Classification, CriminalIp, CriminalIpSettings, Ctidb, Geo, Phishing, Secret, Source,
+};
 use serde::Deserialize;
 
 /// The whole configuration.
@@ -207,7 +209,16 @@ impl Default for WorkerConfig {
 pub struct SourcesConfig {
     pub geo: GeoConfig,
     pub phishing: PhishingConfig,
+    pub ctidb: CtidbConfig,
     pub criminalip: Option<CriminalIpConfig>,
+}
+
+/// `[sources.ctidb]`: a Criminal IP offline database (`.ctidb` or packed `.bin`) asked on this
+/// machine; on when `path` is set.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CtidbConfig {
+    pub path: Option<PathBuf>,
 }
 
 /// `[sources.geo]`: country and AS of public addresses from the offline network data, on unless
@@ -397,6 +408,13 @@ own_domains = []
 # More brands to protect, each with its own registrable domains:
 # brands = { contoso = ["contoso.com", "contoso-cdn.net"] }
 default_brands = true            # also protect a shipped list of widely phished brands
+
+[sources.ctidb]
+# A Criminal IP offline database, asked on this machine: a `.ctidb` file or a packed `.bin`
+# file (either layout; the licence signature is checked against Criminal IP's published key,
+# and CTIDB_SKIP_SIGNATURE_VERIFY=1 skips that, as in Criminal IP's own reader). Its scores,
+# flags, ports and CVEs count with the [sources.criminalip.weights] below.
+# path = "/var/lib/scry/criminalip.bin"
 
 # External sources: a table turns its source on.
 
@@ -671,6 +689,20 @@ impl LoadedConfig {
         }
         if let Some(brands) = self.protected_brands()? {
             sources.push(Arc::new(Phishing::new(brands)));
+        }
+        if let Some(file) = &self.config.sources.ctidb.path {
+            let path = self.resolve(file);
+            let weights = self
+                .config
+                .sources
+                .criminalip
+                .as_ref()
+                .map(|c| c.weights)
+                .unwrap_or_default();
+            let source = Ctidb::open(&path, weights).map_err(|e| {
+                self.value_error(format!("[sources.ctidb] path {}: {e}", path.display()))
+            })?;
+            sources.push(Arc::new(source));
         }
         if let Some(settings) = self.criminalip_settings()? {
             let source = CriminalIp::new(settings)

@@ -10,6 +10,7 @@
 
 pub mod classify;
 pub mod criminalip;
+pub mod ctidb;
 pub mod geo;
 pub mod guard;
 pub mod phishing;
@@ -22,6 +23,7 @@ use scry_core::{Cleared, Destination, Observable, Reason};
 
 pub use classify::Classification;
 pub use criminalip::{CriminalIp, CriminalIpSettings};
+pub use ctidb::Ctidb;
 pub use geo::Geo;
 pub use phishing::Phishing;
 pub use secret::Secret;

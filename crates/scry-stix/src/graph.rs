@@ -241,11 +241,7 @@ pub fn indicator_objects(
         Author::Scry,
     );
 
-    let criminalip = state
-        .sources
-        .get("criminalip")
-        .and_then(|s| s.get("data"))
-        .filter(|d| d.is_object());
+    let criminalip = criminalip_data(state);
     if let Some(data) = criminalip {
         let infrastructure = graph.infrastructure(state, &observable, data, options);
         graph.relate(
@@ -264,6 +260,16 @@ pub fn indicator_objects(
         }
     }
     Ok(graph.finish())
+}
+
+/// What Criminal IP says about the indicator: its API's answer, else its offline database's
+/// (the `ctidb` source writes the same fields).
+fn criminalip_data<'s>(state: &'s IndicatorState<'_>) -> Option<&'s Value> {
+    ["criminalip", "ctidb"]
+        .into_iter()
+        .filter_map(|name| state.sources.get(name))
+        .filter_map(|s| s.get("data"))
+        .find(|d| d.is_object())
 }
 
 /// Who an object or relationship comes from.
@@ -438,7 +444,7 @@ impl Graph {
         }
         indicator.insert("x_opencti_score".into(), state.priority.into());
         indicator.insert("x_scry_severity".into(), state.severity.into());
-        let data = state.sources.get("criminalip").and_then(|s| s.get("data"));
+        let data = criminalip_data(state);
         for (property, key) in [
             ("x_scry_inbound", "inbound"),
             ("x_scry_outbound", "outbound"),

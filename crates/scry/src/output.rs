@@ -237,7 +237,11 @@ fn details(r: &Record) -> String {
         .take(3)
         .map(|x| format!("{} {} ({:+})", x.signal, x.value, x.points))
         .collect();
-    let criminalip = r.sources.get("criminalip").map(|s| &s.data);
+    // Criminal IP's own answer, else what its offline database says.
+    let criminalip = ["criminalip", "ctidb"]
+        .into_iter()
+        .find_map(|name| r.sources.get(name))
+        .map(|s| &s.data);
     if let Some(data) = criminalip {
         let text = |key: &str| data.get(key).and_then(|v| v.as_str());
         if parts.is_empty()
@@ -262,14 +266,11 @@ fn details(r: &Record) -> String {
             .into_iter()
             .flatten()
             .filter_map(|s| {
-                Some(format!(
-                    "{}/{}",
-                    s.get("port")?.as_u64()?,
-                    s.get("protocol")
-                        .and_then(|p| p.as_str())
-                        .unwrap_or("?")
-                        .to_ascii_lowercase()
-                ))
+                let port = s.get("port")?.as_u64()?;
+                Some(match s.get("protocol").and_then(|p| p.as_str()) {
+                    Some(protocol) => format!("{port}/{}", protocol.to_ascii_lowercase()),
+                    None => port.to_string(),
+                })
             })
             .take(6)
             .collect();

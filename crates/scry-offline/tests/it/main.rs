@@ -2,3 +2,6 @@
 //! and cross-checked against the vendor's own reader where one exists.
 
 mod ctidb;
+mod ctidb_bin;
+#[path = "../support/ctidb_bin_writer.rs"]
+mod ctidb_bin_writer;

@@ -4,6 +4,8 @@
 mod automation;
 mod cli;
 mod criminalip;
+#[path = "../../../scry-offline/tests/support/ctidb_bin_writer.rs"]
+mod ctidb_bin_writer;
 mod memory;
 mod offline;
 mod queue;

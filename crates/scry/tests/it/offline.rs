@@ -192,3 +192,167 @@ fn look_alikes_of_the_organizations_own_domains_are_marked() {
         text(&output.stderr)
     );
 }
+
+/// A packed Criminal IP database (layout v2, signed with the test key) holding a C2 server.
+fn write_ctidb(home: &std::path::Path) {
+    use crate::ctidb_bin_writer::{Detail, V2};
+    let file = V2 {
+        geo: vec![
+            ("1.0.0.0", "1.0.0.255", "AU", "APNIC Research", "Canberra"),
+            (
+                "45.155.205.0",
+                "45.155.205.255",
+                "NL",
+                "Example Hosting",
+                "Amsterdam",
+            ),
+        ],
+        flags: vec![
+            (1, vec![]),
+            (4, vec![("45.155.205.0", "45.155.205.255")]),
+            (6, vec![("1.0.0.7", "1.0.0.7")]),
+            (8, vec![("1.0.0.7", "1.0.0.7")]),
+        ],
+        scores: Some(vec![("1.0.0.7", "1.0.0.7", 5, 3)]),
+        details: Some(vec![Detail {
+            start: "1.0.0.7",
+            end: "1.0.0.7",
+            hostname: "c2.example.test",
+            representative_domain: "",
+            ssl: "",
+            products: &["OpenSSH"],
+            cve: &["CVE-2024-6387"],
+            ports: &[22, 8443],
+            tags: &["cobalt strike"],
+        }]),
+        license: true,
+    };
+    std::fs::write(home.join("criminalip.bin"), file.bytes()).expect("write");
+    std::fs::write(
+        home.join("scry.toml"),
+        "[sources.ctidb]\npath = \"criminalip.bin\"\n",
+    )
+    .expect("write config");
+}
+
+#[test]
+fn a_criminal_ip_database_file_scores_and_maps_like_the_api() {
+    let home = tempfile::tempdir().expect("tempdir");
+    write_ctidb(home.path());
+
+    // Signed with a key that is not Criminal IP's: refused, saying why and which file.
+    let output = run_args(home.path(), &["enrich", "--no-store", "-"], b"1.0.0.7\n");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("[sources.ctidb] path")
+            && stderr.contains("criminalip.bin")
+            && stderr.contains("signature does not verify"),
+        "{stderr}"
+    );
+
+    // The vendor's documented switch skips the check.
+    let enrich = |args: &[&str], stdin: &[u8]| {
+        let mut command = super::scry(home.path());
+        command.env("CTIDB_SKIP_SIGNATURE_VERIFY", "yes").args(args);
+        let output = run(command, stdin);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        output
+    };
+    let output = enrich(
+        &["enrich", "--tlp", "green", "--format", "json", "-"],
+        b"1.0.0.7\n45.155.205.233\n203.0.113.9\n",
+    );
+    let records: Vec<Value> = serde_json::from_slice(&output.stdout).expect("JSON");
+    let find = |indicator: &str| {
+        records
+            .iter()
+            .find(|r| r["indicator"] == indicator)
+            .unwrap_or_else(|| panic!("{indicator}: {records:#?}"))
+    };
+    let c2 = find("1.0.0.7");
+    let signals: Vec<(&str, i64)> = c2["reasons"]
+        .as_array()
+        .expect("reasons")
+        .iter()
+        .filter(|r| r["source"] == "ctidb")
+        .map(|r| {
+            (
+                r["signal"].as_str().expect("signal"),
+                r["points"].as_i64().expect("points"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        signals,
+        [
+            ("outbound-score", 90),
+            ("c2", 30),
+            ("abuse", 10),
+            ("exposed-cve", 5),
+            ("remote-access", 5)
+        ],
+        "{c2:#?}"
+    );
+    assert_eq!(c2["priority"], 100);
+    let data = &c2["sources"]["ctidb"]["data"];
+    assert_eq!(
+        (&data["outbound"], &data["inbound"], &data["country"]),
+        (
+            &Value::from("Critical"),
+            &Value::from("Moderate"),
+            &Value::from("AU")
+        )
+    );
+    assert_eq!(data["database"]["format"], "packed");
+    assert_eq!(
+        c2["sources"]["ctidb"]["report_url"],
+        "https://www.criminalip.io/asset/report/1.0.0.7"
+    );
+    assert_eq!(data["database"]["plan"], "Full");
+    let tags = c2["tags"].as_array().expect("tags");
+    for tag in [
+        "c2",
+        "abuse",
+        "vulnerable",
+        "remote-access",
+        "cobalt-strike",
+    ] {
+        assert!(tags.contains(&Value::from(tag)), "{tag}: {tags:?}");
+    }
+    let hosting = find("45.155.205.233");
+    assert_eq!(
+        hosting["sources"]["ctidb"]["data"]["flags"],
+        serde_json::json!(["hosting"])
+    );
+    assert!(
+        find("203.0.113.9")["sources"].get("ctidb").is_none(),
+        "a documentation address is not public and is not asked"
+    );
+
+    // The graph holds what the file says, as it would hold the API's answer.
+    let path = home.path().join("bundle.json");
+    enrich(
+        &[
+            "export",
+            "--format",
+            "stix",
+            "--output",
+            &path.display().to_string(),
+        ],
+        b"",
+    );
+    let bundle: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("export")).expect("JSON");
+    let objects = bundle["objects"].as_array().expect("objects");
+    let of_type = |kind: &'static str| objects.iter().filter(move |o| o["type"] == kind);
+    assert!(of_type("vulnerability").any(|o| o["name"] == "CVE-2024-6387"));
+    assert!(of_type("infrastructure").any(|o| {
+        o["name"] == "1.0.0.7 as seen by Criminal IP"
+            && o["infrastructure_types"]
+                .as_array()
+                .is_some_and(|t| t.contains(&Value::from("command-and-control")))
+    }));
+    assert!(of_type("domain-name").any(|o| o["value"] == "c2.example.test"));
+    assert!(of_type("software").any(|o| o["name"] == "OpenSSH"));
+}

@@ -18,9 +18,11 @@ use scry_offline::NetPack;
 use scry_offline::phishing::Brand;
 use scry_sources::criminalip::client::RetryPolicy;
 use scry_sources::criminalip::{IpCalls, ScanKind};
+use scry_sources::feeds::FeedSettings;
 use scry_sources::guard::BudgetLimits;
 use scry_sources::{
-    Classification, CriminalIp, CriminalIpSettings, Ctidb, Geo, Phishing, Secret, Source,
+    Classification, CriminalIp, CriminalIpSettings, Ctidb, FeedSource, Feeds, Geo, Phishing,
+    Secret, Source,
 };
 use serde::Deserialize;
 
@@ -34,8 +36,76 @@ pub struct Config {
     pub sources: SourcesConfig,
     pub automation: AutomationConfig,
     pub worker: WorkerConfig,
+    pub feeds: FeedsConfig,
     /// Rules written in this file; playbook files in `[automation] playbooks` add more.
     pub rules: Vec<scry_rules::RuleSpec>,
+}
+
+/// `[feeds]`: threat feeds pulled on an interval, each in its own `[feeds.NAME]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct FeedsConfig {
+    /// Where pulled copies are kept; default `feeds/` beside the default store.
+    pub dir: Option<PathBuf>,
+    /// Points for each agreeing feed beyond the first.
+    pub corroboration_points: i32,
+    /// The feeds, by name.
+    #[serde(flatten)]
+    pub feeds: std::collections::BTreeMap<String, FeedConfig>,
+}
+
+impl Default for FeedsConfig {
+    fn default() -> FeedsConfig {
+        FeedsConfig {
+            dir: None,
+            corroboration_points: 10,
+            feeds: Default::default(),
+        }
+    }
+}
+
+/// `[feeds.NAME]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    pub url: Option<String>,
+    pub path: Option<PathBuf>,
+    /// `list`, `netset`, `csv`, `tor-exits`, `abuse-ch` or `criminalip-c2`.
+    pub format: String,
+    /// For `csv`: which columns mean what.
+    pub columns: Option<CsvColumnsConfig>,
+    /// 0–100 for entries without their own (default 50).
+    pub confidence: Option<u8>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Points a listing adds at confidence 100 (default 20).
+    pub points: Option<i32>,
+    /// How often to pull (default 60).
+    pub interval_minutes: Option<f64>,
+    /// Queue newly listed indicators for enrichment.
+    #[serde(default)]
+    pub ingest: bool,
+    pub tlp: Option<String>,
+    /// Request headers read from environment variables: `{ "Auth-Key" = "ABUSECH_AUTH_KEY" }`.
+    #[serde(default)]
+    pub header_env: std::collections::BTreeMap<String, String>,
+}
+
+/// `[feeds.NAME.columns]` of a CSV feed; columns by header name or 1-based number.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvColumnsConfig {
+    pub indicator: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub confidence: Option<String>,
+    #[serde(default = "yes")]
+    pub header: bool,
+    pub delimiter: Option<char>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Where rules act: named lists for conditions, message channels, ticket systems, blocklists.
@@ -347,6 +417,8 @@ pub struct LoadedConfig {
     pub config: Config,
     /// The file read, if any.
     pub path: Option<PathBuf>,
+    /// The feeds, built once: the `feeds` source and the worker that pulls them share them.
+    feeds: Arc<std::sync::OnceLock<Option<Arc<Feeds>>>>,
 }
 
 /// The commented example `scry config init` writes. It must load as the defaults (tested).
@@ -415,6 +487,29 @@ default_brands = true            # also protect a shipped list of widely phished
 # and CTIDB_SKIP_SIGNATURE_VERIFY=1 skips that, as in Criminal IP's own reader). Its scores,
 # flags, ports and CVEs count with the [sources.criminalip.weights] below.
 # path = "/var/lib/scry/criminalip.bin"
+
+[feeds]
+# Threat feeds pulled on an interval (`scry feeds pull`, or a running `scry worker`) and asked
+# on this machine: a listing adds the feed's points times its confidence, and each further
+# feed that lists the same indicator adds corroboration_points ("2 of 3 feeds agree").
+# dir = "/var/lib/scry/feeds"     # default: feeds/ beside the default store
+corroboration_points = 10
+#
+# [feeds.feodo]
+# url = "https://feodotracker.abuse.ch/downloads/ipblocklist.csv"
+# format = "abuse-ch"             # list, netset, csv, tor-exits, abuse-ch, criminalip-c2
+# confidence = 90                 # 0-100, for entries without their own (default 50)
+# points = 20                     # at confidence 100
+# tags = ["botnet-c2"]
+# interval_minutes = 60           # pulls ask with If-None-Match / If-Modified-Since
+# ingest = false                  # queue newly listed indicators for enrichment
+# tlp = "clear"
+# header_env = { "Auth-Key" = "ABUSECH_AUTH_KEY" }   # header values from the environment
+#
+# [feeds.partner]
+# path = "/srv/intel/partner.csv"
+# format = "csv"
+# columns = { indicator = "ioc", tags = ["family"], confidence = "confidence" }
 
 # External sources: a table turns its source on.
 
@@ -485,10 +580,16 @@ pub fn default_config_paths() -> Vec<PathBuf> {
     paths
 }
 
+/// scry's folder in the XDG data directory.
+pub fn default_data_dir() -> PathBuf {
+    xdg_dir("XDG_DATA_HOME", ".local/share")
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("scry")
+}
+
 /// The default store: an SQLite file in the XDG data directory.
 pub fn default_store_url() -> String {
-    let dir = xdg_dir("XDG_DATA_HOME", ".local/share").unwrap_or_else(|| PathBuf::from("."));
-    format!("sqlite://{}", dir.join("scry").join("scry.db").display())
+    format!("sqlite://{}", default_data_dir().join("scry.db").display())
 }
 
 fn xdg_dir(variable: &str, fallback_under_home: &str) -> Option<PathBuf> {
@@ -521,7 +622,11 @@ pub fn load(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
     let config: Config = figment
         .extract()
         .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
-    let loaded = LoadedConfig { config, path };
+    let loaded = LoadedConfig {
+        config,
+        path,
+        feeds: Arc::default(),
+    };
     loaded.validate()?;
     Ok(loaded)
 }
@@ -548,6 +653,9 @@ impl LoadedConfig {
 
     /// Checks values that parse as TOML but mean nothing.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, feed) in &self.config.feeds.feeds {
+            self.feed_settings(name, feed)?;
+        }
         if self.config.enrich.concurrency == 0 {
             return Err(self.value_error("[enrich] concurrency must be at least 1".into()));
         }
@@ -655,6 +763,111 @@ impl LoadedConfig {
         Ok(Some(brands))
     }
 
+    /// The feeds of `[feeds]`, or `None` when there are none. Built once per configuration.
+    pub fn feeds(&self) -> Result<Option<Arc<Feeds>>, ConfigError> {
+        if let Some(built) = self.feeds.get() {
+            return Ok(built.clone());
+        }
+        let config = &self.config.feeds;
+        if config.feeds.is_empty() {
+            return Ok(None);
+        }
+        let mut feeds = Vec::new();
+        for (name, feed) in &config.feeds {
+            feeds.push(self.feed_settings(name, feed)?);
+        }
+        let dir = match &config.dir {
+            Some(dir) => self.resolve(dir),
+            None => default_data_dir().join("feeds"),
+        };
+        let built = Feeds::new(feeds, dir, config.corroboration_points)
+            .map(Arc::new)
+            .map_err(|e| self.value_error(format!("[feeds]: {e}")))?;
+        Ok(self.feeds.get_or_init(|| Some(built)).clone())
+    }
+
+    fn feed_settings(&self, name: &str, feed: &FeedConfig) -> Result<FeedSettings, ConfigError> {
+        use scry_offline::feeds::{CsvMapping, FeedFormat};
+        use scry_sources::feeds::FeedLocation;
+        let fail = |message: String| self.value_error(format!("[feeds.{name}] {message}"));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(fail(
+                "names a feed with letters, digits, - and _ only".into(),
+            ));
+        }
+        let location = match (&feed.url, &feed.path) {
+            (Some(url), None) => {
+                let parsed = url::Url::parse(url).map_err(|e| fail(format!("url: {e}")))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(fail("url: only http and https feeds can be pulled".into()));
+                }
+                FeedLocation::Url(parsed)
+            }
+            (None, Some(path)) => FeedLocation::File(self.resolve(path)),
+            _ => return Err(fail("needs one of url or path".into())),
+        };
+        let format = match (feed.format.as_str(), &feed.columns) {
+            ("csv", Some(columns)) => {
+                let delimiter = columns.delimiter.unwrap_or(',');
+                if !delimiter.is_ascii() {
+                    return Err(fail("columns.delimiter must be one ASCII character".into()));
+                }
+                FeedFormat::Csv(CsvMapping {
+                    indicator: columns.indicator.clone(),
+                    tags: columns.tags.clone(),
+                    confidence: columns.confidence.clone(),
+                    header: columns.header,
+                    delimiter: delimiter as u8,
+                })
+            }
+            ("csv", None) => {
+                return Err(fail(
+                    "format csv needs [feeds.NAME.columns] with at least indicator".into(),
+                ));
+            }
+            (_, Some(_)) => return Err(fail("columns only apply to format csv".into())),
+            ("list", None) => FeedFormat::List,
+            ("netset", None) => FeedFormat::Netset,
+            ("tor-exits", None) => FeedFormat::TorExits,
+            ("abuse-ch", None) => FeedFormat::AbuseCh,
+            ("criminalip-c2", None) => FeedFormat::CriminalIpC2,
+            (other, None) => {
+                return Err(fail(format!(
+                    "format {other:?} is not one of list, netset, csv, tor-exits, abuse-ch, criminalip-c2"
+                )));
+            }
+        };
+        let confidence = feed.confidence.unwrap_or(50);
+        if confidence > 100 {
+            return Err(fail("confidence is 0–100".into()));
+        }
+        let minutes = feed.interval_minutes.unwrap_or(60.0);
+        if !(minutes.is_finite() && minutes >= 1.0) {
+            return Err(fail("interval_minutes must be at least 1".into()));
+        }
+        let tlp = feed
+            .tlp
+            .as_deref()
+            .map(|t| t.parse::<Tlp>().map_err(|e| fail(format!("tlp: {e}"))))
+            .transpose()?;
+        Ok(FeedSettings {
+            name: name.to_owned(),
+            location,
+            format,
+            confidence,
+            tags: feed.tags.clone(),
+            points: feed.points.unwrap_or(20),
+            interval: Duration::from_secs_f64(minutes * 60.0),
+            header_env: feed.header_env.clone(),
+            ingest: feed.ingest,
+            tlp,
+        })
+    }
+
     /// The network data pack `[sources.geo]` names, else the built-in one; `None` when the
     /// source is off.
     pub fn network_pack(&self) -> Result<Option<Arc<NetPack>>, ConfigError> {
@@ -689,6 +902,9 @@ impl LoadedConfig {
         }
         if let Some(brands) = self.protected_brands()? {
             sources.push(Arc::new(Phishing::new(brands)));
+        }
+        if let Some(feeds) = self.feeds()? {
+            sources.push(Arc::new(FeedSource(feeds)));
         }
         if let Some(file) = &self.config.sources.ctidb.path {
             let path = self.resolve(file);
@@ -845,6 +1061,56 @@ impl LoadedConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn feed_settings_are_checked_and_name_the_feed() {
+        let check = |text: &str| {
+            let loaded = LoadedConfig {
+                config: from_toml_str(text).expect("parses"),
+                path: None,
+                feeds: Arc::default(),
+            };
+            loaded.validate().map_err(|e| e.to_string())
+        };
+        let good = "[feeds]\ncorroboration_points = 5\n[feeds.partner]\npath = \"p.csv\"\n\
+                    format = \"csv\"\ncolumns = { indicator = \"ioc\", delimiter = \";\" }\n";
+        assert_eq!(check(good), Ok(()));
+        for (text, expected) in [
+            (
+                "[feeds.a]\nformat = \"list\"\n",
+                "[feeds.a] needs one of url or path",
+            ),
+            (
+                "[feeds.a]\npath = \"x\"\nformat = \"stix\"\n",
+                "[feeds.a] format \"stix\" is not one of",
+            ),
+            (
+                "[feeds.a]\npath = \"x\"\nformat = \"csv\"\n",
+                "format csv needs [feeds.NAME.columns]",
+            ),
+            (
+                "[feeds.a]\nurl = \"ftp://x/y\"\nformat = \"list\"\n",
+                "only http and https",
+            ),
+            (
+                "[feeds.a]\npath = \"x\"\nformat = \"list\"\nconfidence = 120\n",
+                "confidence is 0–100",
+            ),
+            (
+                "[feeds.a]\npath = \"x\"\nformat = \"list\"\ninterval_minutes = 0.5\n",
+                "interval_minutes must be at least 1",
+            ),
+            (
+                "[feeds.\"a b\"]\npath = \"x\"\nformat = \"list\"\n",
+                "letters, digits, - and _ only",
+            ),
+        ] {
+            let error = check(text).expect_err(text);
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+        let typo = from_toml_str("[feeds.a]\npath = \"x\"\nformat = \"list\"\nconfidense = 5\n");
+        assert!(typo.is_err(), "unknown feed keys are refused");
+    }
 
     #[test]
     fn the_example_is_the_defaults() {

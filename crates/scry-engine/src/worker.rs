@@ -6,7 +6,8 @@
 //! lease runs out, and a job whose results were stored but not yet acknowledged is run again
 //! harmlessly — the sources answer it from the answer archive, where every paid answer is written
 //! as it arrives, and rule actions are keyed by the job, so they do not act twice. A scheduled
-//! refresh enqueues indicators last enriched longer ago than the refresh interval.
+//! refresh enqueues indicators last enriched longer ago than the refresh interval, and each pass
+//! pulls the threat feeds that are due, queueing what they newly list when a feed asks for that.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -17,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use scry_core::{Observable, Tlp};
 use scry_rules::Trigger;
-use scry_sources::EnrichOptions;
+use scry_sources::feeds::{FeedSettings, PullOutcome, PullReport};
+use scry_sources::{EnrichOptions, Feeds};
 use scry_store::{Job, JobOutcome, NewJob, Store};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
@@ -49,7 +51,7 @@ struct EnrichJob {
     file: String,
     line: u64,
     object: Option<u64>,
-    /// `ingest` or `schedule`.
+    /// `ingest`, `schedule` or `feed:NAME`.
     origin: String,
     /// Ask the sources even when a cached answer is fresh.
     force: bool,
@@ -169,6 +171,11 @@ pub struct WorkReport {
     pub refreshes_queued: u64,
     /// Blocklist entries that expired.
     pub blocks_expired: u64,
+    /// Feeds pulled with a new body, and indicators they newly listed that were queued.
+    pub feeds_updated: u64,
+    pub feed_entries_queued: u64,
+    /// Feed pulls that failed, each with its reason.
+    pub feed_failures: Vec<String>,
 }
 
 impl WorkReport {
@@ -191,6 +198,9 @@ impl WorkReport {
         self.actions.retrying += other.actions.retrying;
         self.refreshes_queued += other.refreshes_queued;
         self.blocks_expired += other.blocks_expired;
+        self.feeds_updated += other.feeds_updated;
+        self.feed_entries_queued += other.feed_entries_queued;
+        self.feed_failures.extend(other.feed_failures);
     }
 }
 
@@ -201,6 +211,7 @@ pub struct Worker {
     automation: Option<Arc<Automation>>,
     settings: WorkerSettings,
     owner: String,
+    feeds: Option<Arc<Feeds>>,
 }
 
 /// Enrichments finished but not yet saved: their jobs are acknowledged after the save.
@@ -244,7 +255,14 @@ impl Worker {
             automation,
             settings,
             owner: format!("scry-{}-{}", std::process::id(), now_ms()),
+            feeds: None,
         }
+    }
+
+    /// Pulls these feeds when they are due, on every pass of [`Worker::run`].
+    pub fn with_feeds(mut self, feeds: Option<Arc<Feeds>>) -> Worker {
+        self.feeds = feeds;
+        self
     }
 
     /// Runs due jobs until none is left that is due now; jobs waiting for a retry, or leased by
@@ -544,6 +562,27 @@ impl Worker {
                 refreshes_queued: self.schedule_refresh().await?,
                 ..WorkReport::default()
             };
+            if let Some(feeds) = &self.feeds {
+                let (reports, queued) = pull_feeds(
+                    feeds,
+                    self.store.as_ref(),
+                    false,
+                    &[],
+                    self.settings.max_attempts,
+                )
+                .await?;
+                pass.feed_entries_queued = queued;
+                for report in reports {
+                    match report.outcome {
+                        PullOutcome::Updated { .. } => pass.feeds_updated += 1,
+                        PullOutcome::Failed(error) => {
+                            tracing::warn!(feed = %report.feed, "feed pull failed: {error}");
+                            pass.feed_failures.push(format!("{}: {error}", report.feed));
+                        }
+                        PullOutcome::NotModified | PullOutcome::NotDue => {}
+                    }
+                }
+            }
             let drain = self.drain_until(progress, &stopping);
             tokio::pin!(drain);
             let drained = loop {
@@ -566,6 +605,73 @@ impl Worker {
             }
         }
     }
+}
+
+/// Pulls the feeds named in `only` (all when empty) that are due, or all with `force`, and queues
+/// what each feed with `ingest` newly lists. Returns each feed's outcome and the jobs queued.
+pub async fn pull_feeds(
+    feeds: &Feeds,
+    store: &dyn Store,
+    force: bool,
+    only: &[String],
+    max_attempts: u32,
+) -> Result<(Vec<PullReport>, u64), EngineError> {
+    let reports = feeds.pull(force, only).await;
+    let mut queued = 0;
+    for report in &reports {
+        let PullOutcome::Updated { new, .. } = &report.outcome else {
+            continue;
+        };
+        let Some(feed) = feeds.settings().iter().find(|f| f.name == report.feed) else {
+            continue;
+        };
+        if feed.ingest && !new.is_empty() {
+            queued += queue_feed_entries(store, feed, new, max_attempts).await?;
+        }
+    }
+    Ok((reports, queued))
+}
+
+/// Queues one enrichment job per newly listed indicator, keyed by the pull so that a feed
+/// listing an indicator again later queues it again.
+async fn queue_feed_entries(
+    store: &dyn Store,
+    feed: &FeedSettings,
+    new: &[Observable],
+    max_attempts: u32,
+) -> Result<u64, EngineError> {
+    let pull = now_ms();
+    let origin = format!("feed:{}", feed.name);
+    let mut queued = 0;
+    for chunk in new.chunks(ENQUEUE_BATCH) {
+        let jobs: Vec<NewJob> = chunk
+            .iter()
+            .map(|observable| {
+                let payload = EnrichJob {
+                    value: observable.value(),
+                    tlp: feed.tlp.map(|t| t.as_str().to_owned()),
+                    input: observable.value(),
+                    file: origin.clone(),
+                    line: 0,
+                    object: None,
+                    origin: origin.clone(),
+                    force: false,
+                };
+                NewJob {
+                    kind: ENRICH_JOB.into(),
+                    dedupe_key: Some(format!(
+                        "enrich|{}|{origin}|{pull}",
+                        scry_stix::observable_id(observable)
+                    )),
+                    payload: serde_json::to_value(&payload).expect("jobs serialize"),
+                    run_after: now_ms(),
+                    max_attempts,
+                }
+            })
+            .collect();
+        queued += store.enqueue_jobs(&jobs).await?;
+    }
+    Ok(queued)
 }
 
 /// How an enrichment job ends: a failure is retried while attempts remain.

@@ -11,6 +11,7 @@
 pub mod classify;
 pub mod criminalip;
 pub mod ctidb;
+pub mod feeds;
 pub mod geo;
 pub mod guard;
 pub mod phishing;
@@ -24,6 +25,7 @@ use scry_core::{Cleared, Destination, Observable, Reason};
 pub use classify::Classification;
 pub use criminalip::{CriminalIp, CriminalIpSettings};
 pub use ctidb::Ctidb;
+pub use feeds::{FeedSource, Feeds};
 pub use geo::Geo;
 pub use phishing::Phishing;
 pub use secret::Secret;

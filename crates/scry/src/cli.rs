@@ -111,6 +111,29 @@ pub(crate) enum Command {
     /// The offline network data (IP to country and AS): where it comes from, or a new pack
     #[command(subcommand)]
     Data(DataCommand),
+    /// Threat feeds: pull them now, or see when each was pulled and what it holds
+    #[command(subcommand)]
+    Feeds(FeedsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FeedsCommand {
+    /// Pull the feeds that are due (all with --force), and queue what a feed with `ingest`
+    /// newly lists; a running `scry worker` does this on every pass
+    #[command(after_help = "Examples:\n  scry feeds pull\n  scry feeds pull --force feodo")]
+    Pull {
+        /// Pull even feeds pulled less than their interval ago
+        #[arg(long)]
+        force: bool,
+        /// Only these feeds
+        names: Vec<String>,
+    },
+    /// Each feed: where it comes from, when it was last pulled and changed, entries, problems
+    #[command(after_help = "Examples:\n  scry feeds status\n  scry feeds status --format json")]
+    Status {
+        #[arg(long, short = 'f', value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,7 +26,8 @@ use scry_sources::{EnrichOptions, Source, SourceError};
 
 use crate::cli::{
     Cli, Command, ConfigCommand, DataCommand, DbCommand, EnrichArgs, ExportArgs, ExportFormat,
-    JobsCommand, PivotArgs, RulesCommand, SandboxArgs, ShowArgs, ShowFormat, SourcesCommand,
+    FeedsCommand, JobsCommand, PivotArgs, RulesCommand, SandboxArgs, ShowArgs, ShowFormat,
+    SourcesCommand,
 };
 use crate::output::TableStyle;
 
@@ -41,6 +42,7 @@ macro_rules! out {
 
 mod automation;
 mod data;
+mod feeds;
 mod queue;
 
 /// An error the user caused by how scry was called or configured: exit status 2.
@@ -153,6 +155,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output,
         }) => data::build(&meta, &asn, &country, &output),
         Command::Data(DataCommand::Status { format }) => data::status(&loaded, format),
+        Command::Feeds(FeedsCommand::Pull { force, names }) => {
+            feeds::pull(&loaded, cli.store.as_deref(), force, &names, cli.quiet)
+        }
+        Command::Feeds(FeedsCommand::Status { format }) => feeds::status(&loaded, format),
     }
 }
 
@@ -161,7 +167,7 @@ fn sources(loaded: &LoadedConfig) -> anyhow::Result<Vec<Arc<dyn Source>>> {
     loaded.build_sources().map_err(usage)
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -471,7 +477,7 @@ fn enrich(
 
 /// Opens the store, creating and migrating it as needed. A URL scry does not understand is a usage
 /// error; a store that cannot be reached is not.
-async fn open_store(url: &str) -> anyhow::Result<Arc<dyn scry_store::Store>> {
+pub(crate) async fn open_store(url: &str) -> anyhow::Result<Arc<dyn scry_store::Store>> {
     match scry_store::open(url).await {
         Ok(store) => Ok(store),
         Err(error @ scry_store::StoreError::UnsupportedUrl(_)) => Err(usage(error)),
@@ -962,7 +968,7 @@ fn since_ms(date: Option<&str>) -> anyhow::Result<Option<i64>> {
     .transpose()
 }
 
-fn format_ms(ms: i64) -> String {
+pub(crate) fn format_ms(ms: i64) -> String {
     let t = scry_core::calendar::UtcTime::from_ms(ms);
     let (y, m, d) = t.date;
     format!(

@@ -85,7 +85,8 @@ async fn worker(
         Arc::clone(store),
         Some(automation),
         settings(loaded, kinds, concurrency)?,
-    ))
+    )
+    .with_feeds(loaded.feeds().map_err(usage)?))
 }
 
 /// A worker that runs only rule actions, for the end of a direct `scry enrich`.
@@ -181,6 +182,15 @@ pub(crate) fn report_line(report: &WorkReport) -> String {
             "; rules: {} matched, {} actions queued, {} failed evaluations",
             e.rules.matched, e.rules.enqueued, e.rules.errors
         ));
+    }
+    if report.feeds_updated > 0 || report.feed_entries_queued > 0 {
+        line.push_str(&format!(
+            "; feeds: {} updated, {} newly listed indicators queued",
+            report.feeds_updated, report.feed_entries_queued
+        ));
+    }
+    for failure in &report.feed_failures {
+        line.push_str(&format!("; feed pull failed: {failure}"));
     }
     if report.refreshes_queued > 0 {
         line.push_str(&format!(

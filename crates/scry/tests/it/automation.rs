@@ -24,14 +24,16 @@ struct Received {
 
 /// A loopback server for tests: one thread takes connections one at a time and hands each to
 /// `serve` with the log it keeps. It stops by itself when dropped or after two minutes.
-struct Loopback<T> {
-    port: u16,
+pub(crate) struct Loopback<T> {
+    pub(crate) port: u16,
     log: Arc<Mutex<Vec<T>>>,
     stop: Arc<AtomicBool>,
 }
 
 impl<T: Clone + Send + 'static> Loopback<T> {
-    fn start(mut serve: impl FnMut(TcpStream, &Mutex<Vec<T>>) + Send + 'static) -> Loopback<T> {
+    pub(crate) fn start(
+        mut serve: impl FnMut(TcpStream, &Mutex<Vec<T>>) + Send + 'static,
+    ) -> Loopback<T> {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("address").port();
@@ -56,7 +58,7 @@ impl<T: Clone + Send + 'static> Loopback<T> {
     }
 
     /// What it took so far.
-    fn log(&self) -> Vec<T> {
+    pub(crate) fn log(&self) -> Vec<T> {
         self.log.lock().expect("not poisoned").clone()
     }
 }

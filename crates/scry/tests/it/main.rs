@@ -6,6 +6,7 @@ mod cli;
 mod criminalip;
 #[path = "../../../scry-offline/tests/support/ctidb_bin_writer.rs"]
 mod ctidb_bin_writer;
+mod feeds;
 mod memory;
 mod offline;
 mod queue;

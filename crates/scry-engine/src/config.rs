@@ -299,7 +299,14 @@ pub struct GeoConfig {
     pub enabled: bool,
     /// A network data pack to use instead of the one built in (`scry data build` makes one).
     pub pack: Option<PathBuf>,
+    /// Where `scry data update` fetches the AS data (CSV: start,end,asn,organization).
+    pub update_asn: Vec<String>,
+    /// … and the country data (CSV: start,end,country).
+    pub update_country: Vec<String>,
 }
+
+/// The upstream files `scry data update` reads by default: the latest ip-location-db releases.
+const UPSTREAM: &str = "https://cdn.jsdelivr.net/npm/@ip-location-db";
 
 /// `[sources.phishing]`: look-alike and phishing heuristics for domains and URLs, on unless turned
 /// off.
@@ -328,9 +335,16 @@ impl Default for PhishingConfig {
 
 impl Default for GeoConfig {
     fn default() -> GeoConfig {
+        let files = |package: &str, stem: &str| {
+            ["ipv4", "ipv6"]
+                .map(|family| format!("{UPSTREAM}/{package}/{stem}-{family}.csv"))
+                .to_vec()
+        };
         GeoConfig {
             enabled: true,
             pack: None,
+            update_asn: files("asn", "asn"),
+            update_country: files("geo-whois-asn-country", "geo-whois-asn-country"),
         }
     }
 }
@@ -470,6 +484,17 @@ poll_seconds = 5                 # how often an idle worker looks again
 # Nothing is sent anywhere. `pack` names a newer pack made with `scry data build`.
 enabled = true
 # pack = "/var/lib/scry/netpack.bin.gz"
+# `scry data update` rebuilds the pack from these files when they change (asked with
+# If-None-Match / If-Modified-Since) and writes it to `pack`, or to netpack.bin.gz beside the
+# default store, which is then used instead of the built-in one.
+update_asn = [
+  "https://cdn.jsdelivr.net/npm/@ip-location-db/asn/asn-ipv4.csv",
+  "https://cdn.jsdelivr.net/npm/@ip-location-db/asn/asn-ipv6.csv",
+]
+update_country = [
+  "https://cdn.jsdelivr.net/npm/@ip-location-db/geo-whois-asn-country/geo-whois-asn-country-ipv4.csv",
+  "https://cdn.jsdelivr.net/npm/@ip-location-db/geo-whois-asn-country/geo-whois-asn-country-ipv6.csv",
+]
 
 [sources.phishing]
 # Look-alike and phishing signals for domains and URLs (homoglyphs, typos, a brand in an
@@ -868,16 +893,31 @@ impl LoadedConfig {
         })
     }
 
-    /// The network data pack `[sources.geo]` names, else the built-in one; `None` when the
-    /// source is off.
+    /// Where `scry data update` writes the pack: `[sources.geo] pack`, else beside the default
+    /// store.
+    pub fn updated_pack_path(&self) -> PathBuf {
+        match &self.config.sources.geo.pack {
+            Some(file) => self.resolve(file),
+            None => default_data_dir().join("netpack.bin.gz"),
+        }
+    }
+
+    /// The pack in use: the one `[sources.geo] pack` names, else one `scry data update` wrote,
+    /// else `None` for the built-in one.
+    pub fn network_pack_path(&self) -> Option<PathBuf> {
+        let path = self.updated_pack_path();
+        (self.config.sources.geo.pack.is_some() || path.exists()).then_some(path)
+    }
+
+    /// The network data pack `[sources.geo]` names or `scry data update` wrote, else the
+    /// built-in one; `None` when the source is off.
     pub fn network_pack(&self) -> Result<Option<Arc<NetPack>>, ConfigError> {
         let geo = &self.config.sources.geo;
         if !geo.enabled {
             return Ok(None);
         }
-        let pack = match &geo.pack {
-            Some(file) => {
-                let path = self.resolve(file);
+        let pack = match self.network_pack_path() {
+            Some(path) => {
                 let bytes = std::fs::read(&path).map_err(|e| {
                     self.value_error(format!(
                         "[sources.geo] pack: cannot read {}: {e}",

@@ -25,13 +25,12 @@ use scry_offline::feeds::{FeedFormat, FeedProblem, parse};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::fetch::{Fetched, Validators, fetch_if_changed};
 use crate::{EnrichOptions, Finding, Source, SourceError, SourceFuture};
 
 const SOURCE: &str = "feeds";
 /// The largest feed body taken.
 const MAX_BODY: usize = 256 << 20;
-/// Attempts per pull when the server errs or the connection fails.
-const ATTEMPTS: u32 = 3;
 
 /// Where a feed comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,12 +43,7 @@ impl FeedLocation {
     /// The location as shown in messages: a URL without its query, which may hold a key.
     pub fn shown(&self) -> String {
         match self {
-            FeedLocation::Url(url) => {
-                let mut shown = url.clone();
-                shown.set_query(None);
-                let _ = shown.set_password(None);
-                shown.to_string()
-            }
+            FeedLocation::Url(url) => crate::fetch::shown(url),
             FeedLocation::File(path) => path.display().to_string(),
         }
     }
@@ -252,12 +246,7 @@ impl Feeds {
         dir: PathBuf,
         corroboration_points: i32,
     ) -> Result<Feeds, String> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("scry/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let http = crate::fetch::http_client()?;
         let feeds = Feeds {
             feeds,
             dir,
@@ -368,7 +357,28 @@ impl Feeds {
         before: &HashSet<&str>,
     ) -> PullOutcome {
         let fetched = match &feed.location {
-            FeedLocation::Url(url) => self.fetch(feed, url, &state).await,
+            FeedLocation::Url(url) => {
+                let validators = Validators {
+                    etag: state.etag.clone(),
+                    last_modified: state.last_modified.clone(),
+                };
+                let mut headers = Vec::new();
+                for (header, variable) in &feed.header_env {
+                    match std::env::var(variable) {
+                        Ok(value) => headers.push((header.clone(), value)),
+                        Err(_) => {
+                            return self.failed(
+                                feed,
+                                state,
+                                format!(
+                                    "the environment variable {variable} for the {header} header is not set"
+                                ),
+                            );
+                        }
+                    }
+                }
+                fetch_if_changed(&self.http, url, &validators, &headers, MAX_BODY).await
+            }
             FeedLocation::File(path) => read_file(path, &state),
         };
         let now = now_ms();
@@ -378,11 +388,8 @@ impl Feeds {
                 state.last_error = None;
                 PullOutcome::NotModified
             }
-            Ok(Fetched::Body {
-                text,
-                etag,
-                last_modified,
-            }) => {
+            Ok(Fetched::Body { bytes, validators }) => {
+                let text = String::from_utf8_lossy(&bytes);
                 let parsed = parse(&feed.format, &text);
                 if let Err(e) = std::fs::create_dir_all(&self.dir)
                     .and_then(|()| replace_file(&self.body_path(feed), text.as_bytes()))
@@ -402,8 +409,8 @@ impl Feeds {
                     }
                 }
                 state = FeedState {
-                    etag,
-                    last_modified,
+                    etag: validators.etag,
+                    last_modified: validators.last_modified,
                     checked_ms: Some(now),
                     changed_ms: Some(now),
                     entries: parsed.entries.len() as u64,
@@ -433,87 +440,6 @@ impl Feeds {
             Ok(()) => PullOutcome::Failed(error),
             Err(also) => PullOutcome::Failed(format!("{error}; {also}")),
         }
-    }
-
-    async fn fetch(
-        &self,
-        feed: &FeedSettings,
-        url: &url::Url,
-        state: &FeedState,
-    ) -> Result<Fetched, String> {
-        let shown = feed.location.shown();
-        let mut last = String::new();
-        for attempt in 1..=ATTEMPTS {
-            if attempt > 1 {
-                tokio::time::sleep(Duration::from_secs(1 << (attempt - 2))).await;
-            }
-            let mut request = self.http.get(url.clone());
-            if let Some(etag) = &state.etag {
-                request = request.header(reqwest::header::IF_NONE_MATCH, etag);
-            }
-            if let Some(modified) = &state.last_modified {
-                request = request.header(reqwest::header::IF_MODIFIED_SINCE, modified);
-            }
-            for (header, variable) in &feed.header_env {
-                let value = std::env::var(variable).map_err(|_| {
-                    format!(
-                        "the environment variable {variable} for the {header} header is not set"
-                    )
-                })?;
-                request = request.header(header.as_str(), value);
-            }
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(e) => {
-                    last = format!("{shown}: {}", e.without_url());
-                    continue;
-                }
-            };
-            let status = response.status();
-            if status == reqwest::StatusCode::NOT_MODIFIED {
-                return Ok(Fetched::NotModified);
-            }
-            if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-                last = format!("{shown}: HTTP {status}");
-                continue;
-            }
-            if !status.is_success() {
-                return Err(format!("{shown}: HTTP {status}"));
-            }
-            let header = |name| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            };
-            let (etag, last_modified) = (
-                header(reqwest::header::ETAG),
-                header(reqwest::header::LAST_MODIFIED),
-            );
-            if response
-                .content_length()
-                .is_some_and(|l| l > MAX_BODY as u64)
-            {
-                return Err(format!("{shown}: larger than {} MiB", MAX_BODY >> 20));
-            }
-            let bytes = match response.bytes().await {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    last = format!("{shown}: {}", e.without_url());
-                    continue;
-                }
-            };
-            if bytes.len() > MAX_BODY {
-                return Err(format!("{shown}: larger than {} MiB", MAX_BODY >> 20));
-            }
-            return Ok(Fetched::Body {
-                text: String::from_utf8_lossy(&bytes).into_owned(),
-                etag,
-                last_modified,
-            });
-        }
-        Err(format!("{last} (after {ATTEMPTS} attempts)"))
     }
 
     /// The finding for one indicator (pure over the current index).
@@ -576,15 +502,6 @@ impl Feeds {
     }
 }
 
-enum Fetched {
-    NotModified,
-    Body {
-        text: String,
-        etag: Option<String>,
-        last_modified: Option<String>,
-    },
-}
-
 /// A local feed file; its size and modification time stand in for an ETag.
 fn read_file(path: &Path, state: &FeedState) -> Result<Fetched, String> {
     let fail = |e: std::io::Error| format!("{}: {e}", path.display());
@@ -598,11 +515,12 @@ fn read_file(path: &Path, state: &FeedState) -> Result<Fetched, String> {
     if state.etag.as_deref() == Some(tag.as_str()) {
         return Ok(Fetched::NotModified);
     }
-    let bytes = std::fs::read(path).map_err(fail)?;
     Ok(Fetched::Body {
-        text: String::from_utf8_lossy(&bytes).into_owned(),
-        etag: Some(tag),
-        last_modified: None,
+        bytes: std::fs::read(path).map_err(fail)?,
+        validators: Validators {
+            etag: Some(tag),
+            last_modified: None,
+        },
     })
 }
 

@@ -12,6 +12,7 @@ pub mod classify;
 pub mod criminalip;
 pub mod ctidb;
 pub mod feeds;
+pub mod fetch;
 pub mod geo;
 pub mod guard;
 pub mod phishing;

@@ -144,6 +144,14 @@ pub(crate) enum DataCommand {
         #[arg(long, short = 'f', value_enum, default_value_t = ShowFormat::Text)]
         format: ShowFormat,
     },
+    /// Rebuild the network data from its upstream files ([sources.geo] update_asn and
+    /// update_country) when they changed, and use it from then on
+    #[command(after_help = "Examples:\n  scry data update\n  scry data update --force")]
+    Update {
+        /// Fetch every file again, even when the copy held is current
+        #[arg(long)]
+        force: bool,
+    },
     /// Build a network data pack from the registries' CSV files (start,end,asn,organization and
     /// start,end,country), for `[sources.geo] pack`
     #[command(after_help = "Examples:\n  \

@@ -155,6 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output,
         }) => data::build(&meta, &asn, &country, &output),
         Command::Data(DataCommand::Status { format }) => data::status(&loaded, format),
+        Command::Data(DataCommand::Update { force }) => data::update(&loaded, force, cli.quiet),
         Command::Feeds(FeedsCommand::Pull { force, names }) => {
             feeds::pull(&loaded, cli.store.as_deref(), force, &names, cli.quiet)
         }

@@ -12,33 +12,25 @@ use super::{run, run_args, scry, text};
 
 /// A request the feed server took.
 #[derive(Debug, Clone)]
-struct Asked {
+pub(crate) struct Asked {
     path: String,
-    if_none_match: Option<String>,
+    pub(crate) if_none_match: Option<String>,
     auth_key: Option<String>,
 }
 
-/// Serves `/feodo.csv` and `/list.txt` (bodies changeable through the returned handle, each with
-/// an ETag of its content), answers 304 to a matching `If-None-Match`, and 404 otherwise.
-/// Feed bodies by path, changeable while the server runs.
-type Bodies = Arc<Mutex<Vec<(String, String)>>>;
+/// Bodies by path, changeable while the server runs.
+pub(crate) type Bodies = Arc<Mutex<Vec<(String, String)>>>;
 
-fn feed_server() -> (Loopback<Asked>, Bodies) {
-    let bodies = Arc::new(Mutex::new(vec![
-        (
-            "/feodo.csv".to_owned(),
-            "# Feodo Tracker\n\
-             # \"first_seen_utc\",\"dst_ip\",\"dst_port\",\"c2_status\",\"last_online\",\"malware\"\n\
-             \"2026-11-20 10:00:00\",\"45.155.205.233\",\"443\",\"online\",\"2026-11-23\",\"QakBot\"\n\
-             \"2026-11-21 11:00:00\",\"91.92.241.10\",\"8080\",\"online\",\"2026-11-23\",\"Emotet\"\n\
-             \"2026-11-22 12:00:00\",\"not-an-ip\",\"80\",\"online\",\"2026-11-23\",\"Emotet\"\n"
-                .to_owned(),
-        ),
-        (
-            "/list.txt".to_owned(),
-            "# blocklist\n45.155.205.0/24\n185.220.101.0/24 ; Tor\n".to_owned(),
-        ),
-    ]));
+/// Serves each `(path, body)` of `files` (bodies changeable through the returned handle, each
+/// with an ETag of its content and a fixed Last-Modified), answers 304 to a matching
+/// `If-None-Match`, and 404 for anything else.
+pub(crate) fn file_server(files: Vec<(&str, &str)>) -> (Loopback<Asked>, Bodies) {
+    let bodies: Bodies = Arc::new(Mutex::new(
+        files
+            .into_iter()
+            .map(|(path, body)| (path.to_owned(), body.to_owned()))
+            .collect(),
+    ));
     let served = Arc::clone(&bodies);
     let server = Loopback::start(move |stream, log| {
         let mut reader = BufReader::new(stream);
@@ -75,7 +67,12 @@ fn feed_server() -> (Loopback<Asked>, Bodies) {
         let mut stream = reader.into_inner();
         let _ = match body {
             Some(body) => {
-                let etag = format!("\"{}-{}\"", body.len(), body.lines().count());
+                let etag = {
+                    use std::hash::{Hash, Hasher};
+                    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                    body.hash(&mut hasher);
+                    format!("\"{:x}\"", hasher.finish())
+                };
                 if if_none_match.as_deref() == Some(etag.as_str()) {
                     write!(
                         stream,
@@ -84,7 +81,8 @@ fn feed_server() -> (Loopback<Asked>, Bodies) {
                 } else {
                     write!(
                         stream,
-                        "HTTP/1.1 200 OK\r\netag: {etag}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        "HTTP/1.1 200 OK\r\netag: {etag}\r\nlast-modified: Tue, 17 Nov 2026 08:00:00 GMT\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
                     )
                 }
@@ -100,7 +98,20 @@ fn feed_server() -> (Loopback<Asked>, Bodies) {
 
 #[test]
 fn feeds_are_pulled_with_etags_corroborate_and_queue_what_is_new() {
-    let (server, bodies) = feed_server();
+    let (server, bodies) = file_server(vec![
+        (
+            "/feodo.csv",
+            "# Feodo Tracker\n\
+             # \"first_seen_utc\",\"dst_ip\",\"dst_port\",\"c2_status\",\"last_online\",\"malware\"\n\
+             \"2026-11-20 10:00:00\",\"45.155.205.233\",\"443\",\"online\",\"2026-11-23\",\"QakBot\"\n\
+             \"2026-11-21 11:00:00\",\"91.92.241.10\",\"8080\",\"online\",\"2026-11-23\",\"Emotet\"\n\
+             \"2026-11-22 12:00:00\",\"not-an-ip\",\"80\",\"online\",\"2026-11-23\",\"Emotet\"\n",
+        ),
+        (
+            "/list.txt",
+            "# blocklist\n45.155.205.0/24\n185.220.101.0/24 ; Tor\n",
+        ),
+    ]);
     let home = tempfile::tempdir().expect("tempdir");
     let base = format!("http://127.0.0.1:{}", server.port);
     std::fs::write(

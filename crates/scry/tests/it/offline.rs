@@ -356,3 +356,110 @@ fn a_criminal_ip_database_file_scores_and_maps_like_the_api() {
     assert!(of_type("domain-name").any(|o| o["value"] == "c2.example.test"));
     assert!(of_type("software").any(|o| o["name"] == "OpenSSH"));
 }
+
+#[test]
+fn data_update_rebuilds_the_pack_only_when_upstream_changed() {
+    let (server, bodies) = super::feeds::file_server(vec![
+        (
+            "/asn-ipv4.csv",
+            "45.155.205.0,45.155.205.255,64500,Example Transit\n",
+        ),
+        ("/country-ipv4.csv", "45.155.205.0,45.155.205.255,NL\n"),
+    ]);
+    let home = tempfile::tempdir().expect("tempdir");
+    let base = format!("http://127.0.0.1:{}", server.port);
+    std::fs::write(
+        home.path().join("scry.toml"),
+        format!(
+            "[sources.geo]\nupdate_asn = [\"{base}/asn-ipv4.csv\"]\n\
+             update_country = [\"{base}/country-ipv4.csv\"]\n"
+        ),
+    )
+    .expect("write config");
+    let pack = home.path().join("data/scry/netpack.bin.gz");
+    let network = || {
+        let output = run_args(
+            home.path(),
+            &["enrich", "--no-store", "--format", "json", "-"],
+            b"45.155.205.233\n",
+        );
+        let records: Vec<Value> = serde_json::from_slice(&output.stdout).expect("JSON");
+        records[0]["sources"]["geo"]["data"].clone()
+    };
+    let built_in = network();
+    assert_ne!(built_in["asn"], 64500, "the built-in data says otherwise");
+
+    let first = run_args(home.path(), &["data", "update"], b"");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stderr)
+            .contains("network data updated: 1 AS rows and 1 country rows (2 of 2 files changed)"),
+        "{}",
+        text(&first.stderr)
+    );
+    let updated = network();
+    assert_eq!(
+        (&updated["asn"], &updated["country"], &updated["data_as_of"]),
+        (
+            &Value::from(64500),
+            &Value::from("NL"),
+            &Value::from("2026-11-17")
+        )
+    );
+    let status = run_args(home.path(), &["data", "status", "--format", "json"], b"");
+    let report: Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    assert_eq!(report["pack"], pack.display().to_string());
+    assert_eq!(
+        report["sources"][0]["package"],
+        format!("{base}/asn-ipv4.csv")
+    );
+
+    // Unchanged upstream: asked with the ETags, nothing rebuilt.
+    let written = std::fs::metadata(&pack)
+        .expect("pack")
+        .modified()
+        .expect("mtime");
+    let again = run_args(home.path(), &["data", "update"], b"");
+    assert!(
+        text(&again.stderr).contains("network data is up to date"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(
+        std::fs::metadata(&pack)
+            .expect("pack")
+            .modified()
+            .expect("mtime"),
+        written
+    );
+    let asked = server.log();
+    assert_eq!(asked.len(), 4);
+    assert!(
+        asked[2..].iter().all(|a| a.if_none_match.is_some()),
+        "{asked:?}"
+    );
+
+    // One file changed: rebuilt from it and the copy of the other.
+    bodies.lock().expect("not poisoned")[0].1 =
+        "45.155.205.0,45.155.205.255,64511,Renamed Transit\n".into();
+    let changed = run_args(home.path(), &["data", "update"], b"");
+    assert!(
+        text(&changed.stderr).contains("(1 of 2 files changed)"),
+        "{}",
+        text(&changed.stderr)
+    );
+    assert_eq!(network()["as_name"], "Renamed Transit");
+
+    // An upstream failure changes nothing.
+    bodies.lock().expect("not poisoned").clear();
+    let failed = run_args(home.path(), &["data", "update", "--force"], b"");
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        text(&failed.stderr).contains(&format!(
+            "network data update failed, nothing changed: {base}/asn-ipv4.csv: HTTP 404"
+        )),
+        "{}",
+        text(&failed.stderr)
+    );
+    assert_eq!(network()["asn"], 64511);
+}

@@ -938,7 +938,7 @@ impl LoadedConfig {
     pub fn build_sources(&self) -> Result<Vec<Arc<dyn Source>>, ConfigError> {
         let mut sources: Vec<Arc<dyn Source>> = vec![Arc::new(Classification)];
         if let Some(pack) = self.network_pack()? {
-            sources.push(Arc::new(Geo::new(pack)));
+            sources.push(Arc::new(Geo::watching(pack, self.updated_pack_path())));
         }
         if let Some(brands) = self.protected_brands()? {
             sources.push(Arc::new(Phishing::new(brands)));

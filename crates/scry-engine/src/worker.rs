@@ -562,6 +562,15 @@ impl Worker {
                 refreshes_queued: self.schedule_refresh().await?,
                 ..WorkReport::default()
             };
+            for source in self.engine.sources() {
+                match source.reload() {
+                    Ok(true) => tracing::info!(source = source.name(), "new local data taken up"),
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(source = source.name(), "local data not reloaded: {error}");
+                    }
+                }
+            }
             if let Some(feeds) = &self.feeds {
                 let (reports, queued) = pull_feeds(
                     feeds,

@@ -145,6 +145,13 @@ pub trait Source: Send + Sync {
         Vec::new()
     }
 
+    /// Re-reads local data that changed on disk since it was read (a network data pack
+    /// `scry data update` replaced); true when it did. Long-running processes call it between
+    /// passes; on an error the data in use stays.
+    fn reload(&self) -> Result<bool, String> {
+        Ok(false)
+    }
+
     /// One line on how the source has been doing (calls, cache hits, credits, latency), for
     /// summaries; `None` for sources with nothing to report.
     fn status_line(&self) -> Option<String> {

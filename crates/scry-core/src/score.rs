@@ -13,6 +13,17 @@ pub struct Reason {
     pub points: i32,
 }
 
+impl Reason {
+    pub fn new(source: &str, signal: &str, value: impl Into<String>, points: i32) -> Reason {
+        Reason {
+            source: source.into(),
+            signal: signal.into(),
+            value: value.into(),
+            points,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     Info,

@@ -137,15 +137,6 @@ fn address_of(observable: &Observable) -> Option<IpAddr> {
     }
 }
 
-fn reason(signal: &str, value: impl Into<String>, points: i32) -> Reason {
-    Reason {
-        source: SOURCE.into(),
-        signal: signal.into(),
-        value: value.into(),
-        points,
-    }
-}
-
 /// A 0–5 CTIDB score as a level; 0 (and anything else) is "not scored".
 fn level(value: Option<&Value>) -> Option<Level> {
     match value?.as_u64()? {
@@ -192,7 +183,8 @@ pub fn finding(record: &Value, weights: &Weights) -> Finding {
             ("inbound", inbound, "outbound", outbound)
         };
         let worst = worst.expect("the worse side has a level");
-        reasons.push(reason(
+        reasons.push(Reason::new(
+            SOURCE,
             &format!("{side}-score"),
             format!(
                 "{} ({side}; {other_side} {})",
@@ -202,7 +194,8 @@ pub fn finding(record: &Value, weights: &Weights) -> Finding {
             weights.level(worst),
         ));
     } else if flag("score") {
-        reasons.push(reason(
+        reasons.push(Reason::new(
+            SOURCE,
             "score",
             "Critical (inbound or outbound score at its highest)",
             weights.critical,
@@ -246,7 +239,7 @@ pub fn finding(record: &Value, weights: &Weights) -> Finding {
             labels.push(label);
             tags.insert(label.to_owned());
             if points > 0 {
-                reasons.push(reason(label, what, points));
+                reasons.push(Reason::new(SOURCE, label, what, points));
             }
         }
     }
@@ -270,7 +263,7 @@ pub fn finding(record: &Value, weights: &Weights) -> Finding {
             .map(|t| t.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        reasons.push(reason("c2", value, weights.c2));
+        reasons.push(Reason::new(SOURCE, "c2", value, weights.c2));
     }
 
     let cves: Vec<String> = texts(record.get("cve"))
@@ -280,7 +273,8 @@ pub fn finding(record: &Value, weights: &Weights) -> Finding {
     if !cves.is_empty() {
         tags.insert("vulnerable".into());
         let shown = cves.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
-        reasons.push(reason(
+        reasons.push(Reason::new(
+            SOURCE,
             "exposed-cve",
             format!(
                 "{shown} ({} CVEs exposed; the file gives no CVSS)",
@@ -290,7 +284,12 @@ pub fn finding(record: &Value, weights: &Weights) -> Finding {
         ));
     } else if flag("has_cve") || record.get("cve") == Some(&Value::Bool(true)) {
         tags.insert("vulnerable".into());
-        reasons.push(reason("exposed-cve", "CVEs exposed", weights.cve_medium));
+        reasons.push(Reason::new(
+            SOURCE,
+            "exposed-cve",
+            "CVEs exposed",
+            weights.cve_medium,
+        ));
     }
 
     let ports: Vec<u64> = record
@@ -311,7 +310,8 @@ pub fn finding(record: &Value, weights: &Weights) -> Finding {
         .collect();
     if !remote.is_empty() {
         tags.insert("remote-access".into());
-        reasons.push(reason(
+        reasons.push(Reason::new(
+            SOURCE,
             "remote-access",
             remote.join(", "),
             weights.remote_access,

@@ -460,12 +460,7 @@ impl Feeds {
                 value.push_str(&format!("; {}", listing.tags.join(", ")));
             }
             value.push(')');
-            reasons.push(Reason {
-                source: SOURCE.into(),
-                signal: "listed".into(),
-                value,
-                points,
-            });
+            reasons.push(Reason::new(SOURCE, "listed", value, points));
             tags.extend(listing.tags.iter().cloned());
             listed_by.push(json!({
                 "feed": feed.name,
@@ -481,17 +476,14 @@ impl Feeds {
                 .iter()
                 .map(|l| self.feeds[l.feed].name.as_str())
                 .collect();
-            reasons.push(Reason {
-                source: SOURCE.into(),
-                signal: "corroborated".into(),
-                value: format!(
-                    "{} of {} feeds agree: {}",
-                    listings.len(),
-                    self.feeds.len(),
-                    names.join(", ")
-                ),
-                points: self.corroboration_points * (listings.len() as i32 - 1),
-            });
+            let value = format!(
+                "{} of {} feeds agree: {}",
+                listings.len(),
+                self.feeds.len(),
+                names.join(", ")
+            );
+            let points = self.corroboration_points * (listings.len() as i32 - 1);
+            reasons.push(Reason::new(SOURCE, "corroborated", value, points));
         }
         Finding {
             reasons,

@@ -105,15 +105,6 @@ impl Weights {
     }
 }
 
-fn reason(signal: &str, value: impl Into<String>, points: i32) -> Reason {
-    Reason {
-        source: SOURCE.into(),
-        signal: signal.into(),
-        value: value.into(),
-        points,
-    }
-}
-
 /// Services that give remote control of a host when exposed.
 const REMOTE_ACCESS: &[&str] = &["rdp", "vnc", "telnet", "ssh", "smb", "winrm"];
 
@@ -236,7 +227,8 @@ pub fn ip_finding(
                 "outbound"
             };
             let other_text = other.map_or("unknown", Level::as_str);
-            reasons.push(reason(
+            reasons.push(Reason::new(
+                SOURCE,
                 &format!("{side}-score"),
                 format!("{} ({side}; {other_side} {other_text})", level.as_str()),
                 weights.level(level),
@@ -287,7 +279,7 @@ pub fn ip_finding(
         if *set {
             tags.insert((*label).to_owned());
             if *points > 0 {
-                reasons.push(reason(label, *what, *points));
+                reasons.push(Reason::new(SOURCE, label, *what, *points));
             }
         }
     }
@@ -310,7 +302,8 @@ pub fn ip_finding(
     }
     if !c2_tags.is_empty() {
         tags.insert("c2".into());
-        reasons.push(reason(
+        reasons.push(Reason::new(
+            SOURCE,
             "c2",
             c2_tags.iter().cloned().collect::<Vec<_>>().join(", "),
             weights.c2,
@@ -324,7 +317,12 @@ pub fn ip_finding(
         } else {
             remote.iter().cloned().collect::<Vec<_>>().join(", ")
         };
-        reasons.push(reason("remote-access", value, weights.remote_access));
+        reasons.push(Reason::new(
+            SOURCE,
+            "remote-access",
+            value,
+            weights.remote_access,
+        ));
     }
 
     let vulns = report.vulnerability.0.clone().unwrap_or_default().data;
@@ -344,7 +342,8 @@ pub fn ip_finding(
         };
         if points > 0 {
             tags.insert("vulnerable".into());
-            reasons.push(reason(
+            reasons.push(Reason::new(
+                SOURCE,
                 "exploitable-cve",
                 format!("{cve} (CVSS {cvss:.1}, {} CVEs exposed)", vulns.len()),
                 points,
@@ -372,7 +371,8 @@ pub fn ip_finding(
         })
         .collect();
     if !malicious_categories.is_empty() {
-        reasons.push(reason(
+        reasons.push(Reason::new(
+            SOURCE,
             "malicious-category",
             malicious_categories
                 .iter()
@@ -401,7 +401,8 @@ pub fn ip_finding(
     }
     if malicious.and_then(|m| m.is_malicious) == Some(true) {
         tags.insert("malicious".into());
-        reasons.push(reason(
+        reasons.push(Reason::new(
+            SOURCE,
             "malicious-info",
             "flagged malicious",
             weights.malicious_info,
@@ -512,7 +513,12 @@ pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport, weights: &Wei
     let main = report.main_domain_info.clone().unwrap_or_default();
     let level = main.domain_score.as_ref().and_then(|s| s.score);
     if let Some(level) = level {
-        reasons.push(reason("domain-score", level.as_str(), weights.level(level)));
+        reasons.push(Reason::new(
+            SOURCE,
+            "domain-score",
+            level.as_str(),
+            weights.level(level),
+        ));
     }
     if let Some(probability) = summary.url_phishing_prob {
         let points = if probability >= 80.0 {
@@ -526,7 +532,8 @@ pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport, weights: &Wei
         };
         if points > 0 {
             tags.insert("phishing".into());
-            reasons.push(reason(
+            reasons.push(Reason::new(
+                SOURCE,
                 "phishing-probability",
                 format!("{probability:.1} %"),
                 points,
@@ -539,11 +546,17 @@ pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport, weights: &Wei
         .filter(|c| !matches!(c.to_ascii_lowercase().as_str(), "safe" | "none" | ""))
     {
         tags.insert("credential-harvesting".into());
-        reasons.push(reason("credential-input", cred, weights.credential_input));
+        reasons.push(Reason::new(
+            SOURCE,
+            "credential-input",
+            cred,
+            weights.credential_input,
+        ));
     }
     if summary.fake_domain == Some(true) {
         tags.insert("impersonation".into());
-        reasons.push(reason(
+        reasons.push(Reason::new(
+            SOURCE,
             "fake-domain",
             "imitates another domain",
             weights.fake_domain,
@@ -551,7 +564,8 @@ pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport, weights: &Wei
     }
     if let Some(files) = summary.suspicious_file.filter(|n| *n > 0) {
         tags.insert("suspicious-file".into());
-        reasons.push(reason(
+        reasons.push(Reason::new(
+            SOURCE,
             "suspicious-file",
             files.to_string(),
             weights.suspicious_file,
@@ -559,7 +573,8 @@ pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport, weights: &Wei
     }
     if let Some(records) = summary.phishing_record.filter(|n| *n > 0) {
         tags.insert("phishing".into());
-        reasons.push(reason(
+        reasons.push(Reason::new(
+            SOURCE,
             "phishing-record",
             records.to_string(),
             weights.phishing_record,
@@ -567,7 +582,12 @@ pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport, weights: &Wei
     }
     if let Some(dga) = summary.dga_score.filter(|d| *d >= 8.0) {
         tags.insert("dga".into());
-        reasons.push(reason("dga-score", format!("{dga:.1}"), weights.dga));
+        reasons.push(Reason::new(
+            SOURCE,
+            "dga-score",
+            format!("{dga:.1}"),
+            weights.dga,
+        ));
     }
     if let Some(born) = summary
         .newborn_domain
@@ -575,7 +595,12 @@ pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport, weights: &Wei
         .filter(|d| !d.trim().is_empty())
     {
         tags.insert("newborn-domain".into());
-        reasons.push(reason("newborn-domain", born, weights.newborn_domain));
+        reasons.push(Reason::new(
+            SOURCE,
+            "newborn-domain",
+            born,
+            weights.newborn_domain,
+        ));
     }
 
     let ips = |list: &[super::wire::MappedIp]| -> Value {

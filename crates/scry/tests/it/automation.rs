@@ -69,36 +69,63 @@ impl<T> Drop for Loopback<T> {
     }
 }
 
-/// A loopback HTTP receiver standing in for Slack and Jira: it records each request and answers
-/// 200 (with a Jira-style `{"key": …}` for tickets).
-fn http_receiver() -> Loopback<Received> {
-    let mut tickets = 0;
-    Loopback::start(move |stream, log| {
+/// An HTTP request read from a loopback connection, with the connection to answer on.
+pub(crate) struct Request {
+    /// The request target (`/path?query`).
+    pub(crate) target: String,
+    /// Header names in lower case.
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) stream: TcpStream,
+}
+
+impl Request {
+    pub(crate) fn read(stream: TcpStream) -> Option<Request> {
         let mut reader = BufReader::new(stream);
         let mut request_line = String::new();
-        if reader.read_line(&mut request_line).is_err() {
-            return;
-        }
-        let path = request_line
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("")
-            .to_owned();
-        let (mut length, mut authorization) = (0, None);
+        reader.read_line(&mut request_line).ok()?;
+        let target = request_line.split_whitespace().nth(1)?.to_owned();
+        let mut headers = Vec::new();
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
                 break;
             }
             let (name, value) = line.split_once(':').unwrap_or(("", ""));
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                "authorization" => authorization = Some(value.trim().to_owned()),
-                _ => {}
-            }
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
         }
+        let length = headers
+            .iter()
+            .find(|(name, _)| name == "content-length")
+            .and_then(|(_, value)| value.parse().ok())
+            .unwrap_or(0);
         let mut body = vec![0; length];
         let _ = reader.read_exact(&mut body);
+        Some(Request {
+            target,
+            headers,
+            body,
+            stream: reader.into_inner(),
+        })
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value.clone())
+    }
+}
+
+/// A loopback HTTP receiver standing in for Slack and Jira: it records each request and answers
+/// 200 (with a Jira-style `{"key": …}` for tickets).
+fn http_receiver() -> Loopback<Received> {
+    let mut tickets = 0;
+    Loopback::start(move |stream, log| {
+        let Some(mut request) = Request::read(stream) else {
+            return;
+        };
+        let path = request.target.clone();
         let answer = if path.starts_with("/ticket") {
             tickets += 1;
             format!("{{\"id\": \"100{tickets}\", \"key\": \"SOC-{tickets}\"}}")
@@ -107,12 +134,11 @@ fn http_receiver() -> Loopback<Received> {
         };
         log.lock().expect("not poisoned").push(Received {
             path,
-            authorization,
-            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            authorization: request.header("authorization"),
+            body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
         });
-        let mut stream = reader.into_inner();
         let _ = write!(
-            stream,
+            request.stream,
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
             answer.len()
         );

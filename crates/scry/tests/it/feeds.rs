@@ -2,12 +2,12 @@
 //! `If-None-Match`, and a local file, pulled with `scry feeds pull`, their listings asked by
 //! `scry enrich`, and what a feed newly lists queued for enrichment.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use super::automation::Loopback;
+use super::automation::{Loopback, Request};
 use super::{run, run_args, scry, text};
 
 /// A request the feed server took.
@@ -33,30 +33,15 @@ pub(crate) fn file_server(files: Vec<(&str, &str)>) -> (Loopback<Asked>, Bodies)
     ));
     let served = Arc::clone(&bodies);
     let server = Loopback::start(move |stream, log| {
-        let mut reader = BufReader::new(stream);
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).is_err() {
+        let Some(request) = Request::read(stream) else {
             return;
-        }
-        let target = request_line.split_whitespace().nth(1).unwrap_or("");
-        let path = target.split('?').next().unwrap_or("").to_owned();
-        let (mut if_none_match, mut auth_key) = (None, None);
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
-                break;
-            }
-            let (name, value) = line.split_once(':').unwrap_or(("", ""));
-            match name.trim().to_ascii_lowercase().as_str() {
-                "if-none-match" => if_none_match = Some(value.trim().to_owned()),
-                "auth-key" => auth_key = Some(value.trim().to_owned()),
-                _ => {}
-            }
-        }
+        };
+        let path = request.target.split('?').next().unwrap_or("").to_owned();
+        let if_none_match = request.header("if-none-match");
         log.lock().expect("not poisoned").push(Asked {
             path: path.clone(),
             if_none_match: if_none_match.clone(),
-            auth_key,
+            auth_key: request.header("auth-key"),
         });
         let body = served
             .lock()
@@ -64,7 +49,7 @@ pub(crate) fn file_server(files: Vec<(&str, &str)>) -> (Loopback<Asked>, Bodies)
             .iter()
             .find(|(p, _)| *p == path)
             .map(|(_, b)| b.clone());
-        let mut stream = reader.into_inner();
+        let mut stream = request.stream;
         let _ = match body {
             Some(body) => {
                 let etag = {

@@ -209,18 +209,28 @@ impl SqlStore {
         }
     }
 
-    /// `(p1, p2, …), (…)` for `rows` rows of `columns` values.
+    /// The `n`th placeholder of a statement whose placeholders each stand once and in binding
+    /// order: `?` on SQLite, where numbered ones make binding quadratic in their count (SQLite
+    /// looks each parameter's name up in a list), `$n` on PostgreSQL.
+    pub(crate) fn in_order(&self, n: usize) -> String {
+        match self.backend {
+            Backend::Sqlite => "?".to_owned(),
+            Backend::Postgres => format!("${n}"),
+        }
+    }
+
+    /// `p1, p2, …` for `count` values from the `first`th, each once and in binding order.
+    pub(crate) fn in_order_list(&self, first: usize, count: usize) -> String {
+        (first..first + count)
+            .map(|n| self.in_order(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `(p1, p2, …), (…)` for `rows` rows of `columns` values, a whole statement's placeholders.
     pub(crate) fn value_rows(&self, rows: usize, columns: usize) -> String {
         (0..rows)
-            .map(|r| {
-                format!(
-                    "({})",
-                    (1..=columns)
-                        .map(|c| self.placeholder(r * columns + c))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
+            .map(|r| format!("({})", self.in_order_list(r * columns + 1, columns)))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -301,10 +311,7 @@ impl SqlStore {
             let mut tx = self.begin_write().await?;
             let select = format!(
                 "SELECT stix_id, priority, severity, enrichment_status, skip_reason, tlp, tags, reasons, sources FROM indicators WHERE stix_id IN ({})",
-                (1..=chunk.len())
-                    .map(|n| self.placeholder(n))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                self.in_order_list(1, chunk.len())
             );
             let mut query = sqlx::query(AssertSqlSafe(select.as_str()));
             for record in chunk {
@@ -317,10 +324,7 @@ impl SqlStore {
             if !stored.is_empty() {
                 let select = format!(
                     "SELECT stix_id, facet, value FROM facets WHERE stix_id IN ({}) ORDER BY stix_id, facet, value",
-                    (1..=stored.len())
-                        .map(|n| self.placeholder(n))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    self.in_order_list(1, stored.len())
                 );
                 let mut query = sqlx::query(AssertSqlSafe(select.as_str()));
                 for id in stored.keys() {
@@ -405,10 +409,7 @@ impl SqlStore {
             if !changed.is_empty() {
                 let delete = format!(
                     "DELETE FROM facets WHERE stix_id IN ({})",
-                    (1..=changed.len())
-                        .map(|n| self.placeholder(n))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    self.in_order_list(1, changed.len())
                 );
                 let mut query = sqlx::query(AssertSqlSafe(delete.as_str()));
                 for (record, _) in &changed {
@@ -442,11 +443,8 @@ impl SqlStore {
             // refresh counts from here.
             let checked = format!(
                 "UPDATE indicators SET checked_at = {} WHERE stix_id IN ({})",
-                self.placeholder(1),
-                (2..=chunk.len() + 1)
-                    .map(|n| self.placeholder(n))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                self.in_order(1),
+                self.in_order_list(2, chunk.len())
             );
             let mut query = sqlx::query(AssertSqlSafe(checked.as_str()))
                 .bind(chunk.iter().map(|r| r.observed_at).max().unwrap_or(0));

@@ -1,0 +1,257 @@
+//! `scry-bench`: runs scry's workloads, each beside its floor on the same machine in the same
+//! run (these machines are shared and noisy: absolute times drift, ratios hold), and writes the
+//! results as JSON and as a short table. Data is generated from a seed, so runs compare.
+//!
+//! ```text
+//! cargo run --release -p scry-bench                 # every workload at full size
+//! cargo run --release -p scry-bench -- W4 --quick   # one workload, sizes for CI
+//! ```
+//!
+//! Each workload runs in a child process of its own, so its peak memory is its own.
+
+mod data;
+mod ingest;
+mod lookups;
+mod rules;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use anyhow::Context;
+use clap::Parser;
+use serde_json::{Value, json};
+
+/// The workloads, in order.
+const WORKLOADS: [&str; 3] = ["W1", "W2", "W4"];
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "scry-bench",
+    about = "scry's benchmarks, each beside its floor"
+)]
+struct Cli {
+    /// Workloads to run (W1 ingest, W2 rules, W4 lookups); all when left out
+    workloads: Vec<String>,
+    /// Sizes that fit CI: a smoke test that the benchmarks still run, not a timing
+    #[arg(long)]
+    quick: bool,
+    /// Seed for the generated data
+    #[arg(long, default_value_t = 20261124)]
+    seed: u64,
+    /// Where the JSON results go
+    #[arg(long, short = 'o', default_value = "target/bench/results.json")]
+    output: PathBuf,
+    /// Run one workload here and print its measures (used by the parent run)
+    #[arg(long, hide = true)]
+    child: Option<String>,
+}
+
+/// One measurement beside its floor.
+#[derive(Debug, Clone)]
+pub(crate) struct Measure {
+    pub(crate) workload: String,
+    pub(crate) case: String,
+    pub(crate) size: usize,
+    pub(crate) unit: String,
+    pub(crate) rate: f64,
+    pub(crate) floor: String,
+    pub(crate) floor_rate: f64,
+    pub(crate) target: String,
+}
+
+impl Measure {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        workload: &str,
+        case: &str,
+        size: usize,
+        unit: &str,
+        rate: f64,
+        floor: &str,
+        floor_rate: f64,
+        target: &str,
+    ) -> Measure {
+        Measure {
+            workload: workload.into(),
+            case: case.into(),
+            size,
+            unit: unit.into(),
+            rate,
+            floor: floor.into(),
+            floor_rate,
+            target: target.into(),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "workload": self.workload,
+            "case": self.case,
+            "size": self.size,
+            "unit": self.unit,
+            "rate": self.rate,
+            "floor": self.floor,
+            "floor_rate": (self.floor_rate > 0.0).then_some(self.floor_rate),
+            "ratio_to_floor": (self.floor_rate > 0.0).then(|| self.rate / self.floor_rate),
+            "target": self.target,
+        })
+    }
+}
+
+/// The sizes of a workload: full, or for CI.
+fn size(workload: &str, quick: bool) -> usize {
+    match (workload, quick) {
+        ("W1", false) => 1_000_000,
+        ("W1", true) => 20_000,
+        ("W2", false) => 1_000_000,
+        ("W2", true) => 20_000,
+        (_, false) => 1_000_000,
+        (_, true) => 50_000,
+    }
+}
+
+/// Peak resident memory of this process, from `/proc/self/status`.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        });
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .map(|l| l.trim().to_owned())
+        });
+    json!({
+        "cpu": cpu,
+        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "memory": memory,
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+    })
+}
+
+/// Runs one workload in this process.
+fn child(workload: &str, quick: bool, seed: u64) -> anyhow::Result<Vec<Measure>> {
+    let work = tempfile::tempdir()?;
+    let size = size(workload, quick);
+    match workload {
+        "W1" => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(ingest::run(size, seed, work.path())),
+        "W2" => rules::run(size, seed),
+        "W4" => lookups::run(size, seed, work.path()),
+        other => anyhow::bail!("no workload {other:?} (there are {})", WORKLOADS.join(", ")),
+    }
+}
+
+fn table(results: &[Value]) {
+    println!(
+        "{:<4} {:<42} {:>9} {:>14} {:>14} {:>8} {:>9}  target",
+        "", "case", "size", "rate", "floor", "ratio", "peak MiB"
+    );
+    for r in results {
+        let number = |key: &str| r[key].as_f64();
+        println!(
+            "{:<4} {:<42} {:>9} {:>14} {:>14} {:>8} {:>9}  {}",
+            r["workload"].as_str().unwrap_or(""),
+            r["case"].as_str().unwrap_or(""),
+            r["size"],
+            number("rate").map_or(String::new(), |v| format!("{v:.0}")),
+            number("floor_rate").map_or("-".into(), |v| format!("{v:.0}")),
+            number("ratio_to_floor").map_or("-".into(), |v| format!("{v:.2}")),
+            r["peak_rss_kib"]
+                .as_u64()
+                .map_or("-".into(), |k| format!("{:.0}", k as f64 / 1024.0)),
+            r["target"].as_str().unwrap_or(""),
+        );
+    }
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    if let Some(workload) = &cli.child {
+        let measures = child(workload, cli.quick, cli.seed)?;
+        let peak = peak_rss_kib();
+        let rows: Vec<Value> = measures
+            .iter()
+            .map(|m| {
+                let mut row = m.to_json();
+                row["peak_rss_kib"] = json!(peak);
+                row
+            })
+            .collect();
+        println!("{}", serde_json::to_string(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let selected: Vec<String> = if cli.workloads.is_empty() {
+        WORKLOADS.iter().map(|w| (*w).to_owned()).collect()
+    } else {
+        cli.workloads
+            .iter()
+            .map(|w| w.to_ascii_uppercase())
+            .collect()
+    };
+    if let Some(unknown) = selected.iter().find(|w| !WORKLOADS.contains(&w.as_str())) {
+        anyhow::bail!(
+            "no workload {unknown:?}: this harness runs {} (W3, W5 and W6 are not built yet)",
+            WORKLOADS.join(", ")
+        );
+    }
+    let exe = std::env::current_exe()?;
+    let mut results = Vec::new();
+    for workload in &selected {
+        eprintln!(
+            "running {workload}{} …",
+            if cli.quick { " (quick)" } else { "" }
+        );
+        let mut command = Command::new(&exe);
+        command.args(["--child", workload, "--seed", &cli.seed.to_string()]);
+        if cli.quick {
+            command.arg("--quick");
+        }
+        let output = command
+            .output()
+            .with_context(|| format!("running {workload}"))?;
+        anyhow::ensure!(
+            output.status.success(),
+            "{workload} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let rows: Vec<Value> = serde_json::from_slice(&output.stdout)
+            .with_context(|| format!("{workload} printed no results"))?;
+        results.extend(rows);
+    }
+    let report = json!({
+        "quick": cli.quick,
+        "seed": cli.seed,
+        "machine": machine(),
+        "results": results,
+    });
+    if let Some(folder) = cli.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)?;
+    }
+    std::fs::write(&cli.output, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", cli.output.display()))?;
+    table(&results);
+    eprintln!("results: {}", cli.output.display());
+    Ok(ExitCode::SUCCESS)
+}

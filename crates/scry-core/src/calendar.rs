@@ -43,6 +43,12 @@ impl UtcTime {
     }
 }
 
+/// `2026-11-24` for a Unix-milliseconds time.
+pub fn date_text(ms: i64) -> String {
+    let (year, month, day) = civil_from_days(ms.div_euclid(86_400_000));
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 /// Days from 1970-01-01 to `date`.
 pub fn days_from_civil((year, month, day): Date) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };

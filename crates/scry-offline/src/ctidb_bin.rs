@@ -440,11 +440,7 @@ impl PackedDb<memmap2::Mmap> {
             path: path.display().to_string(),
             error,
         };
-        let file = std::fs::File::open(path).map_err(io)?;
-        // SAFETY: the map is read-only; a file changed underneath it can give wrong answers, which
-        // every read here checks for, but not undefined behaviour in this process's own memory.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-        PackedDb::from_bytes(map, verification)
+        PackedDb::from_bytes(crate::map_read_only(path).map_err(io)?, verification)
     }
 }
 

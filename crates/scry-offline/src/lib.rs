@@ -17,4 +17,13 @@ pub mod feeds;
 pub mod netpack;
 pub mod phishing;
 
+/// Maps the file at `path` into memory, read-only, for the database readers.
+pub(crate) fn map_read_only(path: &std::path::Path) -> std::io::Result<memmap2::Mmap> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the map is read-only; a file changed underneath it can give wrong answers, which
+    // every read of the readers checks for, but not undefined behaviour in this process's own
+    // memory.
+    unsafe { memmap2::Mmap::map(&file) }
+}
+
 pub use netpack::{DataSource, NetInfo, NetPack, PackBuilder, PackError, PackMeta, embedded};

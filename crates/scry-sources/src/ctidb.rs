@@ -12,15 +12,15 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use scry_core::observable::UrlHost;
+use scry_core::calendar::date_text;
 use scry_core::{Cleared, Destination, Observable, Reason};
 use scry_offline::ctidb::CtiDb;
 use scry_offline::ctidb_bin::{self, PackedDb, Verification};
 use serde_json::{Map, Value, json};
 
-use crate::criminalip::map::{Weights, ip_report_url};
+use crate::criminalip::map::{Weights, ip_report_url, is_c2_tag, worse_side_reason};
 use crate::criminalip::wire::Level;
-use crate::{EnrichOptions, Finding, Source, SourceError, SourceFuture};
+use crate::{EnrichOptions, Finding, Source, SourceError, SourceFuture, address_of};
 
 const SOURCE: &str = "ctidb";
 
@@ -86,7 +86,10 @@ impl Ctidb {
             );
             if let Some(license) = &metadata.license {
                 about.insert("plan".into(), license.plan_name().into());
-                about.insert("data_as_of".into(), date(license.issued_at).into());
+                about.insert(
+                    "data_as_of".into(),
+                    date_text(license.issued_at.saturating_mul(1000) as i64).into(),
+                );
             }
             Database::Packed(db)
         } else {
@@ -94,7 +97,10 @@ impl Ctidb {
             let metadata = db.metadata();
             about.insert("format".into(), "ctidb".into());
             about.insert("tier".into(), metadata.tier().into());
-            about.insert("data_as_of".into(), date(metadata.build_epoch).into());
+            about.insert(
+                "data_as_of".into(),
+                date_text(metadata.build_epoch.saturating_mul(1000) as i64).into(),
+            );
             Database::Tree(db)
         };
         Ok(Ctidb {
@@ -115,25 +121,6 @@ impl Ctidb {
 
     fn holds_ipv6(&self) -> bool {
         matches!(&self.database, Database::Tree(db) if db.metadata().ip_version == 6)
-    }
-}
-
-/// `2026-11-24` for unix seconds.
-fn date(seconds: u64) -> String {
-    let days = (seconds / 86_400) as i64;
-    let (year, month, day) = scry_core::calendar::civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}")
-}
-
-/// The address a lookup is about: an IP or a URL's IP host.
-fn address_of(observable: &Observable) -> Option<IpAddr> {
-    match observable {
-        Observable::Ip(ip) => Some(*ip),
-        Observable::Url(url) => match url.host() {
-            UrlHost::Ip(ip) => Some(*ip),
-            UrlHost::Domain(_) => None,
-        },
-        _ => None,
     }
 }
 
@@ -176,23 +163,8 @@ pub fn finding(record: &Value, weights: &Weights) -> Finding {
         level(record.get("inbound_score")),
         level(record.get("outbound_score")),
     );
-    if inbound.is_some() || outbound.is_some() {
-        let (side, worst, other_side, other) = if outbound >= inbound {
-            ("outbound", outbound, "inbound", inbound)
-        } else {
-            ("inbound", inbound, "outbound", outbound)
-        };
-        let worst = worst.expect("the worse side has a level");
-        reasons.push(Reason::new(
-            SOURCE,
-            &format!("{side}-score"),
-            format!(
-                "{} ({side}; {other_side} {})",
-                worst.as_str(),
-                other.map_or("not scored", Level::as_str)
-            ),
-            weights.level(worst),
-        ));
+    if let Some(base) = worse_side_reason(SOURCE, inbound, outbound, "not scored", weights) {
+        reasons.push(base);
     } else if flag("score") {
         reasons.push(Reason::new(
             SOURCE,
@@ -249,13 +221,7 @@ pub fn finding(record: &Value, weights: &Weights) -> Finding {
     }
 
     let file_tags = texts(record.get("tags"));
-    let c2_tags: Vec<&String> = file_tags
-        .iter()
-        .filter(|t| {
-            let lower = t.to_ascii_lowercase();
-            lower == "c2" || lower.starts_with("c2_") || lower.contains("cobalt strike")
-        })
-        .collect();
+    let c2_tags: Vec<&String> = file_tags.iter().filter(|t| is_c2_tag(t)).collect();
     if !c2_tags.is_empty() && !tags.contains("c2") {
         tags.insert("c2".into());
         let value = c2_tags

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::fetch::{Fetched, Validators, fetch_if_changed};
-use crate::{EnrichOptions, Finding, Source, SourceError, SourceFuture};
+use crate::{EnrichOptions, Finding, Source, SourceError, SourceFuture, now_ms};
 
 const SOURCE: &str = "feeds";
 /// The largest feed body taken.
@@ -219,12 +219,6 @@ impl std::fmt::Debug for Feeds {
             .field("dir", &self.dir)
             .finish_non_exhaustive()
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so readers see the old file

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
-use scry_core::observable::UrlHost;
 use scry_core::{Cleared, Destination, Observable};
 use scry_offline::NetPack;
 use serde_json::{Map, Value};
@@ -105,15 +104,10 @@ impl Geo {
 }
 
 /// The address a lookup is about: an IP, a network's first address, or a URL's IP host.
-fn address_of(observable: &Observable) -> Option<IpAddr> {
+fn network_address_of(observable: &Observable) -> Option<IpAddr> {
     match observable {
-        Observable::Ip(ip) => Some(*ip),
         Observable::Cidr(net) => Some(net.network()),
-        Observable::Url(url) => match url.host() {
-            UrlHost::Ip(ip) => Some(*ip),
-            UrlHost::Domain(_) => None,
-        },
-        _ => None,
+        other => crate::address_of(other),
     }
 }
 
@@ -127,7 +121,7 @@ impl Source for Geo {
     }
 
     fn supports(&self, observable: &Observable) -> bool {
-        address_of(observable).is_some_and(|ip| scry_core::ip::classify(ip).is_public())
+        network_address_of(observable).is_some_and(|ip| scry_core::ip::classify(ip).is_public())
     }
 
     fn enrich<'a>(
@@ -135,7 +129,7 @@ impl Source for Geo {
         indicator: Cleared<'a>,
         _options: EnrichOptions,
     ) -> SourceFuture<'a, Result<Finding, SourceError>> {
-        let finding = address_of(indicator.observable())
+        let finding = network_address_of(indicator.observable())
             .map(|ip| self.describe(ip))
             .unwrap_or_default();
         Box::pin(async move { Ok(finding) })

@@ -31,6 +31,25 @@ pub use geo::Geo;
 pub use phishing::Phishing;
 pub use secret::Secret;
 
+/// The address an IP lookup is about: an IP, or a URL's IP host.
+pub(crate) fn address_of(observable: &Observable) -> Option<std::net::IpAddr> {
+    match observable {
+        Observable::Ip(ip) => Some(*ip),
+        Observable::Url(url) => match url.host() {
+            scry_core::observable::UrlHost::Ip(ip) => Some(*ip),
+            scry_core::observable::UrlHost::Domain(_) => None,
+        },
+        _ => None,
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The future a source returns; boxed so sources can be held as trait objects.
 pub type SourceFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -57,8 +57,42 @@ pub(crate) fn status(loaded: &LoadedConfig, format: ShowFormat) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
-/// Builds a pack from CSV files; writes it whole to a temporary file first, so a failed build
-/// never leaves a half-written pack where a good one was.
+/// Builds a pack from AS and country CSV files, each with the name its errors give, and writes
+/// it whole to a temporary file beside `output` that is then renamed over it, so a failed build
+/// never leaves a half-written pack where a good one was. Returns the AS and country rows read.
+fn write_pack(
+    asn: &[(String, PathBuf)],
+    country: &[(String, PathBuf)],
+    meta: &PackMeta,
+    output: &Path,
+) -> anyhow::Result<(usize, usize)> {
+    let mut builder = PackBuilder::default();
+    let open = |path: &Path| {
+        File::open(path)
+            .map(BufReader::new)
+            .with_context(|| format!("reading {}", path.display()))
+    };
+    let (mut asn_rows, mut country_rows) = (0, 0);
+    for (name, path) in asn {
+        asn_rows += builder.add_asn_csv(name, open(path)?)?;
+    }
+    for (name, path) in country {
+        country_rows += builder.add_country_csv(name, open(path)?)?;
+    }
+    let folder = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut staged = tempfile::NamedTempFile::new_in(folder)
+        .with_context(|| format!("creating a file in {}", folder.display()))?;
+    builder.write(meta, std::io::BufWriter::new(staged.as_file_mut()))?;
+    staged
+        .persist(output)
+        .with_context(|| format!("writing {}", output.display()))?;
+    Ok((asn_rows, country_rows))
+}
+
+/// `scry data build`.
 pub(crate) fn build(
     meta: &Path,
     asn: &[PathBuf],
@@ -69,29 +103,13 @@ pub(crate) fn build(
         File::open(meta).with_context(|| format!("reading {}", meta.display()))?,
     ))
     .with_context(|| format!("{} is not pack metadata", meta.display()))?;
-    let mut builder = PackBuilder::default();
-    let open = |path: &Path| {
-        File::open(path)
-            .map(BufReader::new)
-            .with_context(|| format!("reading {}", path.display()))
+    let named = |paths: &[PathBuf]| -> Vec<(String, PathBuf)> {
+        paths
+            .iter()
+            .map(|p| (p.display().to_string(), p.clone()))
+            .collect()
     };
-    let (mut asn_rows, mut country_rows) = (0, 0);
-    for path in asn {
-        asn_rows += builder.add_asn_csv(&path.display().to_string(), open(path)?)?;
-    }
-    for path in country {
-        country_rows += builder.add_country_csv(&path.display().to_string(), open(path)?)?;
-    }
-    let folder = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut staged = tempfile::NamedTempFile::new_in(folder)
-        .with_context(|| format!("creating a file in {}", folder.display()))?;
-    builder.write(&meta, std::io::BufWriter::new(staged.as_file_mut()))?;
-    staged
-        .persist(output)
-        .with_context(|| format!("writing {}", output.display()))?;
+    let (asn_rows, country_rows) = write_pack(&named(asn), &named(country), &meta, output)?;
     let size = std::fs::metadata(output)?.len();
     eprintln!(
         "{}: {asn_rows} AS rows and {country_rows} country rows, {size} bytes",
@@ -184,7 +202,12 @@ pub(crate) fn update(loaded: &LoadedConfig, force: bool, quiet: bool) -> anyhow:
                 if !quiet {
                     eprintln!("{}: {} bytes", shown(url), bytes.len());
                 }
-                if let Some(date) = validators.last_modified.as_deref().and_then(http_date) {
+                if let Some(modified) = validators
+                    .last_modified
+                    .as_deref()
+                    .and_then(|text| httpdate::parse_http_date(text).ok())
+                {
+                    let date = scry_core::calendar::date_text(unix_ms(modified));
                     newest_date = newest_date.max(Some(date));
                 }
                 state.insert(
@@ -205,13 +228,7 @@ pub(crate) fn update(loaded: &LoadedConfig, force: bool, quiet: bool) -> anyhow:
         eprintln!("network data is up to date: {}", target.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let today = {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let (y, m, d) = scry_core::calendar::UtcTime::from_ms(now).date;
-        format!("{y:04}-{m:02}-{d:02}")
-    };
+    let today = scry_core::calendar::date_text(unix_ms(std::time::SystemTime::now()));
     let data_as_of = newest_date.unwrap_or_else(|| today.clone());
     let source = |provides: &str, urls: &[url::Url], attribution: &str| scry_offline::DataSource {
         provides: provides.into(),
@@ -235,26 +252,12 @@ pub(crate) fn update(loaded: &LoadedConfig, force: bool, quiet: bool) -> anyhow:
             ),
         ],
     };
-    let mut builder = PackBuilder::default();
-    let (mut asn_rows, mut country_rows) = (0, 0);
-    for (index, url) in asn.iter().chain(&country).enumerate() {
-        let file = upstream.join(&state[&url.to_string()].file);
-        let reader = File::open(&file)
-            .map(BufReader::new)
-            .with_context(|| format!("reading {}", file.display()))?;
-        let input = shown(url);
-        if index < asn.len() {
-            asn_rows += builder.add_asn_csv(&input, reader)?;
-        } else {
-            country_rows += builder.add_country_csv(&input, reader)?;
-        }
-    }
-    let mut staged = tempfile::NamedTempFile::new_in(&folder)
-        .with_context(|| format!("creating a file in {}", folder.display()))?;
-    builder.write(&meta, std::io::BufWriter::new(staged.as_file_mut()))?;
-    staged
-        .persist(&target)
-        .with_context(|| format!("writing {}", target.display()))?;
+    let copies = |urls: &[url::Url]| -> Vec<(String, PathBuf)> {
+        urls.iter()
+            .map(|url| (shown(url), upstream.join(&state[&url.to_string()].file)))
+            .collect()
+    };
+    let (asn_rows, country_rows) = write_pack(&copies(&asn), &copies(&country), &meta, &target)?;
     eprintln!(
         "network data updated: {asn_rows} AS rows and {country_rows} country rows ({changed} of {} files changed), {}",
         asn.len() + country.len(),
@@ -263,15 +266,7 @@ pub(crate) fn update(loaded: &LoadedConfig, force: bool, quiet: bool) -> anyhow:
     Ok(ExitCode::SUCCESS)
 }
 
-/// `2026-11-17` from an HTTP date (`Tue, 17 Nov 2026 08:00:00 GMT`).
-fn http_date(text: &str) -> Option<String> {
-    let mut parts = text.split_whitespace().skip(1);
-    let day: u32 = parts.next()?.parse().ok()?;
-    let month = parts.next()?;
-    let year: i64 = parts.next()?.parse().ok()?;
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = months.iter().position(|m| *m == month)? + 1;
-    Some(format!("{year:04}-{month:02}-{day:02}"))
+fn unix_ms(time: std::time::SystemTime) -> i64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

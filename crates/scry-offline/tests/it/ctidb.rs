@@ -4,7 +4,6 @@
 //! with the answers compared.
 
 use std::net::IpAddr;
-use std::process::Command;
 
 use scry_offline::ctidb::{CtiDb, CtiError, LANGUAGE_MARKER, METADATA_MARKER};
 use serde_json::{Value, json};
@@ -419,17 +418,8 @@ fn python_answers(path: &std::path::Path) -> Vec<Value> {
         path.display().to_string(),
         ADDRESSES
     );
-    let output = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        output.status.success(),
-        "the vendor's reader failed (install it with `pip install ctidb==1.1.16`; .ci/run does): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     // The reader prints its own complaints (an id missing from the table) before the answer.
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = crate::vendor_python(&script, "ctidb==1.1.16");
     let last = stdout.lines().last().unwrap_or("");
     serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }

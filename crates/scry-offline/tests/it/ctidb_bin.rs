@@ -5,7 +5,6 @@
 //! throwaway key swapped in for its embedded one, the answers compared.
 
 use std::net::IpAddr;
-use std::process::Command;
 
 use scry_offline::ctidb_bin::{PackedDb, PackedError, Verification};
 use serde_json::{Value, json};
@@ -383,16 +382,7 @@ fn python_answers(path: &std::path::Path) -> Value {
         path = path.display().to_string(),
         addresses = ADDRESSES,
     );
-    let output = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        output.status.success(),
-        "the vendor's reader failed (install it with `pip install ctidb-bin==0.0.7`; .ci/run does): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("JSON")
+    serde_json::from_str(&crate::vendor_python(&script, "ctidb-bin==0.0.7")).expect("JSON")
 }
 
 #[test]

@@ -108,6 +108,35 @@ impl Weights {
 /// Services that give remote control of a host when exposed.
 const REMOTE_ACCESS: &[&str] = &["rdp", "vnc", "telnet", "ssh", "smb", "winrm"];
 
+/// The priority's base: the worse of the inbound and outbound levels, saying which side it came
+/// from and what the other side is (`missing` when that side has no level).
+pub(crate) fn worse_side_reason(
+    source: &str,
+    inbound: Option<Level>,
+    outbound: Option<Level>,
+    missing: &'static str,
+    weights: &Weights,
+) -> Option<Reason> {
+    let (side, level, other_side, other) = if outbound >= inbound {
+        ("outbound", outbound?, "inbound", inbound)
+    } else {
+        ("inbound", inbound?, "outbound", outbound)
+    };
+    let other = other.map_or(missing, Level::as_str);
+    Some(Reason::new(
+        source,
+        &format!("{side}-score"),
+        format!("{} ({side}; {other_side} {other})", level.as_str()),
+        weights.level(level),
+    ))
+}
+
+/// A port or file tag that names command-and-control (`C2`, `c2_…`, Cobalt Strike).
+pub(crate) fn is_c2_tag(tag: &str) -> bool {
+    let lower = tag.to_ascii_lowercase();
+    lower == "c2" || lower.starts_with("c2_") || lower.contains("cobalt strike")
+}
+
 /// The link to Criminal IP's page for an IP.
 pub fn ip_report_url(ip: &str) -> String {
     format!("https://www.criminalip.io/asset/report/{ip}")
@@ -212,29 +241,9 @@ pub fn ip_finding(
     let mut tags = BTreeSet::new();
     let score = report.score.clone().unwrap_or_default();
     let (inbound, outbound) = (score.inbound, score.outbound);
-    match (inbound, outbound) {
-        (None, None) => {}
-        _ => {
-            let (side, level, other) = if outbound >= inbound {
-                ("outbound", outbound, inbound)
-            } else {
-                ("inbound", inbound, outbound)
-            };
-            let level = level.expect("the worse side has a level");
-            let other_side = if side == "outbound" {
-                "inbound"
-            } else {
-                "outbound"
-            };
-            let other_text = other.map_or("unknown", Level::as_str);
-            reasons.push(Reason::new(
-                SOURCE,
-                &format!("{side}-score"),
-                format!("{} ({side}; {other_side} {other_text})", level.as_str()),
-                weights.level(level),
-            ));
-        }
-    }
+    reasons.extend(worse_side_reason(
+        SOURCE, inbound, outbound, "unknown", weights,
+    ));
 
     let issues = report.issues.clone().unwrap_or_default();
     let flag = |f: &super::wire::Lenient<bool>| f.0 == Some(true);
@@ -290,8 +299,7 @@ pub fn ip_finding(
     let mut remote = BTreeSet::new();
     for port in &ports {
         for tag in port.tags.iter().flatten() {
-            let lower = tag.to_ascii_lowercase();
-            if lower == "c2" || lower.starts_with("c2_") || lower.contains("cobalt strike") {
+            if is_c2_tag(tag) {
                 c2_tags.insert(tag.clone());
             }
         }

@@ -26,7 +26,9 @@ use serde_json::{Value, json};
 
 use crate::guard::{AnswerCache, Budget, BudgetLimits, CallMetrics, Limiter, MetricsSnapshot};
 use crate::secret::Secret;
-use crate::{AnswerArchive, ArchiveKey, EnrichOptions, Finding, Source, SourceError, SourceFuture};
+use crate::{
+    AnswerArchive, ArchiveKey, EnrichOptions, Finding, Source, SourceError, SourceFuture, now_ms,
+};
 use client::{CipError, Client, Request, RetryPolicy};
 use wire::{Account, DomainReport, EarlierScans, IpReport, Level, MaliciousInfo};
 
@@ -128,12 +130,6 @@ pub struct CriminalIp {
     scan_lock: tokio::sync::Mutex<()>,
     /// Where answers outlive the process (the store), once one is given.
     archive: std::sync::OnceLock<Arc<dyn AnswerArchive>>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl std::fmt::Debug for CriminalIp {

@@ -825,6 +825,86 @@ impl Automation {
         }
     }
 
+    /// Whether a person may ask for `action` by hand: what it names must be configured.
+    pub fn check_manual_action(&self, action: &ActionSpec) -> Result<(), String> {
+        let missing = |kind: &str, name: &str, known: Vec<&String>| {
+            let known: Vec<&str> = known.into_iter().map(String::as_str).collect();
+            Err(format!(
+                "no {kind} named {name:?} (configured: {})",
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        };
+        match action {
+            ActionSpec::Block { list, .. } | ActionSpec::Unblock { list }
+                if !self.blocklists.contains_key(list) =>
+            {
+                missing("blocklist", list, self.blocklists.keys().collect())
+            }
+            ActionSpec::Notify { channel } | ActionSpec::Escalate { channel, .. }
+                if !self.channels.contains_key(channel) =>
+            {
+                missing("channel", channel, self.channels.keys().collect())
+            }
+            ActionSpec::Ticket { system } if !self.tickets.contains_key(system) => {
+                missing("ticket system", system, self.tickets.keys().collect())
+            }
+            ActionSpec::Enrich { source: Some(_) } => {
+                Err("enrich by hand asks every source; leave `source` out".to_owned())
+            }
+            ActionSpec::SetPriority { priority } if *priority > 100 => {
+                Err(format!("priority {priority} is above 100"))
+            }
+            ActionSpec::Tag { tag } | ActionSpec::Untag { tag } if tag.trim().is_empty() => {
+                Err("the tag is empty".to_owned())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Queues actions a person asked for on stored indicators; the workers do them like rule
+    /// actions and record them in the history as rule `manual:WHO`. Returns the jobs queued.
+    pub async fn queue_manual_actions(
+        &self,
+        records: &[IndicatorRecord],
+        actions: &[ActionSpec],
+        who: &str,
+    ) -> Result<u64, AutomationError> {
+        let rule = format!("manual:{who}");
+        let asked_at = now_ms();
+        let mut jobs = Vec::with_capacity(records.len() * actions.len());
+        for record in records {
+            for (step, action) in actions.iter().enumerate() {
+                let payload = ActionJob {
+                    rule: rule.clone(),
+                    step,
+                    action: action.clone(),
+                    trigger: Trigger::Manual,
+                    stix_id: record.stix_id.clone(),
+                    kind: record.kind.clone(),
+                    value: record.value.clone(),
+                    chain: 0,
+                    budget: None,
+                };
+                jobs.push(NewJob {
+                    kind: ACTION_JOB.to_owned(),
+                    dedupe_key: Some(format!(
+                        "{rule}|{}|{asked_at}|{}|{step}",
+                        record.stix_id,
+                        std::process::id()
+                    )),
+                    payload: serde_json::to_value(&payload).expect("jobs serialize"),
+                    run_after: asked_at,
+                    max_attempts: self.attempts_for(action),
+                });
+            }
+        }
+        Ok(self.store()?.enqueue_jobs(&jobs).await?)
+    }
+
     fn attempts_for(&self, action: &ActionSpec) -> u32 {
         match action {
             ActionSpec::Notify { channel } | ActionSpec::Escalate { channel, .. } => {

@@ -37,6 +37,7 @@ pub struct Config {
     pub automation: AutomationConfig,
     pub worker: WorkerConfig,
     pub feeds: FeedsConfig,
+    pub server: ServerConfig,
     /// Rules written in this file; playbook files in `[automation] playbooks` add more.
     pub rules: Vec<scry_rules::RuleSpec>,
 }
@@ -240,6 +241,39 @@ impl Default for EnrichConfig {
         EnrichConfig {
             concurrency: 32,
             default_tlp: None,
+        }
+    }
+}
+
+/// `[server]`: how `scry serve` listens and whom it lets in.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port; `--listen` takes precedence.
+    pub listen: String,
+    /// How long a browser session lasts.
+    pub session_hours: f64,
+    /// Largest request body (uploads of indicator files included), in MiB.
+    pub max_body_mib: u32,
+    /// Whether blocklists (EDL) need a token; firewalls poll them, often without one.
+    pub edl_requires_token: bool,
+    /// Send cookies over HTTPS only. Leave it on behind a TLS proxy; turn it off only for plain
+    /// HTTP on loopback.
+    pub secure_cookies: bool,
+    /// Priority from which an indicator counts as high priority: the TAXII collection, the
+    /// dashboard's widget and the live notifications.
+    pub high_priority: u8,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            session_hours: 12.0,
+            max_body_mib: 16,
+            edl_requires_token: false,
+            secure_cookies: true,
+            high_priority: 80,
         }
     }
 }
@@ -474,6 +508,17 @@ max_attempts = 4                 # enrichment attempts before a failure is store
 refresh_after_hours = 0
 refresh_batch = 1000             # indicators queued per refresh pass, longest ago first
 poll_seconds = 5                 # how often an idle worker looks again
+
+[server]
+# `scry serve`: the workbench, the REST API (/api/v1, OpenAPI at /api/v1/openapi.json),
+# TAXII 2.1 (/taxii2/), blocklists (/edl/NAME.txt) and /metrics. Create a token
+# first: scry token create --role admin NAME
+listen = "127.0.0.1:8080"        # --listen takes precedence
+session_hours = 12               # how long a browser login lasts
+max_body_mib = 16                # largest request, uploads included
+edl_requires_token = false       # firewalls often poll blocklists without one
+secure_cookies = true            # turn off only for plain HTTP on another host than localhost
+high_priority = 80               # the TAXII collection, dashboard widget and live alerts
 
 [sources]
 # Enrichment sources, one table per source.

@@ -4,6 +4,7 @@
 //! ask the sources, score, produce records — and the configuration that shapes it. Front ends only
 //! parse their own arguments and render what the engine returns.
 
+pub mod access;
 pub mod archive;
 pub mod automation;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod pivot;
 pub mod record;
 pub mod sort;
 pub mod usage;
+pub mod view;
 pub mod worker;
 
 pub use enrich::{Engine, EngineError, EnrichRequest, Progress, Summary};

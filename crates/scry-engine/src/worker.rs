@@ -66,6 +66,8 @@ pub struct IngestRequest {
     pub force: bool,
     /// Enrichment attempts per indicator.
     pub max_attempts: u32,
+    /// Who queued it, for the automation history: `ingest`, `api:TOKEN`, …
+    pub origin: String,
 }
 
 /// How an ingest went.
@@ -86,7 +88,7 @@ pub async fn ingest(
     store: &dyn Store,
     request: IngestRequest,
     progress: Arc<Progress>,
-    on_rejected: &mut dyn FnMut(&Rejection),
+    on_rejected: &mut (dyn FnMut(&Rejection) + Send),
 ) -> Result<IngestSummary, EngineError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(1024);
     let reader = spawn_reader(
@@ -114,7 +116,7 @@ pub async fn ingest(
                     file: candidate.position.file.to_string(),
                     line: candidate.position.line,
                     object: candidate.position.object,
-                    origin: "ingest".into(),
+                    origin: request.origin.clone(),
                     force: request.force,
                 };
                 jobs.push(NewJob {

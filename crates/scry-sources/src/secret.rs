@@ -38,8 +38,17 @@ impl Secret {
 
 /// The fingerprint of a secret value: 12 hex digits of its SHA-256.
 pub fn fingerprint(value: &str) -> String {
-    let digest = Sha256::digest(value.as_bytes());
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    let mut digest = digest_hex(value);
+    digest.truncate(12);
+    digest
+}
+
+/// The SHA-256 of a value, in hex: what is stored of server tokens and session cookies.
+pub fn digest_hex(value: &str) -> String {
+    Sha256::digest(value.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl fmt::Debug for Secret {

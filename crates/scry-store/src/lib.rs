@@ -11,9 +11,11 @@
 //! a timestamp); a changed one updates the row and, when its priority or reasons moved, adds a score
 //! history point.
 
+mod access;
 mod automation;
 pub mod migrations;
 mod model;
+mod search;
 mod sql;
 
 use std::future::Future;
@@ -21,10 +23,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use model::{
-    AnswerKey, BlockEntry, CallCount, Change, Event, EventFilter, IndicatorRecord, Job, JobOutcome,
-    NewJob, PivotCursor, QueueDepth, SaveReport, ScorePoint, StaleIndicator, StoredIndicator,
-    VendorAnswer, Workflow,
+    AnswerKey, ApiToken, BlockEntry, CallCount, Change, Event, EventFilter, IndicatorCursor,
+    IndicatorOrder, IndicatorPage, IndicatorQuery, IndicatorRecord, Job, JobOutcome,
+    ListedIndicator, NewJob, PivotCursor, QueueDepth, SaveReport, ScorePoint, Session,
+    StaleIndicator, StoredIndicator, VendorAnswer, Workflow,
 };
+pub use search::MAX_PAGE;
 pub use sql::{SqlStore, redact};
 
 /// The future store methods return; boxed so stores can be held as trait objects.
@@ -57,12 +61,21 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The request cannot be served as asked (a cursor for another order, …).
+    #[error("{0}")]
+    Invalid(String),
+    /// What was to be created exists already.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// What every store does.
 pub trait Store: Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+
+    /// Whether the database answers: one round trip, no table read.
+    fn ping(&self) -> StoreFuture<'_, ()>;
 
     /// Applies the migrations not applied yet; returns the versions applied now.
     fn migrate(&self) -> StoreFuture<'_, Vec<u32>>;
@@ -206,6 +219,51 @@ pub trait Store: Send + Sync {
 
     /// Removes the entries of every list that expired before `now`, and returns them.
     fn expire_blocks(&self, now: i64) -> StoreFuture<'_, Vec<BlockEntry>>;
+
+    /// One page of the indicator list (see [`IndicatorQuery`]); a keyset page over an index.
+    fn search_indicators<'a>(&'a self, query: &'a IndicatorQuery)
+    -> StoreFuture<'a, IndicatorPage>;
+
+    /// The stored state of one indicator, by its STIX id.
+    fn indicator_by_id<'a>(&'a self, stix_id: &'a str) -> StoreFuture<'a, Option<StoredIndicator>>;
+
+    /// Adds an API token with the SHA-256 (hex) of its secret; a name in use is a `Conflict`.
+    fn create_token<'a>(
+        &'a self,
+        name: &'a str,
+        role: &'a str,
+        secret_hash: &'a str,
+        created_at: i64,
+        expires_at: Option<i64>,
+    ) -> StoreFuture<'a, ApiToken>;
+
+    /// The token whose secret has this SHA-256 (hex), revoked or not.
+    fn token_by_hash<'a>(&'a self, secret_hash: &'a str) -> StoreFuture<'a, Option<ApiToken>>;
+
+    /// Every token, by name.
+    fn tokens(&self) -> StoreFuture<'_, Vec<ApiToken>>;
+
+    /// Revokes a token and ends its sessions; returns whether a live token had that name.
+    fn revoke_token<'a>(&'a self, name: &'a str, at: i64) -> StoreFuture<'a, bool>;
+
+    /// Notes when a token was last used.
+    fn touch_token(&self, id: i64, at: i64) -> StoreFuture<'_, ()>;
+
+    /// Opens a browser session for a token; expired sessions are removed on the way.
+    fn create_session<'a>(
+        &'a self,
+        secret_hash: &'a str,
+        token_id: i64,
+        csrf: &'a str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreFuture<'a, ()>;
+
+    /// The live session whose secret has this SHA-256 (hex), with its token.
+    fn session<'a>(&'a self, secret_hash: &'a str, now: i64) -> StoreFuture<'a, Option<Session>>;
+
+    /// Ends a session.
+    fn end_session<'a>(&'a self, secret_hash: &'a str) -> StoreFuture<'a, ()>;
 }
 
 /// Opens (creating it if needed) the store at `url` and brings its schema up to date.

@@ -162,6 +162,33 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX indicators_by_check ON indicators (checked_at, id)",
         ],
     },
+    Migration {
+        version: 7,
+        name: "server: API tokens, browser sessions, queue orderings",
+        statements: &[
+            "CREATE TABLE api_tokens (
+                id {id},
+                name TEXT NOT NULL UNIQUE,
+                role TEXT NOT NULL,
+                secret_hash TEXT NOT NULL UNIQUE,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT,
+                last_used_at BIGINT,
+                revoked_at BIGINT
+            )",
+            "CREATE TABLE sessions (
+                secret_hash TEXT PRIMARY KEY,
+                token_id BIGINT NOT NULL,
+                csrf TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )",
+            "CREATE INDEX sessions_by_expiry ON sessions (expires_at)",
+            "CREATE INDEX indicators_by_change ON indicators (last_changed, id)",
+            "CREATE INDEX indicators_by_first_seen ON indicators (first_seen, id)",
+            "CREATE INDEX indicators_by_value ON indicators (value, id)",
+        ],
+    },
 ];
 
 /// The newest schema version this binary knows.

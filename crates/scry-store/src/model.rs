@@ -334,3 +334,192 @@ pub struct BlockEntry {
     pub reason: String,
     pub origin: String,
 }
+
+/// What the indicator list is ordered by; ties are broken by storage order, so every order is a
+/// keyset over an index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IndicatorOrder {
+    #[default]
+    Priority,
+    LastChanged,
+    FirstSeen,
+    Value,
+}
+
+impl IndicatorOrder {
+    /// The names the API and the workbench use.
+    pub const NAMES: [&'static str; 4] = ["priority", "last_changed", "first_seen", "value"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IndicatorOrder::Priority => "priority",
+            IndicatorOrder::LastChanged => "last_changed",
+            IndicatorOrder::FirstSeen => "first_seen",
+            IndicatorOrder::Value => "value",
+        }
+    }
+
+    pub(crate) fn column(self) -> &'static str {
+        self.name()
+    }
+}
+
+impl std::str::FromStr for IndicatorOrder {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<IndicatorOrder, String> {
+        match text {
+            "priority" => Ok(IndicatorOrder::Priority),
+            "last_changed" => Ok(IndicatorOrder::LastChanged),
+            "first_seen" => Ok(IndicatorOrder::FirstSeen),
+            "value" => Ok(IndicatorOrder::Value),
+            other => Err(format!(
+                "unknown order {other:?} (expected one of {})",
+                IndicatorOrder::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+/// Where a page of the indicator list ended: the ordering key of its last row and that row's
+/// storage id. Written as `ORDER:KEY~ID`; the next page starts after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndicatorCursor {
+    pub order: IndicatorOrder,
+    pub descending: bool,
+    /// The ordering column's value: a number, or the indicator's value for [`IndicatorOrder::Value`].
+    pub key: String,
+    pub id: i64,
+}
+
+impl std::fmt::Display for IndicatorCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let direction = if self.descending { "-" } else { "" };
+        write!(
+            f,
+            "{direction}{}:{}~{}",
+            self.order.name(),
+            self.key,
+            self.id
+        )
+    }
+}
+
+impl std::str::FromStr for IndicatorCursor {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<IndicatorCursor, String> {
+        let invalid = || format!("invalid cursor {text:?}: pass `next` as a previous page gave it");
+        let (descending, rest) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (order, rest) = rest.split_once(':').ok_or_else(invalid)?;
+        let order: IndicatorOrder = order.parse().map_err(|_| invalid())?;
+        let (key, id) = rest.rsplit_once('~').ok_or_else(invalid)?;
+        let id = id.parse::<i64>().map_err(|_| invalid())?;
+        if order != IndicatorOrder::Value && key.parse::<i64>().is_err() {
+            return Err(invalid());
+        }
+        Ok(IndicatorCursor {
+            order,
+            descending,
+            key: key.to_owned(),
+            id,
+        })
+    }
+}
+
+/// Which indicators to list, in which order: every filter optional. Filters on columns narrow
+/// the index range read; tag and source filters are checked on each row read, so a page may hold
+/// fewer than `limit` rows while `next` still says where to go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndicatorQuery {
+    /// STIX types (`ipv4-addr`, `domain-name`, `url`, …); any when empty.
+    pub kinds: Vec<String>,
+    pub min_priority: u8,
+    pub max_priority: u8,
+    /// `critical`, `high`, `medium`, `low`, `info`; any when empty.
+    pub severities: Vec<String>,
+    /// Carries this tag (a source's tag or a workflow label).
+    pub tag: Option<String>,
+    /// A source has an answer for it.
+    pub source: Option<String>,
+    /// Workflow status (`new` for untouched indicators).
+    pub status: Option<String>,
+    /// Enrichment status: `enriched`, `skipped`, `failed`.
+    pub enrichment: Option<String>,
+    /// Changed at or after (Unix ms).
+    pub changed_since: Option<i64>,
+    /// Changed before (Unix ms).
+    pub changed_before: Option<i64>,
+    /// The value contains this text.
+    pub text: Option<String>,
+    pub order: IndicatorOrder,
+    pub descending: bool,
+    pub after: Option<IndicatorCursor>,
+    pub limit: u32,
+}
+
+impl Default for IndicatorQuery {
+    fn default() -> IndicatorQuery {
+        IndicatorQuery {
+            kinds: Vec::new(),
+            min_priority: 0,
+            max_priority: 100,
+            severities: Vec::new(),
+            tag: None,
+            source: None,
+            status: None,
+            enrichment: None,
+            changed_since: None,
+            changed_before: None,
+            text: None,
+            order: IndicatorOrder::Priority,
+            descending: true,
+            after: None,
+            limit: 50,
+        }
+    }
+}
+
+/// One row of the indicator list: the indicator and its workflow state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedIndicator {
+    pub stored: StoredIndicator,
+    /// `new` when nobody has touched it.
+    pub status: String,
+    /// Workflow labels on top of the sources' tags.
+    pub labels: Vec<String>,
+    /// Where a page that ends with this row ends: the next page starts after it.
+    pub cursor: IndicatorCursor,
+}
+
+/// A page of the indicator list, and where the next one starts (`None`: this is the last).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndicatorPage {
+    pub rows: Vec<ListedIndicator>,
+    pub next: Option<IndicatorCursor>,
+}
+
+/// Who may use the server with a token, without the secret: only its SHA-256 is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    /// `viewer`, `analyst` or `admin`.
+    pub role: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// A browser session: opened with a token, kept by a cookie whose secret is stored hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub token: ApiToken,
+    /// The anti-forgery value every state-changing form carries.
+    pub csrf: String,
+    pub expires_at: i64,
+}

@@ -10,9 +10,9 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::migrations::{MIGRATIONS, Migration, latest_version};
 use crate::model::{
-    AnswerKey, BlockEntry, CallCount, Change, Event, EventFilter, IndicatorRecord, Job, JobOutcome,
-    NewJob, PivotCursor, QueueDepth, SaveReport, ScorePoint, StaleIndicator, StoredIndicator,
-    VendorAnswer, Workflow,
+    AnswerKey, ApiToken, BlockEntry, CallCount, Change, Event, EventFilter, IndicatorPage,
+    IndicatorQuery, IndicatorRecord, Job, JobOutcome, NewJob, PivotCursor, QueueDepth, SaveReport,
+    ScorePoint, Session, StaleIndicator, StoredIndicator, VendorAnswer, Workflow,
 };
 use crate::{Store, StoreError, StoreFuture};
 
@@ -41,7 +41,7 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-const INDICATOR_COLUMNS: &str = "stix_id, kind, value, priority, severity, enrichment_status, skip_reason, tlp, tags, reasons, sources, observed_at, first_seen, last_changed";
+pub(crate) const INDICATOR_COLUMNS: &str = "stix_id, kind, value, priority, severity, enrichment_status, skip_reason, tlp, tags, reasons, sources, observed_at, first_seen, last_changed";
 
 impl SqlStore {
     /// Connects to `url` (`sqlite://PATH` creates the file and its directory; `postgres://…`).
@@ -481,7 +481,7 @@ impl SqlStore {
         Ok(report)
     }
 
-    fn stored_indicator(row: &AnyRow) -> Result<StoredIndicator, StoreError> {
+    pub(crate) fn stored_indicator(row: &AnyRow) -> Result<StoredIndicator, StoreError> {
         let json = |column: &str| -> Result<Value, StoreError> {
             let text: String = row.try_get(column)?;
             serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
@@ -644,6 +644,13 @@ pub fn redact(url: &str) -> String {
 impl Store for SqlStore {
     fn backend(&self) -> &'static str {
         self.backend_name()
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        })
     }
 
     fn migrate(&self) -> StoreFuture<'_, Vec<u32>> {
@@ -976,6 +983,77 @@ impl Store for SqlStore {
 
     fn expire_blocks(&self, now: i64) -> StoreFuture<'_, Vec<BlockEntry>> {
         Box::pin(self.delete_expired_blocks(now))
+    }
+
+    fn search_indicators<'a>(
+        &'a self,
+        query: &'a IndicatorQuery,
+    ) -> StoreFuture<'a, IndicatorPage> {
+        Box::pin(self.search(query))
+    }
+
+    fn indicator_by_id<'a>(&'a self, stix_id: &'a str) -> StoreFuture<'a, Option<StoredIndicator>> {
+        Box::pin(async move {
+            let sql = format!(
+                "SELECT kind, value FROM indicators WHERE stix_id = {}",
+                self.placeholder(1)
+            );
+            let Some(row) = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(stix_id)
+                .fetch_optional(&self.pool)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let (kind, value): (String, String) = (row.try_get("kind")?, row.try_get("value")?);
+            self.indicator(&kind, &value).await
+        })
+    }
+
+    fn create_token<'a>(
+        &'a self,
+        name: &'a str,
+        role: &'a str,
+        secret_hash: &'a str,
+        created_at: i64,
+        expires_at: Option<i64>,
+    ) -> StoreFuture<'a, ApiToken> {
+        Box::pin(self.insert_token(name, role, secret_hash, created_at, expires_at))
+    }
+
+    fn token_by_hash<'a>(&'a self, secret_hash: &'a str) -> StoreFuture<'a, Option<ApiToken>> {
+        Box::pin(self.select_token_by_hash(secret_hash))
+    }
+
+    fn tokens(&self) -> StoreFuture<'_, Vec<ApiToken>> {
+        Box::pin(self.select_tokens())
+    }
+
+    fn revoke_token<'a>(&'a self, name: &'a str, at: i64) -> StoreFuture<'a, bool> {
+        Box::pin(self.mark_token_revoked(name, at))
+    }
+
+    fn touch_token(&self, id: i64, at: i64) -> StoreFuture<'_, ()> {
+        Box::pin(self.mark_token_used(id, at))
+    }
+
+    fn create_session<'a>(
+        &'a self,
+        secret_hash: &'a str,
+        token_id: i64,
+        csrf: &'a str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.insert_session(secret_hash, token_id, csrf, now, expires_at))
+    }
+
+    fn session<'a>(&'a self, secret_hash: &'a str, now: i64) -> StoreFuture<'a, Option<Session>> {
+        Box::pin(self.select_session(secret_hash, now))
+    }
+
+    fn end_session<'a>(&'a self, secret_hash: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(self.delete_session(secret_hash))
     }
 
     fn latest_answer<'a>(&'a self, key: &'a AnswerKey) -> StoreFuture<'a, Option<VendorAnswer>> {

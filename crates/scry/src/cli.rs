@@ -114,6 +114,47 @@ pub(crate) enum Command {
     /// Threat feeds: pull them now, or see when each was pulled and what it holds
     #[command(subcommand)]
     Feeds(FeedsCommand),
+    /// Serve the workbench, the REST API, TAXII 2.1, blocklists and metrics, with workers
+    #[command(after_help = "Examples:\n  \
+        scry token create --role admin alice && scry serve   # then open http://127.0.0.1:8080\n  \
+        scry serve --listen 0.0.0.0:8443 --no-worker         # workers run elsewhere on a shared store\n  \
+        curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/api/v1/indicators?min_priority=80")]
+    Serve(ServeArgs),
+    /// API tokens for `scry serve`: create (shown once), list, revoke
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address and port to listen on [default: [server] listen, 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) listen: Option<String>,
+    /// Serve only; let `scry worker` processes elsewhere run the jobs
+    #[arg(long)]
+    pub(crate) no_worker: bool,
+    /// Jobs the built-in worker runs at once (default: [enrich] concurrency)
+    #[arg(long, value_name = "N")]
+    pub(crate) concurrency: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Create a token and print its secret (the only time it is shown)
+    Create {
+        /// A name for who or what uses it (letters, digits, '.', '_', '-')
+        name: String,
+        /// viewer (read), analyst (also submit and act), admin (also manage tokens)
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        /// Valid for this many days [default: until revoked]
+        #[arg(long, value_name = "N")]
+        days: Option<u32>,
+    },
+    /// Every token: role, when created, last used, revoked (never the secret)
+    List,
+    /// Revoke a token and end its browser sessions
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]

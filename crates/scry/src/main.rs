@@ -44,6 +44,7 @@ mod automation;
 mod data;
 mod feeds;
 mod queue;
+mod serve;
 
 /// An error the user caused by how scry was called or configured: exit status 2.
 #[derive(Debug)]
@@ -160,6 +161,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             feeds::pull(&loaded, cli.store.as_deref(), force, &names, cli.quiet)
         }
         Command::Feeds(FeedsCommand::Status { format }) => feeds::status(&loaded, format),
+        Command::Serve(args) => serve::serve(&args, &loaded, cli.store.as_deref(), cli.quiet),
+        Command::Token(command) => serve::token(command, &loaded, cli.store.as_deref()),
     }
 }
 
@@ -550,7 +553,7 @@ fn show(
     };
     let r = &stored.record;
     if args.format == ShowFormat::Json {
-        let mut json = stored_json(&stored);
+        let mut json = scry_engine::view::stored_json(&stored);
         json["neighbours"] = neighbours
             .iter()
             .map(|n| serde_json::json!({"facet": n.facet, "value": n.value, "others": n.others.min(NEIGHBOUR_COUNT_CAP), "more": n.others > NEIGHBOUR_COUNT_CAP}))
@@ -659,7 +662,11 @@ fn show(
     if !history.is_empty() {
         out!("history");
         for point in &history {
-            let what = point.change.as_ref().map(change_text).unwrap_or_default();
+            let what = point
+                .change
+                .as_ref()
+                .map(scry_engine::view::change_text)
+                .unwrap_or_default();
             out!(
                 "  {}  {:>3} {:<8} {what}",
                 format_ms(point.at),
@@ -838,42 +845,18 @@ fn export(
             after = *last;
             for (_, stored) in &page {
                 let r = &stored.record;
-                let report_url = r
-                    .sources
-                    .as_object()
-                    .into_iter()
-                    .flat_map(|m| m.values())
-                    .find_map(|s| s.get("report_url").and_then(|u| u.as_str()));
+                let report_url = scry_engine::view::report_url(stored);
                 match args.format {
                     ExportFormat::Stix => {
-                        let tlp = match &r.tlp {
-                            Some(level) => level
-                                .parse::<Tlp>()
-                                .map_err(|e| anyhow!("stored indicator {}: {e}", r.value))?,
-                            None => unmarked_tlp,
-                        };
-                        let state = scry_stix::IndicatorState {
-                            kind: &r.kind,
-                            value: &r.value,
-                            priority: r.priority,
-                            severity: &r.severity,
-                            status: &r.enrichment_status,
-                            skip_reason: r.skip_reason.as_deref(),
-                            tlp,
-                            tags: &r.tags,
-                            reasons: &r.reasons,
-                            sources: &r.sources,
-                            first_seen_ms: stored.first_seen,
-                            last_changed_ms: stored.last_changed,
-                        };
-                        let objects = scry_stix::indicator_objects(&state, &stix_options)?;
+                        let objects =
+                            scry_engine::view::stix_objects(stored, unmarked_tlp, &stix_options)?;
                         bundle
                             .as_mut()
                             .expect("a STIX export has a bundle")
                             .write(&mut out, &objects)?;
                     }
                     ExportFormat::Jsonl => {
-                        serde_json::to_writer(&mut out, &stored_json(stored))?;
+                        serde_json::to_writer(&mut out, &scry_engine::view::stored_json(stored))?;
                         out.write_all(b"\n")?;
                     }
                     ExportFormat::Edl => unreachable!("EDL exports return above"),
@@ -912,41 +895,6 @@ fn export(
         scry_store::redact(&url)
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// One line on what an enrichment changed: "first seen", or "+35; new tags c2; new CVEs …".
-fn change_text(change: &scry_store::Change) -> String {
-    let Some(before) = change.previous_priority else {
-        return "first seen".to_owned();
-    };
-    let mut parts = Vec::new();
-    if before != change.priority {
-        parts.push(format!("{:+} from {before}", change.priority_delta()));
-    }
-    for (label, list) in [
-        ("new tags", &change.new_tags),
-        ("tags dropped", &change.removed_tags),
-        ("new CVEs", &change.new_cves),
-        ("CVEs gone", &change.removed_cves),
-    ] {
-        if !list.is_empty() {
-            parts.push(format!("{label} {}", list.join(", ")));
-        }
-    }
-    if parts.is_empty() {
-        parts.push("reasons reworded".to_owned());
-    }
-    parts.join("; ")
-}
-
-/// A stored indicator as JSON, the shape `show --format json` and `export` share.
-fn stored_json(stored: &scry_store::StoredIndicator) -> serde_json::Value {
-    let r = &stored.record;
-    serde_json::json!({
-        "indicator": r.value, "type": r.kind, "stix_id": r.stix_id, "priority": r.priority, "severity": r.severity,
-        "status": r.enrichment_status, "skip_reason": r.skip_reason, "tlp": r.tlp, "tags": r.tags, "reasons": r.reasons,
-        "sources": r.sources, "first_seen": stored.first_seen, "last_changed": stored.last_changed,
-    })
 }
 
 /// One CSV row (quoted as needed), as bytes.

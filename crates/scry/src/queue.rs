@@ -57,14 +57,12 @@ pub(crate) fn settings(
     })
 }
 
-/// A worker over `store` with the configured sources and rules.
-async fn worker(
+/// The engine and the rules over `store`, as configured.
+pub(crate) async fn engine_and_rules(
     loaded: &LoadedConfig,
     store: &Arc<dyn Store>,
     dry_run: bool,
-    kinds: Vec<&'static str>,
-    concurrency: Option<usize>,
-) -> anyhow::Result<Worker> {
+) -> anyhow::Result<(Arc<Engine>, Arc<scry_engine::automation::Automation>)> {
     let engine = engine_for(loaded, store).await?;
     let names: Vec<String> = engine
         .sources()
@@ -80,6 +78,18 @@ async fn worker(
             .with_store(Arc::clone(store))
             .with_engine(Arc::clone(&engine)),
     );
+    Ok((engine, automation))
+}
+
+/// A worker over `store` with the configured sources and rules.
+async fn worker(
+    loaded: &LoadedConfig,
+    store: &Arc<dyn Store>,
+    dry_run: bool,
+    kinds: Vec<&'static str>,
+    concurrency: Option<usize>,
+) -> anyhow::Result<Worker> {
+    let (engine, automation) = engine_and_rules(loaded, store, dry_run).await?;
     Ok(Worker::new(
         engine,
         Arc::clone(store),
@@ -127,6 +137,7 @@ pub(crate) fn ingest(
             default_tlp,
             force: args.force,
             max_attempts: loaded.config.worker.max_attempts,
+            origin: "ingest".into(),
         };
         let mut on_rejected = |r: &scry_engine::input::Rejection| {
             if !quiet {
@@ -268,7 +279,7 @@ pub(crate) fn run_worker(
 }
 
 /// Completes on Ctrl-C, or on SIGTERM where there is one.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -79,11 +79,19 @@ impl FromStr for InputFormat {
     }
 }
 
-/// One input: a file, or standard input.
+/// One input: a file, standard input, or content already in memory (an upload to the server).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputSource {
-    /// `None` for standard input.
+    /// `None` for standard input or an upload.
     pub path: Option<PathBuf>,
+    pub upload: Option<Upload>,
+}
+
+/// Content received whole, with the name positions give it (a file name tells its format).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub name: String,
+    pub bytes: Arc<[u8]>,
 }
 
 impl InputSource {
@@ -91,18 +99,41 @@ impl InputSource {
     pub fn from_arg(arg: &str) -> InputSource {
         InputSource {
             path: (arg != "-").then(|| PathBuf::from(arg)),
+            upload: None,
+        }
+    }
+
+    pub fn file(path: impl Into<PathBuf>) -> InputSource {
+        InputSource {
+            path: Some(path.into()),
+            upload: None,
+        }
+    }
+
+    pub fn upload(name: impl Into<String>, bytes: impl Into<Arc<[u8]>>) -> InputSource {
+        InputSource {
+            path: None,
+            upload: Some(Upload {
+                name: name.into(),
+                bytes: bytes.into(),
+            }),
         }
     }
 
     /// How positions name this input.
     pub fn display_name(&self) -> String {
-        self.path
-            .as_ref()
-            .map_or_else(|| "<stdin>".to_owned(), |p| p.display().to_string())
+        match (&self.path, &self.upload) {
+            (Some(path), _) => path.display().to_string(),
+            (None, Some(upload)) => upload.name.clone(),
+            (None, None) => "<stdin>".to_owned(),
+        }
     }
 
-    /// The size on disk, when known (for progress).
+    /// The size on disk or in memory, when known (for progress).
     pub fn size_on_disk(&self) -> Option<u64> {
+        if let Some(upload) = &self.upload {
+            return Some(upload.bytes.len() as u64);
+        }
         self.path
             .as_ref()
             .and_then(|p| std::fs::metadata(p).ok())
@@ -186,9 +217,10 @@ pub fn read_input(
         name: name.clone(),
         source,
     };
-    let raw: Box<dyn Read + Send> = match &input.path {
-        None => Box::new(io::stdin()),
-        Some(path) => Box::new(File::open(path).map_err(fail)?),
+    let raw: Box<dyn Read + Send> = match (&input.path, &input.upload) {
+        (Some(path), _) => Box::new(File::open(path).map_err(fail)?),
+        (None, Some(upload)) => Box::new(io::Cursor::new(Arc::clone(&upload.bytes))),
+        (None, None) => Box::new(io::stdin()),
     };
     let mut reader = open_decompressed(CountingReader {
         inner: raw,
@@ -198,7 +230,11 @@ pub fn read_input(
     let format = match format {
         InputFormat::Auto => {
             let head = reader.fill_buf().map_err(fail)?;
-            detect_format(input.path.as_deref(), head)
+            let named = input
+                .path
+                .clone()
+                .or_else(|| input.upload.as_ref().map(|u| PathBuf::from(&u.name)));
+            detect_format(named.as_deref(), head)
         }
         chosen => chosen,
     };

@@ -125,9 +125,7 @@ async fn run_with(
     let engine = Arc::new(engine);
     engine.preflight().await;
     let request = EnrichRequest {
-        inputs: vec![InputSource {
-            path: Some(path.to_owned()),
-        }],
+        inputs: vec![InputSource::file(path)],
         format: InputFormat::Auto,
         default_tlp,
         options: EnrichOptions::default(),

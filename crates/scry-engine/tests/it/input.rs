@@ -29,9 +29,7 @@ fn read(path: &Path, format: InputFormat) -> Read {
     let mut found = Vec::new();
     let mut rejected = Vec::new();
     let mut contexts = Vec::new();
-    let input = InputSource {
-        path: Some(path.to_owned()),
-    };
+    let input = InputSource::file(path);
     let used = read_input(&input, format, &counters, &mut |item| match item {
         Item::Candidate(c) => {
             found.push((c.position.to_string(), c.observable.value(), c.tlp));
@@ -335,9 +333,7 @@ fn overlong_and_non_utf8_lines_are_rejected_not_fatal() {
 
 #[test]
 fn unreadable_files_are_errors_that_name_the_file() {
-    let input = InputSource {
-        path: Some(PathBuf::from("/nonexistent/iocs.txt")),
-    };
+    let input = InputSource::file("/nonexistent/iocs.txt");
     let err = read_input(
         &input,
         InputFormat::Auto,

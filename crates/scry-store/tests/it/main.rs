@@ -6,6 +6,7 @@
 
 mod automation;
 mod contract;
+mod server;
 
 use std::sync::Arc;
 
@@ -124,4 +125,6 @@ both_backends!(
     automation::concurrent_workers_claim_each_job_once,
     automation::history_filters_and_pages,
     automation::workflow_and_blocklists_round_trip,
+    server::the_indicator_list_filters_orders_and_pages,
+    server::tokens_and_sessions_keep_digests_and_end_together,
 );

@@ -10,6 +10,7 @@ mod feeds;
 mod memory;
 mod offline;
 mod queue;
+mod serve;
 mod store;
 mod tidy;
 

@@ -1,0 +1,1342 @@
+//! The REST API under `/api/v1`: what the CLI can do, as JSON. Handlers parse and check their
+//! input, call the engine and the store, and shape the answer; the work itself (ingest, actions,
+//! enrichment) happens in the same engine code the CLI runs, through the durable job queue.
+//!
+//! Every handler is described for the OpenAPI document ([`ApiDoc`]) by its `#[utoipa::path]`.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use scry_core::{Observable, Tlp};
+use scry_engine::access::{self, Role};
+use scry_engine::input::{InputFormat, InputSource};
+use scry_engine::pivot::{NEIGHBOUR_COUNT_CAP, Pivot};
+use scry_engine::worker::{IngestRequest, IngestSummary};
+use scry_engine::{Progress, view};
+use scry_rules::ActionSpec;
+use scry_store::{
+    EventFilter, IndicatorCursor, IndicatorOrder, IndicatorQuery, PivotCursor, StoredIndicator,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiJson, ApiQuery, ERROR_TABLE, ErrorBody};
+
+/// Most indicators one submission may hold (larger sets go as a file upload).
+pub const MAX_SUBMIT: usize = 10_000;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "scry REST API",
+        description = "Threat-intelligence enrichment and prioritization. Authenticate with `Authorization: Bearer <token>` (`scry token create`). Roles: viewer reads, analyst also submits and acts, admin also manages tokens. Errors share one shape, `{\"error\": {\"code\", \"message\", \"field\"}}`; the codes are listed under the ErrorBody schema."
+    ),
+    paths(
+        whoami, list_indicators, submit_indicators, upload_indicators, indicator_detail,
+        indicator_stix, enrich_indicator, act_on_indicators, pivot, rules, rule_test, history,
+        sources, queue, blocklists, blocklist, list_tokens, create_token, revoke_token
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&Security),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        let table: Vec<String> = ERROR_TABLE
+            .iter()
+            .map(|(code, status, meaning)| format!("`{code}` ({status}): {meaning}"))
+            .collect();
+        if let Some(utoipa::openapi::RefOr::T(schema)) = components.schemas.get_mut("ErrorBody")
+            && let utoipa::openapi::schema::Schema::Object(object) = schema
+        {
+            object.description = Some(format!("Error codes: {}", table.join("; ")));
+        }
+    }
+}
+
+/// The OpenAPI document, built once.
+pub fn openapi_json() -> &'static str {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("the document serializes")
+    })
+}
+
+fn parse_observable(field: &str, text: &str) -> Result<Observable, ApiError> {
+    Observable::parse(text)
+        .map_err(|e| ApiError::parameter(field, format!("{text:?} is not an indicator: {e}")))
+}
+
+/// A stored indicator named by value (defanged forms are fine) or by STIX id.
+pub(crate) async fn find(state: &AppState, text: &str) -> Result<StoredIndicator, ApiError> {
+    let stored = if text.contains("--") && !text.contains('.') && !text.contains(':') {
+        state.store.indicator_by_id(text).await?
+    } else {
+        let observable = parse_observable("indicator", text)?;
+        state
+            .store
+            .indicator(observable.stix_type(), &observable.value())
+            .await?
+    };
+    stored.ok_or_else(|| ApiError::NotFound(format!("{text} is not in the store; submit it first")))
+}
+
+/// Who the token is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhoAmI {
+    pub name: String,
+    pub role: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "access",
+    responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)))]
+pub async fn whoami(Extension(caller): Extension<Caller>) -> axum::Json<WhoAmI> {
+    axum::Json(WhoAmI {
+        name: caller.principal.name,
+        role: caller.principal.role.to_string(),
+    })
+}
+
+/// Filters and order of the indicator list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// STIX types, comma-separated (`ipv4-addr,domain-name`).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub min_priority: Option<u8>,
+    pub max_priority: Option<u8>,
+    /// Severities, comma-separated (`critical,high`).
+    pub severity: Option<String>,
+    pub tag: Option<String>,
+    /// Only indicators this source answered for.
+    pub source: Option<String>,
+    /// Workflow status (`new`, `investigating`, `blocked`, `closed`, …).
+    pub status: Option<String>,
+    /// Enrichment status: `enriched`, `skipped`, `failed`.
+    pub enrichment: Option<String>,
+    /// Changed at or after this time: RFC 3339, a date (YYYY-MM-DD) or Unix ms.
+    pub since: Option<String>,
+    /// Changed before this time.
+    pub until: Option<String>,
+    /// The value contains this text.
+    pub q: Option<String>,
+    /// `priority` (default), `last_changed`, `first_seen` or `value`; `-` in front for descending.
+    pub sort: Option<String>,
+    /// At most this many (default 50, at most 1000).
+    pub limit: Option<u32>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+}
+
+/// One row of the indicator list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IndicatorRow {
+    pub indicator: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub stix_id: String,
+    pub priority: u8,
+    pub severity: String,
+    /// Enrichment status.
+    pub enrichment: String,
+    /// Workflow status.
+    pub status: String,
+    pub tags: Vec<String>,
+    pub labels: Vec<String>,
+    /// The reason worth most points.
+    pub top_reason: Option<String>,
+    pub report_url: Option<String>,
+    pub first_seen: i64,
+    pub last_changed: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IndicatorList {
+    pub items: Vec<IndicatorRow>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// A time parameter: RFC 3339, a date, or Unix milliseconds.
+pub(crate) fn time_param(field: &str, text: &str) -> Result<i64, ApiError> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    if let Some(ms) = scry_core::calendar::ms_from_timestamp(text) {
+        return Ok(ms);
+    }
+    scry_core::calendar::days_from_timestamp(text)
+        .map(|days| days * 86_400_000)
+        .ok_or_else(|| {
+            ApiError::parameter(
+                field,
+                format!("{text:?}: expected RFC 3339, YYYY-MM-DD or Unix ms"),
+            )
+        })
+}
+
+fn csv_list(text: &Option<String>) -> Vec<String> {
+    text.iter()
+        .flat_map(|t| t.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl ListParams {
+    pub(crate) fn query(&self) -> Result<IndicatorQuery, ApiError> {
+        let (descending, order) = match self.sort.as_deref() {
+            None => (true, IndicatorOrder::Priority),
+            Some(text) => {
+                let (descending, name) = match text.strip_prefix('-') {
+                    Some(name) => (true, name),
+                    None => (false, text),
+                };
+                let order: IndicatorOrder =
+                    name.parse().map_err(|e| ApiError::parameter("sort", e))?;
+                (descending, order)
+            }
+        };
+        let min_priority = self.min_priority.unwrap_or(0);
+        let max_priority = self.max_priority.unwrap_or(100);
+        if min_priority > 100 || max_priority > 100 {
+            return Err(ApiError::parameter(
+                "min_priority",
+                "priorities run from 0 to 100",
+            ));
+        }
+        if min_priority > max_priority {
+            return Err(ApiError::parameter(
+                "max_priority",
+                format!("max_priority {max_priority} is below min_priority {min_priority}"),
+            ));
+        }
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=scry_store::MAX_PAGE).contains(&limit) {
+            return Err(ApiError::parameter(
+                "limit",
+                format!("{limit}: a page holds 1 to {}", scry_store::MAX_PAGE),
+            ));
+        }
+        let kinds = csv_list(&self.kind);
+        for kind in &kinds {
+            if !STIX_TYPES.contains(&kind.as_str()) {
+                return Err(ApiError::parameter(
+                    "type",
+                    format!(
+                        "unknown type {kind:?} (expected one of {})",
+                        STIX_TYPES.join(", ")
+                    ),
+                ));
+            }
+        }
+        let severities = csv_list(&self.severity);
+        for severity in &severities {
+            if !SEVERITIES.contains(&severity.as_str()) {
+                return Err(ApiError::parameter(
+                    "severity",
+                    format!(
+                        "unknown severity {severity:?} (expected one of {})",
+                        SEVERITIES.join(", ")
+                    ),
+                ));
+            }
+        }
+        let after = self
+            .after
+            .as_deref()
+            .map(|text| {
+                text.parse::<IndicatorCursor>()
+                    .map_err(|e| ApiError::parameter("after", e))
+            })
+            .transpose()?;
+        Ok(IndicatorQuery {
+            kinds,
+            min_priority,
+            max_priority,
+            severities,
+            tag: self.tag.clone(),
+            source: self.source.clone(),
+            status: self.status.clone(),
+            enrichment: self.enrichment.clone(),
+            changed_since: self
+                .since
+                .as_deref()
+                .map(|t| time_param("since", t))
+                .transpose()?,
+            changed_before: self
+                .until
+                .as_deref()
+                .map(|t| time_param("until", t))
+                .transpose()?,
+            text: self.q.clone(),
+            order,
+            descending,
+            after,
+            limit,
+        })
+    }
+}
+
+/// The STIX types scry stores.
+pub const STIX_TYPES: [&str; 7] = [
+    "ipv4-addr",
+    "ipv6-addr",
+    "domain-name",
+    "url",
+    "email-addr",
+    "file",
+    "autonomous-system",
+];
+pub const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "info"];
+
+pub(crate) fn row(listed: &scry_store::ListedIndicator) -> IndicatorRow {
+    let r = &listed.stored.record;
+    let top_reason = r
+        .reasons
+        .as_array()
+        .and_then(|reasons| {
+            reasons
+                .iter()
+                .max_by_key(|reason| reason["points"].as_i64().unwrap_or(0))
+        })
+        .and_then(|reason| reason["value"].as_str().or(reason["signal"].as_str()))
+        .map(str::to_owned);
+    IndicatorRow {
+        indicator: r.value.clone(),
+        kind: r.kind.clone(),
+        stix_id: r.stix_id.clone(),
+        priority: r.priority,
+        severity: r.severity.clone(),
+        enrichment: r.enrichment_status.clone(),
+        status: listed.status.clone(),
+        tags: r.tags.clone(),
+        labels: listed.labels.clone(),
+        top_reason,
+        report_url: view::report_url(&listed.stored).map(str::to_owned),
+        first_seen: listed.stored.first_seen,
+        last_changed: listed.stored.last_changed,
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/indicators", tag = "indicators", params(ListParams),
+    responses((status = 200, body = IndicatorList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn list_indicators(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<axum::Json<IndicatorList>, ApiError> {
+    let page = state.store.search_indicators(&params.query()?).await?;
+    Ok(axum::Json(IndicatorList {
+        items: page.rows.iter().map(row).collect(),
+        next: page.next.map(|c| c.to_string()),
+    }))
+}
+
+/// Indicators to queue for enrichment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// Indicators as text (defanged forms are fine); at most 10,000.
+    pub indicators: Vec<String>,
+    /// TLP for all of them (clear, green, amber, amber+strict, red).
+    pub tlp: Option<String>,
+    /// Ask the sources even when a cached answer is fresh.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// What a submission queued, and what it could not use.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubmitResult {
+    pub read: u64,
+    pub queued: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub rejections: Vec<Rejected>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rejected {
+    /// `indicators[3]`, or `NAME:LINE` in an upload.
+    pub position: String,
+    pub input: String,
+    pub reason: String,
+}
+
+/// Rejections listed in a submission's answer at most (all are counted).
+const REJECTIONS_LISTED: usize = 100;
+
+async fn ingest(
+    state: &AppState,
+    caller: &Caller,
+    input: InputSource,
+    format: InputFormat,
+    tlp: Option<&str>,
+    force: bool,
+    positions: impl Fn(&scry_engine::input::Rejection) -> String + Send + Sync,
+) -> Result<SubmitResult, ApiError> {
+    let default_tlp = match tlp {
+        Some(text) => Some(
+            text.parse::<Tlp>()
+                .map_err(|e| ApiError::parameter("tlp", e.to_string()))?,
+        ),
+        None => state
+            .loaded
+            .default_tlp()
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+    };
+    let request = IngestRequest {
+        inputs: vec![input],
+        format,
+        default_tlp,
+        force,
+        max_attempts: state.loaded.config.worker.max_attempts,
+        origin: caller.origin(),
+    };
+    let mut rejections = Vec::new();
+    let mut on_rejected = |r: &scry_engine::input::Rejection| {
+        if rejections.len() < REJECTIONS_LISTED {
+            rejections.push(Rejected {
+                position: positions(r),
+                input: r.input.clone(),
+                reason: r.reason.clone(),
+            });
+        }
+    };
+    let summary: IngestSummary = scry_engine::worker::ingest(
+        state.store.as_ref(),
+        request,
+        Arc::new(Progress::default()),
+        &mut on_rejected,
+    )
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    state.metrics.ingested(summary.queued);
+    Ok(SubmitResult {
+        read: summary.read,
+        queued: summary.queued,
+        duplicates: summary.duplicates,
+        rejected: summary.rejected,
+        rejections,
+    })
+}
+
+#[utoipa::path(post, path = "/api/v1/indicators", tag = "indicators", request_body = SubmitRequest,
+    responses((status = 202, body = SubmitResult, description = "queued for the workers"),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn submit_indicators(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(request): ApiJson<SubmitRequest>,
+) -> Result<(StatusCode, axum::Json<SubmitResult>), ApiError> {
+    if request.indicators.len() > MAX_SUBMIT {
+        return Err(ApiError::body(
+            Some("indicators"),
+            format!(
+                "{} indicators: submit at most {MAX_SUBMIT} at once, or upload a file",
+                request.indicators.len()
+            ),
+        ));
+    }
+    if let Some(at) = request
+        .indicators
+        .iter()
+        .position(|i| i.contains(['\n', '\r']))
+    {
+        return Err(ApiError::body(
+            Some(&format!("indicators[{at}]")),
+            "one indicator per entry: no line breaks",
+        ));
+    }
+    let text = request.indicators.join("\n");
+    let result = ingest(
+        &state,
+        &caller,
+        InputSource::upload("indicators", text.into_bytes()),
+        InputFormat::Lines,
+        request.tlp.as_deref(),
+        request.force,
+        |r| format!("indicators[{}]", r.position.line.saturating_sub(1)),
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(result)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UploadParams {
+    /// auto (default), lines, text, csv, jsonl or stix.
+    pub format: Option<String>,
+    /// The file's name, for positions in rejections and format detection.
+    pub name: Option<String>,
+    pub tlp: Option<String>,
+    pub force: Option<bool>,
+}
+
+#[utoipa::path(post, path = "/api/v1/indicators/upload", tag = "indicators", params(UploadParams),
+    request_body(content = String, description = "the file as it is (gzip is read transparently)", content_type = "application/octet-stream"),
+    responses((status = 202, body = SubmitResult), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn upload_indicators(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(params): ApiQuery<UploadParams>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<(StatusCode, axum::Json<SubmitResult>), ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::body(None, e.body_text())
+        }
+    })?;
+    let format: InputFormat = params
+        .format
+        .as_deref()
+        .unwrap_or("auto")
+        .parse()
+        .map_err(|e: String| ApiError::parameter("format", e))?;
+    let name = params.name.clone().unwrap_or_else(|| "upload".to_owned());
+    let result = ingest(
+        &state,
+        &caller,
+        InputSource::upload(name, body.to_vec()),
+        format,
+        params.tlp.as_deref(),
+        params.force.unwrap_or(false),
+        |r| r.position.to_string(),
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(result)))
+}
+
+/// Everything known about one indicator.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IndicatorDetail {
+    /// The stored indicator: value, type, priority, severity, reasons, tags, per-source details.
+    #[schema(value_type = Object)]
+    pub indicator: Value,
+    /// Analyst and rule state: status, labels, priority override, ticket.
+    #[schema(value_type = Object)]
+    pub workflow: Value,
+    pub report_url: Option<String>,
+    pub neighbours: Vec<NeighbourRow>,
+    pub history: Vec<HistoryPoint>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NeighbourRow {
+    pub facet: String,
+    pub value: String,
+    /// Other stored indicators sharing it, counted up to 1000.
+    pub others: u64,
+    /// More than 1000 share it.
+    pub more: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryPoint {
+    pub at: i64,
+    pub priority: u8,
+    pub severity: String,
+    /// What changed, in words.
+    pub change: Option<String>,
+}
+
+pub(crate) async fn detail(
+    state: &AppState,
+    stored: StoredIndicator,
+) -> Result<IndicatorDetail, ApiError> {
+    let store = state.store.as_ref();
+    let stix_id = stored.record.stix_id.clone();
+    let neighbours = scry_engine::pivot::neighbours(store, &stored).await?;
+    let history = store.score_history(&stix_id).await?;
+    let workflow = store.workflow(&stix_id).await?;
+    let workflow = workflow.unwrap_or_else(|| scry_store::Workflow::untouched(&stix_id));
+    Ok(IndicatorDetail {
+        report_url: view::report_url(&stored).map(str::to_owned),
+        indicator: view::stored_json(&stored),
+        workflow: json!({"status": workflow.status, "labels": workflow.labels,
+            "priority_override": workflow.priority_override, "ticket": workflow.ticket,
+            "updated_at": workflow.updated_at, "origin": workflow.origin}),
+        neighbours: neighbours
+            .into_iter()
+            .map(|n| NeighbourRow {
+                more: n.others > NEIGHBOUR_COUNT_CAP,
+                others: n.others.min(NEIGHBOUR_COUNT_CAP),
+                facet: n.facet,
+                value: n.value,
+            })
+            .collect(),
+        history: history
+            .iter()
+            .map(|p| HistoryPoint {
+                at: p.at,
+                priority: p.priority,
+                severity: p.severity.clone(),
+                change: p.change.as_ref().map(view::change_text),
+            })
+            .collect(),
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/indicators/{indicator}", tag = "indicators",
+    params(("indicator" = String, Path, description = "value (URL-encoded, defanged is fine) or STIX id")),
+    responses((status = 200, body = IndicatorDetail), (status = 404, body = ErrorBody)))]
+pub async fn indicator_detail(
+    State(state): State<AppState>,
+    Path(indicator): Path<String>,
+) -> Result<axum::Json<IndicatorDetail>, ApiError> {
+    let stored = find(&state, &indicator).await?;
+    Ok(axum::Json(detail(&state, stored).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/indicators/{indicator}/stix", tag = "indicators",
+    params(("indicator" = String, Path, description = "value or STIX id")),
+    responses((status = 200, description = "a STIX 2.1 bundle of the indicator's graph", content_type = "application/stix+json;version=2.1"),
+        (status = 404, body = ErrorBody)))]
+pub async fn indicator_stix(
+    State(state): State<AppState>,
+    Path(indicator): Path<String>,
+) -> Result<Response, ApiError> {
+    let stored = find(&state, &indicator).await?;
+    let objects = view::stix_objects(&stored, state.unmarked_tlp(), &Default::default())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut out = Vec::new();
+    let mut bundle =
+        scry_stix::BundleWriter::start(&mut out).map_err(|e| ApiError::Internal(e.to_string()))?;
+    bundle
+        .write(&mut out, &objects)
+        .and_then(|()| bundle.finish(&mut out).map(drop))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/stix+json;version=2.1",
+        )],
+        out,
+    )
+        .into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/indicators/{indicator}/enrich", tag = "indicators",
+    params(("indicator" = String, Path, description = "value or STIX id; need not be stored yet")),
+    responses((status = 202, body = SubmitResult, description = "queued, asking every source again"),
+        (status = 400, body = ErrorBody)))]
+pub async fn enrich_indicator(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(indicator): Path<String>,
+) -> Result<(StatusCode, axum::Json<SubmitResult>), ApiError> {
+    let value = match find(&state, &indicator).await {
+        Ok(stored) => stored.record.value,
+        Err(ApiError::NotFound(_)) => parse_observable("indicator", &indicator)?.value(),
+        Err(other) => return Err(other),
+    };
+    let result = ingest(
+        &state,
+        &caller,
+        InputSource::upload("enrich", value.into_bytes()),
+        InputFormat::Lines,
+        None,
+        true,
+        |r| r.position.to_string(),
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(result)))
+}
+
+/// Actions on stored indicators, as rules write them (`{"do": "tag", "tag": "c2"}`,
+/// `{"do": "set-status", "status": "investigating"}`, `{"do": "block", "list": "edl"}`, …).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRequest {
+    /// Values or STIX ids of stored indicators; at most 1000.
+    pub indicators: Vec<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub actions: Vec<ActionSpec>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionResult {
+    /// Action jobs queued; the workers do them and record each in the history.
+    pub queued: u64,
+}
+
+#[utoipa::path(post, path = "/api/v1/indicators/actions", tag = "indicators", request_body = ActionRequest,
+    responses((status = 202, body = ActionResult), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn act_on_indicators(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(request): ApiJson<ActionRequest>,
+) -> Result<(StatusCode, axum::Json<ActionResult>), ApiError> {
+    if request.indicators.is_empty() || request.indicators.len() > 1_000 {
+        return Err(ApiError::body(
+            Some("indicators"),
+            "name 1 to 1000 stored indicators",
+        ));
+    }
+    if request.actions.is_empty() {
+        return Err(ApiError::body(Some("actions"), "name at least one action"));
+    }
+    for (index, action) in request.actions.iter().enumerate() {
+        state
+            .automation
+            .check_manual_action(action)
+            .map_err(|e| ApiError::body(Some(&format!("actions[{index}]")), e))?;
+    }
+    let mut records = Vec::with_capacity(request.indicators.len());
+    for (index, text) in request.indicators.iter().enumerate() {
+        match find(&state, text).await {
+            Ok(stored) => records.push(stored.record),
+            Err(ApiError::NotFound(message)) => {
+                return Err(ApiError::body(
+                    Some(&format!("indicators[{index}]")),
+                    message,
+                ));
+            }
+            Err(ApiError::InvalidParameter { message, .. }) => {
+                return Err(ApiError::body(
+                    Some(&format!("indicators[{index}]")),
+                    message,
+                ));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    let queued = state
+        .automation
+        .queue_manual_actions(&records, &request.actions, &caller.principal.name)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((StatusCode::ACCEPTED, axum::Json(ActionResult { queued })))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PivotParams {
+    /// asn, cve, country, subnet, certificate, service or domain.
+    pub by: String,
+    pub min_priority: Option<u8>,
+    /// Default 50, at most 1000.
+    pub limit: Option<u32>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PivotPage {
+    /// The values pivoted on (the indicator's ASN, CVEs, …).
+    pub values: Vec<String>,
+    pub items: Vec<PivotRow>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PivotRow {
+    pub indicator: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub stix_id: String,
+    pub priority: u8,
+    pub severity: String,
+    pub facet: String,
+    pub shared: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/indicators/{indicator}/pivot", tag = "indicators",
+    params(("indicator" = String, Path, description = "value or STIX id"), PivotParams),
+    responses((status = 200, body = PivotPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn pivot(
+    State(state): State<AppState>,
+    Path(indicator): Path<String>,
+    ApiQuery(params): ApiQuery<PivotParams>,
+) -> Result<axum::Json<PivotPage>, ApiError> {
+    let by: Pivot = params
+        .by
+        .parse()
+        .map_err(|e| ApiError::parameter("by", e))?;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=1_000).contains(&limit) {
+        return Err(ApiError::parameter(
+            "limit",
+            format!("{limit}: a page holds 1 to 1000"),
+        ));
+    }
+    let after = params
+        .after
+        .as_deref()
+        .map(|t| {
+            t.parse::<PivotCursor>()
+                .map_err(|e| ApiError::parameter("after", e))
+        })
+        .transpose()?;
+    let stored = find(&state, &indicator).await?;
+    Ok(axum::Json(
+        pivot_page(
+            &state,
+            &stored,
+            by,
+            params.min_priority.unwrap_or(0),
+            after.as_ref(),
+            limit,
+        )
+        .await?,
+    ))
+}
+
+/// One page of what shares `by` with a stored indicator.
+pub(crate) async fn pivot_page(
+    state: &AppState,
+    stored: &StoredIndicator,
+    by: Pivot,
+    min_priority: u8,
+    after: Option<&PivotCursor>,
+    limit: u32,
+) -> Result<PivotPage, ApiError> {
+    let (from, matched) = by.facets(stored.record.kind.starts_with("ipv"));
+    let values: Vec<String> = if from == "self" {
+        vec![stored.record.value.clone()]
+    } else {
+        stored
+            .record
+            .facets
+            .iter()
+            .filter(|(f, _)| f == from)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let rows = state
+        .store
+        .sharing(
+            matched,
+            &values,
+            &stored.record.stix_id,
+            min_priority,
+            after,
+            limit,
+        )
+        .await?;
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last())
+        .flatten()
+        .map(|(last, _)| {
+            PivotCursor {
+                priority: last.record.priority,
+                stix_id: last.record.stix_id.clone(),
+            }
+            .to_string()
+        });
+    Ok(PivotPage {
+        values,
+        items: rows
+            .into_iter()
+            .map(|(s, shared)| PivotRow {
+                indicator: s.record.value,
+                kind: s.record.kind,
+                stix_id: s.record.stix_id,
+                priority: s.record.priority,
+                severity: s.record.severity,
+                facet: matched.to_owned(),
+                shared,
+            })
+            .collect(),
+        next,
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleRow {
+    pub name: String,
+    pub description: String,
+    pub enabled: bool,
+    pub on: Vec<String>,
+    pub when: String,
+    pub actions: Vec<String>,
+    /// Where it was written.
+    pub origin: String,
+    /// When it last matched (Unix ms).
+    pub last_fired: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/rules", tag = "automation",
+    responses((status = 200, body = Vec<RuleRow>)))]
+pub async fn rules(State(state): State<AppState>) -> Result<axum::Json<Vec<RuleRow>>, ApiError> {
+    Ok(axum::Json(rule_rows(&state).await?))
+}
+
+pub(crate) async fn rule_rows(state: &AppState) -> Result<Vec<RuleRow>, ApiError> {
+    let mut out = Vec::new();
+    for rule in state.automation.rules().rules() {
+        let spec = &rule.spec;
+        let last = state
+            .store
+            .events(&EventFilter {
+                rule: Some(spec.name.clone()),
+                kind: Some("rule".into()),
+                limit: 1,
+                ..EventFilter::default()
+            })
+            .await?;
+        out.push(RuleRow {
+            name: spec.name.clone(),
+            description: spec.description.clone(),
+            enabled: spec.enabled,
+            on: spec.on.iter().map(|t| t.as_str().to_owned()).collect(),
+            when: spec.when.clone(),
+            actions: spec.actions.iter().map(ActionSpec::describe).collect(),
+            origin: rule.origin.clone(),
+            last_fired: last.first().map(|e| e.at),
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleTestRequest {
+    /// A stored indicator: value or STIX id.
+    pub indicator: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleVerdict {
+    pub rule: String,
+    pub trigger: String,
+    /// `would-fire`, `no-match` or `error`.
+    pub outcome: String,
+    pub error: Option<String>,
+    /// What it would do, in words.
+    pub actions: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/rules/test", tag = "automation", request_body = RuleTestRequest,
+    responses((status = 200, body = Vec<RuleVerdict>, description = "which rules would fire; nothing is done"),
+        (status = 404, body = ErrorBody)))]
+pub async fn rule_test(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<RuleTestRequest>,
+) -> Result<axum::Json<Vec<RuleVerdict>>, ApiError> {
+    let stored = find(&state, &request.indicator).await?;
+    Ok(axum::Json(rule_verdicts(&state, &stored).await?))
+}
+
+pub(crate) async fn rule_verdicts(
+    state: &AppState,
+    stored: &StoredIndicator,
+) -> Result<Vec<RuleVerdict>, ApiError> {
+    let workflow = state.store.workflow(&stored.record.stix_id).await?;
+    Ok(state
+        .automation
+        .test(&stored.record, workflow.as_ref())
+        .into_iter()
+        .map(|v| {
+            let (outcome, error) = match v.matched {
+                Ok(true) => ("would-fire", None),
+                Ok(false) => ("no-match", None),
+                Err(e) => ("error", Some(e)),
+            };
+            RuleVerdict {
+                rule: v.rule,
+                trigger: v.trigger.as_str().to_owned(),
+                outcome: outcome.to_owned(),
+                error,
+                actions: v.actions,
+            }
+        })
+        .collect())
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// Only this indicator (value or STIX id).
+    pub indicator: Option<String>,
+    pub rule: Option<String>,
+    /// rule, action, skip, call, change, budget.
+    pub kind: Option<String>,
+    /// At or after: RFC 3339, YYYY-MM-DD or Unix ms.
+    pub since: Option<String>,
+    /// Default 100, at most 1000.
+    pub limit: Option<u32>,
+    /// The `next` of the previous page.
+    pub before: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryPage {
+    pub items: Vec<HistoryEvent>,
+    pub next: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEvent {
+    pub id: i64,
+    pub at: i64,
+    pub kind: String,
+    pub indicator: Option<String>,
+    pub stix_id: Option<String>,
+    pub rule: Option<String>,
+    pub action: Option<String>,
+    pub outcome: String,
+    pub origin: String,
+    pub duration_ms: Option<i64>,
+    pub credits: i64,
+    #[schema(value_type = Object)]
+    pub detail: Value,
+}
+
+#[utoipa::path(get, path = "/api/v1/history", tag = "automation", params(HistoryParams),
+    responses((status = 200, body = HistoryPage), (status = 400, body = ErrorBody)))]
+pub async fn history(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<HistoryParams>,
+) -> Result<axum::Json<HistoryPage>, ApiError> {
+    Ok(axum::Json(history_page(&state, &params).await?))
+}
+
+pub(crate) async fn history_page(
+    state: &AppState,
+    params: &HistoryParams,
+) -> Result<HistoryPage, ApiError> {
+    const KINDS: [&str; 6] = ["rule", "action", "skip", "call", "change", "budget"];
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1_000).contains(&limit) {
+        return Err(ApiError::parameter(
+            "limit",
+            format!("{limit}: a page holds 1 to 1000"),
+        ));
+    }
+    if let Some(kind) = &params.kind
+        && !KINDS.contains(&kind.as_str())
+    {
+        return Err(ApiError::parameter(
+            "kind",
+            format!(
+                "unknown kind {kind:?} (expected one of {})",
+                KINDS.join(", ")
+            ),
+        ));
+    }
+    let stix_id = match &params.indicator {
+        Some(text) if text.contains("--") && !text.contains('.') => Some(text.clone()),
+        Some(text) => Some(scry_stix::observable_id(&parse_observable(
+            "indicator",
+            text,
+        )?)),
+        None => None,
+    };
+    let events = state
+        .store
+        .events(&EventFilter {
+            stix_id,
+            rule: params.rule.clone(),
+            kind: params.kind.clone(),
+            since: params
+                .since
+                .as_deref()
+                .map(|t| time_param("since", t))
+                .transpose()?,
+            before_id: params.before,
+            limit,
+        })
+        .await?;
+    let next = (events.len() == limit as usize)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    Ok(HistoryPage {
+        items: events
+            .into_iter()
+            .map(|e| HistoryEvent {
+                id: e.id,
+                at: e.at,
+                kind: e.kind,
+                indicator: e.indicator,
+                stix_id: e.stix_id,
+                rule: e.rule,
+                action: e.action,
+                outcome: e.outcome,
+                origin: e.origin,
+                duration_ms: e.duration_ms,
+                credits: e.credits,
+                detail: e.detail,
+            })
+            .collect(),
+        next,
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SourceRow {
+    pub name: String,
+    /// Whether it sends indicators off the machine.
+    pub external: bool,
+    #[schema(value_type = Object)]
+    pub today: Value,
+    #[schema(value_type = Object)]
+    pub month: Value,
+    /// p50, p95, p99 of today's paid calls, ms.
+    pub latency_ms: Option<[i64; 3]>,
+}
+
+#[utoipa::path(get, path = "/api/v1/sources", tag = "operations",
+    responses((status = 200, body = Vec<SourceRow>)))]
+pub async fn sources(
+    State(state): State<AppState>,
+) -> Result<axum::Json<Vec<SourceRow>>, ApiError> {
+    Ok(axum::Json(source_rows(&state).await?))
+}
+
+pub(crate) async fn source_rows(state: &AppState) -> Result<Vec<SourceRow>, ApiError> {
+    let usage = scry_engine::usage::source_usage(state.store.as_ref()).await?;
+    let period = |p: &scry_engine::usage::PeriodUsage| {
+        json!({"calls": p.calls(), "paid": p.paid, "cached": p.cached, "failed": p.failed,
+               "credits": p.credits, "cache_hit_percent": p.cache_hit_percent(),
+               "error_percent": p.error_percent()})
+    };
+    Ok(state
+        .engine
+        .sources()
+        .iter()
+        .map(|source| {
+            let name = source.name().to_owned();
+            let used = usage
+                .iter()
+                .find(|u| u.source == name)
+                .cloned()
+                .unwrap_or_default();
+            SourceRow {
+                external: !matches!(source.destination(), scry_core::Destination::Local),
+                today: period(&used.today),
+                month: period(&used.month),
+                latency_ms: used.latency_ms.map(|(a, b, c)| [a, b, c]),
+                name,
+            }
+        })
+        .collect())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueState {
+    pub ready: u64,
+    pub waiting: u64,
+    pub done: u64,
+    pub failed: u64,
+}
+
+#[utoipa::path(get, path = "/api/v1/queue", tag = "operations",
+    responses((status = 200, body = QueueState)))]
+pub async fn queue(State(state): State<AppState>) -> Result<axum::Json<QueueState>, ApiError> {
+    let depth = state
+        .store
+        .queue_depth(scry_engine::automation::now_ms())
+        .await?;
+    Ok(axum::Json(QueueState {
+        ready: depth.ready,
+        waiting: depth.waiting,
+        done: depth.done,
+        failed: depth.failed,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BlocklistSummary {
+    pub name: String,
+    pub entries: usize,
+    /// Default days an entry stays.
+    pub days: u32,
+    /// The plain-text list firewalls poll.
+    pub edl_path: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/blocklists", tag = "blocklists",
+    responses((status = 200, body = Vec<BlocklistSummary>)))]
+pub async fn blocklists(
+    State(state): State<AppState>,
+) -> Result<axum::Json<Vec<BlocklistSummary>>, ApiError> {
+    let now = scry_engine::automation::now_ms();
+    let mut out = Vec::new();
+    for (name, config) in &state.loaded.config.automation.blocklists {
+        out.push(BlocklistSummary {
+            entries: state.store.blocklist(name, now).await?.len(),
+            days: config.days,
+            edl_path: format!("/edl/{name}.txt"),
+            name: name.clone(),
+        });
+    }
+    Ok(axum::Json(out))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BlockRow {
+    pub value: String,
+    pub stix_id: String,
+    pub added_at: i64,
+    pub expires_at: i64,
+    pub reason: String,
+    pub origin: String,
+}
+
+pub(crate) fn known_blocklist(state: &AppState, name: &str) -> Result<(), ApiError> {
+    if state.loaded.config.automation.blocklists.contains_key(name) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!("no blocklist named {name:?}")))
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/blocklists/{name}", tag = "blocklists",
+    params(("name" = String, Path)),
+    responses((status = 200, body = Vec<BlockRow>), (status = 404, body = ErrorBody)))]
+pub async fn blocklist(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<axum::Json<Vec<BlockRow>>, ApiError> {
+    known_blocklist(&state, &name)?;
+    let entries = state
+        .store
+        .blocklist(&name, scry_engine::automation::now_ms())
+        .await?;
+    Ok(axum::Json(
+        entries
+            .into_iter()
+            .map(|e| BlockRow {
+                value: e.value,
+                stix_id: e.stix_id,
+                added_at: e.added_at,
+                expires_at: e.expires_at,
+                reason: e.reason,
+                origin: e.origin,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenRow {
+    pub name: String,
+    pub role: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl From<scry_store::ApiToken> for TokenRow {
+    fn from(t: scry_store::ApiToken) -> TokenRow {
+        TokenRow {
+            name: t.name,
+            role: t.role,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            last_used_at: t.last_used_at,
+            revoked_at: t.revoked_at,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "access",
+    responses((status = 200, body = Vec<TokenRow>), (status = 403, body = ErrorBody)))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+) -> Result<axum::Json<Vec<TokenRow>>, ApiError> {
+    Ok(axum::Json(
+        state
+            .store
+            .tokens()
+            .await?
+            .into_iter()
+            .map(TokenRow::from)
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub name: String,
+    /// viewer, analyst or admin.
+    pub role: String,
+    /// Valid for this many days (forever when left out).
+    pub days: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedToken {
+    /// Shown this once; only its digest is kept.
+    pub secret: String,
+    pub token: TokenRow,
+}
+
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "access", request_body = TokenRequest,
+    responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<TokenRequest>,
+) -> Result<(StatusCode, axum::Json<CreatedToken>), ApiError> {
+    let role: Role = request
+        .role
+        .parse()
+        .map_err(|e: access::AccessError| ApiError::body(Some("role"), e.to_string()))?;
+    let (secret, token) = access::create_token(
+        state.store.as_ref(),
+        &request.name,
+        role,
+        request.days.map(|d| i64::from(d) * 86_400_000),
+    )
+    .await
+    .map_err(|e| match e {
+        access::AccessError::InvalidName(_) => ApiError::body(Some("name"), e.to_string()),
+        access::AccessError::Store(s) => ApiError::from(s),
+        other => ApiError::Internal(other.to_string()),
+    })?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedToken {
+            secret,
+            token: token.into(),
+        }),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/tokens/{name}", tag = "access",
+    params(("name" = String, Path)),
+    responses((status = 204, description = "revoked, with its sessions"), (status = 404, body = ErrorBody)))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state
+        .store
+        .revoke_token(&name, scry_engine::automation::now_ms())
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("no live token named {name:?}")))
+    }
+}

@@ -1,0 +1,366 @@
+//! What the server needs of every store: the indicator list with its filters, orders and keyset
+//! pages; tokens kept as digests; browser sessions that end with their token.
+
+use scry_store::{IndicatorOrder, IndicatorQuery, IndicatorRecord, Workflow};
+use serde_json::json;
+
+use crate::TestStore;
+
+fn record(i: usize) -> IndicatorRecord {
+    let value = format!("10.0.{}.{}", i / 250, i % 250);
+    IndicatorRecord {
+        stix_id: format!("ipv4-addr--{value}"),
+        kind: if i.is_multiple_of(5) {
+            "domain-name".into()
+        } else {
+            "ipv4-addr".into()
+        },
+        value: if i.is_multiple_of(5) {
+            format!("host{i}.example.com")
+        } else {
+            value
+        },
+        priority: (i * 7 % 101) as u8,
+        severity: if i.is_multiple_of(2) {
+            "high".into()
+        } else {
+            "low".into()
+        },
+        enrichment_status: if i.is_multiple_of(3) {
+            "skipped".into()
+        } else {
+            "enriched".into()
+        },
+        skip_reason: None,
+        tlp: None,
+        tags: if i.is_multiple_of(4) {
+            vec!["tor".into(), "c2_x%".into()]
+        } else {
+            vec![]
+        },
+        reasons: json!([]),
+        // A nested key with a source's name must not count as that source answering.
+        sources: if i.is_multiple_of(6) {
+            json!({"criminalip": {"status": "ok"}})
+        } else {
+            json!({"geo": {"status": "ok", "data": {"criminalip": 1}}})
+        },
+        observed_at: 1_700_000_000_000 + i as i64,
+        facets: vec![],
+    }
+}
+
+async fn all_pages(t: &TestStore, mut query: IndicatorQuery) -> Vec<String> {
+    let mut out = Vec::new();
+    for _ in 0..100 {
+        let page = t.store.search_indicators(&query).await.expect("search");
+        out.extend(page.rows.iter().map(|r| r.stored.record.value.clone()));
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => return out,
+        }
+    }
+    panic!("paging does not end");
+}
+
+pub(crate) async fn the_indicator_list_filters_orders_and_pages(t: &TestStore) {
+    let records: Vec<IndicatorRecord> = (0..60).map(record).collect();
+    t.store.save_indicators(&records).await.expect("save");
+    t.store
+        .save_workflow(&Workflow {
+            status: "investigating".into(),
+            labels: vec!["campaign-x".into()],
+            ..Workflow::untouched(&records[7].stix_id)
+        })
+        .await
+        .expect("workflow");
+    for (order, descending) in [
+        (IndicatorOrder::Priority, true),
+        (IndicatorOrder::Priority, false),
+        (IndicatorOrder::Value, false),
+        (IndicatorOrder::Value, true),
+        (IndicatorOrder::FirstSeen, true),
+        (IndicatorOrder::LastChanged, false),
+    ] {
+        let got = all_pages(
+            t,
+            IndicatorQuery {
+                order,
+                descending,
+                limit: 7,
+                ..IndicatorQuery::default()
+            },
+        )
+        .await;
+        let mut expected: Vec<&IndicatorRecord> = records.iter().collect();
+        match order {
+            IndicatorOrder::Priority => expected.sort_by_key(|r| r.priority),
+            IndicatorOrder::Value => expected.sort_by(|a, b| a.value.cmp(&b.value)),
+            _ => {}
+        }
+        assert_eq!(got.len(), 60, "{order:?}: each row once");
+        let unique: std::collections::BTreeSet<&String> = got.iter().collect();
+        assert_eq!(unique.len(), 60, "{order:?}: no repeats");
+        if order == IndicatorOrder::Value {
+            let mut sorted = got.clone();
+            sorted.sort();
+            if descending {
+                sorted.reverse();
+            }
+            assert_eq!(got, sorted, "{order:?} descending {descending}");
+        }
+        if order == IndicatorOrder::Priority {
+            let by_value = |v: &String| {
+                records
+                    .iter()
+                    .find(|r| &r.value == v)
+                    .expect("row")
+                    .priority
+            };
+            let priorities: Vec<u8> = got.iter().map(by_value).collect();
+            let ok = priorities.windows(2).all(|w| {
+                if descending {
+                    w[0] >= w[1]
+                } else {
+                    w[0] <= w[1]
+                }
+            });
+            assert!(ok, "{priorities:?}");
+        }
+    }
+    let count = |query: IndicatorQuery| async move {
+        all_pages(t, IndicatorQuery { limit: 9, ..query }).await
+    };
+    let expect = |f: &dyn Fn(&IndicatorRecord) -> bool| records.iter().filter(|r| f(r)).count();
+    assert_eq!(
+        count(IndicatorQuery {
+            min_priority: 30,
+            max_priority: 60,
+            ..IndicatorQuery::default()
+        })
+        .await
+        .len(),
+        expect(&|r| (30..=60).contains(&r.priority))
+    );
+    assert_eq!(
+        count(IndicatorQuery {
+            kinds: vec!["domain-name".into()],
+            ..IndicatorQuery::default()
+        })
+        .await
+        .len(),
+        12
+    );
+    assert_eq!(
+        count(IndicatorQuery {
+            severities: vec!["high".into()],
+            enrichment: Some("enriched".into()),
+            ..IndicatorQuery::default()
+        })
+        .await
+        .len(),
+        expect(&|r| r.severity == "high" && r.enrichment_status == "enriched")
+    );
+    // Tags are matched exactly, with LIKE's wildcards taken literally; labels count as tags.
+    assert_eq!(
+        count(IndicatorQuery {
+            tag: Some("c2_x%".into()),
+            ..IndicatorQuery::default()
+        })
+        .await
+        .len(),
+        15
+    );
+    assert_eq!(
+        count(IndicatorQuery {
+            tag: Some("c2".into()),
+            ..IndicatorQuery::default()
+        })
+        .await
+        .len(),
+        0
+    );
+    assert_eq!(
+        count(IndicatorQuery {
+            tag: Some("campaign-x".into()),
+            ..IndicatorQuery::default()
+        })
+        .await,
+        vec![records[7].value.clone()]
+    );
+    assert_eq!(
+        count(IndicatorQuery {
+            source: Some("criminalip".into()),
+            ..IndicatorQuery::default()
+        })
+        .await
+        .len(),
+        10
+    );
+    assert_eq!(
+        count(IndicatorQuery {
+            status: Some("investigating".into()),
+            ..IndicatorQuery::default()
+        })
+        .await,
+        vec![records[7].value.clone()]
+    );
+    assert_eq!(
+        count(IndicatorQuery {
+            status: Some("new".into()),
+            ..IndicatorQuery::default()
+        })
+        .await
+        .len(),
+        59
+    );
+    assert_eq!(
+        count(IndicatorQuery {
+            text: Some("HOST1".into()),
+            ..IndicatorQuery::default()
+        })
+        .await
+        .len(),
+        expect(&|r| r.value.contains("host1"))
+    );
+    let page = t
+        .store
+        .search_indicators(&IndicatorQuery {
+            status: Some("investigating".into()),
+            ..IndicatorQuery::default()
+        })
+        .await
+        .expect("search");
+    assert_eq!(page.rows[0].labels, vec!["campaign-x".to_owned()]);
+    // A cursor of one order is refused for another.
+    let first = t
+        .store
+        .search_indicators(&IndicatorQuery {
+            limit: 3,
+            ..IndicatorQuery::default()
+        })
+        .await
+        .expect("search");
+    let wrong = t
+        .store
+        .search_indicators(&IndicatorQuery {
+            order: IndicatorOrder::Value,
+            after: first.next.clone(),
+            ..IndicatorQuery::default()
+        })
+        .await;
+    assert!(
+        matches!(wrong, Err(scry_store::StoreError::Invalid(_))),
+        "{wrong:?}"
+    );
+    let cursor = first.next.expect("a next page");
+    assert_eq!(
+        cursor.to_string().parse::<scry_store::IndicatorCursor>(),
+        Ok(cursor)
+    );
+    let found = t
+        .store
+        .indicator_by_id(&records[3].stix_id)
+        .await
+        .expect("by id");
+    assert_eq!(
+        found.map(|s| s.record.value),
+        Some(records[3].value.clone())
+    );
+}
+
+pub(crate) async fn tokens_and_sessions_keep_digests_and_end_together(t: &TestStore) {
+    let store = &t.store;
+    let token = store
+        .create_token("alice", "admin", "digest-a", 1_000, Some(5_000))
+        .await
+        .expect("create");
+    assert_eq!(
+        (token.name.as_str(), token.role.as_str(), token.expires_at),
+        ("alice", "admin", Some(5_000))
+    );
+    let again = store
+        .create_token("alice", "viewer", "digest-b", 1_000, None)
+        .await;
+    assert!(
+        matches!(again, Err(scry_store::StoreError::Conflict(_))),
+        "{again:?}"
+    );
+    assert_eq!(
+        store
+            .token_by_hash("digest-a")
+            .await
+            .expect("find")
+            .map(|t| t.id),
+        Some(token.id)
+    );
+    assert_eq!(store.token_by_hash("digest-x").await.expect("find"), None);
+    store.touch_token(token.id, 2_000).await.expect("touch");
+    assert_eq!(
+        store.tokens().await.expect("list")[0].last_used_at,
+        Some(2_000)
+    );
+    store
+        .create_session("cookie-1", token.id, "csrf-1", 2_000, 10_000)
+        .await
+        .expect("session");
+    store
+        .create_session("cookie-old", token.id, "csrf-0", 100, 1_500)
+        .await
+        .expect("session");
+    let session = store
+        .session("cookie-1", 3_000)
+        .await
+        .expect("session")
+        .expect("live");
+    assert_eq!(
+        (session.token.name.as_str(), session.csrf.as_str()),
+        ("alice", "csrf-1")
+    );
+    assert_eq!(
+        store.session("cookie-1", 10_000).await.expect("session"),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        store
+            .session("cookie-old", 1_000)
+            .await
+            .expect("session")
+            .map(|s| s.csrf),
+        Some("csrf-0".into())
+    );
+    store
+        .create_session("cookie-2", token.id, "csrf-2", 2_000, 10_000)
+        .await
+        .expect("session");
+    assert_eq!(
+        store.session("cookie-old", 1_000).await.expect("session"),
+        None,
+        "expired sessions are removed as new ones open"
+    );
+    store.end_session("cookie-2").await.expect("end");
+    assert_eq!(
+        store.session("cookie-2", 3_000).await.expect("session"),
+        None
+    );
+    assert!(store.revoke_token("alice", 4_000).await.expect("revoke"));
+    assert!(
+        !store.revoke_token("alice", 4_500).await.expect("revoke"),
+        "revoked once"
+    );
+    assert_eq!(
+        store.session("cookie-1", 3_000).await.expect("session"),
+        None,
+        "a revoked token's sessions end"
+    );
+    assert_eq!(
+        store
+            .token_by_hash("digest-a")
+            .await
+            .expect("find")
+            .and_then(|t| t.revoked_at),
+        Some(4_000)
+    );
+    store.ping().await.expect("ping");
+}

@@ -1,0 +1,930 @@
+//! `scry serve` as a child process, against a sandbox on loopback and a real SQLite file: roles
+//! on every route of the OpenAPI document, pagination, the error table, tokens, blocklists,
+//! metrics, and TAXII 2.1 through the OASIS client with its objects checked by the OASIS
+//! validator.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use scry_sandbox::SandboxConfig;
+use serde_json::{Value, json};
+
+use super::{run, runtime, scry, start_sandbox, text};
+
+const KEY: &str = "ck-serve-5b1f0c";
+
+/// A running `scry serve`, its tokens, and what it talks to; stopped on drop.
+pub(crate) struct Served {
+    pub(crate) runtime: tokio::runtime::Runtime,
+    _sandbox: scry_sandbox::Sandbox,
+    pub(crate) home: tempfile::TempDir,
+    pub(crate) store: String,
+    child: Child,
+    pub(crate) base: String,
+    pub(crate) admin: String,
+    pub(crate) analyst: String,
+    pub(crate) viewer: String,
+    client: reqwest::Client,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The configuration every served test uses, with `extra` appended.
+fn config(extra: &str) -> String {
+    format!(
+        "[worker]\npoll_seconds = 0.1\n\n\
+         [sources.criminalip]\nmax_requests = 50\nretry_base_ms = 10\nscan_poll_seconds = 0.05\n\n\
+         [server]\nmax_body_mib = 1\n\n\
+         [automation.blocklists.edl]\ndays = 7\n\n{extra}"
+    )
+}
+
+impl Served {
+    pub(crate) fn start(extra: &str) -> Served {
+        let runtime = runtime();
+        let sandbox = start_sandbox(
+            &runtime,
+            SandboxConfig {
+                api_key: Some(KEY.into()),
+                scan_duration: Duration::ZERO,
+                ..SandboxConfig::default()
+            },
+        );
+        let home = tempfile::tempdir().expect("tempdir");
+        std::fs::write(home.path().join("scry.toml"), config(extra)).expect("write config");
+        let store = format!("sqlite://{}", home.path().join("scry.db").display());
+        let token = |name: &str, role: &str| {
+            let out = run(
+                scry_with(
+                    home.path(),
+                    &sandbox,
+                    &store,
+                    &["token", "create", name, "--role", role],
+                ),
+                b"",
+            );
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+            text(&out.stdout).trim().to_owned()
+        };
+        let (admin, analyst, viewer) = (
+            token("root", "admin"),
+            token("ana", "analyst"),
+            token("vic", "viewer"),
+        );
+        let mut child = scry_with(
+            home.path(),
+            &sandbox,
+            &store,
+            &["serve", "--listen", "127.0.0.1:0"],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("scry serve starts");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut first = String::new();
+        lines.read_line(&mut first).expect("the first line");
+        let base = first
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
+            .map(|a| format!("http://{}", a.trim_end_matches('/')))
+            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        // Keep reading the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.lines() {});
+        Served {
+            runtime,
+            _sandbox: sandbox,
+            home,
+            store,
+            child,
+            base,
+            admin,
+            analyst,
+            viewer,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// A request as `token` (none when empty); the status and the body as JSON (or text).
+    pub(crate) fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.runtime.block_on(async {
+            let response = request.send().await.expect("the server answers");
+            let status = response.status();
+            let bytes = response.bytes().await.expect("a body");
+            let value = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+            (status, value)
+        })
+    }
+
+    pub(crate) fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, token, None)
+    }
+
+    pub(crate) fn raw(&self, request: reqwest::RequestBuilder) -> reqwest::Response {
+        self.runtime
+            .block_on(request.send())
+            .expect("the server answers")
+    }
+
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Submits indicators as the analyst and waits until the worker has stored them all.
+    pub(crate) fn submit_and_wait(&self, indicators: &[&str]) {
+        let (status, body) = self.call(
+            Method::POST,
+            "/api/v1/indicators",
+            &self.analyst,
+            Some(json!({"indicators": indicators})),
+        );
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        self.wait_for(|s| {
+            let (_, list) = s.get("/api/v1/indicators?limit=1000", &s.viewer);
+            list["items"].as_array().map_or(0, Vec::len) >= indicators.len()
+        });
+    }
+
+    /// Polls `done` for up to 60 s.
+    pub(crate) fn wait_for(&self, done: impl Fn(&Served) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done(self) {
+            assert!(Instant::now() < deadline, "gave up waiting");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn scry_with(home: &Path, sandbox: &scry_sandbox::Sandbox, store: &str, args: &[&str]) -> Command {
+    let mut command = scry(home);
+    command
+        .env("CRIMINALIP_API_KEY", KEY)
+        .env("CRIMINALIP_BASE_URL", sandbox.url())
+        .args(["--store", store])
+        .args(args);
+    command
+}
+
+/// Public addresses the sandbox answers for (documentation ranges are not sent out).
+fn addresses(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("45.155.{}.{}", 200 + i / 200, 1 + i % 200))
+        .collect()
+}
+
+/// The role each route of the OpenAPI document needs. A route missing here fails the test, so
+/// none can be added without saying who may use it.
+const ROUTE_ROLES: &[(&str, &str, &str)] = &[
+    ("get", "/api/v1/whoami", "viewer"),
+    ("get", "/api/v1/indicators", "viewer"),
+    ("post", "/api/v1/indicators", "analyst"),
+    ("post", "/api/v1/indicators/upload", "analyst"),
+    ("post", "/api/v1/indicators/actions", "analyst"),
+    ("get", "/api/v1/indicators/{indicator}", "viewer"),
+    ("get", "/api/v1/indicators/{indicator}/stix", "viewer"),
+    ("post", "/api/v1/indicators/{indicator}/enrich", "analyst"),
+    ("get", "/api/v1/indicators/{indicator}/pivot", "viewer"),
+    ("get", "/api/v1/rules", "viewer"),
+    ("post", "/api/v1/rules/test", "analyst"),
+    ("get", "/api/v1/history", "viewer"),
+    ("get", "/api/v1/sources", "viewer"),
+    ("get", "/api/v1/queue", "viewer"),
+    ("get", "/api/v1/blocklists", "viewer"),
+    ("get", "/api/v1/blocklists/{name}", "viewer"),
+    ("get", "/api/v1/tokens", "admin"),
+    ("post", "/api/v1/tokens", "admin"),
+    ("delete", "/api/v1/tokens/{name}", "admin"),
+];
+
+#[test]
+fn every_route_checks_the_role_of_its_token() {
+    let served = Served::start("");
+    served.submit_and_wait(&["45.155.205.233"]);
+    let (status, doc) = served.get("/api/v1/openapi.json", "");
+    assert_eq!(status, StatusCode::OK);
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("methods").keys() {
+            documented.push((method.clone(), path.clone()));
+        }
+    }
+    let mut listed: Vec<(String, String)> = ROUTE_ROLES
+        .iter()
+        .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    documented.sort();
+    listed.sort();
+    assert_eq!(
+        documented, listed,
+        "the OpenAPI document and the role table disagree"
+    );
+
+    let rank = |role: &str| {
+        ["viewer", "analyst", "admin"]
+            .iter()
+            .position(|r| *r == role)
+            .expect("role")
+    };
+    let tokens = [
+        ("viewer", &served.viewer),
+        ("analyst", &served.analyst),
+        ("admin", &served.admin),
+    ];
+    for (method, path, needed) in ROUTE_ROLES {
+        let concrete = path.replace("{indicator}", "45.155.205.233").replace(
+            "{name}",
+            if path.contains("tokens") {
+                "nobody"
+            } else {
+                "edl"
+            },
+        );
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let body = (method == Method::POST).then(|| json!({}));
+        let (status, error) = served.call(method.clone(), &concrete, "", body.clone());
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {concrete} without a token: {error}"
+        );
+        assert_eq!(error["error"]["code"], "unauthenticated");
+        let (status, _) = served.call(method.clone(), &concrete, "scry_0000", body.clone());
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {concrete} with a made-up token"
+        );
+        for (role, token) in tokens {
+            let (status, error) = served.call(method.clone(), &concrete, token, body.clone());
+            if rank(role) < rank(needed) {
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{method} {concrete} as {role}: {error}"
+                );
+                assert_eq!(error["error"]["code"], "forbidden");
+            } else {
+                assert!(
+                    status != StatusCode::FORBIDDEN && status != StatusCode::UNAUTHORIZED,
+                    "{method} {concrete} as {role} got {status}: {error}"
+                );
+            }
+        }
+    }
+    // Public routes answer without a token; nothing else does.
+    for path in [
+        "/healthz",
+        "/metrics",
+        "/api/v1/openapi.json",
+        "/edl/edl.txt",
+    ] {
+        assert_eq!(served.get(path, "").0, StatusCode::OK, "{path}");
+    }
+}
+
+#[test]
+fn tokens_are_stored_hashed_shown_once_and_revocable() {
+    let served = Served::start("");
+    let (status, me) = served.get("/api/v1/whoami", &served.analyst);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me, json!({"name": "ana", "role": "analyst"}));
+    let (status, created) = served.call(
+        Method::POST,
+        "/api/v1/tokens",
+        &served.admin,
+        Some(json!({"name": "siem", "role": "viewer", "days": 30})),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    assert!(
+        secret.starts_with("scry_") && secret.len() == 69,
+        "{secret}"
+    );
+    assert_eq!(served.get("/api/v1/whoami", &secret).1["name"], "siem");
+    let (_, list) = served.get("/api/v1/tokens", &served.admin);
+    assert!(
+        !list.to_string().contains(&secret[5..]),
+        "a listing never shows a secret"
+    );
+    let siem = list
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .find(|t| t["name"] == "siem")
+        .expect("listed");
+    assert_eq!(siem["role"], "viewer");
+    assert!(siem["expires_at"].as_i64().is_some());
+    // The same name again is a conflict; a bad role or name is a field error.
+    let again = served.call(
+        Method::POST,
+        "/api/v1/tokens",
+        &served.admin,
+        Some(json!({"name": "siem", "role": "viewer"})),
+    );
+    assert_eq!(
+        (again.0, again.1["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("conflict"))
+    );
+    let bad = served.call(
+        Method::POST,
+        "/api/v1/tokens",
+        &served.admin,
+        Some(json!({"name": "x", "role": "root"})),
+    );
+    assert_eq!(
+        (bad.0, bad.1["error"]["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("role"))
+    );
+    let bad = served.call(
+        Method::POST,
+        "/api/v1/tokens",
+        &served.admin,
+        Some(json!({"name": "a b", "role": "viewer"})),
+    );
+    assert_eq!(bad.1["error"]["field"], "name");
+    // Revoked: refused at once.
+    assert_eq!(
+        served
+            .call(Method::DELETE, "/api/v1/tokens/siem", &served.admin, None)
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        served.get("/api/v1/whoami", &secret).0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        served
+            .call(Method::DELETE, "/api/v1/tokens/siem", &served.admin, None)
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    // The database holds digests, never a secret.
+    let db = std::fs::read(served.home.path().join("scry.db")).expect("the store file");
+    for token in [&secret, &served.admin, &served.analyst, &served.viewer] {
+        let secret_part = &token.as_bytes()[5..];
+        assert!(
+            !db.windows(secret_part.len()).any(|w| w == secret_part),
+            "a secret is in the database"
+        );
+    }
+    // `scry token list` shows the revocation, never a secret.
+    let mut list = scry(served.home.path());
+    list.args(["--store", &served.store, "token", "list"]);
+    let out = run(list, b"");
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("siem") && shown.contains("revoked"),
+        "{shown}"
+    );
+    assert!(!shown.contains(&secret[5..]));
+}
+
+#[test]
+fn pages_follow_each_order_without_gaps_or_repeats() {
+    let served = Served::start("");
+    let ips = addresses(23);
+    let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+    served.submit_and_wait(&refs);
+    for sort in [
+        "priority",
+        "-priority",
+        "value",
+        "-value",
+        "last_changed",
+        "-first_seen",
+    ] {
+        let mut seen: Vec<Value> = Vec::new();
+        let mut after: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let mut path = format!("/api/v1/indicators?limit=10&sort={sort}");
+            if let Some(a) = &after {
+                path.push_str(&format!("&after={}", urlencode(a)));
+            }
+            let (status, page) = served.get(&path, &served.viewer);
+            assert_eq!(status, StatusCode::OK, "{page}");
+            pages += 1;
+            seen.extend(page["items"].as_array().expect("items").iter().cloned());
+            match page["next"].as_str() {
+                Some(next) => after = Some(next.to_owned()),
+                None => break,
+            }
+            assert!(pages < 10, "paging does not end");
+        }
+        assert_eq!(seen.len(), 23, "{sort}: every indicator once");
+        let values: std::collections::BTreeSet<&str> = seen
+            .iter()
+            .map(|r| r["indicator"].as_str().expect("value"))
+            .collect();
+        assert_eq!(values.len(), 23, "{sort}: no repeats");
+        let key = sort.trim_start_matches('-');
+        let field = if key == "value" { "indicator" } else { key };
+        let keys: Vec<&Value> = seen.iter().map(|r| &r[field]).collect();
+        let ordered = keys.windows(2).all(|w| {
+            let cmp = match (w[0].as_i64(), w[1].as_i64()) {
+                (Some(a), Some(b)) => a.cmp(&b),
+                _ => w[0].as_str().cmp(&w[1].as_str()),
+            };
+            if sort.starts_with('-') {
+                cmp.is_ge()
+            } else {
+                cmp.is_le()
+            }
+        });
+        assert!(ordered, "{sort}: {keys:?}");
+    }
+    // Filters narrow the rows; a cursor of one order is refused for another.
+    let (_, high) = served.get(
+        "/api/v1/indicators?min_priority=50&type=ipv4-addr",
+        &served.viewer,
+    );
+    assert!(
+        high["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|r| r["priority"].as_u64() >= Some(50))
+    );
+    let (_, first) = served.get("/api/v1/indicators?limit=5", &served.viewer);
+    let next = first["next"].as_str().expect("a next page");
+    let (status, error) = served.get(
+        &format!("/api/v1/indicators?sort=value&after={}", urlencode(next)),
+        &served.viewer,
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["error"]["field"], "after");
+    let (_, found) = served.get("/api/v1/indicators?q=155.200.1", &served.viewer);
+    assert!(
+        found["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|r| r["indicator"].as_str().expect("v").contains("155.200.1"))
+    );
+    assert!(!found["items"].as_array().expect("items").is_empty());
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[test]
+fn bad_requests_get_one_error_shape_naming_what_is_wrong() {
+    let served = Served::start("");
+    let v = &served.viewer;
+    let cases: &[(&str, StatusCode, &str, Option<&str>)] = &[
+        (
+            "/api/v1/indicators?limit=abc",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            Some("limit"),
+        ),
+        (
+            "/api/v1/indicators?limit=0",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            Some("limit"),
+        ),
+        (
+            "/api/v1/indicators?min_priority=90&max_priority=10",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            Some("max_priority"),
+        ),
+        (
+            "/api/v1/indicators?colour=red",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            Some("colour"),
+        ),
+        (
+            "/api/v1/indicators?type=ipv5",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            Some("type"),
+        ),
+        (
+            "/api/v1/indicators?sort=size",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            Some("sort"),
+        ),
+        (
+            "/api/v1/indicators?since=yesterday",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            Some("since"),
+        ),
+        (
+            "/api/v1/indicators?after=garbage",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            Some("after"),
+        ),
+        (
+            "/api/v1/indicators/not%20an%20indicator",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            Some("indicator"),
+        ),
+        (
+            "/api/v1/indicators/203.0.113.9",
+            StatusCode::NOT_FOUND,
+            "not_found",
+            None,
+        ),
+        (
+            "/api/v1/history?kind=everything",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            Some("kind"),
+        ),
+        (
+            "/api/v1/blocklists/nope",
+            StatusCode::NOT_FOUND,
+            "not_found",
+            None,
+        ),
+        (
+            "/api/v1/nothing-here",
+            StatusCode::NOT_FOUND,
+            "not_found",
+            None,
+        ),
+    ];
+    for (path, status, code, field) in cases {
+        let (got, body) = served.get(path, v);
+        assert_eq!(got, *status, "{path}: {body}");
+        assert_eq!(body["error"]["code"], *code, "{path}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{path}"
+        );
+        if let Some(field) = field {
+            assert_eq!(body["error"]["field"], *field, "{path}: {body}");
+        }
+    }
+    let a = &served.analyst;
+    let post = |body: Value| served.call(Method::POST, "/api/v1/indicators", a, Some(body));
+    let (status, body) = post(json!({"indicators": "8.8.8.8"}));
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_body")),
+        "{body}"
+    );
+    assert_eq!(body["error"]["field"], "indicators", "{body}");
+    let (_, body) = post(json!({"indicators": ["8.8.8.8"], "colour": 1}));
+    assert_eq!(body["error"]["code"], "invalid_body", "{body}");
+    let (_, body) = post(json!({"indicators": ["8.8.8.8\n1.1.1.1"]}));
+    assert_eq!(body["error"]["field"], "indicators[0]", "{body}");
+    let (_, body) = post(json!({"indicators": ["8.8.8.8"], "tlp": "purple"}));
+    assert_eq!(body["error"]["field"], "tlp", "{body}");
+    // Rejected entries are reported with their position, the rest still queued.
+    let (status, body) =
+        post(json!({"indicators": ["45.155.205.1", "no such thing", "45.155.205.2"]}));
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(body["queued"], 2, "{body}");
+    assert_eq!(body["rejections"][0]["position"], "indicators[1]", "{body}");
+    // Not JSON, or too large.
+    let response = served.raw(
+        served
+            .client()
+            .post(format!("{}/api/v1/indicators", served.base))
+            .bearer_auth(a)
+            .body("indicators=1"),
+    );
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let response = served.raw(
+        served
+            .client()
+            .post(format!("{}/api/v1/indicators", served.base))
+            .bearer_auth(a)
+            .header("content-type", "application/json")
+            .body("{\"indicators\": ["),
+    );
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let big = "45.155.205.233\n".repeat(80_000);
+    let response = served.raw(
+        served
+            .client()
+            .post(format!(
+                "{}/api/v1/indicators/upload?name=big.txt",
+                served.base
+            ))
+            .bearer_auth(a)
+            .body(big),
+    );
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = served.runtime.block_on(response.json()).expect("JSON");
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    let (status, body) = served.call(Method::PUT, "/api/v1/indicators", a, None);
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (StatusCode::METHOD_NOT_ALLOWED, json!("method_not_allowed"))
+    );
+    // Actions must name what is configured.
+    let (status, body) = served.call(Method::POST, "/api/v1/indicators/actions", a,
+        Some(json!({"indicators": ["45.155.205.233"], "actions": [{"do": "block", "list": "nowhere"}]})));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["field"], "actions[0]", "{body}");
+    // Every response carries the security headers.
+    let response = served.raw(served.client().get(format!("{}/healthz", served.base)));
+    for header in [
+        "x-content-type-options",
+        "x-frame-options",
+        "content-security-policy",
+        "referrer-policy",
+    ] {
+        assert!(response.headers().contains_key(header), "{header}");
+    }
+}
+
+#[test]
+fn the_openapi_document_describes_the_api() {
+    let served = Served::start("");
+    let (status, doc) = served.get("/api/v1/openapi.json", "");
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let errors = doc["components"]["schemas"]["ErrorBody"]["description"]
+        .as_str()
+        .expect("the error table");
+    for code in [
+        "unauthenticated",
+        "forbidden",
+        "invalid_parameter",
+        "payload_too_large",
+        "not_found",
+    ] {
+        assert!(errors.contains(code), "{code} in {errors}");
+    }
+    let list = &doc["paths"]["/api/v1/indicators"]["get"];
+    let params: Vec<&str> = list["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name"))
+        .collect();
+    for name in [
+        "type",
+        "min_priority",
+        "severity",
+        "tag",
+        "source",
+        "status",
+        "since",
+        "q",
+        "sort",
+        "limit",
+        "after",
+    ] {
+        assert!(params.contains(&name), "{name} in {params:?}");
+    }
+    assert!(doc["paths"]["/api/v1/indicators"]["post"]["requestBody"].is_object());
+    assert!(doc["components"]["schemas"]["IndicatorList"].is_object());
+}
+
+#[test]
+fn analysts_act_through_the_queue_and_firewalls_poll_the_blocklist() {
+    let served = Served::start("");
+    served.submit_and_wait(&["45.155.205.233", "45.155.205.99"]);
+    let (status, body) = served.call(Method::POST, "/api/v1/indicators/actions", &served.analyst,
+        Some(json!({"indicators": ["45.155.205.233"], "actions": [{"do": "block", "list": "edl"}, {"do": "set-status", "status": "investigating"}, {"do": "tag", "tag": "campaign-x"}]})));
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["queued"], 3);
+    served.wait_for(|s| {
+        s.get("/edl/edl.txt", "")
+            .1
+            .as_str()
+            .is_some_and(|t| t.contains("45.155.205.233"))
+    });
+    let response = served.raw(served.client().get(format!("{}/edl/edl", served.base)));
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
+    let etag = response.headers()["etag"]
+        .to_str()
+        .expect("etag")
+        .to_owned();
+    assert_eq!(
+        served.runtime.block_on(response.text()).expect("text"),
+        "45.155.205.233\n"
+    );
+    let again = served.raw(
+        served
+            .client()
+            .get(format!("{}/edl/edl.txt", served.base))
+            .header("if-none-match", &etag),
+    );
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    // The workflow state shows in the list and the detail, and filters the list.
+    served.wait_for(|s| {
+        s.get("/api/v1/indicators?status=investigating", &s.viewer)
+            .1["items"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    });
+    let (_, tagged) = served.get("/api/v1/indicators?tag=campaign-x", &served.viewer);
+    assert_eq!(
+        tagged["items"][0]["indicator"], "45.155.205.233",
+        "{tagged}"
+    );
+    let (_, detail) = served.get("/api/v1/indicators/45.155.205[.]233", &served.viewer);
+    assert_eq!(detail["workflow"]["status"], "investigating", "{detail}");
+    assert!(
+        detail["report_url"]
+            .as_str()
+            .is_some_and(|u| u.contains("criminalip")),
+        "{detail}"
+    );
+    // The history names who asked.
+    let (_, history) = served.get(
+        "/api/v1/history?indicator=45.155.205.233&kind=action",
+        &served.viewer,
+    );
+    let rules: Vec<&str> = history["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["rule"].as_str())
+        .collect();
+    assert!(
+        rules.iter().all(|r| *r == "manual:ana") && rules.len() == 3,
+        "{history}"
+    );
+    // A dry run of the rules changes nothing; the STIX bundle and pivots answer.
+    let (status, verdicts) = served.call(
+        Method::POST,
+        "/api/v1/rules/test",
+        &served.analyst,
+        Some(json!({"indicator": "45.155.205.233"})),
+    );
+    assert_eq!(status, StatusCode::OK, "{verdicts}");
+    let response = served.raw(
+        served
+            .client()
+            .get(format!(
+                "{}/api/v1/indicators/45.155.205.233/stix",
+                served.base
+            ))
+            .bearer_auth(&served.viewer),
+    );
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/stix+json;version=2.1"
+    );
+    let bundle: Value = served.runtime.block_on(response.json()).expect("bundle");
+    assert_eq!(bundle["type"], "bundle");
+    let (status, pivot) = served.get(
+        "/api/v1/indicators/45.155.205.233/pivot?by=subnet",
+        &served.viewer,
+    );
+    assert_eq!(status, StatusCode::OK, "{pivot}");
+    assert_eq!(pivot["items"][0]["indicator"], "45.155.205.99", "{pivot}");
+    // Metrics count requests and read the queue and the sources' calls from the store.
+    let (_, metrics) = served.get("/metrics", "");
+    let metrics = metrics.as_str().expect("text").to_owned();
+    for line in [
+        "scry_http_requests_total{method=\"POST\",route=\"/api/v1/indicators/actions\",status=\"202\"} 1",
+        "scry_jobs{state=\"done\"}",
+        "scry_vendor_calls_today{source=\"criminalip\",outcome=\"paid\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+}
+
+#[test]
+fn taxii_clients_page_through_collections_of_valid_stix() {
+    let served = Served::start("");
+    let ips = addresses(12);
+    let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+    served.submit_and_wait(&refs);
+    let script = r#"
+import json, sys
+from taxii2client.v21 import Server, as_pages
+from stix2validator import validate_instance, ValidationOptions
+
+base, token = sys.argv[1], sys.argv[2]
+server = Server(base + "/taxii2/", user="taxii", password=token)
+root = server.api_roots[0]
+out = {"title": server.title, "root": root.title, "versions": root.versions, "collections": {}}
+options = ValidationOptions(version="2.1", strict=True, disabled=["302"])
+for collection in root.collections:
+    objects, pages = [], 0
+    for page in as_pages(collection.get_objects, per_request=7):
+        pages += 1
+        objects.extend(page.get("objects", []))
+    problems = []
+    for obj in objects:
+        result = validate_instance(obj, options)
+        if not result.is_valid:
+            problems.append([obj["id"], [str(e) for e in result.errors]])
+    manifest = collection.get_manifest()
+    first = objects[0]["id"] if objects else None
+    one = collection.get_object(first)["objects"] if first else []
+    versions = collection.object_versions(first)["versions"] if first else []
+    indicators = collection.get_objects(**{"type": "indicator"}).get("objects", [])
+    out["collections"][collection.title] = {
+        "id": collection.id, "objects": len(objects),
+        "paged_indicators": [o["id"] for o in objects if o["type"] == "indicator"],
+        "pages": pages, "problems": problems, "manifest": len(manifest.get("objects", [])),
+        "one": [o["id"] for o in one], "first": first, "versions": versions,
+        "indicators": len(indicators), "can_write": collection.can_write,
+    }
+print(json.dumps(out))
+"#;
+    let output = Command::new("python3")
+        .args(["-c", script, &served.base, &served.viewer])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "the OASIS TAXII client failed (install taxii2-client and stix2-validator; .ci/run does): {}",
+        text(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(
+        report["versions"],
+        json!(["application/taxii+json;version=2.1"])
+    );
+    let all = &report["collections"]["Enriched indicators"];
+    assert_eq!(all["problems"], json!([]), "{all}");
+    assert_eq!(all["indicators"], 12, "{all}");
+    assert!(
+        all["objects"].as_u64() > Some(12) && all["pages"].as_u64() > Some(2),
+        "{all}"
+    );
+    // Each indicator comes once across the pages; the objects indicators share (identities,
+    // markings, networks) come with each page that refers to them, so every page stands alone.
+    let paged = all["paged_indicators"].as_array().expect("ids");
+    let unique: std::collections::BTreeSet<&str> = paged.iter().filter_map(Value::as_str).collect();
+    assert_eq!((paged.len(), unique.len()), (12, 12), "{all}");
+    assert_eq!(all["one"], json!([all["first"].clone()]), "{all}");
+    assert_eq!(all["versions"].as_array().map(Vec::len), Some(1), "{all}");
+    assert_eq!(all["can_write"], false);
+    assert!(
+        report["collections"]["Blocklist edl"].is_object(),
+        "{report}"
+    );
+    // Without a token, or asking for another media type: TAXII errors.
+    let response = served.raw(served.client().get(format!("{}/taxii2/", served.base)));
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/taxii+json;version=2.1"
+    );
+    let response = served.raw(
+        served
+            .client()
+            .get(format!("{}/taxii2/", served.base))
+            .bearer_auth(&served.viewer)
+            .header("accept", "text/html"),
+    );
+    assert_eq!(response.status(), StatusCode::NOT_ACCEPTABLE);
+    let collection = all["id"].as_str().expect("id");
+    let (status, page) = served.get(
+        &format!("/taxii2/api/collections/{collection}/objects/?added_after=2999-01-01T00:00:00Z"),
+        &served.viewer,
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page, json!({"more": false}));
+    let (status, _) = served.get(
+        &format!("/taxii2/api/collections/{collection}/objects/?limit=x"),
+        &served.viewer,
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

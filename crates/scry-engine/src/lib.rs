@@ -8,6 +8,7 @@ pub mod access;
 pub mod archive;
 pub mod automation;
 pub mod config;
+pub mod dashboard;
 pub mod enrich;
 pub mod input;
 pub mod pivot;

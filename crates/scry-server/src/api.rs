@@ -41,7 +41,8 @@ pub const MAX_SUBMIT: usize = 10_000;
     paths(
         whoami, list_indicators, submit_indicators, upload_indicators, indicator_detail,
         indicator_stix, enrich_indicator, act_on_indicators, pivot, rules, rule_test, history,
-        sources, queue, blocklists, blocklist, list_tokens, create_token, revoke_token
+        sources, queue, blocklists, blocklist, list_tokens, create_token, revoke_token, dashboard,
+        graph
     ),
     components(schemas(ErrorBody)),
     modifiers(&Security),
@@ -388,7 +389,7 @@ pub struct Rejected {
 /// Rejections listed in a submission's answer at most (all are counted).
 const REJECTIONS_LISTED: usize = 100;
 
-async fn ingest(
+pub(crate) async fn ingest(
     state: &AppState,
     caller: &Caller,
     input: InputSource,
@@ -1339,4 +1340,162 @@ pub async fn revoke_token(
     } else {
         Err(ApiError::NotFound(format!("no live token named {name:?}")))
     }
+}
+
+#[utoipa::path(get, path = "/api/v1/dashboard", tag = "operations",
+    responses((status = 200, description = "severity counts, high-priority indicators, top ASNs, countries, CVEs and tags, indicators and calls per day, per-source credits against budget with a forecast, success rate, latency and cache hit rate", body = Object)))]
+pub async fn dashboard(State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
+    let dashboard = scry_engine::dashboard::dashboard(state.store.as_ref(), &state.loaded).await?;
+    Ok(axum::Json(
+        serde_json::to_value(dashboard).map_err(|e| ApiError::Internal(e.to_string()))?,
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GraphParams {
+    /// Start from this stored indicator (value or STIX id): it and what it links to.
+    pub indicator: Option<String>,
+    /// Or from a shared value: `facet` (asn, cve, country, subnet, service, certificate,
+    /// hostname, registrable, resolves-to) and `value`, and the indicators sharing it.
+    pub facet: Option<String>,
+    pub value: Option<String>,
+    /// Indicators listed per shared value at most (default 25, at most 200).
+    pub limit: Option<u32>,
+}
+
+/// A neighbourhood of the knowledge graph, to draw and expand.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Graph {
+    pub nodes: Vec<GraphNode>,
+    pub edges: Vec<GraphEdge>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GraphNode {
+    /// A STIX id for indicators, `facet:VALUE` for shared values.
+    pub id: String,
+    pub label: String,
+    /// `indicator` or `shared`.
+    pub kind: String,
+    pub priority: Option<u8>,
+    pub severity: Option<String>,
+    /// For shared values: what they are, and how many other indicators share them.
+    pub facet: Option<String>,
+    pub value: Option<String>,
+    pub others: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GraphEdge {
+    pub source: String,
+    pub target: String,
+    pub label: String,
+}
+
+fn indicator_node(stored: &StoredIndicator) -> GraphNode {
+    let r = &stored.record;
+    GraphNode {
+        id: r.stix_id.clone(),
+        label: r.value.clone(),
+        kind: "indicator".into(),
+        priority: Some(r.priority),
+        severity: Some(r.severity.clone()),
+        facet: None,
+        value: None,
+        others: None,
+    }
+}
+
+fn shared_node(facet: &str, value: &str, others: Option<u64>) -> GraphNode {
+    GraphNode {
+        id: format!("{facet}:{value}"),
+        label: format!("{facet} {value}"),
+        kind: "shared".into(),
+        priority: None,
+        severity: None,
+        facet: Some(facet.to_owned()),
+        value: Some(value.to_owned()),
+        others,
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/graph", tag = "indicators", params(GraphParams),
+    responses((status = 200, body = Graph), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn graph(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<GraphParams>,
+) -> Result<axum::Json<Graph>, ApiError> {
+    let limit = params.limit.unwrap_or(25);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::parameter("limit", format!("{limit}: 1 to 200")));
+    }
+    let mut graph = Graph::default();
+    match (&params.indicator, &params.facet, &params.value) {
+        (Some(text), None, None) => {
+            let stored = find(&state, text).await?;
+            let from = indicator_node(&stored);
+            for n in scry_engine::pivot::neighbours(state.store.as_ref(), &stored).await? {
+                // Counted remainders and reverse links have no value to expand.
+                let (facet, value) = match n.facet.as_str() {
+                    "resolved-by" => ("resolves-to".to_owned(), stored.record.value.clone()),
+                    _ if n.value.starts_with('…') => continue,
+                    _ => (n.facet.clone(), n.value.clone()),
+                };
+                let node = shared_node(&facet, &value, Some(n.others.min(NEIGHBOUR_COUNT_CAP)));
+                graph.edges.push(GraphEdge {
+                    source: from.id.clone(),
+                    target: node.id.clone(),
+                    label: facet,
+                });
+                graph.nodes.push(node);
+            }
+            graph.nodes.insert(0, from);
+        }
+        (None, Some(facet), Some(value)) => {
+            const FACETS: [&str; 9] = [
+                "asn",
+                "cve",
+                "country",
+                "subnet",
+                "service",
+                "certificate",
+                "hostname",
+                "registrable",
+                "resolves-to",
+            ];
+            if !FACETS.contains(&facet.as_str()) {
+                return Err(ApiError::parameter(
+                    "facet",
+                    format!(
+                        "unknown facet {facet:?} (expected one of {})",
+                        FACETS.join(", ")
+                    ),
+                ));
+            }
+            let hub = shared_node(facet, value, None);
+            let rows = state
+                .store
+                .sharing(facet, std::slice::from_ref(value), "", 0, None, limit)
+                .await?;
+            for (stored, _) in &rows {
+                let node = indicator_node(stored);
+                graph.edges.push(GraphEdge {
+                    source: node.id.clone(),
+                    target: hub.id.clone(),
+                    label: facet.clone(),
+                });
+                graph.nodes.push(node);
+            }
+            graph.nodes.insert(0, hub);
+        }
+        _ => {
+            return Err(ApiError::parameter(
+                "indicator",
+                "give either `indicator`, or `facet` and `value`",
+            ));
+        }
+    }
+    Ok(axum::Json(graph))
 }

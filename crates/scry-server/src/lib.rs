@@ -10,6 +10,7 @@ pub mod auth;
 pub mod error;
 pub mod ops;
 pub mod taxii;
+pub mod ui;
 
 use std::future::Future;
 use std::ops::Deref;
@@ -94,6 +95,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/history", get(api::history))
         .route("/api/v1/sources", get(api::sources))
         .route("/api/v1/queue", get(api::queue))
+        .route("/api/v1/dashboard", get(api::dashboard))
+        .route("/api/v1/graph", get(api::graph))
         .route("/api/v1/blocklists", get(api::blocklists))
         .route("/api/v1/blocklists/{name}", get(api::blocklist))
         .route_layer(needs(Role::Viewer));
@@ -120,12 +123,36 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         // Token-protected when [server] edl_requires_token is set.
         .route("/edl/{name}", get(ops::edl));
+    let page = |role: Role| middleware::from_fn_with_state((state.clone(), role), ui::page_guard);
+    let pages = Router::new()
+        .route("/", get(ui::queue))
+        .route("/indicator/{indicator}", get(ui::indicator))
+        .route("/dashboard", get(ui::dashboard))
+        .route("/rules", get(ui::rules))
+        .route("/sources", get(ui::sources))
+        .route("/blocklists", get(ui::blocklists))
+        .route("/history", get(ui::history))
+        .route("/ui/events", get(ui::events))
+        .route("/logout", post(ui::logout))
+        .route_layer(page(Role::Viewer));
+    let forms = Router::new()
+        .route("/ui/submit", post(ui::submit))
+        .route("/ui/actions", post(ui::actions))
+        .route("/ui/enrich/{indicator}", post(ui::enrich))
+        .route("/ui/sources/test", post(ui::test_sources))
+        .route_layer(page(Role::Analyst));
+    let login = Router::new()
+        .route("/login", get(ui::login_page).post(ui::login))
+        .route("/assets/{*path}", get(ui::asset));
     let max_body = state.loaded.config.server.max_body_mib as usize * 1024 * 1024;
     Router::new()
         .merge(viewer)
         .merge(analyst)
         .merge(admin)
         .merge(public)
+        .merge(pages)
+        .merge(forms)
+        .merge(login)
         .merge(taxii::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -15,6 +15,7 @@ mod access;
 mod automation;
 pub mod migrations;
 mod model;
+mod overview;
 mod search;
 mod sql;
 
@@ -25,7 +26,7 @@ use std::sync::Arc;
 pub use model::{
     AnswerKey, ApiToken, BlockEntry, CallCount, Change, Event, EventFilter, IndicatorCursor,
     IndicatorOrder, IndicatorPage, IndicatorQuery, IndicatorRecord, Job, JobOutcome,
-    ListedIndicator, NewJob, PivotCursor, QueueDepth, SaveReport, ScorePoint, Session,
+    ListedIndicator, NewJob, Overview, PivotCursor, QueueDepth, SaveReport, ScorePoint, Session,
     StaleIndicator, StoredIndicator, VendorAnswer, Workflow,
 };
 pub use search::MAX_PAGE;
@@ -264,6 +265,9 @@ pub trait Store: Send + Sync {
 
     /// Ends a session.
     fn end_session<'a>(&'a self, secret_hash: &'a str) -> StoreFuture<'a, ()>;
+
+    /// The dashboard's counts: days from `since` (Unix ms), the `top` values of each kind.
+    fn overview(&self, since: i64, top: u32) -> StoreFuture<'_, Overview>;
 }
 
 /// Opens (creating it if needed) the store at `url` and brings its schema up to date.

@@ -523,3 +523,18 @@ pub struct Session {
     pub csrf: String,
     pub expires_at: i64,
 }
+
+/// What the dashboard counts, read in a few aggregate queries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overview {
+    pub indicators: u64,
+    /// Indicators per severity.
+    pub by_severity: Vec<(String, u64)>,
+    /// The most shared values of `asn`, `country`, `cve` and of tags, most first: (kind, value,
+    /// indicators).
+    pub top: Vec<(String, String, u64)>,
+    /// Indicators first seen per UTC day (days since 1970-01-01).
+    pub new_per_day: Vec<(i64, u64)>,
+    /// Source calls per UTC day, source and outcome.
+    pub calls_per_day: Vec<(i64, String, String, u64)>,
+}

@@ -11,8 +11,8 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 use crate::migrations::{MIGRATIONS, Migration, latest_version};
 use crate::model::{
     AnswerKey, ApiToken, BlockEntry, CallCount, Change, Event, EventFilter, IndicatorPage,
-    IndicatorQuery, IndicatorRecord, Job, JobOutcome, NewJob, PivotCursor, QueueDepth, SaveReport,
-    ScorePoint, Session, StaleIndicator, StoredIndicator, VendorAnswer, Workflow,
+    IndicatorQuery, IndicatorRecord, Job, JobOutcome, NewJob, Overview, PivotCursor, QueueDepth,
+    SaveReport, ScorePoint, Session, StaleIndicator, StoredIndicator, VendorAnswer, Workflow,
 };
 use crate::{Store, StoreError, StoreFuture};
 
@@ -1054,6 +1054,10 @@ impl Store for SqlStore {
 
     fn end_session<'a>(&'a self, secret_hash: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(self.delete_session(secret_hash))
+    }
+
+    fn overview(&self, since: i64, top: u32) -> StoreFuture<'_, Overview> {
+        Box::pin(self.read_overview(since, top))
     }
 
     fn latest_answer<'a>(&'a self, key: &'a AnswerKey) -> StoreFuture<'a, Option<VendorAnswer>> {

@@ -2,6 +2,7 @@
 //! runs it: real files, real pipes, real exit codes.
 
 mod automation;
+mod browser;
 mod cli;
 mod criminalip;
 #[path = "../../../scry-offline/tests/support/ctidb_bin_writer.rs"]

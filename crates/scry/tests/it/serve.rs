@@ -37,18 +37,22 @@ impl Drop for Served {
     }
 }
 
-/// The configuration every served test uses, with `extra` appended.
-fn config(extra: &str) -> String {
+/// The configuration every served test uses: `server` lines go into `[server]`, `extra` after.
+fn config(server: &str, extra: &str) -> String {
     format!(
         "[worker]\npoll_seconds = 0.1\n\n\
          [sources.criminalip]\nmax_requests = 50\nretry_base_ms = 10\nscan_poll_seconds = 0.05\n\n\
-         [server]\nmax_body_mib = 1\n\n\
+         [server]\nmax_body_mib = 1\n{server}\n\n\
          [automation.blocklists.edl]\ndays = 7\n\n{extra}"
     )
 }
 
 impl Served {
     pub(crate) fn start(extra: &str) -> Served {
+        Served::start_with("", extra)
+    }
+
+    pub(crate) fn start_with(server: &str, extra: &str) -> Served {
         let runtime = runtime();
         let sandbox = start_sandbox(
             &runtime,
@@ -59,7 +63,7 @@ impl Served {
             },
         );
         let home = tempfile::tempdir().expect("tempdir");
-        std::fs::write(home.path().join("scry.toml"), config(extra)).expect("write config");
+        std::fs::write(home.path().join("scry.toml"), config(server, extra)).expect("write config");
         let store = format!("sqlite://{}", home.path().join("scry.db").display());
         let token = |name: &str, role: &str| {
             let out = run(
@@ -212,6 +216,8 @@ const ROUTE_ROLES: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/history", "viewer"),
     ("get", "/api/v1/sources", "viewer"),
     ("get", "/api/v1/queue", "viewer"),
+    ("get", "/api/v1/dashboard", "viewer"),
+    ("get", "/api/v1/graph", "viewer"),
     ("get", "/api/v1/blocklists", "viewer"),
     ("get", "/api/v1/blocklists/{name}", "viewer"),
     ("get", "/api/v1/tokens", "admin"),

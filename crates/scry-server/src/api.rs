@@ -1240,6 +1240,8 @@ pub async fn blocklist(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenRow {
     pub name: String,
+    /// `token`, or `user` for a local user of the workbench.
+    pub kind: String,
     pub role: String,
     pub created_at: i64,
     pub expires_at: Option<i64>,
@@ -1247,10 +1249,11 @@ pub struct TokenRow {
     pub revoked_at: Option<i64>,
 }
 
-impl From<scry_store::ApiToken> for TokenRow {
-    fn from(t: scry_store::ApiToken) -> TokenRow {
+impl From<scry_store::Account> for TokenRow {
+    fn from(t: scry_store::Account) -> TokenRow {
         TokenRow {
             name: t.name,
+            kind: t.kind,
             role: t.role,
             created_at: t.created_at,
             expires_at: t.expires_at,
@@ -1268,7 +1271,7 @@ pub async fn list_tokens(
     Ok(axum::Json(
         state
             .store
-            .tokens()
+            .accounts()
             .await?
             .into_iter()
             .map(TokenRow::from)
@@ -1333,7 +1336,7 @@ pub async fn revoke_token(
 ) -> Result<StatusCode, ApiError> {
     if state
         .store
-        .revoke_token(&name, scry_engine::automation::now_ms())
+        .revoke_account(&name, scry_engine::automation::now_ms())
         .await?
     {
         Ok(StatusCode::NO_CONTENT)

@@ -3,7 +3,7 @@
 //! Pages call the same handlers' helpers as the REST API (`api::detail`, `api::rule_verdicts`, …)
 //! and the engine; forms post to the same queue the API uses.
 //!
-//! Browsers log in with a token and get a session cookie (HttpOnly, SameSite=Strict, Secure unless
+//! Browsers log in with a token or as a local user and get a session cookie (HttpOnly, SameSite=Strict, Secure unless
 //! `[server] secure_cookies = false`); every form carries the session's anti-forgery value.
 
 use std::collections::BTreeMap;
@@ -300,20 +300,27 @@ fn local_path(next: &str) -> &str {
     }
 }
 
-/// `POST /login`: a token opens a session.
+/// `POST /login`: a token, or a local user's name and password, opens a session.
 pub async fn login(State(state): State<AppState>, body: Bytes) -> Response {
     let pairs = form_pairs(&body);
     let next = field(&pairs, "next").unwrap_or("/").to_owned();
     let token = field(&pairs, "token").unwrap_or("").trim().to_owned();
-    let principal = match access::authenticate(state.store.as_ref(), &token).await {
+    let user = field(&pairs, "user").unwrap_or("").trim().to_owned();
+    let password = field(&pairs, "password").unwrap_or("").to_owned();
+    let (found, refusal) = if !token.is_empty() {
+        (
+            access::authenticate(state.store.as_ref(), &token).await,
+            "That token is unknown, expired or revoked.",
+        )
+    } else {
+        (
+            access::log_in(state.store.as_ref(), &user, &password).await,
+            "Unknown user or wrong password.",
+        )
+    };
+    let principal = match found {
         Ok(Some(p)) => p,
-        Ok(None) => {
-            return login_form(
-                StatusCode::UNAUTHORIZED,
-                &next,
-                Some("That token is unknown, expired or revoked."),
-            );
-        }
+        Ok(None) => return login_form(StatusCode::UNAUTHORIZED, &next, Some(refusal)),
         Err(e) => return UiError(e.into()).into_response(),
     };
     let hours = state.loaded.config.server.session_hours;

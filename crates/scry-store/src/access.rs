@@ -1,21 +1,23 @@
-//! Who may use the server: API tokens and browser sessions. Only SHA-256 digests of their secrets
-//! are stored (the secrets are 256-bit random values, so a fast digest is enough: there is nothing
-//! to guess), and a revoked token ends its sessions with it.
+//! Who may use the server: accounts (API tokens and local users) and browser sessions. Only
+//! SHA-256 digests of token and session secrets are stored (they are 256-bit random values, so a
+//! fast digest is enough: there is nothing to guess); users' passwords are stored as the salted,
+//! slow hash the engine makes. Revoking an account ends its sessions with it.
 
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::StoreError;
-use crate::model::{ApiToken, Session};
+use crate::model::{Account, Session};
 use crate::sql::SqlStore;
 
-const TOKEN_COLUMNS: &str =
-    "t.id, t.name, t.role, t.created_at, t.expires_at, t.last_used_at, t.revoked_at";
+const ACCOUNT_COLUMNS: &str =
+    "t.id, t.name, t.kind, t.role, t.created_at, t.expires_at, t.last_used_at, t.revoked_at";
 
-fn token_from(row: &AnyRow) -> Result<ApiToken, StoreError> {
-    Ok(ApiToken {
+fn account_from(row: &AnyRow) -> Result<Account, StoreError> {
+    Ok(Account {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
+        kind: row.try_get("kind")?,
         role: row.try_get("role")?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
@@ -32,13 +34,14 @@ impl SqlStore {
         secret_hash: &str,
         created_at: i64,
         expires_at: Option<i64>,
-    ) -> Result<ApiToken, StoreError> {
+    ) -> Result<Account, StoreError> {
         let sql = format!(
-            "INSERT INTO api_tokens (name, role, secret_hash, created_at, expires_at) VALUES {} ON CONFLICT DO NOTHING",
-            self.value_rows(1, 5)
+            "INSERT INTO accounts (name, kind, role, secret_hash, created_at, expires_at) VALUES {} ON CONFLICT DO NOTHING",
+            self.value_rows(1, 6)
         );
         let added = sqlx::query(AssertSqlSafe(sql.as_str()))
             .bind(name)
+            .bind("token")
             .bind(role)
             .bind(secret_hash)
             .bind(created_at)
@@ -48,26 +51,73 @@ impl SqlStore {
             .rows_affected();
         if added == 0 {
             return Err(StoreError::Conflict(format!(
-                "a token named {name:?} exists already"
+                "an account named {name:?} exists already"
             )));
         }
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens t WHERE t.name = {}",
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts t WHERE t.name = {}",
             self.placeholder(1)
         );
         let row = sqlx::query(AssertSqlSafe(sql.as_str()))
             .bind(name)
             .fetch_one(&self.pool)
             .await?;
-        token_from(&row)
+        account_from(&row)
+    }
+
+    pub(crate) async fn insert_user(
+        &self,
+        name: &str,
+        role: &str,
+        password_hash: &str,
+        created_at: i64,
+    ) -> Result<Account, StoreError> {
+        let sql = format!(
+            "INSERT INTO accounts (name, kind, role, password_hash, created_at) VALUES {} ON CONFLICT DO NOTHING",
+            self.value_rows(1, 5)
+        );
+        let added = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(name)
+            .bind("user")
+            .bind(role)
+            .bind(password_hash)
+            .bind(created_at)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if added == 0 {
+            return Err(StoreError::Conflict(format!(
+                "an account named {name:?} exists already"
+            )));
+        }
+        self.select_user(name)
+            .await?
+            .map(|(account, _)| account)
+            .ok_or_else(|| StoreError::Corrupt(format!("user {name} vanished")))
+    }
+
+    pub(crate) async fn select_user(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Account, String)>, StoreError> {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS}, t.password_hash FROM accounts t WHERE t.name = {} AND t.kind = 'user'",
+            self.placeholder(1)
+        );
+        sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| Ok((account_from(&row)?, row.try_get("password_hash")?)))
+            .transpose()
     }
 
     pub(crate) async fn select_token_by_hash(
         &self,
         secret_hash: &str,
-    ) -> Result<Option<ApiToken>, StoreError> {
+    ) -> Result<Option<Account>, StoreError> {
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens t WHERE t.secret_hash = {}",
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts t WHERE t.secret_hash = {}",
             self.placeholder(1)
         );
         sqlx::query(AssertSqlSafe(sql.as_str()))
@@ -75,24 +125,28 @@ impl SqlStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(token_from)
+            .map(account_from)
             .transpose()
     }
 
-    pub(crate) async fn select_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens t ORDER BY t.name");
+    pub(crate) async fn select_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts t ORDER BY t.name");
         sqlx::query(AssertSqlSafe(sql.as_str()))
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(token_from)
+            .map(account_from)
             .collect()
     }
 
-    pub(crate) async fn mark_token_revoked(&self, name: &str, at: i64) -> Result<bool, StoreError> {
+    pub(crate) async fn mark_account_revoked(
+        &self,
+        name: &str,
+        at: i64,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let sql = format!(
-            "UPDATE api_tokens SET revoked_at = {} WHERE name = {} AND revoked_at IS NULL",
+            "UPDATE accounts SET revoked_at = {} WHERE name = {} AND revoked_at IS NULL",
             self.placeholder(1),
             self.placeholder(2)
         );
@@ -104,7 +158,7 @@ impl SqlStore {
             .rows_affected()
             > 0;
         let sql = format!(
-            "DELETE FROM sessions WHERE token_id IN (SELECT id FROM api_tokens WHERE name = {})",
+            "DELETE FROM sessions WHERE account_id IN (SELECT id FROM accounts WHERE name = {})",
             self.placeholder(1)
         );
         sqlx::query(AssertSqlSafe(sql.as_str()))
@@ -115,9 +169,9 @@ impl SqlStore {
         Ok(revoked)
     }
 
-    pub(crate) async fn mark_token_used(&self, id: i64, at: i64) -> Result<(), StoreError> {
+    pub(crate) async fn mark_account_used(&self, id: i64, at: i64) -> Result<(), StoreError> {
         let sql = format!(
-            "UPDATE api_tokens SET last_used_at = {} WHERE id = {}",
+            "UPDATE accounts SET last_used_at = {} WHERE id = {}",
             self.placeholder(1),
             self.placeholder(2)
         );
@@ -132,7 +186,7 @@ impl SqlStore {
     pub(crate) async fn insert_session(
         &self,
         secret_hash: &str,
-        token_id: i64,
+        account_id: i64,
         csrf: &str,
         now: i64,
         expires_at: i64,
@@ -147,12 +201,12 @@ impl SqlStore {
             .execute(&self.pool)
             .await?;
         let sql = format!(
-            "INSERT INTO sessions (secret_hash, token_id, csrf, created_at, expires_at) VALUES {}",
+            "INSERT INTO sessions (secret_hash, account_id, csrf, created_at, expires_at) VALUES {}",
             self.value_rows(1, 5)
         );
         sqlx::query(AssertSqlSafe(sql.as_str()))
             .bind(secret_hash)
-            .bind(token_id)
+            .bind(account_id)
             .bind(csrf)
             .bind(now)
             .bind(expires_at)
@@ -167,8 +221,8 @@ impl SqlStore {
         now: i64,
     ) -> Result<Option<Session>, StoreError> {
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS}, s.csrf, s.expires_at AS session_expires_at FROM sessions s \
-             JOIN api_tokens t ON t.id = s.token_id WHERE s.secret_hash = {} AND s.expires_at > {}",
+            "SELECT {ACCOUNT_COLUMNS}, s.csrf, s.expires_at AS session_expires_at FROM sessions s \
+             JOIN accounts t ON t.id = s.account_id WHERE s.secret_hash = {} AND s.expires_at > {}",
             self.in_order(1),
             self.in_order(2)
         );
@@ -179,7 +233,7 @@ impl SqlStore {
             .await?
             .map(|row| {
                 Ok(Session {
-                    token: token_from(&row)?,
+                    account: account_from(&row)?,
                     csrf: row.try_get("csrf")?,
                     expires_at: row.try_get("session_expires_at")?,
                 })

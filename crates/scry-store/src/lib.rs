@@ -24,7 +24,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use model::{
-    AnswerKey, ApiToken, BlockEntry, CallCount, Change, Event, EventFilter, IndicatorCursor,
+    Account, AnswerKey, BlockEntry, CallCount, Change, Event, EventFilter, IndicatorCursor,
     IndicatorOrder, IndicatorPage, IndicatorQuery, IndicatorRecord, Job, JobOutcome,
     ListedIndicator, NewJob, Overview, PivotCursor, QueueDepth, SaveReport, ScorePoint, Session,
     StaleIndicator, StoredIndicator, VendorAnswer, Workflow,
@@ -236,25 +236,37 @@ pub trait Store: Send + Sync {
         secret_hash: &'a str,
         created_at: i64,
         expires_at: Option<i64>,
-    ) -> StoreFuture<'a, ApiToken>;
+    ) -> StoreFuture<'a, Account>;
+
+    /// Adds a local user with the hash of their password; a name in use is a `Conflict`.
+    fn create_user<'a>(
+        &'a self,
+        name: &'a str,
+        role: &'a str,
+        password_hash: &'a str,
+        created_at: i64,
+    ) -> StoreFuture<'a, Account>;
+
+    /// A local user and their password hash, revoked or not.
+    fn user<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<(Account, String)>>;
 
     /// The token whose secret has this SHA-256 (hex), revoked or not.
-    fn token_by_hash<'a>(&'a self, secret_hash: &'a str) -> StoreFuture<'a, Option<ApiToken>>;
+    fn token_by_hash<'a>(&'a self, secret_hash: &'a str) -> StoreFuture<'a, Option<Account>>;
 
-    /// Every token, by name.
-    fn tokens(&self) -> StoreFuture<'_, Vec<ApiToken>>;
+    /// Every account (tokens and users), by name.
+    fn accounts(&self) -> StoreFuture<'_, Vec<Account>>;
 
-    /// Revokes a token and ends its sessions; returns whether a live token had that name.
-    fn revoke_token<'a>(&'a self, name: &'a str, at: i64) -> StoreFuture<'a, bool>;
+    /// Revokes an account and ends its sessions; returns whether a live account had that name.
+    fn revoke_account<'a>(&'a self, name: &'a str, at: i64) -> StoreFuture<'a, bool>;
 
-    /// Notes when a token was last used.
-    fn touch_token(&self, id: i64, at: i64) -> StoreFuture<'_, ()>;
+    /// Notes when an account was last used.
+    fn touch_account(&self, id: i64, at: i64) -> StoreFuture<'_, ()>;
 
     /// Opens a browser session for a token; expired sessions are removed on the way.
     fn create_session<'a>(
         &'a self,
         secret_hash: &'a str,
-        token_id: i64,
+        account_id: i64,
         csrf: &'a str,
         now: i64,
         expires_at: i64,

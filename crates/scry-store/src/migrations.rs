@@ -164,13 +164,15 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 7,
-        name: "server: API tokens, browser sessions, queue orderings",
+        name: "server: accounts (API tokens, local users), browser sessions, queue orderings",
         statements: &[
-            "CREATE TABLE api_tokens (
+            "CREATE TABLE accounts (
                 id {id},
                 name TEXT NOT NULL UNIQUE,
+                kind TEXT NOT NULL,
                 role TEXT NOT NULL,
-                secret_hash TEXT NOT NULL UNIQUE,
+                secret_hash TEXT UNIQUE,
+                password_hash TEXT,
                 created_at BIGINT NOT NULL,
                 expires_at BIGINT,
                 last_used_at BIGINT,
@@ -178,7 +180,7 @@ pub const MIGRATIONS: &[Migration] = &[
             )",
             "CREATE TABLE sessions (
                 secret_hash TEXT PRIMARY KEY,
-                token_id BIGINT NOT NULL,
+                account_id BIGINT NOT NULL,
                 csrf TEXT NOT NULL,
                 created_at BIGINT NOT NULL,
                 expires_at BIGINT NOT NULL

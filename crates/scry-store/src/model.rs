@@ -502,11 +502,14 @@ pub struct IndicatorPage {
     pub next: Option<IndicatorCursor>,
 }
 
-/// Who may use the server with a token, without the secret: only its SHA-256 is stored.
+/// Who may use the server: an API token (only the SHA-256 of its secret is stored) or a local
+/// user who logs in to the workbench with a password (only a salted PBKDF2 hash is stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiToken {
+pub struct Account {
     pub id: i64,
     pub name: String,
+    /// `token` or `user`.
+    pub kind: String,
     /// `viewer`, `analyst` or `admin`.
     pub role: String,
     pub created_at: i64,
@@ -515,10 +518,10 @@ pub struct ApiToken {
     pub revoked_at: Option<i64>,
 }
 
-/// A browser session: opened with a token, kept by a cookie whose secret is stored hashed.
+/// A browser session: opened with a token or a password, kept by a cookie whose secret is stored hashed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    pub token: ApiToken,
+    pub account: Account,
     /// The anti-forgery value every state-changing form carries.
     pub csrf: String,
     pub expires_at: i64,

@@ -10,7 +10,7 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::migrations::{MIGRATIONS, Migration, latest_version};
 use crate::model::{
-    AnswerKey, ApiToken, BlockEntry, CallCount, Change, Event, EventFilter, IndicatorPage,
+    Account, AnswerKey, BlockEntry, CallCount, Change, Event, EventFilter, IndicatorPage,
     IndicatorQuery, IndicatorRecord, Job, JobOutcome, NewJob, Overview, PivotCursor, QueueDepth,
     SaveReport, ScorePoint, Session, StaleIndicator, StoredIndicator, VendorAnswer, Workflow,
 };
@@ -1017,35 +1017,49 @@ impl Store for SqlStore {
         secret_hash: &'a str,
         created_at: i64,
         expires_at: Option<i64>,
-    ) -> StoreFuture<'a, ApiToken> {
+    ) -> StoreFuture<'a, Account> {
         Box::pin(self.insert_token(name, role, secret_hash, created_at, expires_at))
     }
 
-    fn token_by_hash<'a>(&'a self, secret_hash: &'a str) -> StoreFuture<'a, Option<ApiToken>> {
+    fn create_user<'a>(
+        &'a self,
+        name: &'a str,
+        role: &'a str,
+        password_hash: &'a str,
+        created_at: i64,
+    ) -> StoreFuture<'a, Account> {
+        Box::pin(self.insert_user(name, role, password_hash, created_at))
+    }
+
+    fn user<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<(Account, String)>> {
+        Box::pin(self.select_user(name))
+    }
+
+    fn token_by_hash<'a>(&'a self, secret_hash: &'a str) -> StoreFuture<'a, Option<Account>> {
         Box::pin(self.select_token_by_hash(secret_hash))
     }
 
-    fn tokens(&self) -> StoreFuture<'_, Vec<ApiToken>> {
-        Box::pin(self.select_tokens())
+    fn accounts(&self) -> StoreFuture<'_, Vec<Account>> {
+        Box::pin(self.select_accounts())
     }
 
-    fn revoke_token<'a>(&'a self, name: &'a str, at: i64) -> StoreFuture<'a, bool> {
-        Box::pin(self.mark_token_revoked(name, at))
+    fn revoke_account<'a>(&'a self, name: &'a str, at: i64) -> StoreFuture<'a, bool> {
+        Box::pin(self.mark_account_revoked(name, at))
     }
 
-    fn touch_token(&self, id: i64, at: i64) -> StoreFuture<'_, ()> {
-        Box::pin(self.mark_token_used(id, at))
+    fn touch_account(&self, id: i64, at: i64) -> StoreFuture<'_, ()> {
+        Box::pin(self.mark_account_used(id, at))
     }
 
     fn create_session<'a>(
         &'a self,
         secret_hash: &'a str,
-        token_id: i64,
+        account_id: i64,
         csrf: &'a str,
         now: i64,
         expires_at: i64,
     ) -> StoreFuture<'a, ()> {
-        Box::pin(self.insert_session(secret_hash, token_id, csrf, now, expires_at))
+        Box::pin(self.insert_session(secret_hash, account_id, csrf, now, expires_at))
     }
 
     fn session<'a>(&'a self, secret_hash: &'a str, now: i64) -> StoreFuture<'a, Option<Session>> {

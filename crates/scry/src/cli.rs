@@ -123,6 +123,25 @@ pub(crate) enum Command {
     /// API tokens for `scry serve`: create (shown once), list, revoke
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Local users who log in to the workbench with a password
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Add a user; the password is read from the first line of standard input
+    #[command(after_help = "Examples:\n  \
+        read -rs PASSWORD && printf '%s\\n' \"$PASSWORD\" | scry user add alice --role analyst")]
+    Add {
+        /// Letters, digits, '.', '_', '-'
+        name: String,
+        /// viewer (read), analyst (also submit and act), admin (also manage tokens)
+        #[arg(long, default_value = "viewer")]
+        role: String,
+    },
+    /// Revoke a user and end their browser sessions
+    Revoke { name: String },
 }
 
 #[derive(Debug, Args)]
@@ -151,7 +170,7 @@ pub(crate) enum TokenCommand {
         #[arg(long, value_name = "N")]
         days: Option<u32>,
     },
-    /// Every token: role, when created, last used, revoked (never the secret)
+    /// Every token and user: role, when created, last used, revoked (never a secret)
     List,
     /// Revoke a token and end its browser sessions
     Revoke { name: String },

@@ -163,6 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Feeds(FeedsCommand::Status { format }) => feeds::status(&loaded, format),
         Command::Serve(args) => serve::serve(&args, &loaded, cli.store.as_deref(), cli.quiet),
         Command::Token(command) => serve::token(command, &loaded, cli.store.as_deref()),
+        Command::User(command) => serve::user(command, &loaded, cli.store.as_deref()),
     }
 }
 

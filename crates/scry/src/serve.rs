@@ -1,5 +1,5 @@
-//! `scry serve` (the HTTP server and a worker in one process) and `scry token` (API tokens for
-//! it). The server itself lives in scry-server; this module builds its state from the
+//! `scry serve` (the HTTP server and a worker in one process), `scry token` (API tokens for it)
+//! and `scry user` (local users of its workbench). The server itself lives in scry-server; this module builds its state from the
 //! configuration, binds the address, and stops both halves cleanly on Ctrl-C or SIGTERM.
 
 use std::process::ExitCode;
@@ -11,7 +11,7 @@ use scry_engine::access::{self, Role};
 use scry_engine::config::LoadedConfig;
 use scry_engine::worker::{WorkReport, Worker};
 
-use crate::cli::{ServeArgs, TokenCommand};
+use crate::cli::{ServeArgs, TokenCommand, UserCommand};
 use crate::queue::{engine_and_rules, report_line, settings, stop_signal};
 use crate::{format_ms, open_store, runtime, usage};
 
@@ -58,7 +58,7 @@ pub(crate) fn serve(
                     " (no worker: run `scry worker` against this store)"
                 }
             );
-            if store.tokens().await?.is_empty() {
+            if store.accounts().await?.is_empty() {
                 eprintln!(
                     "no API token exists yet: `scry token create --role admin NAME` makes one to log in with"
                 );
@@ -142,13 +142,14 @@ pub(crate) fn token(
                 );
             }
             TokenCommand::List => {
-                let tokens = store.tokens().await?;
+                let tokens = store.accounts().await?;
                 if tokens.is_empty() {
                     eprintln!("no tokens; `scry token create --role admin NAME` makes one");
                 }
                 out!(
-                    "{:<24} {:<8} {:<20} {:<20} STATE",
+                    "{:<24} {:<6} {:<8} {:<20} {:<20} STATE",
                     "NAME",
+                    "KIND",
                     "ROLE",
                     "CREATED",
                     "LAST USED"
@@ -162,8 +163,9 @@ pub(crate) fn token(
                         (None, None) => "valid".to_owned(),
                     };
                     out!(
-                        "{:<24} {:<8} {:<20} {:<20} {state}",
+                        "{:<24} {:<6} {:<8} {:<20} {:<20} {state}",
                         t.name,
+                        t.kind,
                         t.role,
                         format_ms(t.created_at),
                         t.last_used_at
@@ -174,13 +176,61 @@ pub(crate) fn token(
             }
             TokenCommand::Revoke { name } => {
                 if !store
-                    .revoke_token(&name, scry_engine::automation::now_ms())
+                    .revoke_account(&name, scry_engine::automation::now_ms())
                     .await?
                 {
                     eprintln!("no live token named {name:?}");
                     return Ok(ExitCode::from(1));
                 }
                 eprintln!("token {name} revoked, with its browser sessions");
+            }
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `scry user add|revoke`.
+pub(crate) fn user(
+    command: UserCommand,
+    loaded: &LoadedConfig,
+    store_url: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let url = loaded.store_url(store_url);
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let store = open_store(&url).await?;
+        match command {
+            UserCommand::Add { name, role } => {
+                let role: Role = role.parse().map_err(usage)?;
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_line(&mut password)
+                    .context("reading the password from standard input")?;
+                let password = password.trim_end_matches(['\r', '\n']);
+                let account = access::create_user(store.as_ref(), &name, role, password)
+                    .await
+                    .map_err(|e| match e {
+                        access::AccessError::InvalidName(_)
+                        | access::AccessError::WeakPassword
+                        | access::AccessError::Store(scry_store::StoreError::Conflict(_)) => {
+                            usage(e)
+                        }
+                        other => anyhow!(other),
+                    })?;
+                eprintln!(
+                    "user {} ({}) added; they log in to the workbench with their password",
+                    account.name, account.role
+                );
+            }
+            UserCommand::Revoke { name } => {
+                if !store
+                    .revoke_account(&name, scry_engine::automation::now_ms())
+                    .await?
+                {
+                    eprintln!("no live user named {name:?}");
+                    return Ok(ExitCode::from(1));
+                }
+                eprintln!("user {name} revoked, with their browser sessions");
             }
         }
         anyhow::Ok(ExitCode::SUCCESS)

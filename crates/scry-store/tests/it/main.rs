@@ -127,4 +127,5 @@ both_backends!(
     automation::workflow_and_blocklists_round_trip,
     server::the_indicator_list_filters_orders_and_pages,
     server::tokens_and_sessions_keep_digests_and_end_together,
+    server::the_overview_counts_severities_shared_values_and_days,
 );

@@ -295,9 +295,9 @@ pub(crate) async fn tokens_and_sessions_keep_digests_and_end_together(t: &TestSt
         Some(token.id)
     );
     assert_eq!(store.token_by_hash("digest-x").await.expect("find"), None);
-    store.touch_token(token.id, 2_000).await.expect("touch");
+    store.touch_account(token.id, 2_000).await.expect("touch");
     assert_eq!(
-        store.tokens().await.expect("list")[0].last_used_at,
+        store.accounts().await.expect("list")[0].last_used_at,
         Some(2_000)
     );
     store
@@ -314,7 +314,7 @@ pub(crate) async fn tokens_and_sessions_keep_digests_and_end_together(t: &TestSt
         .expect("session")
         .expect("live");
     assert_eq!(
-        (session.token.name.as_str(), session.csrf.as_str()),
+        (session.account.name.as_str(), session.csrf.as_str()),
         ("alice", "csrf-1")
     );
     assert_eq!(
@@ -344,9 +344,9 @@ pub(crate) async fn tokens_and_sessions_keep_digests_and_end_together(t: &TestSt
         store.session("cookie-2", 3_000).await.expect("session"),
         None
     );
-    assert!(store.revoke_token("alice", 4_000).await.expect("revoke"));
+    assert!(store.revoke_account("alice", 4_000).await.expect("revoke"));
     assert!(
-        !store.revoke_token("alice", 4_500).await.expect("revoke"),
+        !store.revoke_account("alice", 4_500).await.expect("revoke"),
         "revoked once"
     );
     assert_eq!(
@@ -363,4 +363,136 @@ pub(crate) async fn tokens_and_sessions_keep_digests_and_end_together(t: &TestSt
         Some(4_000)
     );
     store.ping().await.expect("ping");
+    // Local users: found by name with their hash, never by a token digest; one name per account.
+    let user = store
+        .create_user("bob", "analyst", "pbkdf2-sha256$1$00$00", 5_000)
+        .await
+        .expect("user");
+    assert_eq!(
+        (user.kind.as_str(), user.role.as_str()),
+        ("user", "analyst")
+    );
+    let clash = store.create_user("alice", "viewer", "x", 5_000).await;
+    assert!(
+        matches!(clash, Err(scry_store::StoreError::Conflict(_))),
+        "{clash:?}"
+    );
+    let (found, hash) = store.user("bob").await.expect("user").expect("bob");
+    assert_eq!(
+        (found.id, hash.as_str()),
+        (user.id, "pbkdf2-sha256$1$00$00")
+    );
+    assert_eq!(
+        store.user("alice").await.expect("user"),
+        None,
+        "a token is not a user"
+    );
+    let kinds: Vec<(String, String)> = store
+        .accounts()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|a| (a.name, a.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("alice".into(), "token".into()),
+            ("bob".into(), "user".into())
+        ]
+    );
+    store
+        .create_session("cookie-bob", user.id, "csrf-b", 5_000, 9_000)
+        .await
+        .expect("session");
+    assert!(store.revoke_account("bob", 6_000).await.expect("revoke"));
+    assert_eq!(
+        store.session("cookie-bob", 5_500).await.expect("session"),
+        None
+    );
+}
+
+pub(crate) async fn the_overview_counts_severities_shared_values_and_days(t: &TestStore) {
+    let day = 86_400_000_i64;
+    let mut records: Vec<IndicatorRecord> = (0..9).map(record).collect();
+    for (i, r) in records.iter_mut().enumerate() {
+        r.facets = vec![(
+            "asn".into(),
+            if i < 6 { "9009".into() } else { "13335".into() },
+        )];
+        if i < 3 {
+            r.facets.push(("cve".into(), "CVE-2023-38408".into()));
+        }
+    }
+    t.store.save_indicators(&records).await.expect("save");
+    t.store
+        .record_events(&[
+            scry_store::Event::about(
+                "call",
+                &records[0].stix_id,
+                &records[0].value,
+                "ok",
+                "source:criminalip",
+                3 * day + 5,
+                json!({}),
+            ),
+            scry_store::Event::about(
+                "call",
+                &records[1].stix_id,
+                &records[1].value,
+                "ok",
+                "source:criminalip",
+                3 * day + 9,
+                json!({}),
+            ),
+            scry_store::Event::about(
+                "call",
+                &records[1].stix_id,
+                &records[1].value,
+                "failed",
+                "source:criminalip",
+                4 * day,
+                json!({}),
+            ),
+        ])
+        .await
+        .expect("events");
+    let overview = t.store.overview(0, 10).await.expect("overview");
+    assert_eq!(overview.indicators, 9);
+    let high = overview
+        .by_severity
+        .iter()
+        .find(|(s, _)| s == "high")
+        .map(|(_, n)| *n);
+    assert_eq!(high, Some(5));
+    assert_eq!(overview.top[0], ("asn".to_owned(), "9009".to_owned(), 6));
+    assert!(
+        overview
+            .top
+            .contains(&("cve".to_owned(), "CVE-2023-38408".to_owned(), 3))
+    );
+    assert!(
+        overview
+            .top
+            .contains(&("tag".to_owned(), "tor".to_owned(), 3)),
+        "{:?}",
+        overview.top
+    );
+    assert_eq!(
+        overview.calls_per_day,
+        vec![
+            (3, "criminalip".to_owned(), "ok".to_owned(), 2),
+            (4, "criminalip".to_owned(), "failed".to_owned(), 1),
+        ]
+    );
+    let total_new: u64 = overview.new_per_day.iter().map(|(_, n)| n).sum();
+    assert_eq!(total_new, 9);
+    assert!(
+        t.store
+            .overview(i64::MAX / 2, 10)
+            .await
+            .expect("overview")
+            .new_per_day
+            .is_empty()
+    );
 }

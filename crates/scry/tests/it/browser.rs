@@ -20,6 +20,7 @@ use super::workspace;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const PASSWORD: &str = "correct horse battery staple";
 
 /// chromedriver on a free loopback port, stopped on drop.
 struct Driver {
@@ -165,6 +166,23 @@ fn an_analyst_works_the_queue_in_the_browser() {
         "high_priority = 1",
         "[[rules]]\nname = \"tag-exposed\"\non = [\"created\", \"updated\"]\nwhen = \"indicator.priority >= 1\"\nactions = [{do = \"tag\", tag = \"exposed\"}]\n",
     );
+    let mut add_user = super::scry(served.home.path());
+    add_user.args([
+        "--store",
+        &served.store,
+        "user",
+        "add",
+        "dana",
+        "--role",
+        "analyst",
+    ]);
+    let added = super::run(add_user, format!("{PASSWORD}\n").as_bytes());
+    assert_eq!(
+        added.status.code(),
+        Some(0),
+        "{}",
+        super::text(&added.stderr)
+    );
     let driver = start_driver();
     let profile = tempfile::tempdir().expect("a browser profile");
     let base = served.base.clone();
@@ -181,10 +199,12 @@ fn an_analyst_works_the_queue_in_the_browser() {
         client.find(Locator::Id("token")).await.expect("token field").send_keys("scry_wrong").await.expect("type");
         click_through(&client, Locator::Id("login")).await;
         assert!(text_of(&client, "#login-error").await.contains("unknown"));
-        client.find(Locator::Id("token")).await.expect("token field").send_keys(&analyst).await.expect("type");
+        // The analyst logs in as a local user, with a password.
+        client.find(Locator::Id("user")).await.expect("user field").send_keys("dana").await.expect("type");
+        client.find(Locator::Id("password")).await.expect("password field").send_keys(PASSWORD).await.expect("type");
         click_through(&client, Locator::Id("login")).await;
         assert_eq!(client.current_url().await.expect("url").path(), "/");
-        assert!(!client.get_all_cookies().await.expect("cookies").iter().any(|c| c.value().starts_with(&analyst[..20])));
+        assert!(text_of(&client, "header .who").await.contains("dana"));
 
         step("logged in");
         // Submitting: indicators pasted as text, defanged forms included.

@@ -934,3 +934,169 @@ print(json.dumps(out))
     );
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// The value of `name` in a response's `Set-Cookie` headers, with the attributes.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+#[test]
+fn pages_need_a_login_and_forms_their_anti_forgery_value() {
+    let served = Served::start("");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let base = served.base.clone();
+    let send = |request: reqwest::RequestBuilder| served.raw(request);
+    let body =
+        |response: reqwest::Response| served.runtime.block_on(response.text()).expect("body");
+
+    // Without a session every page leads to the login page, and back after it.
+    let response = send(browser.get(format!("{base}/dashboard")));
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/login?next=%2Fdashboard");
+
+    // Local users: added with a password read from stdin, too short refused.
+    let add = |name: &str, role: &str, password: &str| {
+        let mut command = scry(served.home.path());
+        command.args([
+            "--store",
+            &served.store,
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+        ]);
+        run(command, format!("{password}\n").as_bytes())
+    };
+    let short = add("eve", "viewer", "short");
+    assert_eq!(short.status.code(), Some(2), "{}", text(&short.stderr));
+    assert!(text(&short.stderr).contains("at least 12 characters"));
+    let added = add("bob", "viewer", "a long enough passphrase");
+    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    let db = std::fs::read(served.home.path().join("scry.db")).expect("the store file");
+    assert!(
+        !db.windows(10).any(|w| w == b"a long eno"),
+        "a password is in the database"
+    );
+
+    let log_in = |form: &[(&str, &str)]| send(browser.post(format!("{base}/login")).form(form));
+    let wrong = log_in(&[
+        ("user", "bob"),
+        ("password", "not the passphrase"),
+        ("next", "/"),
+    ]);
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(body(wrong).contains("Unknown user or wrong password"));
+    let nobody = log_in(&[
+        ("user", "mallory"),
+        ("password", "a long enough passphrase"),
+    ]);
+    assert_eq!(nobody.status(), StatusCode::UNAUTHORIZED);
+    let ok = log_in(&[
+        ("user", "bob"),
+        ("password", "a long enough passphrase"),
+        ("next", "//evil.example/"),
+    ]);
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    assert_eq!(ok.headers()["location"], "/", "never off this server");
+    let cookie = set_cookie(&ok, "scry_session").expect("a session cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+        assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    }
+    let bob = cookie.split(';').next().expect("name=value").to_owned();
+    let page = body(send(browser.get(format!("{base}/")).header("cookie", &bob)));
+    assert!(page.contains("bob") && page.contains("(viewer)"), "{page}");
+    let csrf = page
+        .split("data-csrf=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page carries its anti-forgery value")
+        .to_owned();
+    // A viewer may look but not submit.
+    let submit = send(
+        browser
+            .post(format!("{base}/ui/submit"))
+            .header("cookie", &bob)
+            .form(&[("csrf", csrf.as_str()), ("indicators", "45.155.205.233")]),
+    );
+    assert_eq!(submit.status(), StatusCode::FORBIDDEN);
+
+    // An analyst's session: forms and API calls need the anti-forgery value.
+    let ok = log_in(&[("token", served.analyst.as_str())]);
+    let ana = set_cookie(&ok, "scry_session")
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let page = body(send(browser.get(format!("{base}/")).header("cookie", &ana)));
+    let csrf = page
+        .split("data-csrf=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("csrf")
+        .to_owned();
+    let forged = send(
+        browser
+            .post(format!("{base}/ui/submit"))
+            .header("cookie", &ana)
+            .form(&[("indicators", "45.155.205.233")]),
+    );
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(body(forged).contains("anti-forgery"));
+    let submitted = send(
+        browser
+            .post(format!("{base}/ui/submit"))
+            .header("cookie", &ana)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("indicators", "45.155.205.233 and 45.155.205.99"),
+            ]),
+    );
+    assert_eq!(submitted.status(), StatusCode::SEE_OTHER);
+    assert!(
+        set_cookie(&submitted, "scry_flash")
+            .is_some_and(|c| c.contains("2%20queued") || c.contains("2+queued"))
+    );
+    let api = |csrf: Option<&str>| {
+        let mut request = browser
+            .post(format!("{base}/api/v1/indicators"))
+            .header("cookie", &ana)
+            .json(&json!({"indicators": ["45.155.205.7"]}));
+        if let Some(value) = csrf {
+            request = request.header("x-csrf-token", value);
+        }
+        send(request)
+    };
+    let refused = api(None);
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let refused: Value = served.runtime.block_on(refused.json()).expect("JSON");
+    assert_eq!(refused["error"]["code"], "csrf");
+    assert_eq!(api(Some(&csrf)).status(), StatusCode::ACCEPTED);
+
+    // Logging out ends the session on the server, not only in the browser.
+    let out = send(
+        browser
+            .post(format!("{base}/logout"))
+            .header("cookie", &ana)
+            .form(&[("csrf", csrf.as_str())]),
+    );
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let after = send(browser.get(format!("{base}/")).header("cookie", &ana));
+    assert_eq!(after.status(), StatusCode::SEE_OTHER);
+    // Revoking a user ends their sessions too.
+    let mut revoke = scry(served.home.path());
+    revoke.args(["--store", &served.store, "user", "revoke", "bob"]);
+    assert_eq!(run(revoke, b"").status.code(), Some(0));
+    let after = send(browser.get(format!("{base}/")).header("cookie", &bob));
+    assert_eq!(after.status(), StatusCode::SEE_OTHER);
+}

@@ -65,6 +65,62 @@ impl Pivot {
     }
 }
 
+/// One page of a pivot: the values the indicator has of the pivot's facet, what shares one of
+/// them (highest priority first), and where the next page starts when this one is full.
+pub struct PivotPage {
+    pub values: Vec<String>,
+    /// The facet other indicators were matched on.
+    pub matched: &'static str,
+    pub rows: Vec<(scry_store::StoredIndicator, String)>,
+    pub next: Option<scry_store::PivotCursor>,
+}
+
+/// What shares `by` with a stored indicator: one page, as `scry pivot` and the API list it.
+pub async fn page(
+    store: &dyn scry_store::Store,
+    stored: &scry_store::StoredIndicator,
+    by: Pivot,
+    min_priority: u8,
+    after: Option<&scry_store::PivotCursor>,
+    limit: u32,
+) -> Result<PivotPage, scry_store::StoreError> {
+    let (from, matched) = by.facets(stored.record.kind.starts_with("ipv"));
+    let values: Vec<String> = if from == "self" {
+        vec![stored.record.value.clone()]
+    } else {
+        stored
+            .record
+            .facets
+            .iter()
+            .filter(|(f, _)| f == from)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let rows = store
+        .sharing(
+            matched,
+            &values,
+            &stored.record.stix_id,
+            min_priority,
+            after,
+            limit,
+        )
+        .await?;
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last())
+        .flatten()
+        .map(|(last, _)| scry_store::PivotCursor {
+            priority: last.record.priority,
+            stix_id: last.record.stix_id.clone(),
+        });
+    Ok(PivotPage {
+        values,
+        matched,
+        rows,
+        next,
+    })
+}
+
 /// Every (facet, value) a record has.
 pub fn facets(record: &Record) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();

@@ -818,42 +818,14 @@ pub(crate) async fn pivot_page(
     after: Option<&PivotCursor>,
     limit: u32,
 ) -> Result<PivotPage, ApiError> {
-    let (from, matched) = by.facets(stored.record.kind.starts_with("ipv"));
-    let values: Vec<String> = if from == "self" {
-        vec![stored.record.value.clone()]
-    } else {
-        stored
-            .record
-            .facets
-            .iter()
-            .filter(|(f, _)| f == from)
-            .map(|(_, v)| v.clone())
-            .collect()
-    };
-    let rows = state
-        .store
-        .sharing(
-            matched,
-            &values,
-            &stored.record.stix_id,
-            min_priority,
-            after,
-            limit,
-        )
-        .await?;
-    let next = (rows.len() == limit as usize)
-        .then(|| rows.last())
-        .flatten()
-        .map(|(last, _)| {
-            PivotCursor {
-                priority: last.record.priority,
-                stix_id: last.record.stix_id.clone(),
-            }
-            .to_string()
-        });
+    let page =
+        scry_engine::pivot::page(state.store.as_ref(), stored, by, min_priority, after, limit)
+            .await?;
+    let matched = page.matched;
     Ok(PivotPage {
-        values,
-        items: rows
+        values: page.values,
+        items: page
+            .rows
             .into_iter()
             .map(|(s, shared)| PivotRow {
                 indicator: s.record.value,
@@ -865,7 +837,7 @@ pub(crate) async fn pivot_page(
                 shared,
             })
             .collect(),
-        next,
+        next: page.next.map(|c| c.to_string()),
     })
 }
 

@@ -579,16 +579,27 @@ fn with_date_headers(mut response: Response, rows: &[(Value, i64, String)]) -> R
     response
 }
 
-fn envelope(rows: &[(Value, i64, String)], resume: Option<Resume>) -> Response {
-    let objects: Vec<&Value> = rows.iter().map(|r| &r.0).collect();
+/// A page of a TAXII resource: `more`, `next` when there is more, and the items under `key`
+/// (left out when there are none), with the date-added headers of the rows.
+fn paged(
+    rows: &[(Value, i64, String)],
+    resume: Option<Resume>,
+    key: &str,
+    items: Vec<Value>,
+) -> Response {
     let mut body = json!({"more": resume.is_some()});
     if let Some(resume) = resume {
         body["next"] = resume.token().into();
     }
-    if !objects.is_empty() {
-        body["objects"] = json!(objects);
+    if !items.is_empty() {
+        body[key] = Value::Array(items);
     }
     with_date_headers(taxii_json(body), rows)
+}
+
+fn envelope(rows: &[(Value, i64, String)], resume: Option<Resume>) -> Response {
+    let objects = rows.iter().map(|r| r.0.clone()).collect();
+    paged(rows, resume, "objects", objects)
 }
 
 async fn objects(
@@ -602,20 +613,36 @@ async fn objects(
     Ok(envelope(&rows, resume))
 }
 
-async fn object(
-    State(state): State<AppState>,
-    Path((id, object_id)): Path<(String, String)>,
-    request: Request,
-) -> Result<Response, TaxiiError> {
-    let collection = find_collection(&state, &id)?;
-    let mut filters = Filters::parse(request.uri().query())?;
-    filters.ids = vec![object_id.clone()];
-    let (rows, resume) = page(&state, &collection, &filters).await?;
+/// The versions of one object in a collection (`match[version]` applies unless `all_versions`);
+/// not found when the collection does not hold it.
+async fn one_object(
+    state: &AppState,
+    id: &str,
+    object_id: &str,
+    query: Option<&str>,
+    all_versions: bool,
+) -> Result<(Vec<(Value, i64, String)>, Option<Resume>), TaxiiError> {
+    let collection = find_collection(state, id)?;
+    let mut filters = Filters::parse(query)?;
+    filters.ids = vec![object_id.to_owned()];
+    if all_versions {
+        filters.versions.clear();
+    }
+    let (rows, resume) = page(state, &collection, &filters).await?;
     if rows.is_empty() && resume.is_none() {
         return Err(TaxiiError::not_found(format!(
             "no object {object_id} in this collection"
         )));
     }
+    Ok((rows, resume))
+}
+
+async fn object(
+    State(state): State<AppState>,
+    Path((id, object_id)): Path<(String, String)>,
+    request: Request,
+) -> Result<Response, TaxiiError> {
+    let (rows, resume) = one_object(&state, &id, &object_id, request.uri().query(), false).await?;
     Ok(envelope(&rows, resume))
 }
 
@@ -624,22 +651,9 @@ async fn versions(
     Path((id, object_id)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, TaxiiError> {
-    let collection = find_collection(&state, &id)?;
-    let mut filters = Filters::parse(request.uri().query())?;
-    filters.ids = vec![object_id.clone()];
-    filters.versions.clear();
-    let (rows, resume) = page(&state, &collection, &filters).await?;
-    if rows.is_empty() && resume.is_none() {
-        return Err(TaxiiError::not_found(format!(
-            "no object {object_id} in this collection"
-        )));
-    }
-    let mut body = json!({"more": resume.is_some(),
-        "versions": rows.iter().map(|r| r.2.clone()).collect::<Vec<_>>()});
-    if let Some(resume) = resume {
-        body["next"] = resume.token().into();
-    }
-    Ok(with_date_headers(taxii_json(body), &rows))
+    let (rows, resume) = one_object(&state, &id, &object_id, request.uri().query(), true).await?;
+    let versions = rows.iter().map(|r| Value::String(r.2.clone())).collect();
+    Ok(paged(&rows, resume, "versions", versions))
 }
 
 async fn manifest(
@@ -650,19 +664,12 @@ async fn manifest(
     let collection = find_collection(&state, &id)?;
     let filters = Filters::parse(request.uri().query())?;
     let (rows, resume) = page(&state, &collection, &filters).await?;
-    let entries: Vec<Value> = rows
+    let entries = rows
         .iter()
         .map(|(object, added, version)| {
             json!({"id": object["id"], "date_added": taxii_time(*added),
                 "version": version, "media_type": STIX_MEDIA_TYPE})
         })
         .collect();
-    let mut body = json!({"more": resume.is_some()});
-    if let Some(resume) = resume {
-        body["next"] = resume.token().into();
-    }
-    if !entries.is_empty() {
-        body["objects"] = json!(entries);
-    }
-    Ok(with_date_headers(taxii_json(body), &rows))
+    Ok(paged(&rows, resume, "objects", entries))
 }

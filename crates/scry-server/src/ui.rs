@@ -388,19 +388,27 @@ fn query_string(pairs: &[(String, String)]) -> String {
     out.finish()
 }
 
+/// A page's query string: its filled-in fields (a form sends empty ones too) and them read as `T`.
+fn filled_in<T: serde::de::DeserializeOwned>(
+    request: &Request,
+) -> Result<(Vec<(String, String)>, T), ApiError> {
+    let raw = request.uri().query().unwrap_or("");
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
+        .into_owned()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    let params = serde_urlencoded::from_str(&query_string(&pairs))
+        .map_err(|e| ApiError::parameter("query", e.to_string()))?;
+    Ok((pairs, params))
+}
+
 /// `GET /`: the queue, by priority unless sorted otherwise.
 pub async fn queue(
     State(state): State<AppState>,
     Extension(who): Extension<Caller>,
     request: Request,
 ) -> Result<Response, UiError> {
-    let raw = request.uri().query().unwrap_or("");
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
-        .into_owned()
-        .filter(|(_, v)| !v.is_empty())
-        .collect();
-    let params: ListParams = serde_urlencoded::from_str(&query_string(&pairs))
-        .map_err(|e| ApiError::parameter("query", e.to_string()))?;
+    let (pairs, params): (_, ListParams) = filled_in(&request)?;
     let query = params.query()?;
     let page = state.store.search_indicators(&query).await?;
     let sort = params.sort.clone().unwrap_or_else(|| "-priority".into());
@@ -839,13 +847,7 @@ pub async fn history(
     Extension(who): Extension<Caller>,
     request: Request,
 ) -> Result<Response, UiError> {
-    let raw = request.uri().query().unwrap_or("");
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
-        .into_owned()
-        .filter(|(_, v)| !v.is_empty())
-        .collect();
-    let params: HistoryParams = serde_urlencoded::from_str(&query_string(&pairs))
-        .map_err(|e| ApiError::parameter("query", e.to_string()))?;
+    let (pairs, params): (_, HistoryParams) = filled_in(&request)?;
     let page = api::history_page(&state, &params).await?;
     let next = page.next.map(|before| {
         let mut link: Vec<(String, String)> = pairs

@@ -26,32 +26,39 @@ fn account_from(row: &AnyRow) -> Result<Account, StoreError> {
     })
 }
 
+/// A new account as it is inserted.
+pub(crate) struct NewAccount<'a> {
+    pub(crate) name: &'a str,
+    /// `token` or `user`.
+    pub(crate) kind: &'a str,
+    pub(crate) role: &'a str,
+    pub(crate) secret_hash: Option<&'a str>,
+    pub(crate) password_hash: Option<&'a str>,
+    pub(crate) created_at: i64,
+    pub(crate) expires_at: Option<i64>,
+}
+
 impl SqlStore {
-    pub(crate) async fn insert_token(
-        &self,
-        name: &str,
-        role: &str,
-        secret_hash: &str,
-        created_at: i64,
-        expires_at: Option<i64>,
-    ) -> Result<Account, StoreError> {
+    pub(crate) async fn insert_account(&self, new: NewAccount<'_>) -> Result<Account, StoreError> {
         let sql = format!(
-            "INSERT INTO accounts (name, kind, role, secret_hash, created_at, expires_at) VALUES {} ON CONFLICT DO NOTHING",
-            self.value_rows(1, 6)
+            "INSERT INTO accounts (name, kind, role, secret_hash, password_hash, created_at, expires_at) VALUES {} ON CONFLICT DO NOTHING",
+            self.value_rows(1, 7)
         );
         let added = sqlx::query(AssertSqlSafe(sql.as_str()))
-            .bind(name)
-            .bind("token")
-            .bind(role)
-            .bind(secret_hash)
-            .bind(created_at)
-            .bind(expires_at)
+            .bind(new.name)
+            .bind(new.kind)
+            .bind(new.role)
+            .bind(new.secret_hash)
+            .bind(new.password_hash)
+            .bind(new.created_at)
+            .bind(new.expires_at)
             .execute(&self.pool)
             .await?
             .rows_affected();
         if added == 0 {
             return Err(StoreError::Conflict(format!(
-                "an account named {name:?} exists already"
+                "an account named {:?} exists already",
+                new.name
             )));
         }
         let sql = format!(
@@ -59,41 +66,10 @@ impl SqlStore {
             self.placeholder(1)
         );
         let row = sqlx::query(AssertSqlSafe(sql.as_str()))
-            .bind(name)
+            .bind(new.name)
             .fetch_one(&self.pool)
             .await?;
         account_from(&row)
-    }
-
-    pub(crate) async fn insert_user(
-        &self,
-        name: &str,
-        role: &str,
-        password_hash: &str,
-        created_at: i64,
-    ) -> Result<Account, StoreError> {
-        let sql = format!(
-            "INSERT INTO accounts (name, kind, role, password_hash, created_at) VALUES {} ON CONFLICT DO NOTHING",
-            self.value_rows(1, 5)
-        );
-        let added = sqlx::query(AssertSqlSafe(sql.as_str()))
-            .bind(name)
-            .bind("user")
-            .bind(role)
-            .bind(password_hash)
-            .bind(created_at)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if added == 0 {
-            return Err(StoreError::Conflict(format!(
-                "an account named {name:?} exists already"
-            )));
-        }
-        self.select_user(name)
-            .await?
-            .map(|(account, _)| account)
-            .ok_or_else(|| StoreError::Corrupt(format!("user {name} vanished")))
     }
 
     pub(crate) async fn select_user(

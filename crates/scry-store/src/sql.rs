@@ -1018,7 +1018,15 @@ impl Store for SqlStore {
         created_at: i64,
         expires_at: Option<i64>,
     ) -> StoreFuture<'a, Account> {
-        Box::pin(self.insert_token(name, role, secret_hash, created_at, expires_at))
+        Box::pin(self.insert_account(crate::access::NewAccount {
+            name,
+            kind: "token",
+            role,
+            secret_hash: Some(secret_hash),
+            password_hash: None,
+            created_at,
+            expires_at,
+        }))
     }
 
     fn create_user<'a>(
@@ -1028,7 +1036,15 @@ impl Store for SqlStore {
         password_hash: &'a str,
         created_at: i64,
     ) -> StoreFuture<'a, Account> {
-        Box::pin(self.insert_user(name, role, password_hash, created_at))
+        Box::pin(self.insert_account(crate::access::NewAccount {
+            name,
+            kind: "user",
+            role,
+            secret_hash: None,
+            password_hash: Some(password_hash),
+            created_at,
+            expires_at: None,
+        }))
     }
 
     fn user<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<(Account, String)>> {

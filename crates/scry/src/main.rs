@@ -687,7 +687,7 @@ fn pivot(
 ) -> anyhow::Result<ExitCode> {
     let observable = indicator_argument(&args.indicator)?;
     let is_ip = matches!(observable, scry_core::Observable::Ip(_));
-    let (from, matched) = args.by.facets(is_ip);
+    let (from, _) = args.by.facets(is_ip);
     let url = loaded.store_url(store_url);
     let runtime = runtime()?;
     let result = runtime.block_on(async {
@@ -698,41 +698,29 @@ fn pivot(
         else {
             return Ok::<_, anyhow::Error>(None);
         };
-        let values: Vec<String> = if from == "self" {
-            vec![stored.record.value.clone()]
-        } else {
-            stored
-                .record
-                .facets
-                .iter()
-                .filter(|(f, _)| f == from)
-                .map(|(_, v)| v.clone())
-                .collect()
-        };
-        let rows = store
-            .sharing(
-                matched,
-                &values,
-                &stored.record.stix_id,
-                args.min_priority,
-                args.after.as_ref(),
-                args.limit,
-            )
-            .await?;
-        Ok(Some((values, rows)))
+        let page = scry_engine::pivot::page(
+            store.as_ref(),
+            &stored,
+            args.by,
+            args.min_priority,
+            args.after.as_ref(),
+            args.limit,
+        )
+        .await?;
+        Ok(Some(page))
     })?;
-    let Some((values, rows)) = result else {
+    let Some(scry_engine::pivot::PivotPage {
+        values,
+        matched,
+        rows,
+        next,
+    }) = result
+    else {
         return Ok(not_stored(&observable, &url));
     };
     // A full page may have a next one: say how to get it.
     let next_page = || {
-        if rows.len() == args.limit as usize
-            && let Some((last, _)) = rows.last()
-        {
-            let cursor = scry_store::PivotCursor {
-                priority: last.record.priority,
-                stix_id: last.record.stix_id.clone(),
-            };
+        if let Some(cursor) = &next {
             eprintln!("more may follow: add --after {cursor}");
         }
     };

@@ -175,14 +175,7 @@ pub(crate) fn token(
                 }
             }
             TokenCommand::Revoke { name } => {
-                if !store
-                    .revoke_account(&name, scry_engine::automation::now_ms())
-                    .await?
-                {
-                    eprintln!("no live token named {name:?}");
-                    return Ok(ExitCode::from(1));
-                }
-                eprintln!("token {name} revoked, with its browser sessions");
+                return revoke(store.as_ref(), &name, "token").await;
             }
         }
         anyhow::Ok(ExitCode::SUCCESS)
@@ -223,16 +216,22 @@ pub(crate) fn user(
                 );
             }
             UserCommand::Revoke { name } => {
-                if !store
-                    .revoke_account(&name, scry_engine::automation::now_ms())
-                    .await?
-                {
-                    eprintln!("no live user named {name:?}");
-                    return Ok(ExitCode::from(1));
-                }
-                eprintln!("user {name} revoked, with their browser sessions");
+                return revoke(store.as_ref(), &name, "user").await;
             }
         }
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Revokes the account `name` (a token or a user) with its sessions; exit 1 when none was live.
+async fn revoke(store: &dyn scry_store::Store, name: &str, what: &str) -> anyhow::Result<ExitCode> {
+    if !store
+        .revoke_account(name, scry_engine::automation::now_ms())
+        .await?
+    {
+        eprintln!("no live {what} named {name:?}");
+        return Ok(ExitCode::from(1));
+    }
+    eprintln!("{what} {name} revoked, with its browser sessions");
+    Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,8 @@
 //! Each workload runs in a child process of its own, so its peak memory is its own.
 
 mod data;
+mod enrichment;
+mod http;
 mod ingest;
 mod lookups;
 mod rules;
@@ -22,7 +24,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 
 /// The workloads, in order.
-const WORKLOADS: [&str; 3] = ["W1", "W2", "W4"];
+const WORKLOADS: [&str; 5] = ["W1", "W2", "W3", "W4", "W6"];
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,7 +32,7 @@ const WORKLOADS: [&str; 3] = ["W1", "W2", "W4"];
     about = "scry's benchmarks, each beside its floor"
 )]
 struct Cli {
-    /// Workloads to run (W1 ingest, W2 rules, W4 lookups); all when left out
+    /// Workloads to run (W1 ingest, W2 rules, W3 enrichment, W4 lookups, W6 HTTP); all when left out
     workloads: Vec<String>,
     /// Sizes that fit CI: a smoke test that the benchmarks still run, not a timing
     #[arg(long)]
@@ -105,6 +107,10 @@ fn size(workload: &str, quick: bool) -> usize {
         ("W1", true) => 20_000,
         ("W2", false) => 1_000_000,
         ("W2", true) => 20_000,
+        ("W3", false) => 10_000,
+        ("W3", true) => 300,
+        ("W6", false) => 200_000,
+        ("W6", true) => 2_000,
         (_, false) => 1_000_000,
         (_, true) => 50_000,
     }
@@ -158,8 +164,25 @@ fn child(workload: &str, quick: bool, seed: u64) -> anyhow::Result<Vec<Measure>>
             .build()?
             .block_on(ingest::run(size, seed, work.path())),
         "W2" => rules::run(size, seed),
+        "W3" => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(enrichment::run(size, seed, work.path(), quick)),
         "W4" => lookups::run(size, seed, work.path()),
+        "W6" => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(http::run(size, seed, work.path(), quick)),
         other => anyhow::bail!("no workload {other:?} (there are {})", WORKLOADS.join(", ")),
+    }
+}
+
+/// A rate or a latency, with decimals only where they matter.
+fn figure(v: f64) -> String {
+    if v < 100.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.0}")
     }
 }
 
@@ -175,8 +198,8 @@ fn table(results: &[Value]) {
             r["workload"].as_str().unwrap_or(""),
             r["case"].as_str().unwrap_or(""),
             r["size"],
-            number("rate").map_or(String::new(), |v| format!("{v:.0}")),
-            number("floor_rate").map_or("-".into(), |v| format!("{v:.0}")),
+            number("rate").map_or(String::new(), figure),
+            number("floor_rate").map_or("-".into(), figure),
             number("ratio_to_floor").map_or("-".into(), |v| format!("{v:.2}")),
             r["peak_rss_kib"]
                 .as_u64()
@@ -212,7 +235,7 @@ fn main() -> anyhow::Result<ExitCode> {
     };
     if let Some(unknown) = selected.iter().find(|w| !WORKLOADS.contains(&w.as_str())) {
         anyhow::bail!(
-            "no workload {unknown:?}: this harness runs {} (W3, W5 and W6 are not built yet)",
+            "no workload {unknown:?}: this harness runs {} (W5 is not built yet)",
             WORKLOADS.join(", ")
         );
     }

@@ -692,13 +692,7 @@ pub fn load(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
     let config: Config = figment
         .extract()
         .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
-    let loaded = LoadedConfig {
-        config,
-        path,
-        feeds: Arc::default(),
-    };
-    loaded.validate()?;
-    Ok(loaded)
+    LoadedConfig::from_config(config, path)
 }
 
 /// Parses configuration text (used by tests and `config check` of a given string).
@@ -710,6 +704,17 @@ pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
 }
 
 impl LoadedConfig {
+    /// A configuration given whole (read from `path`, if from a file), checked.
+    pub fn from_config(config: Config, path: Option<PathBuf>) -> Result<LoadedConfig, ConfigError> {
+        let loaded = LoadedConfig {
+            config,
+            path,
+            feeds: Arc::default(),
+        };
+        loaded.validate()?;
+        Ok(loaded)
+    }
+
     fn origin(&self) -> Option<String> {
         self.path.as_ref().map(|p| p.display().to_string())
     }

@@ -35,8 +35,11 @@ const STIX_MEDIA_TYPE: &str = "application/stix+json;version=2.1";
 /// Objects per page when the client sets no `limit`, and the most it may ask for.
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
-/// Indicators read at once while filling a page.
-const READ_BATCH: u32 = 200;
+/// Indicators read at once while filling a page: about what a page of `limit` objects needs
+/// (an indicator brings ten or so), so few are mapped to STIX for nothing.
+fn read_batch(limit: usize) -> u32 {
+    (limit / 8).clamp(4, 200) as u32
+}
 /// An API root's most accepted content length (scry takes no objects: it is read-only).
 const MAX_CONTENT_LENGTH: u64 = 1_048_576;
 
@@ -529,7 +532,7 @@ async fn page(
             collection,
             filters.added_after,
             &resume.after,
-            READ_BATCH,
+            read_batch(filters.limit),
         )
         .await?;
         let mut before = resume.after.clone();

@@ -186,6 +186,8 @@ pub const MIGRATIONS: &[Migration] = &[
                 expires_at BIGINT NOT NULL
             )",
             "CREATE INDEX sessions_by_expiry ON sessions (expires_at)",
+            // Each order of the indicator list is one of these, read forwards or backwards.
+            "CREATE INDEX indicators_by_priority_then_id ON indicators (priority, id)",
             "CREATE INDEX indicators_by_change ON indicators (last_changed, id)",
             "CREATE INDEX indicators_by_first_seen ON indicators (first_seen, id)",
             "CREATE INDEX indicators_by_value ON indicators (value, id)",

@@ -55,15 +55,19 @@ impl SqlStore {
             conditions.push(sql(&placeholder));
             binds.extend(values);
         };
-        add(
-            &|p| format!("i.priority >= {} AND i.priority <= {}", p(), p()),
-            vec![
-                Bound::Int(i64::from(query.min_priority)),
-                Bound::Int(i64::from(query.max_priority)),
-            ],
-            &mut conditions,
-            &mut binds,
-        );
+        // Only a real bound: a condition on priority would draw the planner to the priority index
+        // and a sort of every row, whatever the order asked for.
+        if query.min_priority > 0 || query.max_priority < 100 {
+            add(
+                &|p| format!("i.priority >= {} AND i.priority <= {}", p(), p()),
+                vec![
+                    Bound::Int(i64::from(query.min_priority)),
+                    Bound::Int(i64::from(query.max_priority)),
+                ],
+                &mut conditions,
+                &mut binds,
+            );
+        }
         for (column, values) in [("i.kind", &query.kinds), ("i.severity", &query.severities)] {
             if !values.is_empty() {
                 let values_bound = values.iter().map(|v| Bound::Text(v.clone())).collect();
@@ -186,7 +190,11 @@ impl SqlStore {
              FROM indicators i LEFT JOIN workflow w ON w.stix_id = i.stix_id \
              WHERE {} ORDER BY {column} {direction}, i.id {direction} LIMIT {limit}",
             columns.join(", "),
-            conditions.join(" AND ")
+            if conditions.is_empty() {
+                "1 = 1".to_owned()
+            } else {
+                conditions.join(" AND ")
+            }
         );
         let mut statement = sqlx::query(AssertSqlSafe(sql.as_str()));
         for bound in binds {

@@ -1,0 +1,358 @@
+//! W6, HTTP: `scry serve`'s router on a generated store, under a bounded load on loopback —
+//! indicator GET, the queue page, a TAXII objects page of 100 and a blocklist (EDL) — each beside
+//! a trivial handler served by the same router in the same run: the most requests per second with
+//! 32 requests in flight, and p50/p99 latency at a fixed rate.
+//!
+//! The load comes from this process too (2 cores shared by client and server), so the figures
+//! are a floor for what a separate client would see.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use scry_engine::access::{self, Role};
+use scry_store::{BlockEntry, IndicatorRecord, Store};
+use serde_json::json;
+
+use crate::Measure;
+use crate::data::Dice;
+
+/// Requests in flight when measuring the most requests per second.
+const IN_FLIGHT: usize = 32;
+/// Entries on the blocklist served as EDL.
+const BLOCKED: usize = 1_000;
+
+/// A stored indicator with the details a Criminal IP answer gives, so pages and TAXII objects
+/// carry a realistic graph.
+fn record(dice: &mut Dice, now: i64) -> IndicatorRecord {
+    let ip = dice.ipv4();
+    let observable = scry_core::Observable::parse(&ip.to_string()).expect("an address");
+    let asn = 1_000 + dice.below(20_000);
+    let country = ["US", "DE", "RU", "CN", "NL", "FR", "BR", "KR"][dice.below(8) as usize];
+    let cve = format!("CVE-2023-{}", 1_000 + dice.below(5_000));
+    let priority = dice.below(101) as u8;
+    let octets = ip.octets();
+    IndicatorRecord {
+        stix_id: scry_stix::observable_id(&observable),
+        kind: "ipv4-addr".into(),
+        value: ip.to_string(),
+        priority,
+        severity: match priority {
+            80.. => "critical",
+            60..=79 => "high",
+            40..=59 => "medium",
+            20..=39 => "low",
+            _ => "info",
+        }
+        .into(),
+        enrichment_status: "enriched".into(),
+        skip_reason: None,
+        tlp: Some("green".into()),
+        tags: vec!["scanner".into()],
+        reasons: json!([{"source": "criminalip", "signal": "inbound-score", "value": "Moderate", "points": priority}]),
+        sources: json!({"criminalip": {"status": "ok", "report_url": format!("https://www.criminalip.io/asset/report/{ip}"),
+            "data": {"asn": asn, "as_name": format!("AS {asn}"), "country": country, "inbound": "Moderate", "outbound": "Low",
+                "services": [{"port": 22, "transport": "tcp", "protocol": "SSH", "product": "OpenSSH", "version": "8.2p1"}],
+                "vulnerabilities": [{"cve": cve, "cvss_v3": 9.8, "ports": [22], "product": "OpenSSH", "version": "8.2p1"}]}}}),
+        observed_at: now,
+        facets: vec![
+            ("asn".into(), asn.to_string()),
+            ("country".into(), country.into()),
+            ("cve".into(), cve),
+            (
+                "subnet".into(),
+                format!("{}.{}.{}.0/24", octets[0], octets[1], octets[2]),
+            ),
+        ],
+    }
+}
+
+/// What the load asks for.
+struct Target {
+    case: &'static str,
+    paths: Vec<String>,
+}
+
+/// Latencies in ms, sorted: p50 and p99.
+fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    let at = |p: f64| ms[((p * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1];
+    (at(0.50), at(0.99))
+}
+
+/// The most requests per second with [`IN_FLIGHT`] in flight for `seconds`.
+async fn saturate(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    target: &Target,
+    seconds: f64,
+) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..IN_FLIGHT {
+        let (client, base, token) = (client.clone(), base.to_owned(), token.to_owned());
+        let paths = target.paths.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0_u64;
+            let mut n = worker;
+            while Instant::now() < deadline {
+                let path = &paths[n % paths.len()];
+                n += IN_FLIGHT;
+                let response = client
+                    .get(format!("{base}{path}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await?;
+                let status = response.status();
+                let body = response.bytes().await?;
+                anyhow::ensure!(
+                    status.is_success(),
+                    "{path}: {status} {}",
+                    String::from_utf8_lossy(&body)
+                );
+                done += 1;
+            }
+            anyhow::Ok(done)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Latency at a fixed rate: p50 and p99 in ms (failed requests included), and how many failed.
+struct AtRate {
+    p50: f64,
+    p99: f64,
+    failed: usize,
+}
+
+/// `rate` requests per second for `seconds`, started on schedule whether or not earlier ones are
+/// done (an open load, as clients arrive). A server that falls behind shows it in the tail and,
+/// past its store's connection wait, in failed requests.
+async fn at_rate(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    target: &Target,
+    rate: f64,
+    seconds: f64,
+) -> anyhow::Result<AtRate> {
+    let count = (rate * seconds).ceil() as usize;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(count);
+    for n in 0..count {
+        tokio::time::sleep_until(started + interval * n as u32).await;
+        let request = client
+            .get(format!("{base}{}", target.paths[n % target.paths.len()]))
+            .bearer_auth(token);
+        tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let ok = match request.send().await {
+                Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            (sent.elapsed().as_secs_f64() * 1000.0, ok)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(count);
+    let mut failed = 0;
+    for task in tasks {
+        let (ms, ok) = task.await?;
+        latencies.push(ms);
+        failed += usize::from(!ok);
+    }
+    let (p50, p99) = percentiles(latencies);
+    Ok(AtRate { p50, p99, failed })
+}
+
+pub(crate) async fn run(
+    size: usize,
+    seed: u64,
+    work: &Path,
+    quick: bool,
+) -> anyhow::Result<Vec<Measure>> {
+    let url = format!("sqlite://{}", work.join("w6.db").display());
+    let store: Arc<dyn Store> = scry_store::open(&url)
+        .await
+        .with_context(|| format!("opening {url}"))?;
+    let now = scry_engine::automation::now_ms();
+    let mut dice = Dice::new(seed);
+    let mut values = Vec::with_capacity(size);
+    let mut batch = Vec::with_capacity(500);
+    for _ in 0..size {
+        let r = record(&mut dice, now);
+        values.push(r.value.clone());
+        batch.push(r);
+        if batch.len() == 500 {
+            store.save_indicators(&batch).await?;
+            batch.clear();
+        }
+    }
+    store.save_indicators(&batch).await?;
+    let blocked: Vec<BlockEntry> = values
+        .iter()
+        .take(BLOCKED)
+        .map(|value| BlockEntry {
+            list: "edl".into(),
+            value: value.clone(),
+            stix_id: scry_stix::observable_id(
+                &scry_core::Observable::parse(value).expect("stored"),
+            ),
+            added_at: now,
+            expires_at: now + 86_400_000,
+            reason: "bench".into(),
+            origin: "bench".into(),
+        })
+        .collect();
+    for entry in &blocked {
+        store.block(entry).await?;
+    }
+    let (token, _) = access::create_token(store.as_ref(), "bench", Role::Viewer, None).await?;
+
+    let loaded = scry_engine::config::LoadedConfig::from_config(
+        scry_engine::config::from_toml_str("[automation.blocklists.edl]\ndays = 7\n")?,
+        None,
+    )?;
+    let sources = loaded.build_sources()?;
+    let names: Vec<String> = sources.iter().map(|s| s.name().to_owned()).collect();
+    let engine = Arc::new(
+        scry_engine::Engine::new(loaded.egress_gate()?, sources).with_store(Arc::clone(&store)),
+    );
+    let automation = scry_engine::automation::load(&loaded, &names)
+        .map_err(|e| anyhow::anyhow!("rules: {}", e.join("; ")))?
+        .with_store(Arc::clone(&store));
+    let state = scry_server::AppState::new(
+        Arc::clone(&store),
+        Arc::new(loaded),
+        engine,
+        Arc::new(automation),
+    );
+    let app = scry_server::router(state).route("/trivial", axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(IN_FLIGHT)
+        .build()?;
+    // The TAXII collection of every enriched indicator.
+    let collections: serde_json::Value = client
+        .get(format!("{base}/taxii2/api/collections/"))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let collection = collections["collections"][0]["id"]
+        .as_str()
+        .context("a collection")?
+        .to_owned();
+    let pick = |n: usize| -> Vec<String> {
+        let mut d = Dice::new(seed ^ 0x5eed);
+        (0..n)
+            .map(|_| values[d.below(values.len() as u64) as usize].clone())
+            .collect()
+    };
+    let targets = [
+        Target {
+            case: "indicator GET",
+            paths: pick(1_000)
+                .into_iter()
+                .map(|v| format!("/api/v1/indicators/{v}"))
+                .collect(),
+        },
+        Target {
+            case: "queue page (50 rows)",
+            paths: vec![
+                "/".into(),
+                "/?sort=-last_changed".into(),
+                "/?min_priority=80".into(),
+            ],
+        },
+        Target {
+            case: "TAXII objects page of 100",
+            paths: vec![format!(
+                "/taxii2/api/collections/{collection}/objects/?limit=100"
+            )],
+        },
+        Target {
+            case: "EDL (1,000 entries)",
+            paths: vec!["/edl/edl.txt".into()],
+        },
+    ];
+    let trivial = Target {
+        case: "trivial handler",
+        paths: vec!["/trivial".into()],
+    };
+    let seconds = if quick { 0.5 } else { 5.0 };
+    let mut out = Vec::new();
+    // Warm the connections and the store's caches.
+    saturate(&client, &base, &token, &trivial, 0.2).await?;
+    let trivial_max = saturate(&client, &base, &token, &trivial, seconds).await?;
+    for target in &targets {
+        let max = saturate(&client, &base, &token, target, seconds).await?;
+        out.push(Measure::new(
+            "W6",
+            &format!("{} max throughput", target.case),
+            size,
+            "req/s",
+            max,
+            "trivial handler",
+            trivial_max,
+            "",
+        ));
+    }
+    // Latency at fixed rates, each beside the trivial handler at the same rate.
+    let fixed = [
+        (
+            0,
+            if quick { 200.0 } else { 2_000.0 },
+            "p99 ≤ 5 ms at 2,000 req/s",
+        ),
+        (2, if quick { 20.0 } else { 50.0 }, "p99 ≤ 50 ms"),
+    ];
+    for (index, rate, target) in fixed {
+        let measured = at_rate(&client, &base, &token, &targets[index], rate, seconds).await?;
+        let floor = at_rate(&client, &base, &token, &trivial, rate, seconds).await?;
+        let case = targets[index].case;
+        let requests = (rate * seconds).ceil() as usize;
+        out.push(Measure::new(
+            "W6",
+            &format!("{case} p50 ms at {rate:.0}/s"),
+            size,
+            "ms",
+            measured.p50,
+            "trivial handler",
+            floor.p50,
+            "",
+        ));
+        out.push(Measure::new(
+            "W6",
+            &format!("{case} p99 ms at {rate:.0}/s"),
+            size,
+            "ms",
+            measured.p99,
+            "trivial handler",
+            floor.p99,
+            target,
+        ));
+        out.push(Measure::new(
+            "W6",
+            &format!("{case} failed of {requests} at {rate:.0}/s"),
+            size,
+            "requests",
+            measured.failed as f64,
+            "trivial handler",
+            floor.failed as f64,
+            "0",
+        ));
+    }
+    Ok(out)
+}

@@ -302,13 +302,29 @@ fn an_analyst_works_the_queue_in_the_browser() {
         screenshot(&client, "dashboard").await;
 
         step("dashboard checked");
+        // Sources: today's calls, and a connection test that reaches the sandbox.
+        client.goto(&format!("{base}/sources")).await.expect("goto");
+        assert!(text_of(&client, "#sources").await.contains("criminalip"));
+        click_through(&client, Locator::Id("test-sources")).await;
+        let checks = text_of(&client, "#checks").await;
+        assert!(checks.contains("criminalip"), "{checks}");
+        assert!(client.find(Locator::Css("#checks li.ok")).await.is_ok(), "{checks}");
+        screenshot(&client, "sources").await;
+        // History: what the rules and the analyst did, newest first.
+        client.goto(&format!("{base}/history?kind=action")).await.expect("goto");
+        let history = text_of(&client, "#history").await;
+        assert!(history.contains("manual:dana") && history.contains("tag-exposed"), "{history}");
+        // Blocklists: the configured list and where firewalls poll it.
+        client.goto(&format!("{base}/blocklists")).await.expect("goto");
+        assert!(client.find(Locator::Css("a[href='/edl/edl.txt']")).await.is_ok());
+        step("sources, history and blocklists");
         // Logging out ends the session.
         click_through(&client, Locator::Css("header form button")).await;
         client.goto(&format!("{base}/dashboard")).await.expect("goto");
         assert_eq!(client.current_url().await.expect("url").path(), "/login");
         client.close().await.expect("close");
     });
-    for page in ["queue", "indicator", "rules", "dashboard"] {
+    for page in ["queue", "indicator", "rules", "dashboard", "sources"] {
         assert!(screenshots().join(format!("{page}.png")).exists());
     }
 }

@@ -1,4 +1,4 @@
-//! W6, HTTP: `scry serve`'s router on a generated store, under a bounded load on loopback —
+//! W6, HTTP: `scry serve`'s router on W5's generated graph, under a bounded load on loopback —
 //! indicator GET, the queue page, a TAXII objects page of 100 and a blocklist (EDL) — each beside
 //! a trivial handler served by the same router in the same run: the most requests per second with
 //! 32 requests in flight, and p50/p99 latency at a fixed rate.
@@ -12,73 +12,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use scry_engine::access::{self, Role};
-use scry_store::{BlockEntry, IndicatorRecord, Store};
-use serde_json::json;
+use scry_store::{BlockEntry, Store};
 
-use crate::Measure;
 use crate::data::Dice;
+use crate::{Measure, percentiles};
 
 /// Requests in flight when measuring the most requests per second.
 const IN_FLIGHT: usize = 32;
 /// Entries on the blocklist served as EDL.
 const BLOCKED: usize = 1_000;
 
-/// A stored indicator with the details a Criminal IP answer gives, so pages and TAXII objects
-/// carry a realistic graph.
-fn record(dice: &mut Dice, now: i64) -> IndicatorRecord {
-    let ip = dice.ipv4();
-    let observable = scry_core::Observable::parse(&ip.to_string()).expect("an address");
-    let asn = 1_000 + dice.below(20_000);
-    let country = ["US", "DE", "RU", "CN", "NL", "FR", "BR", "KR"][dice.below(8) as usize];
-    let cve = format!("CVE-2023-{}", 1_000 + dice.below(5_000));
-    let priority = dice.below(101) as u8;
-    let octets = ip.octets();
-    IndicatorRecord {
-        stix_id: scry_stix::observable_id(&observable),
-        kind: "ipv4-addr".into(),
-        value: ip.to_string(),
-        priority,
-        severity: match priority {
-            80.. => "critical",
-            60..=79 => "high",
-            40..=59 => "medium",
-            20..=39 => "low",
-            _ => "info",
-        }
-        .into(),
-        enrichment_status: "enriched".into(),
-        skip_reason: None,
-        tlp: Some("green".into()),
-        tags: vec!["scanner".into()],
-        reasons: json!([{"source": "criminalip", "signal": "inbound-score", "value": "Moderate", "points": priority}]),
-        sources: json!({"criminalip": {"status": "ok", "report_url": format!("https://www.criminalip.io/asset/report/{ip}"),
-            "data": {"asn": asn, "as_name": format!("AS {asn}"), "country": country, "inbound": "Moderate", "outbound": "Low",
-                "services": [{"port": 22, "transport": "tcp", "protocol": "SSH", "product": "OpenSSH", "version": "8.2p1"}],
-                "vulnerabilities": [{"cve": cve, "cvss_v3": 9.8, "ports": [22], "product": "OpenSSH", "version": "8.2p1"}]}}}),
-        observed_at: now,
-        facets: vec![
-            ("asn".into(), asn.to_string()),
-            ("country".into(), country.into()),
-            ("cve".into(), cve),
-            (
-                "subnet".into(),
-                format!("{}.{}.{}.0/24", octets[0], octets[1], octets[2]),
-            ),
-        ],
-    }
-}
-
 /// What the load asks for.
 struct Target {
     case: &'static str,
     paths: Vec<String>,
-}
-
-/// Latencies in ms, sorted: p50 and p99.
-fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
-    ms.sort_by(f64::total_cmp);
-    let at = |p: f64| ms[((p * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1];
-    (at(0.50), at(0.99))
 }
 
 /// The most requests per second with [`IN_FLIGHT`] in flight for `seconds`.
@@ -183,25 +130,14 @@ pub(crate) async fn run(
         .await
         .with_context(|| format!("opening {url}"))?;
     let now = scry_engine::automation::now_ms();
-    let mut dice = Dice::new(seed);
-    let mut values = Vec::with_capacity(size);
-    let mut batch = Vec::with_capacity(500);
-    for _ in 0..size {
-        let r = record(&mut dice, now);
-        values.push(r.value.clone());
-        batch.push(r);
-        if batch.len() == 500 {
-            store.save_indicators(&batch).await?;
-            batch.clear();
-        }
-    }
-    store.save_indicators(&batch).await?;
+    let graph = crate::graph::generate(store.as_ref(), size, seed, now).await?;
+    let values: Vec<&str> = graph.values().collect();
     let blocked: Vec<BlockEntry> = values
         .iter()
         .take(BLOCKED)
         .map(|value| BlockEntry {
             list: "edl".into(),
-            value: value.clone(),
+            value: (*value).to_owned(),
             stix_id: scry_stix::observable_id(
                 &scry_core::Observable::parse(value).expect("stored"),
             ),
@@ -257,7 +193,7 @@ pub(crate) async fn run(
     let pick = |n: usize| -> Vec<String> {
         let mut d = Dice::new(seed ^ 0x5eed);
         (0..n)
-            .map(|_| values[d.below(values.len() as u64) as usize].clone())
+            .map(|_| values[d.below(values.len() as u64) as usize].to_owned())
             .collect()
     };
     let targets = [

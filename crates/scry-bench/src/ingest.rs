@@ -1,7 +1,8 @@
 //! W1 ingest: mixed indicators in plain text, CSV and a STIX bundle, parsed, normalized,
 //! de-duplicated, classified and stored in SQLite — then the same input again, all duplicates.
 //! Floors in the same run: parse-only throughput of the same file, and batched saves of already
-//! built records into the same schema.
+//! built records into the same schema. Given a PostgreSQL server, the text file's run and the
+//! store floor are repeated there, in a schema of their own that is dropped afterwards.
 
 use std::io::Write;
 use std::path::Path;
@@ -133,7 +134,101 @@ async fn sqlite(dir: &Path, name: &str) -> anyhow::Result<Arc<dyn scry_store::St
         .with_context(|| format!("opening {url}"))
 }
 
-pub(crate) async fn run(size: usize, seed: u64, work: &Path) -> anyhow::Result<Vec<Measure>> {
+/// A fresh schema on the PostgreSQL server at `base`, and the URL of a store in it.
+async fn postgres_schema(base: &str, name: &str) -> anyhow::Result<(scry_store::SqlStore, String)> {
+    let admin = scry_store::SqlStore::connect(base)
+        .await
+        .with_context(|| format!("connecting to PostgreSQL at {}", scry_store::redact(base)))?;
+    admin
+        .execute_raw(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+        .await?;
+    admin.execute_raw(&format!("CREATE SCHEMA {name}")).await?;
+    let separator = if base.contains('?') { '&' } else { '?' };
+    Ok((
+        admin,
+        format!("{base}{separator}options=-c%20search_path%3D{name}"),
+    ))
+}
+
+/// Text into PostgreSQL, again (all duplicates), and the store floor there.
+async fn postgres(
+    base: &str,
+    work: &Path,
+    size: usize,
+    parse_rate: f64,
+    kept: &[scry_store::IndicatorRecord],
+) -> anyhow::Result<Vec<Measure>> {
+    let path = work.join("w1.txt");
+    let (admin, url) = postgres_schema(base, "scry_bench_w1").await?;
+    let store = scry_store::open(&url).await?;
+    let (summary, seconds) = ingest(Arc::clone(&store), &path, InputFormat::Lines, None).await?;
+    anyhow::ensure!(
+        summary.read as usize == size,
+        "PostgreSQL: read {} of {size}",
+        summary.read
+    );
+    let (again, again_seconds) =
+        ingest(Arc::clone(&store), &path, InputFormat::Lines, None).await?;
+    anyhow::ensure!(
+        again.stored.unchanged as usize == summary.unique as usize,
+        "PostgreSQL re-ingest: {} of {} unchanged",
+        again.stored.unchanged,
+        summary.unique
+    );
+    drop(store);
+    let (_, floor_url) = postgres_schema(base, "scry_bench_w1_floor").await?;
+    let floor_store = scry_store::open(&floor_url).await?;
+    let started = Instant::now();
+    for batch in kept.chunks(SAVE_BATCH) {
+        floor_store.save_indicators(batch).await?;
+    }
+    let floor = kept.len() as f64 / started.elapsed().as_secs_f64();
+    drop(floor_store);
+    for schema in ["scry_bench_w1", "scry_bench_w1_floor"] {
+        admin
+            .execute_raw(&format!("DROP SCHEMA {schema} CASCADE"))
+            .await?;
+    }
+    Ok(vec![
+        Measure::new(
+            "W1",
+            "ingest text into PostgreSQL",
+            size,
+            "indicators/s",
+            size as f64 / seconds,
+            "parse only",
+            parse_rate,
+            ">= 100,000/s, within 3x of the floor",
+        ),
+        Measure::new(
+            "W1",
+            "re-ingest text into PostgreSQL (all duplicates)",
+            size,
+            "indicators/s",
+            size as f64 / again_seconds,
+            "parse only",
+            parse_rate,
+            ">= 300,000/s",
+        ),
+        Measure::new(
+            "W1",
+            "ingest text into PostgreSQL",
+            size,
+            "indicators/s",
+            size as f64 / seconds,
+            &format!("batched saves of {} built records", kept.len()),
+            floor,
+            "within 3x of the floor",
+        ),
+    ])
+}
+
+pub(crate) async fn run(
+    size: usize,
+    seed: u64,
+    work: &Path,
+    postgres_url: Option<&str>,
+) -> anyhow::Result<Vec<Measure>> {
     write_inputs(work, size, seed)?;
     let mut measures = Vec::new();
     let mut kept = Vec::new();
@@ -201,5 +296,9 @@ pub(crate) async fn run(size: usize, seed: u64, work: &Path) -> anyhow::Result<V
         floor,
         "within 3x of the floor",
     ));
+    if let Some(base) = postgres_url {
+        let parse_rate = measures[0].floor_rate;
+        measures.extend(postgres(base, work, size, parse_rate, &kept).await?);
+    }
     Ok(measures)
 }

@@ -11,9 +11,11 @@
 
 mod data;
 mod enrichment;
+mod graph;
 mod http;
 mod ingest;
 mod lookups;
+mod pivots;
 mod rules;
 
 use std::path::PathBuf;
@@ -24,7 +26,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 
 /// The workloads, in order.
-const WORKLOADS: [&str; 5] = ["W1", "W2", "W3", "W4", "W6"];
+const WORKLOADS: [&str; 6] = ["W1", "W2", "W3", "W4", "W5", "W6"];
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,7 +34,8 @@ const WORKLOADS: [&str; 5] = ["W1", "W2", "W3", "W4", "W6"];
     about = "scry's benchmarks, each beside its floor"
 )]
 struct Cli {
-    /// Workloads to run (W1 ingest, W2 rules, W3 enrichment, W4 lookups, W6 HTTP); all when left out
+    /// Workloads to run (W1 ingest, W2 rules, W3 enrichment, W4 lookups, W5 pivots, W6 HTTP); all
+    /// when left out
     workloads: Vec<String>,
     /// Sizes that fit CI: a smoke test that the benchmarks still run, not a timing
     #[arg(long)]
@@ -40,6 +43,9 @@ struct Cli {
     /// Seed for the generated data
     #[arg(long, default_value_t = 20261124)]
     seed: u64,
+    /// A PostgreSQL server W1 also ingests into (in a schema of its own, dropped afterwards)
+    #[arg(long, value_name = "URL", env = "SCRY_BENCH_POSTGRES_URL")]
+    postgres: Option<String>,
     /// Where the JSON results go
     #[arg(long, short = 'o', default_value = "target/bench/results.json")]
     output: PathBuf,
@@ -109,11 +115,20 @@ fn size(workload: &str, quick: bool) -> usize {
         ("W2", true) => 20_000,
         ("W3", false) => 10_000,
         ("W3", true) => 300,
+        ("W5", false) => 1_000_000,
+        ("W5", true) => 20_000,
         ("W6", false) => 200_000,
         ("W6", true) => 2_000,
         (_, false) => 1_000_000,
         (_, true) => 50_000,
     }
+}
+
+/// Latencies in ms: p50 and p99.
+pub(crate) fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    let at = |p: f64| ms[((p * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1];
+    (at(0.50), at(0.99))
 }
 
 /// Peak resident memory of this process, from `/proc/self/status`.
@@ -155,20 +170,29 @@ fn machine() -> Value {
 }
 
 /// Runs one workload in this process.
-fn child(workload: &str, quick: bool, seed: u64) -> anyhow::Result<Vec<Measure>> {
+fn child(
+    workload: &str,
+    quick: bool,
+    seed: u64,
+    postgres: Option<&str>,
+) -> anyhow::Result<Vec<Measure>> {
     let work = tempfile::tempdir()?;
     let size = size(workload, quick);
     match workload {
         "W1" => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(ingest::run(size, seed, work.path())),
+            .block_on(ingest::run(size, seed, work.path(), postgres)),
         "W2" => rules::run(size, seed),
         "W3" => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
             .block_on(enrichment::run(size, seed, work.path(), quick)),
         "W4" => lookups::run(size, seed, work.path()),
+        "W5" => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(pivots::run(size, seed, work.path(), quick)),
         "W6" => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
@@ -188,13 +212,13 @@ fn figure(v: f64) -> String {
 
 fn table(results: &[Value]) {
     println!(
-        "{:<4} {:<42} {:>9} {:>14} {:>14} {:>8} {:>9}  target",
+        "{:<4} {:<58} {:>9} {:>14} {:>14} {:>8} {:>9}  target",
         "", "case", "size", "rate", "floor", "ratio", "peak MiB"
     );
     for r in results {
         let number = |key: &str| r[key].as_f64();
         println!(
-            "{:<4} {:<42} {:>9} {:>14} {:>14} {:>8} {:>9}  {}",
+            "{:<4} {:<58} {:>9} {:>14} {:>14} {:>8} {:>9}  {}",
             r["workload"].as_str().unwrap_or(""),
             r["case"].as_str().unwrap_or(""),
             r["size"],
@@ -212,7 +236,7 @@ fn table(results: &[Value]) {
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     if let Some(workload) = &cli.child {
-        let measures = child(workload, cli.quick, cli.seed)?;
+        let measures = child(workload, cli.quick, cli.seed, cli.postgres.as_deref())?;
         let peak = peak_rss_kib();
         let rows: Vec<Value> = measures
             .iter()
@@ -235,7 +259,7 @@ fn main() -> anyhow::Result<ExitCode> {
     };
     if let Some(unknown) = selected.iter().find(|w| !WORKLOADS.contains(&w.as_str())) {
         anyhow::bail!(
-            "no workload {unknown:?}: this harness runs {} (W5 is not built yet)",
+            "no workload {unknown:?}: this harness runs {}",
             WORKLOADS.join(", ")
         );
     }
@@ -250,6 +274,10 @@ fn main() -> anyhow::Result<ExitCode> {
         command.args(["--child", workload, "--seed", &cli.seed.to_string()]);
         if cli.quick {
             command.arg("--quick");
+        }
+        if let Some(url) = &cli.postgres {
+            // Through the environment, so a password in the URL is not on a command line.
+            command.env("SCRY_BENCH_POSTGRES_URL", url);
         }
         let output = command
             .output()

@@ -1,7 +1,8 @@
 //! The dashboard, computed once for every front end: indicators per severity, the high-priority
-//! count and the new ones of the last 24 hours, the most shared ASNs, countries, CVEs and tags,
-//! indicators and source calls per day, and per source the credits used against the budget with
-//! a month-end forecast, the success rate, latency and cache hit rate.
+//! count and the new ones of the last 24 hours, the most shared ASNs (overall and among
+//! high-priority indicators), countries, CVEs and tags, indicators and source calls per day, and
+//! per source the credits used against the budget with a month-end forecast, the success rate,
+//! latency and cache hit rate.
 
 use scry_core::calendar::civil_from_days;
 use scry_store::{IndicatorOrder, IndicatorQuery, Store, StoreError, StoredIndicator};
@@ -32,6 +33,8 @@ pub struct Dashboard {
     /// First seen in the last 24 hours at or above it, newest first.
     pub new_high_priority: Vec<NewIndicator>,
     pub top_asns: Vec<Count>,
+    /// The ASNs with the most indicators at or above `high_priority`: where the trouble sits.
+    pub top_high_priority_asns: Vec<Count>,
     pub top_countries: Vec<Count>,
     pub top_cves: Vec<Count>,
     pub top_tags: Vec<Count>,
@@ -223,6 +226,12 @@ pub async fn dashboard(store: &dyn Store, loaded: &LoadedConfig) -> Result<Dashb
         high_priority_count,
         new_high_priority,
         top_asns: top("asn"),
+        top_high_priority_asns: store
+            .top_facet_values("asn", high, TOP)
+            .await?
+            .into_iter()
+            .map(|(name, count)| Count { name, count })
+            .collect(),
         top_countries: top("country"),
         top_cves: top("cve"),
         top_tags: top("tag"),

@@ -118,7 +118,8 @@ pub trait Store: Send + Sync {
 
     /// Other indicators that have `facet` = one of `values`, highest priority first (then by id),
     /// with the value they share; the page after `after` when given. An indexed lookup, never a
-    /// scan; for one value, each page is an index range however many indicators share it.
+    /// scan; for one value, each page is an index range however many indicators share it, and
+    /// for several, each value's range is read up to `limit` entries at most.
     fn sharing<'a>(
         &'a self,
         facet: &'a str,
@@ -280,6 +281,15 @@ pub trait Store: Send + Sync {
 
     /// The dashboard's counts: days from `since` (Unix ms), the `top` values of each kind.
     fn overview(&self, since: i64, top: u32) -> StoreFuture<'_, Overview>;
+
+    /// The `limit` values of `facet` (`asn`, `cve`, …) shared by the most indicators of at least
+    /// `min_priority`, most first, ties by value: "the ASNs with the most high-priority hosts".
+    fn top_facet_values<'a>(
+        &'a self,
+        facet: &'a str,
+        min_priority: u8,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<(String, u64)>>;
 }
 
 /// Opens (creating it if needed) the store at `url` and brings its schema up to date.

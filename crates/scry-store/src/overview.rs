@@ -1,5 +1,5 @@
 //! The dashboard's aggregates: indicators per severity, the most shared ASNs, countries, CVEs and
-//! tags, indicators first seen per day and source calls per day. Facet and day counts read index
+//! tags (the facet values also among high-priority indicators only), indicators first seen per day and source calls per day. Facet and day counts read index
 //! ranges; severities and tags read the indicators table once.
 
 use std::collections::HashMap;
@@ -26,22 +26,8 @@ impl SqlStore {
             overview.by_severity.push((row.try_get("severity")?, n));
         }
         for facet in ["asn", "country", "cve"] {
-            let sql = format!(
-                "SELECT value, COUNT(*) AS n FROM facets WHERE facet = {} GROUP BY value ORDER BY n DESC, value LIMIT {}",
-                self.placeholder(1),
-                self.placeholder(2)
-            );
-            for row in sqlx::query(AssertSqlSafe(sql.as_str()))
-                .bind(facet)
-                .bind(i64::from(top))
-                .fetch_all(&self.pool)
-                .await?
-            {
-                overview.top.push((
-                    facet.to_owned(),
-                    row.try_get("value")?,
-                    row.try_get::<i64, _>("n")? as u64,
-                ));
+            for (value, n) in self.read_top_facet_values(facet, 0, top).await? {
+                overview.top.push((facet.to_owned(), value, n));
             }
         }
         let mut tags: HashMap<String, u64> = HashMap::new();
@@ -95,5 +81,31 @@ impl SqlStore {
             ));
         }
         Ok(overview)
+    }
+
+    /// The `limit` values of `facet` shared by the most indicators of at least `min_priority`,
+    /// most first (ties by value): one read of the facet's index range.
+    pub(crate) async fn read_top_facet_values(
+        &self,
+        facet: &str,
+        min_priority: u8,
+        limit: u32,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let [f, min, limit_at] = [1, 2, 3].map(|n| self.placeholder(n));
+        let sql = format!(
+            "SELECT value, COUNT(*) AS n FROM facets WHERE facet = {f} AND priority >= {min} \
+             GROUP BY value ORDER BY n DESC, value LIMIT {limit_at}"
+        );
+        let mut top = Vec::new();
+        for row in sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(facet)
+            .bind(i64::from(min_priority))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+        {
+            top.push((row.try_get("value")?, row.try_get::<i64, _>("n")? as u64));
+        }
+        Ok(top)
     }
 }

@@ -104,37 +104,117 @@ impl SqlStore {
         Ok(())
     }
 
-    /// The pivot query: indicators sharing a facet value, through the `facets_by_value_priority`
-    /// index, after a (priority, id) cursor. One value walks the index in order and stops at the
-    /// limit; several values are merged, and an indicator sharing several is listed once.
-    fn sharing_sql(&self, values: usize) -> String {
+    /// The pivot query for one value: indicators sharing it, through the
+    /// `facets_by_value_priority` index after a (priority, id) cursor, walking the index in order
+    /// and stopping at the limit.
+    fn sharing_sql(&self) -> String {
         let columns = INDICATOR_COLUMNS
             .split(", ")
             .map(|c| format!("i.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let value_list = (2..2 + values)
-            .map(|n| self.placeholder(n))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let [exclude, min, cursor_priority, cursor_id, limit] =
-            [2, 3, 4, 5, 6].map(|n| self.placeholder(values + n));
-        let filter = format!(
-            "f.facet = {} AND f.value IN ({value_list}) AND f.stix_id <> {exclude} AND f.priority >= {min} \
-             AND (f.priority < {cursor_priority} OR (f.priority = {cursor_priority} AND f.stix_id > {cursor_id}))",
-            self.placeholder(1)
+        format!(
+            "SELECT {columns}, f.value AS shared FROM facets f JOIN indicators i ON i.stix_id = f.stix_id \
+             WHERE {} ORDER BY f.priority DESC, f.stix_id LIMIT {}",
+            self.sharing_filter("f."),
+            self.placeholder(8)
+        )
+    }
+
+    /// What a facet row must be to count for a pivot: placeholders 1–7 are facet, value, the
+    /// excluded id, the least priority, and the cursor's priority (twice) and id.
+    fn sharing_filter(&self, alias: &str) -> String {
+        let [
+            facet,
+            value,
+            exclude,
+            min,
+            cursor_priority,
+            same_priority,
+            cursor_id,
+        ] = [1, 2, 3, 4, 5, 6, 7].map(|n| self.placeholder(n));
+        format!(
+            "{alias}facet = {facet} AND {alias}value = {value} AND {alias}stix_id <> {exclude} AND {alias}priority >= {min} \
+             AND ({alias}priority < {cursor_priority} OR ({alias}priority = {same_priority} AND {alias}stix_id > {cursor_id}))"
+        )
+    }
+
+    /// Indicators sharing one of several values: each value's index range is read in order up
+    /// to the limit (the index alone: ids and priorities), the ranges are merged here — an
+    /// indicator sharing several values is listed once, with the least of them — and the page's
+    /// indicators are then read in one statement. Every indicator of the merged page is within
+    /// the first `limit` of each range it is in, so the page is exact and no range is read past
+    /// `limit` entries, however large the values' groups.
+    async fn sharing_several(
+        &self,
+        facet: &str,
+        values: &[String],
+        exclude_stix_id: &str,
+        min_priority: u8,
+        after: Option<&PivotCursor>,
+        limit: u32,
+    ) -> Result<Vec<(StoredIndicator, String)>, StoreError> {
+        let range = format!(
+            "SELECT stix_id, priority FROM facets WHERE {} ORDER BY priority DESC, stix_id LIMIT {}",
+            self.sharing_filter(""),
+            self.placeholder(8)
         );
-        if values == 1 {
-            format!(
-                "SELECT {columns}, f.value AS shared FROM facets f JOIN indicators i ON i.stix_id = f.stix_id \
-                 WHERE {filter} ORDER BY f.priority DESC, f.stix_id LIMIT {limit}"
-            )
-        } else {
-            format!(
-                "SELECT {columns}, MIN(f.value) AS shared FROM facets f JOIN indicators i ON i.stix_id = f.stix_id \
-                 WHERE {filter} GROUP BY i.id ORDER BY i.priority DESC, i.stix_id LIMIT {limit}"
-            )
+        let cursor_priority = after.map_or(101, |c| i64::from(c.priority));
+        let cursor_id = after.map_or("", |c| c.stix_id.as_str());
+        // stix_id → (priority, the least value it shares)
+        let mut merged: HashMap<String, (i64, String)> = HashMap::new();
+        for value in values {
+            let rows = sqlx::query(AssertSqlSafe(range.as_str()))
+                .bind(facet)
+                .bind(value.as_str())
+                .bind(exclude_stix_id)
+                .bind(i64::from(min_priority))
+                .bind(cursor_priority)
+                .bind(cursor_priority)
+                .bind(cursor_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+            for row in rows {
+                let id: String = row.try_get("stix_id")?;
+                let priority: i64 = row.try_get("priority")?;
+                merged
+                    .entry(id)
+                    .and_modify(|(_, shared)| {
+                        if value < shared {
+                            shared.clone_from(value);
+                        }
+                    })
+                    .or_insert_with(|| (priority, value.clone()));
+            }
         }
+        let mut page: Vec<(String, i64, String)> = merged
+            .into_iter()
+            .map(|(id, (priority, shared))| (id, priority, shared))
+            .collect();
+        page.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        page.truncate(limit as usize);
+        if page.is_empty() {
+            return Ok(Vec::new());
+        }
+        let read = format!(
+            "SELECT {INDICATOR_COLUMNS} FROM indicators WHERE stix_id IN ({})",
+            self.in_order_list(1, page.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(read.as_str()));
+        for (id, _, _) in &page {
+            query = query.bind(id.as_str());
+        }
+        let mut found: HashMap<String, StoredIndicator> = HashMap::new();
+        for row in query.fetch_all(&self.pool).await? {
+            let stored = SqlStore::stored_indicator(&row)?;
+            found.insert(stored.record.stix_id.clone(), stored);
+        }
+        // An indicator deleted between the two reads is left out.
+        Ok(page
+            .into_iter()
+            .filter_map(|(id, _, shared)| found.remove(&id).map(|stored| (stored, shared)))
+            .collect())
     }
 
     /// The database's plan for the pivot query (for checking that it uses the index).
@@ -150,12 +230,13 @@ impl SqlStore {
                 .execute(&mut *connection)
                 .await?;
         }
-        let sql = format!("{explain}{}", self.sharing_sql(1));
+        let sql = format!("{explain}{}", self.sharing_sql());
         let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
             .bind("asn")
             .bind("9009")
             .bind("x")
             .bind(0_i64)
+            .bind(101_i64)
             .bind(101_i64)
             .bind("")
             .bind(10_i64)
@@ -853,18 +934,19 @@ impl Store for SqlStore {
         limit: u32,
     ) -> StoreFuture<'a, Vec<(StoredIndicator, String)>> {
         Box::pin(async move {
-            if values.is_empty() {
-                return Ok(Vec::new());
-            }
-            let sql = self.sharing_sql(values.len());
-            let mut query = sqlx::query(AssertSqlSafe(sql.as_str())).bind(facet);
-            for value in values {
-                query = query.bind(value.as_str());
-            }
-            let rows = query
+            let [value] = values else {
+                return self
+                    .sharing_several(facet, values, exclude_stix_id, min_priority, after, limit)
+                    .await;
+            };
+            let cursor_priority = after.map_or(101, |c| i64::from(c.priority));
+            let rows = sqlx::query(AssertSqlSafe(self.sharing_sql().as_str()))
+                .bind(facet)
+                .bind(value.as_str())
                 .bind(exclude_stix_id)
                 .bind(i64::from(min_priority))
-                .bind(after.map_or(101, |c| i64::from(c.priority)))
+                .bind(cursor_priority)
+                .bind(cursor_priority)
                 .bind(after.map_or("", |c| c.stix_id.as_str()))
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
@@ -1088,6 +1170,15 @@ impl Store for SqlStore {
 
     fn overview(&self, since: i64, top: u32) -> StoreFuture<'_, Overview> {
         Box::pin(self.read_overview(since, top))
+    }
+
+    fn top_facet_values<'a>(
+        &'a self,
+        facet: &'a str,
+        min_priority: u8,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<(String, u64)>> {
+        Box::pin(self.read_top_facet_values(facet, min_priority, limit))
     }
 
     fn latest_answer<'a>(&'a self, key: &'a AnswerKey) -> StoreFuture<'a, Option<VendorAnswer>> {

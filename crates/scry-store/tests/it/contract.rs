@@ -338,6 +338,38 @@ pub(crate) async fn pivots_find_what_is_shared_through_the_index(t: &TestStore) 
         ["8.8.4.4", "45.155.205.233"],
         "sharing two values is listed once"
     );
+    // Several values page by the same cursor, one indicator a page, each with the least value
+    // it shares.
+    let mut after: Option<scry_store::PivotCursor> = None;
+    let mut pages = Vec::new();
+    loop {
+        let page = t
+            .store
+            .sharing(
+                "cve",
+                &["CVE-2023-38408".to_owned(), "CVE-2021-23017".to_owned()],
+                "nobody",
+                0,
+                after.as_ref(),
+                1,
+            )
+            .await
+            .expect("pivot page");
+        let Some((last, _)) = page.last() else { break };
+        after = Some(scry_store::PivotCursor {
+            priority: last.record.priority,
+            stix_id: last.record.stix_id.clone(),
+        });
+        pages.push(values(page));
+        assert!(pages.len() <= 3, "paging ends: {pages:?}");
+    }
+    assert_eq!(
+        pages,
+        [
+            vec![("8.8.4.4".to_owned(), "CVE-2021-23017".to_owned())],
+            vec![("45.155.205.233".to_owned(), "CVE-2023-38408".to_owned())],
+        ]
+    );
     let stored = t
         .store
         .indicator("ipv4-addr", "45.155.205.233")

@@ -466,6 +466,21 @@ pub(crate) async fn the_overview_counts_severities_shared_values_and_days(t: &Te
         .map(|(_, n)| *n);
     assert_eq!(high, Some(5));
     assert_eq!(overview.top[0], ("asn".to_owned(), "9009".to_owned(), 6));
+    // Among priority >= 30 only: 13335's three (42, 49, 56) beat 9009's one (35).
+    assert_eq!(
+        t.store
+            .top_facet_values("asn", 30, 10)
+            .await
+            .expect("top ASNs"),
+        vec![("13335".to_owned(), 3), ("9009".to_owned(), 1)]
+    );
+    assert!(
+        t.store
+            .top_facet_values("asn", 57, 10)
+            .await
+            .expect("top ASNs")
+            .is_empty()
+    );
     assert!(
         overview
             .top

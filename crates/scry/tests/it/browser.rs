@@ -299,6 +299,9 @@ fn an_analyst_works_the_queue_in_the_browser() {
         let bars = client.execute("return document.querySelectorAll('#severity-chart rect').length", vec![]).await.expect("bars");
         assert_eq!(bars, json!(5));
         assert!(text_of(&client, "#source-health").await.contains("criminalip"));
+        // The high-priority indicators just submitted have ASNs from the sandbox.
+        let high_asns = text_of(&client, "#top-high-asns").await;
+        assert!(!high_asns.contains("None yet"), "{high_asns}");
         screenshot(&client, "dashboard").await;
 
         step("dashboard checked");

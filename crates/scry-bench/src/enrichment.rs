@@ -11,7 +11,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use scry_engine::input::{InputFormat, InputSource};
 use scry_engine::{EnrichRequest, Progress};
 use scry_sandbox::{Faults, Sandbox, SandboxConfig};
@@ -146,10 +145,7 @@ pub(crate) async fn run(
         std::fs::write(&path, input.join("\n"))?;
 
         let sandbox = Sandbox::start(sandbox_config(rate), "127.0.0.1:0".parse()?).await?;
-        let url = format!("sqlite://{}", work.join(format!("w3-{rate}.db")).display());
-        let store = scry_store::open(&url)
-            .await
-            .with_context(|| format!("opening {url}"))?;
+        let store = crate::sqlite_store(work, &format!("w3-{rate}.db")).await?;
         enrich(&engine(&sandbox, rate, &store)?, &warm_path).await?;
         let warmed = sandbox.log().entries().len();
         // A new engine, as a later run: what the earlier one bought comes from the store.

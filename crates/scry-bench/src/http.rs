@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use scry_engine::access::{self, Role};
-use scry_store::{BlockEntry, Store};
+use scry_store::BlockEntry;
 
 use crate::data::Dice;
-use crate::{Measure, percentiles};
+use crate::{Measure, percentiles, sqlite_store};
 
 /// Requests in flight when measuring the most requests per second.
 const IN_FLIGHT: usize = 32;
@@ -125,10 +125,7 @@ pub(crate) async fn run(
     work: &Path,
     quick: bool,
 ) -> anyhow::Result<Vec<Measure>> {
-    let url = format!("sqlite://{}", work.join("w6.db").display());
-    let store: Arc<dyn Store> = scry_store::open(&url)
-        .await
-        .with_context(|| format!("opening {url}"))?;
+    let store = sqlite_store(work, "w6.db").await?;
     let now = scry_engine::automation::now_ms();
     let graph = crate::graph::generate(store.as_ref(), size, seed, now).await?;
     let values: Vec<&str> = graph.values().collect();

@@ -15,8 +15,8 @@ use scry_engine::input::{InputFormat, InputSource, Item, ReadCounters, read_inpu
 use scry_engine::{Engine, EnrichRequest, Progress};
 use scry_sources::{Classification, EnrichOptions};
 
-use crate::Measure;
 use crate::data::Dice;
+use crate::{Measure, sqlite_store};
 
 /// Records saved per batch by the store floor, as the engine's recorder saves them.
 const SAVE_BATCH: usize = 200;
@@ -127,13 +127,6 @@ async fn ingest(
     Ok((summary, started.elapsed().as_secs_f64()))
 }
 
-async fn sqlite(dir: &Path, name: &str) -> anyhow::Result<Arc<dyn scry_store::Store>> {
-    let url = format!("sqlite://{}", dir.join(name).display());
-    scry_store::open(&url)
-        .await
-        .with_context(|| format!("opening {url}"))
-}
-
 /// A fresh schema on the PostgreSQL server at `base`, and the URL of a store in it.
 async fn postgres_schema(base: &str, name: &str) -> anyhow::Result<(scry_store::SqlStore, String)> {
     let admin = scry_store::SqlStore::connect(base)
@@ -239,7 +232,7 @@ pub(crate) async fn run(
     ] {
         let path = work.join(file);
         let (parsed, parse_seconds) = parse_only(&path, format)?;
-        let store = sqlite(work, &format!("w1-{case}.db")).await?;
+        let store = sqlite_store(work, &format!("w1-{case}.db")).await?;
         let keep = (case == "text").then_some(&mut kept);
         let (summary, seconds) = ingest(Arc::clone(&store), &path, format, keep).await?;
         anyhow::ensure!(
@@ -279,7 +272,7 @@ pub(crate) async fn run(
         }
     }
     // The store floor: records already built, saved in the engine's batch size.
-    let store = sqlite(work, "w1-floor.db").await?;
+    let store = sqlite_store(work, "w1-floor.db").await?;
     let started = Instant::now();
     for batch in kept.chunks(SAVE_BATCH) {
         store.save_indicators(batch).await?;

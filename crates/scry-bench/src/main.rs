@@ -44,7 +44,12 @@ struct Cli {
     #[arg(long, default_value_t = 20261124)]
     seed: u64,
     /// A PostgreSQL server W1 also ingests into (in a schema of its own, dropped afterwards)
-    #[arg(long, value_name = "URL", env = "SCRY_BENCH_POSTGRES_URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SCRY_BENCH_POSTGRES_URL",
+        hide_env_values = true
+    )]
     postgres: Option<String>,
     /// Where the JSON results go
     #[arg(long, short = 'o', default_value = "target/bench/results.json")]
@@ -122,6 +127,17 @@ fn size(workload: &str, quick: bool) -> usize {
         (_, false) => 1_000_000,
         (_, true) => 50_000,
     }
+}
+
+/// A SQLite store in the workload's directory, created and migrated.
+pub(crate) async fn sqlite_store(
+    dir: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<std::sync::Arc<dyn scry_store::Store>> {
+    let url = format!("sqlite://{}", dir.join(name).display());
+    scry_store::open(&url)
+        .await
+        .with_context(|| format!("opening {url}"))
 }
 
 /// Latencies in ms: p50 and p99.

@@ -11,7 +11,6 @@
 //! - the top 10 ASNs by count of high-priority indicators (the dashboard's list).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -20,7 +19,7 @@ use scry_store::{Store, StoredIndicator};
 
 use crate::data::Dice;
 use crate::graph::{self, Graph};
-use crate::{Measure, percentiles};
+use crate::{Measure, percentiles, sqlite_store};
 
 /// Rows a pivot answers at most: the page size the targets are for.
 const ROWS: u32 = 1_000;
@@ -205,10 +204,7 @@ pub(crate) async fn run(
     work: &Path,
     quick: bool,
 ) -> anyhow::Result<Vec<Measure>> {
-    let url = format!("sqlite://{}", work.join("w5.db").display());
-    let store: Arc<dyn Store> = scry_store::open(&url)
-        .await
-        .with_context(|| format!("opening {url}"))?;
+    let store = sqlite_store(work, "w5.db").await?;
     let started = Instant::now();
     let graph = graph::generate(
         store.as_ref(),

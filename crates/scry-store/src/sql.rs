@@ -159,19 +159,11 @@ impl SqlStore {
             self.sharing_filter(""),
             self.placeholder(8)
         );
-        let cursor_priority = after.map_or(101, |c| i64::from(c.priority));
-        let cursor_id = after.map_or("", |c| c.stix_id.as_str());
         // stix_id → (priority, the least value it shares)
         let mut merged: HashMap<String, (i64, String)> = HashMap::new();
         for value in values {
-            let rows = sqlx::query(AssertSqlSafe(range.as_str()))
-                .bind(facet)
-                .bind(value.as_str())
-                .bind(exclude_stix_id)
-                .bind(i64::from(min_priority))
-                .bind(cursor_priority)
-                .bind(cursor_priority)
-                .bind(cursor_id)
+            let query = sqlx::query(AssertSqlSafe(range.as_str()));
+            let rows = bind_sharing(query, facet, value, exclude_stix_id, min_priority, after)
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
@@ -593,6 +585,26 @@ impl SqlStore {
     }
 }
 
+/// Binds placeholders 1–7 of [`SqlStore::sharing_filter`].
+fn bind_sharing<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    facet: &'q str,
+    value: &'q str,
+    exclude_stix_id: &'q str,
+    min_priority: u8,
+    after: Option<&'q PivotCursor>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    let cursor_priority = after.map_or(101, |c| i64::from(c.priority));
+    query
+        .bind(facet)
+        .bind(value)
+        .bind(exclude_stix_id)
+        .bind(i64::from(min_priority))
+        .bind(cursor_priority)
+        .bind(cursor_priority)
+        .bind(after.map_or("", |c| c.stix_id.as_str()))
+}
+
 /// The columns of an indicator's state, in the order [`bind_state`] binds them.
 const STATE_COLUMNS: [&str; 8] = [
     "priority",
@@ -939,15 +951,9 @@ impl Store for SqlStore {
                     .sharing_several(facet, values, exclude_stix_id, min_priority, after, limit)
                     .await;
             };
-            let cursor_priority = after.map_or(101, |c| i64::from(c.priority));
-            let rows = sqlx::query(AssertSqlSafe(self.sharing_sql().as_str()))
-                .bind(facet)
-                .bind(value.as_str())
-                .bind(exclude_stix_id)
-                .bind(i64::from(min_priority))
-                .bind(cursor_priority)
-                .bind(cursor_priority)
-                .bind(after.map_or("", |c| c.stix_id.as_str()))
+            let sql = self.sharing_sql();
+            let query = sqlx::query(AssertSqlSafe(sql.as_str()));
+            let rows = bind_sharing(query, facet, value, exclude_stix_id, min_priority, after)
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;

@@ -152,7 +152,10 @@ async fn postgres(
     kept: &[scry_store::IndicatorRecord],
 ) -> anyhow::Result<Vec<Measure>> {
     let path = work.join("w1.txt");
-    let (admin, url) = postgres_schema(base, "scry_bench_w1").await?;
+    // Named by process, so runs sharing a server do not drop each other's schemas.
+    let [schema, floor_schema] =
+        ["", "_floor"].map(|kind| format!("scry_bench_w1{kind}_{}", std::process::id()));
+    let (admin, url) = postgres_schema(base, &schema).await?;
     let store = scry_store::open(&url).await?;
     let (summary, seconds) = ingest(Arc::clone(&store), &path, InputFormat::Lines, None).await?;
     anyhow::ensure!(
@@ -169,7 +172,7 @@ async fn postgres(
         summary.unique
     );
     drop(store);
-    let (_, floor_url) = postgres_schema(base, "scry_bench_w1_floor").await?;
+    let (_, floor_url) = postgres_schema(base, &floor_schema).await?;
     let floor_store = scry_store::open(&floor_url).await?;
     let started = Instant::now();
     for batch in kept.chunks(SAVE_BATCH) {
@@ -177,7 +180,7 @@ async fn postgres(
     }
     let floor = kept.len() as f64 / started.elapsed().as_secs_f64();
     drop(floor_store);
-    for schema in ["scry_bench_w1", "scry_bench_w1_floor"] {
+    for schema in [schema, floor_schema] {
         admin
             .execute_raw(&format!("DROP SCHEMA {schema} CASCADE"))
             .await?;

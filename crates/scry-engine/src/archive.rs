@@ -1,14 +1,40 @@
-//! The store as the sources' answer archive: paid answers outlive the process, so a later run, or
-//! another worker on the same PostgreSQL store, reuses an answer still within its TTL.
+//! The store as the sources' answer archive and rate ledger: paid answers outlive the process,
+//! so a later run, or another worker on the same PostgreSQL store, reuses an answer still within
+//! its TTL; and every process calling a vendor with the same key keeps under one rate limit.
 
 use std::sync::Arc;
 
-use scry_sources::{AnswerArchive, ArchiveKey, SourceFuture};
+use scry_sources::{AnswerArchive, ArchiveKey, RateLedger, Source, SourceFuture};
 use scry_store::{AnswerKey, Store, VendorAnswer};
 use serde_json::Value;
 
-/// Adapts a [`Store`] to [`AnswerArchive`].
+/// Adapts a [`Store`] to [`AnswerArchive`] and [`RateLedger`].
 pub struct StoreArchive(pub Arc<dyn Store>);
+
+/// Gives every source `store` as its answer archive and its shared rate window.
+pub fn attach(store: &Arc<dyn Store>, sources: &[Arc<dyn Source>]) {
+    let archive = Arc::new(StoreArchive(Arc::clone(store)));
+    for source in sources {
+        source.set_archive(Arc::clone(&archive) as Arc<dyn AnswerArchive>);
+        source.set_rate_ledger(Arc::clone(&archive) as Arc<dyn RateLedger>);
+    }
+}
+
+impl RateLedger for StoreArchive {
+    fn take<'a>(
+        &'a self,
+        scope: &'a str,
+        max: u32,
+        window_ms: i64,
+    ) -> SourceFuture<'a, Result<Option<i64>, String>> {
+        Box::pin(async move {
+            self.0
+                .take_rate_slot(scope, max, window_ms)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
 
 fn answer_key(key: &ArchiveKey) -> AnswerKey {
     AnswerKey {

@@ -4,16 +4,29 @@
 //! the network or change anything. Conditions are compiled once, when rules load, and checked
 //! there: a syntax error, a name other than the one the rule sees (`indicator`, or `budget` for
 //! `budget-alert` rules), an unknown function, or a list name that
-//! is not a literal naming a configured list is an error with its line and column, so a mistake
-//! shows at `scry rules check` instead of at 3 a.m. on the first matching indicator.
+//! is not a literal naming a configured list is an error with its line and column, and so is a
+//! regular expression written in the condition that does not compile, so a mistake shows at
+//! `scry rules check` instead of at 3 a.m. on the first matching indicator.
+//!
+//! `matches` is scry's own rather than CEL's: CEL's compiles its regular expression on every
+//! call, which made a rule set with a handful of patterns spend most of its time compiling them.
+//! Here each pattern written in a condition is compiled once, when the rule loads, and a pattern
+//! computed at evaluation time is compiled once and kept (up to [`COMPUTED_PATTERNS`] of them).
+//! The syntax is the `regex` crate's, as it was under CEL's `matches`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
+use cel::common::types::{CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelString};
+use cel::common::value::Val;
+use cel::extractors::This;
 use cel::{Context, Env, ExecutionError, Program, Value};
+use regex::Regex;
 
-use crate::context::{BudgetContext, IndicatorContext};
+use crate::context::{BudgetContext, CriminalIpContext, IndicatorContext, PreviousContext};
 use crate::lists::NamedLists;
+use crate::native::{self, Native};
 
 /// Why a condition does not compile, with its 1-based position in the condition text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,11 +55,13 @@ impl Subject {
     }
 }
 
-/// A compiled condition.
+/// A compiled condition: CEL's program, and the native form when the condition has one of the
+/// shapes [`crate::native`] covers.
 #[derive(Debug)]
 pub struct Condition {
     source: String,
     program: Program,
+    native: Option<Native>,
 }
 
 /// CEL's standard functions and macros, and the ones scry adds.
@@ -80,14 +95,14 @@ const KNOWN_FUNCTIONS: &[&str] = &[
 const LIST_FUNCTIONS: &[&str] = &["in_list", "cidr_match"];
 
 impl Condition {
-    /// Compiles and checks `source`, about `subject`, against the configured lists.
+    /// Compiles and checks `source`, about `subject`, against the evaluator's lists; the regular
+    /// expressions it writes out are compiled into the evaluator's patterns.
     pub fn compile(
-        env: &Env,
+        evaluator: &Evaluator,
         source: &str,
-        lists: &NamedLists,
         subject: Subject,
     ) -> Result<Condition, ConditionError> {
-        let program = env.compile(source).map_err(|errors| {
+        let program = evaluator.env.compile(source).map_err(|errors| {
             let first = errors.errors.first();
             let (line, column) = first.map_or((1, 1), |e| (e.pos.0.max(1), e.pos.1.max(1)));
             ConditionError {
@@ -100,15 +115,23 @@ impl Condition {
         })?;
         let mut check = Check {
             source,
-            lists,
+            lists: &evaluator.lists,
+            patterns: &evaluator.patterns,
             program: &program,
             subject,
             bound: Vec::new(),
         };
         check.expr(program.expression())?;
+        let native = match subject {
+            Subject::Indicator => {
+                native::compile(program.expression(), &|text| evaluator.patterns.get(text))
+            }
+            Subject::Budget => None,
+        };
         Ok(Condition {
             source: source.to_owned(),
             program,
+            native,
         })
     }
 
@@ -121,6 +144,7 @@ impl Condition {
 struct Check<'a> {
     source: &'a str,
     lists: &'a NamedLists,
+    patterns: &'a Patterns,
     program: &'a Program,
     subject: Subject,
     /// Variables bound by comprehensions (`tags.exists(t, …)`) around the current node.
@@ -188,6 +212,16 @@ impl Check<'_> {
                         }
                     }
                 }
+                if name == "matches" {
+                    // `value.matches(re)` or `matches(value, re)`.
+                    let pattern = call.args.get(usize::from(call.target.is_none()));
+                    if let Some(pattern) = pattern
+                        && let Expr::Literal(LiteralValue::String(text)) = &pattern.expr
+                        && let Err(message) = self.patterns.load(text.inner())
+                    {
+                        return Err(self.error(pattern, message));
+                    }
+                }
                 if let Some(target) = &call.target {
                     self.expr(target)?;
                 }
@@ -233,10 +267,72 @@ impl Check<'_> {
 
 /// Evaluates conditions: CEL's standard environment plus `in_list` and `cidr_match` over the
 /// named lists. Cheap to clone; share one per rule set.
+/// Patterns computed at evaluation time (not written in a condition) kept compiled, at most.
+pub const COMPUTED_PATTERNS: usize = 256;
+
+/// Compiled regular expressions by their text: those written in conditions, compiled when they
+/// load, and up to [`COMPUTED_PATTERNS`] computed ones.
+#[derive(Debug, Default)]
+struct Patterns {
+    compiled: RwLock<HashMap<String, Arc<Regex>>>,
+    computed: std::sync::atomic::AtomicUsize,
+}
+
+impl Patterns {
+    fn compile(text: &str) -> Result<Regex, String> {
+        Regex::new(text).map_err(|e| format!("{text:?} is not a valid regular expression: {e}"))
+    }
+
+    /// Compiles a pattern written in a condition and keeps it.
+    fn load(&self, text: &str) -> Result<(), String> {
+        if self.get(text).is_none() {
+            let regex = Arc::new(Patterns::compile(text)?);
+            self.compiled
+                .write()
+                .expect("patterns lock")
+                .insert(text.to_owned(), regex);
+        }
+        Ok(())
+    }
+
+    fn get(&self, text: &str) -> Option<Arc<Regex>> {
+        self.compiled
+            .read()
+            .expect("patterns lock")
+            .get(text)
+            .cloned()
+    }
+
+    /// The compiled pattern for `text`, compiling (and keeping, while there is room) one that
+    /// no condition wrote out.
+    fn matches(&self, value: &str, text: &str) -> Result<bool, ExecutionError> {
+        use std::sync::atomic::Ordering;
+        if let Some(regex) = self.get(text) {
+            return Ok(regex.is_match(value));
+        }
+        let regex = Patterns::compile(text).map_err(|message| ExecutionError::FunctionError {
+            function: "matches".into(),
+            message,
+        })?;
+        let found = regex.is_match(value);
+        if self.computed.fetch_add(1, Ordering::Relaxed) < COMPUTED_PATTERNS {
+            self.compiled
+                .write()
+                .expect("patterns lock")
+                .insert(text.to_owned(), Arc::new(regex));
+        }
+        Ok(found)
+    }
+}
+
+/// Evaluates conditions. The functions scry adds are registered once, in a root context every
+/// evaluation shares; each evaluation binds its subject in a scope of its own.
 #[derive(Clone)]
 pub struct Evaluator {
     env: Arc<Env>,
     lists: Arc<NamedLists>,
+    patterns: Arc<Patterns>,
+    root: Arc<Context<'static, 'static>>,
 }
 
 impl std::fmt::Debug for Evaluator {
@@ -254,16 +350,157 @@ fn text_of(value: &Value) -> Option<String> {
     }
 }
 
+/// The context every evaluation starts from: the standard library and scry's functions.
+fn root_context(
+    env: &Arc<Env>,
+    lists: &Arc<NamedLists>,
+    patterns: &Arc<Patterns>,
+) -> Context<'static, 'static> {
+    let mut context = Context::with_env(Arc::clone(env));
+    let in_lists = Arc::clone(lists);
+    // None of these names is in the standard library (CEL's own `matches` is not built), so
+    // registering them cannot conflict.
+    let _ = context.add_function(
+        "in_list",
+        move |value: Value, list: Arc<String>| -> Result<bool, ExecutionError> {
+            Ok(match &value {
+                Value::List(items) => items
+                    .iter()
+                    .filter_map(text_of)
+                    .any(|v| in_lists.in_list(&v, &list)),
+                other => text_of(other).is_some_and(|v| in_lists.in_list(&v, &list)),
+            })
+        },
+    );
+    let cidr_lists = Arc::clone(lists);
+    let _ = context.add_function(
+        "cidr_match",
+        move |value: Arc<String>, list: Arc<String>| cidr_lists.cidr_match(&value, &list),
+    );
+    let patterns = Arc::clone(patterns);
+    let _ = context.add_function(
+        "matches",
+        move |This(value): This<Arc<String>>, pattern: Arc<String>| {
+            patterns.matches(&value, &pattern)
+        },
+    );
+    context
+}
+
+/// The indicator as a condition sees it, borrowing its text: the map `cel::to_value` makes of
+/// it (a test holds the two equal), without the two copies of every field that path makes on
+/// each evaluation. Every field is named, so a field added to the context fails to compile
+/// here until it is added.
+fn indicator_val(indicator: &IndicatorContext) -> Box<dyn Val + '_> {
+    fn text(text: &str) -> Box<dyn Val + '_> {
+        Box::new(CelString::from(text))
+    }
+    fn int(n: i64) -> Box<dyn Val + 'static> {
+        Box::new(CelInt::from(n))
+    }
+    fn texts(items: &[String]) -> Box<dyn Val + '_> {
+        Box::new(CelList::from(
+            items.iter().map(|item| text(item)).collect::<Vec<_>>(),
+        ))
+    }
+    fn map<'a>(entries: Vec<(&'static str, Box<dyn Val + 'a>)>) -> Box<dyn Val + 'a> {
+        Box::new(CelMap::from(
+            entries
+                .into_iter()
+                .map(|(name, value)| (CelMapKey::from(name), value))
+                .collect::<HashMap<_, _>>(),
+        ))
+    }
+    let IndicatorContext {
+        kind,
+        value,
+        stix_id,
+        priority,
+        computed_priority,
+        severity,
+        tags,
+        status,
+        tlp,
+        source,
+        enrichment,
+        skip_reason,
+        asn,
+        as_name,
+        country,
+        cves,
+        phishing_probability,
+        criminalip,
+        previous,
+        new_tags,
+        new_cves,
+        ticket,
+    } = indicator;
+    let CriminalIpContext {
+        inbound,
+        outbound,
+        inbound_level,
+        outbound_level,
+        report_url,
+    } = criminalip;
+    let PreviousContext {
+        exists,
+        priority: previous_priority,
+    } = previous;
+    map(vec![
+        ("type", text(kind)),
+        ("value", text(value)),
+        ("stix_id", text(stix_id)),
+        ("priority", int(*priority)),
+        ("computed_priority", int(*computed_priority)),
+        ("severity", text(severity)),
+        ("tags", texts(tags)),
+        ("status", text(status)),
+        ("tlp", text(tlp)),
+        ("source", text(source)),
+        ("enrichment", text(enrichment)),
+        ("skip_reason", text(skip_reason)),
+        ("asn", int(*asn)),
+        ("as_name", text(as_name)),
+        ("country", text(country)),
+        ("cves", texts(cves)),
+        (
+            "phishing_probability",
+            Box::new(CelDouble::from(*phishing_probability)),
+        ),
+        (
+            "criminalip",
+            map(vec![
+                ("inbound", text(inbound)),
+                ("outbound", text(outbound)),
+                ("inbound_level", int(*inbound_level)),
+                ("outbound_level", int(*outbound_level)),
+                ("report_url", text(report_url)),
+            ]),
+        ),
+        (
+            "previous",
+            map(vec![
+                ("exists", Box::new(CelBool::from(*exists))),
+                ("priority", int(*previous_priority)),
+            ]),
+        ),
+        ("new_tags", texts(new_tags)),
+        ("new_cves", texts(new_cves)),
+        ("ticket", text(ticket)),
+    ])
+}
+
 impl Evaluator {
     pub fn new(lists: NamedLists) -> Evaluator {
+        let env = Arc::new(Env::stdlib());
+        let lists = Arc::new(lists);
+        let patterns = Arc::default();
         Evaluator {
-            env: Arc::new(Env::stdlib()),
-            lists: Arc::new(lists),
+            root: Arc::new(root_context(&env, &lists, &patterns)),
+            env,
+            lists,
+            patterns,
         }
-    }
-
-    pub fn env(&self) -> &Env {
-        &self.env
     }
 
     pub fn lists(&self) -> &NamedLists {
@@ -271,13 +508,24 @@ impl Evaluator {
     }
 
     /// Evaluates each condition against one indicator. A condition that does not yield a boolean,
-    /// or fails on this indicator's data, gives an error naming what went wrong.
+    /// or fails on this indicator's data, gives an error naming what went wrong. Native
+    /// conditions read the indicator directly; CEL's scope is built only if another needs it.
     pub fn evaluate(
         &self,
         conditions: &[&Condition],
         indicator: &IndicatorContext,
     ) -> Vec<Result<bool, String>> {
-        self.evaluate_on(conditions, Subject::Indicator, indicator)
+        let scope = std::cell::OnceCell::new();
+        conditions
+            .iter()
+            .map(|condition| match &condition.native {
+                Some(native) => Ok(native.evaluate(indicator, &self.lists)),
+                None => interpret(
+                    condition,
+                    scope.get_or_init(|| self.scope(Subject::Indicator, indicator_val(indicator))),
+                ),
+            })
+            .collect()
     }
 
     /// Evaluates each condition of a `budget-alert` rule against one budget event.
@@ -286,52 +534,39 @@ impl Evaluator {
         conditions: &[&Condition],
         budget: &BudgetContext,
     ) -> Vec<Result<bool, String>> {
-        self.evaluate_on(conditions, Subject::Budget, budget)
+        let value = cel::to_value(budget)
+            .map_err(|e| e.to_string())
+            .and_then(|value| Box::<dyn Val>::try_from(value).map_err(|e| e.to_string()));
+        match value {
+            Ok(value) => {
+                let scope = self.scope(Subject::Budget, value);
+                conditions
+                    .iter()
+                    .map(|condition| interpret(condition, &scope))
+                    .collect()
+            }
+            Err(error) => {
+                let message = format!("the budget context does not convert: {error}");
+                conditions.iter().map(|_| Err(message.clone())).collect()
+            }
+        }
     }
 
-    fn evaluate_on(
-        &self,
-        conditions: &[&Condition],
-        subject: Subject,
-        value: &impl serde::Serialize,
-    ) -> Vec<Result<bool, String>> {
-        let mut context = Context::with_env(Arc::clone(&self.env));
-        let lists = Arc::clone(&self.lists);
-        // Registering a new name on a fresh context cannot conflict with the standard library.
-        let _ = context.add_function(
-            "in_list",
-            move |value: Value, list: Arc<String>| -> Result<bool, ExecutionError> {
-                Ok(match &value {
-                    Value::List(items) => items
-                        .iter()
-                        .filter_map(text_of)
-                        .any(|v| lists.in_list(&v, &list)),
-                    other => text_of(other).is_some_and(|v| lists.in_list(&v, &list)),
-                })
-            },
-        );
-        let lists = Arc::clone(&self.lists);
-        let _ = context.add_function(
-            "cidr_match",
-            move |value: Arc<String>, list: Arc<String>| lists.cidr_match(&value, &list),
-        );
-        let value = match cel::to_value(value) {
-            Ok(value) => value,
-            Err(error) => {
-                let message = format!("the {} context does not convert: {error}", subject.name());
-                return conditions.iter().map(|_| Err(message.clone())).collect();
-            }
-        };
-        let mut scope = context.new_inner_scope();
-        scope.add_variable_from_value(subject.name(), value);
-        conditions
-            .iter()
-            .map(|condition| match condition.program.execute(&scope) {
-                Ok(Value::Bool(b)) => Ok(b),
-                Ok(other) => Err(format!("the condition gave {other:?}, not true or false")),
-                Err(error) => Err(error.to_string()),
-            })
-            .collect()
+    /// A scope of the root context with `value` bound as the subject's name.
+    fn scope<'a>(&'a self, subject: Subject, value: Box<dyn Val + 'a>) -> Context<'a, 'a> {
+        let root: &'a Context<'a, 'a> = &self.root;
+        let mut scope = root.new_inner_scope();
+        scope.add_variable_as_val(subject.name(), value);
+        scope
+    }
+}
+
+/// Runs a condition in CEL's interpreter.
+fn interpret(condition: &Condition, scope: &Context<'_, '_>) -> Result<bool, String> {
+    match condition.program.execute(scope) {
+        Ok(Value::Bool(b)) => Ok(b),
+        Ok(other) => Err(format!("the condition gave {other:?}, not true or false")),
+        Err(error) => Err(error.to_string()),
     }
 }
 
@@ -369,13 +604,8 @@ mod tests {
 
     fn run(source: &str) -> Result<bool, String> {
         let evaluator = Evaluator::new(lists());
-        let condition = Condition::compile(
-            evaluator.env(),
-            source,
-            evaluator.lists(),
-            Subject::Indicator,
-        )
-        .map_err(|e| e.to_string())?;
+        let condition = Condition::compile(&evaluator, source, Subject::Indicator)
+            .map_err(|e| e.to_string())?;
         evaluator.evaluate(&[&condition], &indicator()).remove(0)
     }
 
@@ -403,6 +633,11 @@ mod tests {
                 true,
             ),
             ("in_list(indicator.tags, 'bad_isps')", false),
+            (r"matches(indicator.value, r'^203\.0\.')", true),
+            (r"indicator.value.matches(r'^10\.')", false),
+            (r"indicator.as_name.matches(r'\p{Lu}\d+')", true),
+            // A pattern computed at evaluation time, compiled then.
+            ("indicator.as_name.matches(indicator.as_name)", true),
         ] {
             assert_eq!(run(source), Ok(expected), "{source}");
         }
@@ -412,14 +647,9 @@ mod tests {
     fn mistakes_are_found_when_loading_with_their_position() {
         let evaluator = Evaluator::new(lists());
         let error = |source: &str| {
-            Condition::compile(
-                evaluator.env(),
-                source,
-                evaluator.lists(),
-                Subject::Indicator,
-            )
-            .expect_err(source)
-            .to_string()
+            Condition::compile(&evaluator, source, Subject::Indicator)
+                .expect_err(source)
+                .to_string()
         };
         assert_eq!(
             error("indicator.priority >= 80 &&\n  in_list(indicator.asn, 'isps')"),
@@ -435,6 +665,212 @@ mod tests {
             "line 1, column 33: unknown function `launch`"
         );
         assert!(error("in_list(indicator.asn, indicator.value)").contains("written as a string"));
+        assert!(
+            error("indicator.value.matches('(foo')")
+                .starts_with("line 1, column 25: \"(foo\" is not a valid regular expression: "),
+            "{}",
+            error("indicator.value.matches('(foo')")
+        );
+        assert!(
+            error("indicator.priority > 1 &&\n matches(indicator.value, 'a{2')")
+                .starts_with("line 2, column 27: ")
+        );
+    }
+
+    #[test]
+    fn a_pattern_computed_at_evaluation_that_does_not_compile_is_an_error_there() {
+        let failure = run("indicator.value.matches(indicator.value + '(')").unwrap_err();
+        assert!(
+            failure.contains("is not a valid regular expression"),
+            "{failure}"
+        );
+    }
+
+    #[test]
+    fn the_indicator_reaches_conditions_as_serde_would_convert_it() {
+        let indicator = IndicatorContext {
+            kind: "ipv4-addr".into(),
+            value: "203.0.113.9".into(),
+            stix_id: "ipv4-addr--0a6c0b28-4e53-5b19-8d5e-94e4b4f0e6a1".into(),
+            priority: 85,
+            computed_priority: 70,
+            severity: "high".into(),
+            tags: vec!["c2".into(), "scanner".into()],
+            status: "investigating".into(),
+            tlp: "amber".into(),
+            source: "feed:abuse".into(),
+            enrichment: "enriched".into(),
+            skip_reason: "none".into(),
+            asn: 9009,
+            as_name: "M247".into(),
+            country: "RO".into(),
+            cves: vec!["CVE-2023-38408".into()],
+            phishing_probability: 12.5,
+            criminalip: CriminalIpContext {
+                inbound: "critical".into(),
+                outbound: "low".into(),
+                inbound_level: 5,
+                outbound_level: 2,
+                report_url: "https://www.criminalip.io/asset/report/203.0.113.9".into(),
+            },
+            previous: PreviousContext {
+                exists: true,
+                priority: 40,
+            },
+            new_tags: vec!["scanner".into()],
+            new_cves: vec!["CVE-2024-3400".into()],
+            ticket: "SOC-42".into(),
+        };
+        let evaluator = Evaluator::new(lists());
+        let same = |other: &IndicatorContext| {
+            let serde_form =
+                Box::<dyn Val>::try_from(cel::to_value(other).expect("converts")).expect("a value");
+            let root: &Context = &evaluator.root;
+            let mut scope = root.new_inner_scope();
+            scope.add_variable_as_val("indicator", indicator_val(&indicator));
+            scope.add_variable_as_val("expected", serde_form);
+            Program::compile(
+                "indicator == expected && size(indicator) == size(expected) \
+                 && indicator.criminalip == expected.criminalip && indicator.previous == expected.previous",
+            )
+            .expect("compiles")
+            .execute(&scope)
+        };
+        assert_eq!(same(&indicator), Ok(Value::Bool(true)));
+        let mut other = indicator.clone();
+        other.previous.priority = 41;
+        assert_eq!(same(&other), Ok(Value::Bool(false)), "a difference shows");
+    }
+
+    /// Indicators drawn from small pools, so that equalities and list lookups hit as often as
+    /// they miss.
+    fn generated(count: usize) -> Vec<IndicatorContext> {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let pick = |pool: &[&str], n: usize| pool[n].to_owned();
+        (0..count)
+            .map(|_| {
+                let kinds = ["ipv4-addr", "domain-name", "url", "ipv6-addr"];
+                let values = [
+                    "10.1.2.3",
+                    "203.0.113.9",
+                    "45.155.205.233",
+                    "login-paypal.com",
+                    "evil.example.net",
+                    "https://x.example.com/a",
+                ];
+                let tags = ["c2", "tor", "scanner", "AS9009"];
+                let texts = ["", "amber", "red", "green", "NL", "RO", "critical", "low"];
+                IndicatorContext {
+                    kind: pick(&kinds, next(kinds.len())),
+                    value: pick(&values, next(values.len())),
+                    priority: next(101) as i64,
+                    computed_priority: next(101) as i64,
+                    tags: (0..next(3))
+                        .map(|_| pick(&tags, next(tags.len())))
+                        .collect(),
+                    tlp: pick(&texts, next(4)),
+                    asn: [0, 9009, 13335, 64500][next(4)],
+                    as_name: pick(&["", "M247", "Evil Hosting", "Cloudflare"], next(4)),
+                    country: pick(&texts, next(texts.len())),
+                    cves: (0..next(2)).map(|_| "CVE-2023-38408".to_owned()).collect(),
+                    criminalip: CriminalIpContext {
+                        inbound: pick(&texts, 5 + next(3)),
+                        inbound_level: next(6) as i64,
+                        ..CriminalIpContext::default()
+                    },
+                    previous: PreviousContext {
+                        exists: next(2) == 1,
+                        priority: next(101) as i64,
+                    },
+                    new_tags: (0..next(2)).map(|_| "tor".to_owned()).collect(),
+                    ..IndicatorContext::default()
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn native_conditions_answer_as_cel_does() {
+        let native = [
+            "true",
+            "false",
+            "indicator.priority > 50",
+            "indicator.priority >= 50",
+            "indicator.priority < 50",
+            "indicator.priority <= 50",
+            "indicator.priority == 50",
+            "indicator.priority != 50",
+            "50 < indicator.priority",
+            "70 >= indicator.computed_priority",
+            "indicator.type == 'ipv4-addr'",
+            "indicator.type != 'url'",
+            "'amber' == indicator.tlp",
+            "indicator.tlp < 'b'",
+            "indicator.country >= 'NL'",
+            "'c2' in indicator.tags",
+            "'CVE-2023-38408' in indicator.cves",
+            "'tor' in indicator.new_tags",
+            "indicator.tlp in ['amber', 'red']",
+            "indicator.asn in [9009, 13335]",
+            "indicator.value.startsWith('203.')",
+            "indicator.value.endsWith('.com')",
+            "indicator.as_name.contains('24')",
+            r"indicator.value.matches(r'^10\.')",
+            r"matches(indicator.value, r'\.(com|net)$')",
+            "cidr_match(indicator.value, 'corp')",
+            "in_list(indicator.asn, 'bad_isps')",
+            "in_list(indicator.as_name, 'bad_isps')",
+            "in_list(indicator.tags, 'bad_isps')",
+            "indicator.previous.exists",
+            "!indicator.previous.exists",
+            "indicator.previous.exists == false",
+            "indicator.criminalip.inbound == 'critical' && indicator.criminalip.inbound_level >= 4",
+            "indicator.priority > 80 || ('tor' in indicator.tags && !(indicator.tlp == 'red'))",
+        ];
+        let interpreted = [
+            "indicator.previous.priority < indicator.priority",
+            "indicator.priority - indicator.previous.priority >= 20",
+            "size(indicator.tags) > 1",
+            "indicator.tags.exists(t, t.startsWith('sc'))",
+            "indicator.priority > 50.5",
+            "indicator.priority > 50 && size(indicator.cves) == 1",
+        ];
+        let evaluator = Evaluator::new(lists());
+        let indicators = generated(3_000);
+        for (source, expect_native) in native
+            .iter()
+            .map(|s| (*s, true))
+            .chain(interpreted.iter().map(|s| (*s, false)))
+        {
+            let condition =
+                Condition::compile(&evaluator, source, Subject::Indicator).expect(source);
+            assert_eq!(condition.native.is_some(), expect_native, "{source}");
+            let (mut yes, mut no) = (0, 0);
+            for indicator in &indicators {
+                let cel = interpret(
+                    &condition,
+                    &evaluator.scope(Subject::Indicator, indicator_val(indicator)),
+                );
+                let answer = evaluator.evaluate(&[&condition], indicator).remove(0);
+                assert_eq!(answer, cel, "{source} on {indicator:?}");
+                match cel {
+                    Ok(true) => yes += 1,
+                    Ok(false) => no += 1,
+                    Err(e) => panic!("{source}: {e}"),
+                }
+            }
+            let always = ["true", "false"].contains(&source);
+            assert!(
+                always || (yes > 0 && no > 0),
+                "{source}: {yes} true, {no} false"
+            );
+        }
     }
 
     #[test]

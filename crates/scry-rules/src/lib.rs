@@ -12,6 +12,7 @@
 pub mod condition;
 pub mod context;
 pub mod lists;
+mod native;
 pub mod rule;
 pub mod template;
 

@@ -323,7 +323,7 @@ impl RuleSet {
                 };
                 errors.extend(problem);
             }
-            match Condition::compile(evaluator.env(), &spec.when, evaluator.lists(), subject) {
+            match Condition::compile(&evaluator, &spec.when, subject) {
                 Ok(condition) => rules.push(Rule {
                     spec,
                     condition,

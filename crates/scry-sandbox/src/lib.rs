@@ -3,8 +3,9 @@
 //! playbook rehearsals never need the real service or spend credits.
 //!
 //! Every request goes through the same steps, in the order a real service applies them: the API
-//! key, latency, refusal of concurrent calls, the rate limit, injected faults, the credit
-//! allowance, then the endpoint. Each request is recorded in the [`RequestLog`] (arrival time,
+//! key, the rate limit (counted when the request arrives, as a gateway counts, and refused at
+//! once), latency, refusal of concurrent calls, injected faults, the credit allowance, then the
+//! endpoint. Each request is recorded in the [`RequestLog`] (arrival time,
 //! method, path, query, key fingerprint, outcome, requests in flight) that tests and benchmarks
 //! read to check a client's behaviour from the server's side; the key itself is never recorded.
 //!
@@ -41,7 +42,8 @@ pub struct SandboxConfig {
     pub seed: u64,
     pub latency_median: Duration,
     pub latency_p99: Duration,
-    /// At most this many served requests per key in any sliding window.
+    /// At most this many requests per key arriving in any sliding window; the rest are refused
+    /// at once, without latency.
     pub rate_limit: Option<(u32, Duration)>,
     /// Credits the account has; data calls cost one each.
     pub credits: Option<u64>,
@@ -166,7 +168,8 @@ struct Shared {
     started: Instant,
     requests: AtomicU64,
     in_flight: Mutex<HashMap<String, u32>>,
-    served: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Arrival times per key inside the rate window.
+    arrived: Mutex<HashMap<String, VecDeque<Instant>>>,
     credits_left: Mutex<Option<u64>>,
     scans: Mutex<HashMap<u64, Scan>>,
     next_scan: AtomicU64,
@@ -234,7 +237,7 @@ impl Sandbox {
             started: Instant::now(),
             requests: AtomicU64::new(0),
             in_flight: Mutex::new(HashMap::new()),
-            served: Mutex::new(HashMap::new()),
+            arrived: Mutex::new(HashMap::new()),
             scans: Mutex::new(HashMap::new()),
         });
         let app = axum::Router::new().fallback(handle).with_state(shared);
@@ -373,6 +376,7 @@ async fn handle(
     let answer = answer(
         &shared,
         number,
+        arrival,
         &method,
         uri.path(),
         &key,
@@ -451,6 +455,7 @@ fn cost(path: &str) -> u32 {
 async fn answer(
     shared: &Shared,
     number: u64,
+    arrival: Instant,
     method: &Method,
     path: &str,
     key: &str,
@@ -463,21 +468,12 @@ async fn answer(
     if !key_ok {
         return Answer::error(401, "invalid api key", "invalid-key");
     }
-    tokio::time::sleep(latency(config, number)).await;
-    if config.refuse_concurrent && in_flight > 1 {
-        return Answer::error(
-            400,
-            "unable to call api at the same time",
-            "concurrent-refused",
-        );
-    }
     if let Some((max, window)) = config.rate_limit {
-        let mut served = shared.served.lock().expect("rate lock");
-        let times = served.entry(key.to_owned()).or_default();
-        let now = Instant::now();
+        let mut arrived = shared.arrived.lock().expect("rate lock");
+        let times = arrived.entry(key.to_owned()).or_default();
         while times
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= window)
+            .is_some_and(|t| arrival.duration_since(*t) >= window)
         {
             times.pop_front();
         }
@@ -486,7 +482,15 @@ async fn answer(
             answer.retry_after = true;
             return answer;
         }
-        times.push_back(now);
+        times.push_back(arrival);
+    }
+    tokio::time::sleep(latency(config, number)).await;
+    if config.refuse_concurrent && in_flight > 1 {
+        return Answer::error(
+            400,
+            "unable to call api at the same time",
+            "concurrent-refused",
+        );
     }
     let faults = config.faults;
     let roll =
@@ -797,6 +801,67 @@ mod tests {
             url["main_domain_info"]["inserted_url"], "http://evil.example.net/x",
             "the query is echoed"
         );
+    }
+
+    /// Sends one GET on loopback with `key`; the answer is read by [`finish`].
+    async fn send(addr: SocketAddr, key: &str, ip: &str) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = format!(
+            "GET /v1/asset/ip/report?ip={ip} HTTP/1.1\r\nHost: sandbox\r\nx-api-key: {key}\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.expect("send");
+        stream
+    }
+
+    async fn finish(mut stream: tokio::net::TcpStream) {
+        use tokio::io::AsyncReadExt;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("answer");
+    }
+
+    #[tokio::test]
+    async fn the_rate_limit_counts_arrivals_not_answers() {
+        // One request per key in any 300 ms, two requests per key 600 ms apart, and latencies
+        // spread wide enough that the second is often answered less than 300 ms after the
+        // first: counting answers would refuse some of them, counting arrivals refuses none.
+        let config = SandboxConfig {
+            latency_median: Duration::from_millis(400),
+            latency_p99: Duration::from_millis(1200),
+            rate_limit: Some((1, Duration::from_millis(300))),
+            ..SandboxConfig::default()
+        };
+        let sandbox = Sandbox::start(config, "127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("sandbox");
+        let addr = sandbox.addr();
+        let pairs: Vec<_> = (0..32)
+            .map(|n| {
+                tokio::spawn(async move {
+                    let key = format!("key-{n}");
+                    let first = send(addr, &key, "45.1.2.3").await;
+                    tokio::time::sleep(Duration::from_millis(600)).await;
+                    let second = send(addr, &key, "45.1.2.4").await;
+                    finish(first).await;
+                    finish(second).await;
+                })
+            })
+            .collect();
+        // A second request inside the window of the first is refused.
+        let first = send(addr, "burst", "45.1.2.5").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let second = send(addr, "burst", "45.1.2.6").await;
+        finish(first).await;
+        finish(second).await;
+        for pair in pairs {
+            pair.await.expect("pair");
+        }
+        let log = sandbox.log().entries();
+        assert_eq!(log.len(), 66);
+        let refused: Vec<_> = log.iter().filter(|e| e.outcome == "rate-limited").collect();
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(refused[0].query.ends_with("45.1.2.6"), "{refused:?}");
+        assert_eq!(refused[0].status, 429);
     }
 
     #[test]

@@ -5,6 +5,16 @@
 //!   log is used instead of a token bucket because the promise is about *any* window — what the
 //!   vendor (and the sandbox's request log) counts — and a GCRA bucket admits a burst at the edge
 //!   of a window. A small margin absorbs loopback jitter between sending and arrival.
+//! - a [`RateLedger`] in the store, when one is given, holds the same window for every process
+//!   that calls with the same key; the local window stays in front of it, so a process asks
+//!   the store only for places its own window allows, and one task at a time asks. The store
+//!   stamps a place when it decides, before its transaction ends, so a place counts only if the
+//!   answer came back within the margin of asking: then any R+1 calls, from any process, leave
+//!   more than the window apart. A place granted later than that is left in the window unused
+//!   (it costs capacity, never the limit) and another is taken; should that one be late too,
+//!   the call goes ahead with a warning that the store answers too slowly for the margin.
+//!   Should the store fail, the call goes ahead on the local window alone and the failure is
+//!   logged;
 //! - a semaphore caps the requests in flight (non-Enterprise Criminal IP keys allow one);
 //! - [`Budget`] counts credits per UTC day and month, raises an alert once per period when usage
 //!   crosses the threshold, and refuses to spend past the limit;
@@ -14,10 +24,12 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
+
+use crate::RateLedger;
 
 /// Extra spacing added to every rate window, so that arrival jitter never lets the far end see
 /// more than the limit in one of its windows.
@@ -61,13 +73,73 @@ impl RateWindow {
             tokio::time::sleep(wait).await;
         }
     }
+
+    /// Waits until the shared window has a place for a call sent now (see the module
+    /// documentation for why a late answer does not count).
+    async fn acquire_shared(&self, shared: &SharedWindow) {
+        let window_ms = i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX);
+        let max = u32::try_from(self.max).unwrap_or(u32::MAX);
+        let _turn = shared.turn.lock().await;
+        let mut late = 0;
+        loop {
+            let asked = Instant::now();
+            match shared.ledger.take(&shared.scope, max, window_ms).await {
+                Ok(None) => {
+                    let took = asked.elapsed();
+                    if took <= WINDOW_MARGIN {
+                        return;
+                    }
+                    late += 1;
+                    if late >= LATE_PLACES {
+                        tracing::warn!(
+                            scope = %shared.scope,
+                            took_ms = took.as_millis() as u64,
+                            margin_ms = WINDOW_MARGIN.as_millis() as u64,
+                            "the store's rate ledger answered later than the window's margin again; this call goes ahead, and may arrive closer to others than the limit allows"
+                        );
+                        return;
+                    }
+                }
+                Ok(Some(wait_ms)) => {
+                    let wait = Duration::from_millis(wait_ms.clamp(1, window_ms) as u64);
+                    tokio::time::sleep(wait).await;
+                }
+                Err(error) => {
+                    tracing::warn!(scope = %shared.scope, %error, "the store's rate ledger failed; this call keeps to this process's rate window only");
+                    return;
+                }
+            }
+        }
+    }
 }
 
-/// The limiter: a concurrency cap and a rate window, taken in that order for every request.
-#[derive(Debug)]
+/// Places granted later than the margin after asking that a call gives up before it goes ahead.
+const LATE_PLACES: u32 = 2;
+
+/// The rate window shared through the store, as one scope of its ledger.
+struct SharedWindow {
+    ledger: Arc<dyn RateLedger>,
+    scope: String,
+    /// One task of this process asks the ledger at a time, in turn.
+    turn: tokio::sync::Mutex<()>,
+}
+
+/// The limiter: a concurrency cap, a rate window, and the rate window shared through the store
+/// when there is one, taken in that order for every request.
 pub struct Limiter {
     slots: Semaphore,
     rate: RateWindow,
+    shared: OnceLock<SharedWindow>,
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter")
+            .field("slots", &self.slots)
+            .field("rate", &self.rate)
+            .field("shared", &self.shared.get().map(|shared| &shared.scope))
+            .finish()
+    }
 }
 
 impl Limiter {
@@ -75,7 +147,18 @@ impl Limiter {
         Limiter {
             slots: Semaphore::new(concurrency.max(1) as usize),
             rate: RateWindow::new(max_requests, per),
+            shared: OnceLock::new(),
         }
+    }
+
+    /// Shares the rate window, as `scope`, with every process using `ledger`; the first call
+    /// wins.
+    pub fn share(&self, ledger: Arc<dyn RateLedger>, scope: String) {
+        let _ = self.shared.set(SharedWindow {
+            ledger,
+            scope,
+            turn: tokio::sync::Mutex::new(()),
+        });
     }
 
     /// Waits for a free slot and a rate allowance; the slot is held until the permit is dropped.
@@ -86,6 +169,9 @@ impl Limiter {
             .await
             .expect("the semaphore is never closed");
         self.rate.acquire().await;
+        if let Some(shared) = self.shared.get() {
+            self.rate.acquire_shared(shared).await;
+        }
         permit
     }
 }
@@ -534,6 +620,115 @@ impl CallMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A ledger that grants every place, answering after the delays it is given in turn (then at
+    /// once), and counts the places it gave and the most asks it had at one time.
+    #[derive(Default)]
+    struct ScriptedLedger {
+        delays: Mutex<VecDeque<Duration>>,
+        fail: bool,
+        granted: AtomicU64,
+        asking: AtomicU64,
+        most_asking: AtomicU64,
+    }
+
+    impl RateLedger for ScriptedLedger {
+        fn take<'a>(
+            &'a self,
+            _scope: &'a str,
+            _max: u32,
+            _window_ms: i64,
+        ) -> crate::SourceFuture<'a, Result<Option<i64>, String>> {
+            Box::pin(async move {
+                let now = self.asking.fetch_add(1, Ordering::SeqCst) + 1;
+                self.most_asking.fetch_max(now, Ordering::SeqCst);
+                let delay = self.delays.lock().expect("delays").pop_front();
+                tokio::time::sleep(delay.unwrap_or(Duration::ZERO)).await;
+                self.asking.fetch_sub(1, Ordering::SeqCst);
+                if self.fail {
+                    return Err("database is locked".into());
+                }
+                self.granted.fetch_add(1, Ordering::SeqCst);
+                Ok(None)
+            })
+        }
+    }
+
+    fn limiter_with(ledger: &Arc<ScriptedLedger>) -> Limiter {
+        let limiter = Limiter::new(8, 1_000, Duration::from_secs(1));
+        limiter.share(
+            Arc::clone(ledger) as Arc<dyn RateLedger>,
+            "criminalip:test".into(),
+        );
+        limiter
+    }
+
+    #[tokio::test]
+    async fn a_place_granted_later_than_the_margin_is_given_up_for_another() {
+        let late = WINDOW_MARGIN * 3;
+        let ledger = Arc::new(ScriptedLedger {
+            delays: Mutex::new(VecDeque::from([late])),
+            ..ScriptedLedger::default()
+        });
+        let limiter = limiter_with(&ledger);
+        drop(limiter.admit().await);
+        assert_eq!(
+            ledger.granted.load(Ordering::SeqCst),
+            2,
+            "the late place is left unused"
+        );
+        drop(limiter.admit().await);
+        assert_eq!(
+            ledger.granted.load(Ordering::SeqCst),
+            3,
+            "a prompt place is used"
+        );
+
+        // A ledger that is always late costs a call two places, then lets it go.
+        let ledger = Arc::new(ScriptedLedger {
+            delays: Mutex::new(VecDeque::from([late; 8])),
+            ..ScriptedLedger::default()
+        });
+        let limiter = limiter_with(&ledger);
+        drop(limiter.admit().await);
+        assert_eq!(
+            ledger.granted.load(Ordering::SeqCst),
+            u64::from(LATE_PLACES)
+        );
+    }
+
+    #[tokio::test]
+    async fn one_task_at_a_time_asks_the_ledger() {
+        let ledger = Arc::new(ScriptedLedger {
+            delays: Mutex::new(VecDeque::from([Duration::from_millis(5); 16])),
+            ..ScriptedLedger::default()
+        });
+        let limiter = Arc::new(limiter_with(&ledger));
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let limiter = Arc::clone(&limiter);
+                tokio::spawn(async move {
+                    drop(limiter.admit().await);
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task");
+        }
+        assert_eq!(ledger.most_asking.load(Ordering::SeqCst), 1);
+        assert_eq!(ledger.granted.load(Ordering::SeqCst), 16);
+    }
+
+    #[tokio::test]
+    async fn a_failing_ledger_leaves_the_local_window() {
+        let ledger = Arc::new(ScriptedLedger {
+            fail: true,
+            ..ScriptedLedger::default()
+        });
+        let limiter = limiter_with(&ledger);
+        drop(limiter.admit().await);
+        assert_eq!(ledger.granted.load(Ordering::SeqCst), 0);
+    }
 
     #[test]
     fn earlier_usage_counts_against_the_limits() {

@@ -119,6 +119,19 @@ pub trait AnswerArchive: Send + Sync {
     ) -> SourceFuture<'a, Result<(), String>>;
 }
 
+/// A rate window shared beyond the process (the store), so that every process calling a vendor
+/// with the same key keeps under one rate limit together.
+pub trait RateLedger: Send + Sync {
+    /// Takes a place for one call in `scope`'s window of at most `max` calls in any
+    /// `window_ms`: `None` when taken, otherwise the milliseconds until one frees up.
+    fn take<'a>(
+        &'a self,
+        scope: &'a str,
+        max: u32,
+        window_ms: i64,
+    ) -> SourceFuture<'a, Result<Option<i64>, String>>;
+}
+
 /// Identifies one paid call: (source, key fingerprint, call, indicator, parameters).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ArchiveKey {
@@ -153,6 +166,10 @@ pub trait Source: Send + Sync {
 
     /// Gives the source a place to keep paid answers across runs; sources that pay nothing ignore it.
     fn set_archive(&self, _archive: std::sync::Arc<dyn AnswerArchive>) {}
+
+    /// Gives the source the rate window it shares with every other process using the same
+    /// store; sources with no rate limit ignore it.
+    fn set_rate_ledger(&self, _ledger: std::sync::Arc<dyn RateLedger>) {}
 
     /// Credits spent earlier today and this month (UTC) by other runs, from the store's history,
     /// so the source's budget holds across processes; sources that pay nothing ignore it.

@@ -16,6 +16,7 @@ mod automation;
 pub mod migrations;
 mod model;
 mod overview;
+mod rate;
 mod search;
 mod sql;
 
@@ -145,6 +146,16 @@ pub trait Store: Send + Sync {
 
     /// The newest answer for a call, if any.
     fn latest_answer<'a>(&'a self, key: &'a AnswerKey) -> StoreFuture<'a, Option<VendorAnswer>>;
+
+    /// Takes a place for one vendor call in `scope`'s window, which holds at most `max` calls in
+    /// any `window_ms`, counted by the database's clock across every process using this store.
+    /// `None` when the place is taken; otherwise the milliseconds until one frees up.
+    fn take_rate_slot<'a>(
+        &'a self,
+        scope: &'a str,
+        max: u32,
+        window_ms: i64,
+    ) -> StoreFuture<'a, Option<i64>>;
 
     /// Adds jobs; one whose `dedupe_key` was ever enqueued before is left out. Returns how many
     /// were added.

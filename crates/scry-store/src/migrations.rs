@@ -193,6 +193,17 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX indicators_by_value ON indicators (value, id)",
         ],
     },
+    Migration {
+        version: 8,
+        name: "rate ledger: vendor calls in the current window, shared by every process",
+        statements: &[
+            "CREATE TABLE rate_ledger (
+                scope TEXT NOT NULL,
+                at BIGINT NOT NULL
+            )",
+            "CREATE INDEX rate_ledger_by_scope ON rate_ledger (scope, at)",
+        ],
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -16,18 +16,15 @@ use scry_store::Store;
 use crate::cli::{IngestArgs, WorkerArgs};
 use crate::{open_store, resolve_inputs, runtime, usage};
 
-/// The engine with the configured gate and sources, every paid answer archived in `store`, and
-/// the budgets charged with what earlier runs spent today and this month.
+/// The engine with the configured gate and sources, every paid answer archived in `store`, the
+/// rate window shared with every process using `store`, and the budgets charged with what
+/// earlier runs spent today and this month.
 pub(crate) async fn engine_for(
     loaded: &LoadedConfig,
     store: &Arc<dyn Store>,
 ) -> anyhow::Result<Arc<Engine>> {
     let sources = loaded.build_sources().map_err(usage)?;
-    let archive: Arc<dyn scry_sources::AnswerArchive> =
-        Arc::new(scry_engine::archive::StoreArchive(Arc::clone(store)));
-    for source in &sources {
-        source.set_archive(Arc::clone(&archive));
-    }
+    scry_engine::archive::attach(store, &sources);
     let engine =
         Engine::new(loaded.egress_gate().map_err(usage)?, sources).with_store(Arc::clone(store));
     scry_engine::usage::seed_budgets(&engine, store.as_ref()).await?;

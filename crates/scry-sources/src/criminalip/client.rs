@@ -162,6 +162,10 @@ impl Client {
         self.key.fingerprint()
     }
 
+    pub(crate) fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+
     /// Makes the call, retrying what can be retried. Returns the whole JSON body.
     pub(crate) async fn call(&self, request: &Request) -> Result<Value, CipError> {
         let mut attempt = 0;

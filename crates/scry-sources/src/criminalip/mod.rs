@@ -27,7 +27,8 @@ use serde_json::{Value, json};
 use crate::guard::{AnswerCache, Budget, BudgetLimits, CallMetrics, Limiter, MetricsSnapshot};
 use crate::secret::Secret;
 use crate::{
-    AnswerArchive, ArchiveKey, EnrichOptions, Finding, Source, SourceError, SourceFuture, now_ms,
+    AnswerArchive, ArchiveKey, EnrichOptions, Finding, RateLedger, Source, SourceError,
+    SourceFuture, now_ms,
 };
 use client::{CipError, Client, Request, RetryPolicy};
 use wire::{Account, DomainReport, EarlierScans, IpReport, Level, MaliciousInfo};
@@ -605,6 +606,12 @@ impl Source for CriminalIp {
 
     fn set_archive(&self, archive: Arc<dyn AnswerArchive>) {
         let _ = self.archive.set(archive);
+    }
+
+    fn set_rate_ledger(&self, ledger: Arc<dyn RateLedger>) {
+        // The service counts calls per key, so processes share a window per key.
+        let scope = format!("criminalip:{}", self.client.key_fingerprint());
+        self.client.limiter().share(ledger, scope);
     }
 
     fn status_line(&self) -> Option<String> {

@@ -663,3 +663,70 @@ pub(crate) async fn refreshes_find_what_was_enriched_longest_ago(t: &TestStore) 
         .expect("stored");
     assert_eq!(kept.last_changed, 500, "an unchanged state keeps its time");
 }
+
+pub(crate) async fn the_rate_ledger_holds_one_window_for_every_process(t: &TestStore) {
+    // Two opens of one store stand for two processes.
+    let other = scry_store::open(&t.url).await.expect("second open");
+    let stores = [t.store.clone(), other];
+    let scope = "criminalip:625faa3fbbc3";
+    for (n, store) in stores.iter().cycle().take(3).enumerate() {
+        assert_eq!(
+            store.take_rate_slot(scope, 3, 60_000).await.expect("take"),
+            None,
+            "call {n} is within the limit"
+        );
+    }
+    let wait = stores[1]
+        .take_rate_slot(scope, 3, 60_000)
+        .await
+        .expect("take")
+        .expect("the fourth call in the window waits, whichever process asks");
+    assert!((1..=60_000).contains(&wait), "wait {wait} ms");
+    assert_eq!(
+        stores[0]
+            .take_rate_slot("criminalip:0f1e2d3c4b5a", 3, 60_000)
+            .await
+            .expect("take"),
+        None,
+        "another key has a window of its own"
+    );
+
+    // A place frees up when the window has moved past the oldest call.
+    assert_eq!(
+        stores[0]
+            .take_rate_slot("short", 1, 200)
+            .await
+            .expect("take"),
+        None
+    );
+    let wait = stores[1]
+        .take_rate_slot("short", 1, 200)
+        .await
+        .expect("take")
+        .expect("full");
+    assert!((1..=200).contains(&wait), "wait {wait} ms");
+    tokio::time::sleep(std::time::Duration::from_millis(wait as u64 + 20)).await;
+    assert_eq!(
+        stores[1]
+            .take_rate_slot("short", 1, 200)
+            .await
+            .expect("take"),
+        None
+    );
+
+    // Processes asking at the same moment are served one at a time: never more than the limit.
+    let mut tasks = Vec::new();
+    for n in 0..12 {
+        let store = stores[n % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            store.take_rate_slot("contended", 5, 60_000).await
+        }));
+    }
+    let mut taken = 0;
+    for task in tasks {
+        if task.await.expect("task ran").expect("take").is_none() {
+            taken += 1;
+        }
+    }
+    assert_eq!(taken, 5, "exactly the limit is granted");
+}

@@ -118,6 +118,7 @@ both_backends!(
     contract::pivots_page_through_a_hub,
     contract::concurrent_saves_all_succeed,
     contract::refreshes_find_what_was_enriched_longest_ago,
+    contract::the_rate_ledger_holds_one_window_for_every_process,
     automation::claims_take_only_the_kinds_asked_for,
     automation::call_history_counts_credits_and_times,
     automation::jobs_are_leased_retried_and_finished,

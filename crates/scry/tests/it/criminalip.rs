@@ -813,3 +813,64 @@ fn re_enrichment_shows_what_changed() {
     );
     assert!(shown.contains("first seen"), "{shown}");
 }
+
+/// Two processes calling with the same key on one store keep under one rate limit together:
+/// each alone would send 4 calls a second, and the service sees at most 4 in any second from
+/// both, with nothing refused.
+#[test]
+fn processes_sharing_a_store_share_one_rate_limit() {
+    let rt = runtime();
+    let sandbox = start(
+        &rt,
+        SandboxConfig {
+            rate_limit: Some((4, Duration::from_secs(1))),
+            ..SandboxConfig::default()
+        },
+    );
+    let home = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        home.path().join("scry.toml"),
+        "[sources.criminalip]\nmax_requests = 4\nper_seconds = 1.0\nconcurrency = 4\nretries = 0\n",
+    )
+    .expect("write config");
+    let processes: Vec<_> = (0..2)
+        .map(|p| {
+            let input: String = (0..10)
+                .map(|n| format!("45.{}.{}.{}\n", 60 + p, n * 7, n + 1))
+                .collect();
+            let mut command = scry_at(home.path(), &sandbox.url());
+            command.args(["enrich", "--format", "json", "-"]);
+            std::thread::spawn(move || run(command, input.as_bytes()))
+        })
+        .collect();
+    for process in processes {
+        let output = process.join().expect("process");
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        let records = records(&output);
+        assert_eq!(records.len(), 10);
+        assert!(
+            records.iter().all(|r| r["status"] == "enriched"),
+            "{records:?}"
+        );
+    }
+    let log = sandbox.log().entries();
+    assert!(
+        log.iter().all(|e| e.outcome == "ok"),
+        "nothing was refused: {:?}",
+        log.iter().map(|e| &e.outcome).collect::<Vec<_>>()
+    );
+    let busiest = (0..log.len())
+        .map(|i| {
+            log[i..]
+                .iter()
+                .take_while(|e| e.at_ms - log[i].at_ms < 1000.0)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        busiest <= 4,
+        "{busiest} calls in one second from two processes"
+    );
+    assert!(log.len() >= 20, "{} calls", log.len());
+}

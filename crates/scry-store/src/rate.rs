@@ -23,24 +23,15 @@ impl SqlStore {
         max: u32,
         window_ms: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let (begin, clock) = match self.backend {
-            Backend::Sqlite => (
-                None,
-                "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS BIGINT) AS now",
-            ),
-            Backend::Postgres => (
-                Some(format!("SELECT pg_advisory_xact_lock({RATE_LOCK})")),
-                "SELECT CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT) AS now",
-            ),
-        };
-        let mut tx = match begin {
-            None => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Some(lock) => {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query(AssertSqlSafe(lock)).execute(&mut *tx).await?;
-                tx
+        let clock = match self.backend {
+            Backend::Sqlite => {
+                "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS BIGINT) AS now"
+            }
+            Backend::Postgres => {
+                "SELECT CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT) AS now"
             }
         };
+        let mut tx = self.begin_write_under(RATE_LOCK).await?;
         let now: i64 = sqlx::query(clock)
             .fetch_one(&mut *tx)
             .await?

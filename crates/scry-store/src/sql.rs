@@ -19,6 +19,9 @@ use crate::{Store, StoreError, StoreFuture};
 /// Rows per statement when saving: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters.
 const ROWS_PER_STATEMENT: usize = 200;
 
+/// The PostgreSQL advisory lock that serializes saves.
+const SAVE_LOCK: i64 = 7_365_637_279;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Backend {
     Sqlite,
@@ -273,11 +276,21 @@ impl SqlStore {
     pub(crate) async fn begin_write(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        self.begin_write_under(SAVE_LOCK).await
+    }
+
+    /// [`SqlStore::begin_write`] under another PostgreSQL advisory lock, for writes that need not
+    /// wait behind saves (SQLite has one write lock for all).
+    pub(crate) async fn begin_write_under(
+        &self,
+        lock: i64,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock(7365637279)")
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(lock)
                     .execute(&mut *tx)
                     .await?;
                 Ok(tx)

@@ -503,10 +503,6 @@ impl Evaluator {
         }
     }
 
-    pub fn lists(&self) -> &NamedLists {
-        &self.lists
-    }
-
     /// Evaluates each condition against one indicator. A condition that does not yield a boolean,
     /// or fails on this indicator's data, gives an error naming what went wrong. Native
     /// conditions read the indicator directly; CEL's scope is built only if another needs it.

@@ -3,6 +3,10 @@
 //! Floors in the same run: parse-only throughput of the same file, and batched saves of already
 //! built records into the same schema. Given a PostgreSQL server, the text file's run and the
 //! store floor are repeated there, in a schema of their own that is dropped afterwards.
+//!
+//! The text file is ingested in a process of its own — once whole and once its first tenth — so
+//! that process's peak memory is the engine's and the store's alone, and the two peaks show how
+//! memory grows with the input.
 
 use std::io::Write;
 use std::path::Path;
@@ -20,8 +24,24 @@ use crate::{Measure, sqlite_store};
 
 /// Records saved per batch by the store floor, as the engine's recorder saves them.
 const SAVE_BATCH: usize = 200;
-/// Records the store floor saves at most.
-const STORE_FLOOR_RECORDS: usize = 100_000;
+/// The environment variable that hands a store's URL to an ingest process, so a password in it
+/// is not on a command line.
+pub(crate) const STORE_URL_VAR: &str = "SCRY_BENCH_STORE_URL";
+
+/// What one process's ingest of a file into a store, and then of the same file again, gave.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct IngestRun {
+    read: u64,
+    unique: u64,
+    rejected: u64,
+    seconds: f64,
+    /// The process's peak resident memory at the end of the first ingest.
+    peak_rss_kib: Option<u64>,
+    again_unchanged: u64,
+    again_seconds: f64,
+    /// The peak during the second ingest alone, where the kernel lets the peak be reset.
+    again_peak_rss_kib: Option<u64>,
+}
 
 /// Writes `count` indicators with 10 % repeated, as text, CSV and (a tenth of them) STIX.
 fn write_inputs(dir: &Path, count: usize, seed: u64) -> anyhow::Result<()> {
@@ -32,13 +52,18 @@ fn write_inputs(dir: &Path, count: usize, seed: u64) -> anyhow::Result<()> {
         all.push(unique[dice.below(unique.len() as u64) as usize].clone());
     }
     let mut text = std::io::BufWriter::new(std::fs::File::create(dir.join("w1.txt"))?);
+    let mut tenth = std::io::BufWriter::new(std::fs::File::create(dir.join("w1-tenth.txt"))?);
     let mut csv = std::io::BufWriter::new(std::fs::File::create(dir.join("w1.csv"))?);
     writeln!(csv, "indicator,tlp,comment")?;
     for (n, value) in all.iter().enumerate() {
         writeln!(text, "{value}")?;
+        if n < count / 10 {
+            writeln!(tenth, "{value}")?;
+        }
         writeln!(csv, "{value},green,row {n}")?;
     }
     text.flush()?;
+    tenth.flush()?;
     csv.flush()?;
     let objects: Vec<serde_json::Value> = all
         .iter()
@@ -84,47 +109,196 @@ fn parse_only(path: &Path, format: InputFormat) -> anyhow::Result<(u64, f64)> {
     Ok((items, started.elapsed().as_secs_f64()))
 }
 
-fn engine(store: Arc<dyn scry_store::Store>) -> Arc<Engine> {
-    Arc::new(
-        Engine::new(
-            EgressGate::new(EgressPolicy::default()),
-            vec![Arc::new(Classification)],
-        )
-        .with_store(store),
-    )
+/// The engine of a plain ingest: classification only, saving to `store` when there is one.
+fn engine(store: Option<Arc<dyn scry_store::Store>>) -> Arc<Engine> {
+    let engine = Engine::new(
+        EgressGate::new(EgressPolicy::default()),
+        vec![Arc::new(Classification)],
+    );
+    Arc::new(match store {
+        Some(store) => engine.with_store(store),
+        None => engine,
+    })
 }
 
-/// One end-to-end run into `store`; with `keep`, the stored forms of the first records.
-async fn ingest(
-    store: Arc<dyn scry_store::Store>,
-    path: &Path,
-    format: InputFormat,
-    keep: Option<&mut Vec<scry_store::IndicatorRecord>>,
-) -> anyhow::Result<(scry_engine::Summary, f64)> {
-    let engine = engine(store);
-    let request = EnrichRequest {
+/// The request that reads `path` in `format`, one indicator at a time as the CLI does.
+fn request(path: &Path, format: InputFormat) -> EnrichRequest {
+    EnrichRequest {
         inputs: vec![InputSource::from_arg(&path.display().to_string())],
         format,
         default_tlp: None,
         options: EnrichOptions::default(),
         concurrency: 1,
         automation: None,
-    };
+    }
+}
+
+/// One end-to-end run into `store`.
+async fn ingest(
+    store: Arc<dyn scry_store::Store>,
+    path: &Path,
+    format: InputFormat,
+) -> anyhow::Result<(scry_engine::Summary, f64)> {
+    let engine = engine(Some(store));
     let started = Instant::now();
-    let mut kept = keep;
-    let mut sink = |record: scry_engine::Record| {
-        if let Some(kept) = kept.as_deref_mut()
-            && kept.len() < STORE_FLOOR_RECORDS
-            && let Some(stored) = scry_engine::enrich::stored_form(&record)
-        {
-            kept.push(stored);
-        }
-        Ok(())
-    };
     let summary = engine
-        .enrich(request, Arc::new(Progress::default()), &mut sink)
+        .enrich(
+            request(path, format),
+            Arc::new(Progress::default()),
+            &mut |_| Ok(()),
+        )
         .await?;
     Ok((summary, started.elapsed().as_secs_f64()))
+}
+
+/// The stored forms of the records the engine builds from `path`, with no store: what the store
+/// floor saves.
+async fn built_records(path: &Path) -> anyhow::Result<Vec<scry_store::IndicatorRecord>> {
+    let mut built = Vec::new();
+    engine(None)
+        .enrich(
+            request(path, InputFormat::Lines),
+            Arc::new(Progress::default()),
+            &mut |record| {
+                built.extend(scry_engine::enrich::stored_form(&record));
+                Ok(())
+            },
+        )
+        .await?;
+    Ok(built)
+}
+
+/// Ingests `input` into the store named by [`STORE_URL_VAR`], then again: the body of the
+/// process [`ingest_in_own_process`] starts.
+pub(crate) async fn ingest_here(input: &Path) -> anyhow::Result<IngestRun> {
+    let url =
+        std::env::var(STORE_URL_VAR).with_context(|| format!("{STORE_URL_VAR} is not set"))?;
+    let store = scry_store::open(&url)
+        .await
+        .with_context(|| format!("opening {}", scry_store::redact(&url)))?;
+    let (first, seconds) = ingest(Arc::clone(&store), input, InputFormat::Lines).await?;
+    let peak_rss_kib = crate::peak_rss_kib();
+    let reset = crate::reset_peak_rss();
+    let (again, again_seconds) = ingest(store, input, InputFormat::Lines).await?;
+    Ok(IngestRun {
+        read: first.read,
+        unique: first.unique,
+        rejected: first.rejected,
+        seconds,
+        peak_rss_kib,
+        again_unchanged: again.stored.unchanged,
+        again_seconds,
+        again_peak_rss_kib: reset.then(crate::peak_rss_kib).flatten(),
+    })
+}
+
+/// Ingests the text file `input` into the store at `url`, then again, in a new process of this
+/// binary, so the peak memory it reports is the ingest's alone.
+fn ingest_in_own_process(url: &str, input: &Path) -> anyhow::Result<IngestRun> {
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .arg("--ingest-text")
+        .arg(input)
+        .env(STORE_URL_VAR, url)
+        .output()
+        .context("starting an ingest process")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the ingest of {} failed: {}",
+        input.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).context("the ingest process printed no result")
+}
+
+/// The store floor: already built records saved in the engine's batch size, per second.
+async fn save_floor(
+    store: Arc<dyn scry_store::Store>,
+    built: &[scry_store::IndicatorRecord],
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    for batch in built.chunks(SAVE_BATCH) {
+        store.save_indicators(batch).await?;
+    }
+    Ok(built.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Checks an ingest of `expected` lines: all read, none rejected, and the second pass found every
+/// unique indicator unchanged.
+fn check(run: &IngestRun, expected: usize, what: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        run.read as usize == expected && run.rejected == 0,
+        "{what}: read {} of {expected}, {} rejected",
+        run.read,
+        run.rejected
+    );
+    anyhow::ensure!(
+        run.again_unchanged == run.unique,
+        "{what} again: {} of {} unchanged",
+        run.again_unchanged,
+        run.unique
+    );
+    Ok(())
+}
+
+/// The measures of a text ingest run in its own process: the first pass against parsing and
+/// against the store floor (`built` records saved at `floor` per second), the second pass (all
+/// duplicates), and how peak memory grew from the run of the file's first tenth.
+fn text_measures(
+    store: &str,
+    size: usize,
+    parse_rate: f64,
+    whole: &IngestRun,
+    tenth: &IngestRun,
+    (built, floor): (usize, f64),
+) -> Vec<Measure> {
+    let mib = |kib: Option<u64>| kib.map_or(0.0, |k| k as f64 / 1024.0);
+    let first_pass = |floor_name: &str, floor_rate: f64, target: &str| {
+        Measure::new(
+            "W1",
+            &format!("ingest text into {store}"),
+            size,
+            "indicators/s",
+            size as f64 / whole.seconds,
+            floor_name,
+            floor_rate,
+            target,
+        )
+        .with_peak(whole.peak_rss_kib)
+    };
+    vec![
+        first_pass(
+            "parse only",
+            parse_rate,
+            ">= 100,000/s, within 3x of the floor",
+        ),
+        Measure::new(
+            "W1",
+            &format!("re-ingest text into {store} (all duplicates)"),
+            size,
+            "indicators/s",
+            size as f64 / whole.again_seconds,
+            "parse only",
+            parse_rate,
+            ">= 300,000/s",
+        )
+        .with_peak(whole.again_peak_rss_kib),
+        Measure::new(
+            "W1",
+            &format!("peak memory of text ingest into {store}"),
+            size,
+            "MiB",
+            mib(whole.peak_rss_kib),
+            &format!("the same for the first {} lines", size / 10),
+            mib(tenth.peak_rss_kib),
+            "independent of input size (ratio 1)",
+        )
+        .with_peak(whole.peak_rss_kib),
+        first_pass(
+            &format!("batched saves of {built} built records"),
+            floor,
+            "within 3x of the floor",
+        ),
+    ]
 }
 
 /// A fresh schema on the PostgreSQL server at `base`, and the URL of a store in it.
@@ -149,74 +323,32 @@ async fn postgres(
     work: &Path,
     size: usize,
     parse_rate: f64,
-    kept: &[scry_store::IndicatorRecord],
+    built: &[scry_store::IndicatorRecord],
 ) -> anyhow::Result<Vec<Measure>> {
-    let path = work.join("w1.txt");
     // Named by process, so runs sharing a server do not drop each other's schemas.
-    let [schema, floor_schema] =
-        ["", "_floor"].map(|kind| format!("scry_bench_w1{kind}_{}", std::process::id()));
+    let [schema, tenth_schema, floor_schema] =
+        ["", "_tenth", "_floor"].map(|kind| format!("scry_bench_w1{kind}_{}", std::process::id()));
     let (admin, url) = postgres_schema(base, &schema).await?;
-    let store = scry_store::open(&url).await?;
-    let (summary, seconds) = ingest(Arc::clone(&store), &path, InputFormat::Lines, None).await?;
-    anyhow::ensure!(
-        summary.read as usize == size,
-        "PostgreSQL: read {} of {size}",
-        summary.read
-    );
-    let (again, again_seconds) =
-        ingest(Arc::clone(&store), &path, InputFormat::Lines, None).await?;
-    anyhow::ensure!(
-        again.stored.unchanged as usize == summary.unique as usize,
-        "PostgreSQL re-ingest: {} of {} unchanged",
-        again.stored.unchanged,
-        summary.unique
-    );
-    drop(store);
+    let whole = ingest_in_own_process(&url, &work.join("w1.txt"))?;
+    check(&whole, size, "PostgreSQL")?;
+    let (_, tenth_url) = postgres_schema(base, &tenth_schema).await?;
+    let tenth = ingest_in_own_process(&tenth_url, &work.join("w1-tenth.txt"))?;
+    check(&tenth, size / 10, "PostgreSQL, a tenth")?;
     let (_, floor_url) = postgres_schema(base, &floor_schema).await?;
-    let floor_store = scry_store::open(&floor_url).await?;
-    let started = Instant::now();
-    for batch in kept.chunks(SAVE_BATCH) {
-        floor_store.save_indicators(batch).await?;
-    }
-    let floor = kept.len() as f64 / started.elapsed().as_secs_f64();
-    drop(floor_store);
-    for schema in [schema, floor_schema] {
+    let floor = save_floor(scry_store::open(&floor_url).await?, built).await?;
+    for schema in [schema, tenth_schema, floor_schema] {
         admin
             .execute_raw(&format!("DROP SCHEMA {schema} CASCADE"))
             .await?;
     }
-    Ok(vec![
-        Measure::new(
-            "W1",
-            "ingest text into PostgreSQL",
-            size,
-            "indicators/s",
-            size as f64 / seconds,
-            "parse only",
-            parse_rate,
-            ">= 100,000/s, within 3x of the floor",
-        ),
-        Measure::new(
-            "W1",
-            "re-ingest text into PostgreSQL (all duplicates)",
-            size,
-            "indicators/s",
-            size as f64 / again_seconds,
-            "parse only",
-            parse_rate,
-            ">= 300,000/s",
-        ),
-        Measure::new(
-            "W1",
-            "ingest text into PostgreSQL",
-            size,
-            "indicators/s",
-            size as f64 / seconds,
-            &format!("batched saves of {} built records", kept.len()),
-            floor,
-            "within 3x of the floor",
-        ),
-    ])
+    Ok(text_measures(
+        "PostgreSQL",
+        size,
+        parse_rate,
+        &whole,
+        &tenth,
+        (built.len(), floor),
+    ))
 }
 
 pub(crate) async fn run(
@@ -226,18 +358,33 @@ pub(crate) async fn run(
     postgres_url: Option<&str>,
 ) -> anyhow::Result<Vec<Measure>> {
     write_inputs(work, size, seed)?;
-    let mut measures = Vec::new();
-    let mut kept = Vec::new();
+    let text = work.join("w1.txt");
+    let (parsed, parse_seconds) = parse_only(&text, InputFormat::Lines)?;
+    let parse_rate = parsed as f64 / parse_seconds;
+    let sqlite_url = |name: &str| format!("sqlite://{}", work.join(name).display());
+    let whole = ingest_in_own_process(&sqlite_url("w1-text.db"), &text)?;
+    check(&whole, size, "text")?;
+    let tenth = ingest_in_own_process(&sqlite_url("w1-tenth.db"), &work.join("w1-tenth.txt"))?;
+    check(&tenth, size / 10, "text, a tenth")?;
+    // The store floor: the records of the file's first tenth, already built.
+    let built = built_records(&work.join("w1-tenth.txt")).await?;
+    let floor = save_floor(sqlite_store(work, "w1-floor.db").await?, &built).await?;
+    let mut measures = text_measures(
+        "SQLite",
+        size,
+        parse_rate,
+        &whole,
+        &tenth,
+        (built.len(), floor),
+    );
     for (case, file, format, count) in [
-        ("text", "w1.txt", InputFormat::Lines, size),
-        ("csv", "w1.csv", InputFormat::Csv, size),
-        ("stix", "w1.stix.json", InputFormat::Stix, size / 10),
+        ("CSV", "w1.csv", InputFormat::Csv, size),
+        ("STIX bundle", "w1.stix.json", InputFormat::Stix, size / 10),
     ] {
         let path = work.join(file);
         let (parsed, parse_seconds) = parse_only(&path, format)?;
-        let store = sqlite_store(work, &format!("w1-{case}.db")).await?;
-        let keep = (case == "text").then_some(&mut kept);
-        let (summary, seconds) = ingest(Arc::clone(&store), &path, format, keep).await?;
+        let store = sqlite_store(work, &format!("w1-{format:?}.db")).await?;
+        let (summary, seconds) = ingest(store, &path, format).await?;
         anyhow::ensure!(
             summary.read as usize == count && summary.rejected == 0,
             "{case}: read {} of {count}, {} rejected",
@@ -254,47 +401,9 @@ pub(crate) async fn run(
             parsed as f64 / parse_seconds,
             ">= 100,000/s, within 3x of the floor",
         ));
-        if case == "text" {
-            let (again, seconds) = ingest(store, &path, format, None).await?;
-            anyhow::ensure!(
-                again.stored.unchanged as usize == summary.unique as usize,
-                "re-ingest: {} of {} unchanged",
-                again.stored.unchanged,
-                summary.unique
-            );
-            measures.push(Measure::new(
-                "W1",
-                "re-ingest text (all duplicates)",
-                count,
-                "indicators/s",
-                count as f64 / seconds,
-                "parse only",
-                parsed as f64 / parse_seconds,
-                ">= 300,000/s",
-            ));
-        }
     }
-    // The store floor: records already built, saved in the engine's batch size.
-    let store = sqlite_store(work, "w1-floor.db").await?;
-    let started = Instant::now();
-    for batch in kept.chunks(SAVE_BATCH) {
-        store.save_indicators(batch).await?;
-    }
-    let floor = kept.len() as f64 / started.elapsed().as_secs_f64();
-    let end_to_end = measures[0].rate;
-    measures.push(Measure::new(
-        "W1",
-        "ingest text into SQLite",
-        size,
-        "indicators/s",
-        end_to_end,
-        &format!("batched saves of {} built records", kept.len()),
-        floor,
-        "within 3x of the floor",
-    ));
     if let Some(base) = postgres_url {
-        let parse_rate = measures[0].floor_rate;
-        measures.extend(postgres(base, work, size, parse_rate, &kept).await?);
+        measures.extend(postgres(base, work, size, parse_rate, &built).await?);
     }
     Ok(measures)
 }

@@ -7,7 +7,8 @@
 //! cargo run --release -p scry-bench -- W4 --quick   # one workload, sizes for CI
 //! ```
 //!
-//! Each workload runs in a child process of its own, so its peak memory is its own.
+//! Each workload runs in a child process of its own, so its peak memory is its own; a case that
+//! measures its own peak (W1's text ingest, in a process of its own again) says so in its row.
 
 mod data;
 mod enrichment;
@@ -57,6 +58,10 @@ struct Cli {
     /// Run one workload here and print its measures (used by the parent run)
     #[arg(long, hide = true)]
     child: Option<String>,
+    /// Ingest this text file twice into the store named by SCRY_BENCH_STORE_URL and print what
+    /// it took (used by W1)
+    #[arg(long, hide = true, value_name = "FILE")]
+    ingest_text: Option<PathBuf>,
 }
 
 /// One measurement beside its floor.
@@ -70,6 +75,8 @@ pub(crate) struct Measure {
     pub(crate) floor: String,
     pub(crate) floor_rate: f64,
     pub(crate) target: String,
+    /// The case's own peak resident memory, where it was measured apart from its workload's.
+    pub(crate) peak_rss_kib: Option<u64>,
 }
 
 impl Measure {
@@ -93,7 +100,14 @@ impl Measure {
             floor: floor.into(),
             floor_rate,
             target: target.into(),
+            peak_rss_kib: None,
         }
+    }
+
+    /// The case's own peak memory, measured apart from the rest of its workload.
+    pub(crate) fn with_peak(mut self, kib: Option<u64>) -> Measure {
+        self.peak_rss_kib = kib;
+        self
     }
 
     fn to_json(&self) -> Value {
@@ -148,7 +162,7 @@ pub(crate) fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
 }
 
 /// Peak resident memory of this process, from `/proc/self/status`.
-fn peak_rss_kib() -> Option<u64> {
+pub(crate) fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()
@@ -158,6 +172,12 @@ fn peak_rss_kib() -> Option<u64> {
         .trim()
         .parse()
         .ok()
+}
+
+/// Starts this process's peak resident memory again from what it holds now (Linux's
+/// `clear_refs`); false where the kernel does not allow it.
+pub(crate) fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 fn machine() -> Value {
@@ -251,6 +271,14 @@ fn table(results: &[Value]) {
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    if let Some(input) = &cli.ingest_text {
+        let run = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(ingest::ingest_here(input))?;
+        println!("{}", serde_json::to_string(&run)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(workload) = &cli.child {
         let measures = child(workload, cli.quick, cli.seed, cli.postgres.as_deref())?;
         let peak = peak_rss_kib();
@@ -258,7 +286,8 @@ fn main() -> anyhow::Result<ExitCode> {
             .iter()
             .map(|m| {
                 let mut row = m.to_json();
-                row["peak_rss_kib"] = json!(peak);
+                row["peak_rss_kib"] = json!(m.peak_rss_kib.or(peak));
+                row["peak_rss_own"] = json!(m.peak_rss_kib.is_some());
                 row
             })
             .collect();

@@ -21,7 +21,7 @@ use scry_sandbox::{Faults, Sandbox, SandboxConfig};
 use scry_sources::EnrichOptions;
 
 use crate::Measure;
-use crate::data::Dice;
+use scry_bench::data::Dice;
 
 const KEY: &str = "bench-key";
 

@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use scry_store::{IndicatorRecord, Store};
 use serde_json::json;
 
-use crate::data::Dice;
+use scry_bench::data::Dice;
 
 /// Records per save.
 const BATCH: usize = 500;
@@ -43,7 +43,7 @@ impl Graph {
 
 /// One of `n`, small numbers far likelier than large ones: `n · u^power` for a uniform `u`.
 pub(crate) fn skewed(dice: &mut Dice, n: u32, power: i32) -> u32 {
-    let u = (dice.next() >> 11) as f64 / (1_u64 << 53) as f64;
+    let u = (dice.next_u64() >> 11) as f64 / (1_u64 << 53) as f64;
     ((f64::from(n) * u.powi(power)) as u32).min(n - 1)
 }
 

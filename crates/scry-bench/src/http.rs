@@ -14,8 +14,8 @@ use anyhow::Context;
 use scry_engine::access::{self, Role};
 use scry_store::BlockEntry;
 
-use crate::data::Dice;
 use crate::{Measure, percentiles, sqlite_store};
+use scry_bench::data::Dice;
 
 /// Requests in flight when measuring the most requests per second.
 const IN_FLIGHT: usize = 32;

@@ -19,8 +19,8 @@ use scry_engine::input::{InputFormat, InputSource, Item, ReadCounters, read_inpu
 use scry_engine::{Engine, EnrichRequest, Progress};
 use scry_sources::{Classification, EnrichOptions};
 
-use crate::data::Dice;
 use crate::{Measure, sqlite_store};
+use scry_bench::data::Dice;
 
 /// Records saved per batch by the store floor, as the engine's recorder saves them.
 const SAVE_BATCH: usize = 200;

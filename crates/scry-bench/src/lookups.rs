@@ -7,12 +7,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 use std::time::Instant;
 
-use ipnet::IpNet;
+use scry_bench::data::Dice;
+use scry_bench::fixtures;
 use scry_core::{EgressPolicy, Observable, Subject};
 use scry_offline::ctidb_bin::{PackedDb, Verification};
 
 use crate::Measure;
-use crate::data::Dice;
 
 /// Addresses the linear-scan floors look up (their rate is per address).
 const SCAN_SAMPLE: usize = 2_000;
@@ -25,60 +25,6 @@ fn rate(addresses: &[IpAddr], mut lookup: impl FnMut(IpAddr) -> bool) -> (f64, u
         addresses.len() as f64 / started.elapsed().as_secs_f64(),
         found,
     )
-}
-
-/// A packed CTIDB file (layout v2) of `ranges` /24 ranges with a flag section and scores.
-fn packed_file(ranges: u32) -> Vec<u8> {
-    let names = |list: &[&str]| {
-        let mut out = (list.len() as u32).to_le_bytes().to_vec();
-        for name in list {
-            out.extend((name.len() as u16).to_le_bytes());
-            out.extend(name.as_bytes());
-        }
-        out
-    };
-    let start = |i: u32| 0x0100_0000 + i * 256;
-    let mut geo = ranges.to_le_bytes().to_vec();
-    for i in 0..ranges {
-        for value in [start(i), start(i) + 255, 1 + i % 3, 4 + i % 5, 0] {
-            geo.extend(value.to_le_bytes());
-        }
-    }
-    geo.extend(names(&[
-        "", "KR", "US", "NL", "AS-A", "AS-B", "AS-C", "AS-D", "AS-E",
-    ]));
-    let flagged: Vec<u32> = (0..ranges).step_by(7).collect();
-    let mut flags = 1u32.to_le_bytes().to_vec();
-    flags.push(6);
-    flags.extend(0u32.to_le_bytes());
-    flags.extend((flagged.len() as u32).to_le_bytes());
-    for i in &flagged {
-        flags.extend(start(*i).to_le_bytes());
-        flags.extend((start(*i) + 255).to_le_bytes());
-    }
-    let scored: Vec<u32> = (0..ranges).step_by(3).collect();
-    let mut scores = (scored.len() as u32).to_le_bytes().to_vec();
-    for i in &scored {
-        scores.extend(start(*i).to_le_bytes());
-        scores.extend((start(*i) + 255).to_le_bytes());
-        scores.extend([3u8, 4]);
-    }
-    let sections = [(1u8, geo), (2, flags), (3, scores)];
-    let mut out = b"CTIDBV2\0".to_vec();
-    for value in [2u16, 0, 1, sections.len() as u16] {
-        out.extend(value.to_le_bytes());
-    }
-    let mut at = 16 + sections.len() * 20;
-    for (kind, body) in &sections {
-        out.extend([*kind, 0, 0, 0]);
-        out.extend((at as u64).to_le_bytes());
-        out.extend((body.len() as u64).to_le_bytes());
-        at += body.len();
-    }
-    for (_, body) in sections {
-        out.extend(body);
-    }
-    out
 }
 
 /// The vendor's Python reader's lookups per second on `path`, when it is installed.
@@ -115,13 +61,7 @@ pub(crate) fn run(size: usize, seed: u64, work: &std::path::Path) -> anyhow::Res
     let mut measures = Vec::new();
 
     // The allowlist: 100,000 CIDRs (a tenth of the size in --quick runs).
-    let networks: Vec<IpNet> = (0..(size / 10).max(1_000))
-        .map(|_| match dice.ip() {
-            IpAddr::V4(v4) => IpNet::new(v4.into(), 16 + dice.below(17) as u8),
-            IpAddr::V6(v6) => IpNet::new(v6.into(), 32 + dice.below(97) as u8),
-        })
-        .map(|net| net.expect("a prefix length in range").trunc())
-        .collect();
+    let networks = fixtures::allowlist(&mut dice, (size / 10).max(1_000));
     let mut policy = EgressPolicy::default();
     for net in &networks {
         policy.allow(&net.to_string())?;
@@ -171,12 +111,9 @@ pub(crate) fn run(size: usize, seed: u64, work: &std::path::Path) -> anyhow::Res
     // A packed CTIDB file, memory-mapped from disk.
     let ranges = (size as u32).clamp(10_000, 1_000_000);
     let path = work.join("w4.bin");
-    std::fs::write(&path, packed_file(ranges))?;
+    std::fs::write(&path, fixtures::packed_ctidb(ranges))?;
     let db = PackedDb::open(&path, &Verification::Skip)?;
-    let span = u64::from(ranges) * 256;
-    let v4: Vec<Ipv4Addr> = (0..size)
-        .map(|_| Ipv4Addr::from(0x0100_0000 + dice.below(span) as u32))
-        .collect();
+    let v4 = fixtures::addresses_in_packed(&mut dice, ranges, size);
     let started = Instant::now();
     let mut hits = 0usize;
     for address in &v4 {

@@ -10,7 +10,6 @@
 //! Each workload runs in a child process of its own, so its peak memory is its own; a case that
 //! measures its own peak (W1's text ingest, in a process of its own again) says so in its row.
 
-mod data;
 mod enrichment;
 mod graph;
 mod http;

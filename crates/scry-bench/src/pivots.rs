@@ -17,9 +17,9 @@ use anyhow::Context;
 use scry_engine::pivot::{self, Pivot};
 use scry_store::{Store, StoredIndicator};
 
-use crate::data::Dice;
 use crate::graph::{self, Graph};
 use crate::{Measure, percentiles, sqlite_store};
+use scry_bench::data::Dice;
 
 /// Rows a pivot answers at most: the page size the targets are for.
 const ROWS: u32 = 1_000;

@@ -15,7 +15,6 @@ use scry_bench::data::Dice;
 use scry_bench::fixtures::{self, RULES};
 use scry_core::{EgressPolicy, Observable, Subject};
 use scry_offline::ctidb_bin::{PackedDb, Verification};
-use scry_rules::Trigger;
 
 const SEED: u64 = 20261124;
 /// Distinct inputs each benchmark cycles through, so one lucky value does not decide it.
@@ -42,10 +41,7 @@ fn rules(c: &mut Criterion) {
         ),
     ] {
         let mut judge = cycling(&contexts, |context| {
-            set.evaluate(Trigger::Enriched, black_box(context), "bench")
-                .iter()
-                .filter(|v| v.matched == Ok(true))
-                .count()
+            fixtures::matches(&set, black_box(context))
         });
         group.bench_function(name, |b| b.iter(&mut judge));
     }

@@ -71,6 +71,15 @@ pub fn rules(seed: u64) -> RuleSet {
     rule_set(conditions, lists)
 }
 
+/// How many of `rules` match `context` on enrichment: W2's unit of work, fifty evaluations.
+pub fn matches(rules: &RuleSet, context: &IndicatorContext) -> usize {
+    rules
+        .evaluate(Trigger::Enriched, context, "bench")
+        .iter()
+        .filter(|v| v.matched == Ok(true))
+        .count()
+}
+
 /// The floor of W2: as many rules, each of the condition `true`.
 pub fn trivial_rules() -> RuleSet {
     rule_set(vec!["true".to_owned(); RULES], NamedLists::default())

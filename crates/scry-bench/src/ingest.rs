@@ -251,7 +251,6 @@ fn text_measures(
     tenth: &IngestRun,
     (built, floor): (usize, f64),
 ) -> Vec<Measure> {
-    let mib = |kib: Option<u64>| kib.map_or(0.0, |k| k as f64 / 1024.0);
     let first_pass = |floor_name: &str, floor_rate: f64, target: &str| {
         Measure::new(
             "W1",
@@ -265,7 +264,7 @@ fn text_measures(
         )
         .with_peak(whole.peak_rss_kib)
     };
-    vec![
+    let mut measures = vec![
         first_pass(
             "parse only",
             parse_rate,
@@ -282,23 +281,29 @@ fn text_measures(
             ">= 300,000/s",
         )
         .with_peak(whole.again_peak_rss_kib),
-        Measure::new(
-            "W1",
-            &format!("peak memory of text ingest into {store}"),
-            size,
-            "MiB",
-            mib(whole.peak_rss_kib),
-            &format!("the same for the first {} lines", size / 10),
-            mib(tenth.peak_rss_kib),
-            "independent of input size (ratio 1)",
-        )
-        .with_peak(whole.peak_rss_kib),
-        first_pass(
-            &format!("batched saves of {built} built records"),
-            floor,
-            "within 3x of the floor",
-        ),
-    ]
+    ];
+    // Where the kernel reports no peaks there is no memory row, rather than one of zeros.
+    if let (Some(whole_kib), Some(tenth_kib)) = (whole.peak_rss_kib, tenth.peak_rss_kib) {
+        measures.push(
+            Measure::new(
+                "W1",
+                &format!("peak memory of text ingest into {store}"),
+                size,
+                "MiB",
+                whole_kib as f64 / 1024.0,
+                &format!("the same for the first {} lines", size / 10),
+                tenth_kib as f64 / 1024.0,
+                "independent of input size (ratio 1)",
+            )
+            .with_peak(Some(whole_kib)),
+        );
+    }
+    measures.push(first_pass(
+        &format!("batched saves of {built} built records"),
+        floor,
+        "within 3x of the floor",
+    ));
+    measures
 }
 
 /// A fresh schema on the PostgreSQL server at `base`, and the URL of a store in it.

@@ -204,6 +204,13 @@ fn machine() -> Value {
     })
 }
 
+/// The runtime an async workload (or W1's ingest process) runs on.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
 /// Runs one workload in this process.
 fn child(
     workload: &str,
@@ -214,24 +221,12 @@ fn child(
     let work = tempfile::tempdir()?;
     let size = size(workload, quick);
     match workload {
-        "W1" => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(ingest::run(size, seed, work.path(), postgres)),
+        "W1" => runtime()?.block_on(ingest::run(size, seed, work.path(), postgres)),
         "W2" => rules::run(size, seed),
-        "W3" => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(enrichment::run(size, seed, work.path(), quick)),
+        "W3" => runtime()?.block_on(enrichment::run(size, seed, work.path(), quick)),
         "W4" => lookups::run(size, seed, work.path()),
-        "W5" => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(pivots::run(size, seed, work.path(), quick)),
-        "W6" => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(http::run(size, seed, work.path(), quick)),
+        "W5" => runtime()?.block_on(pivots::run(size, seed, work.path(), quick)),
+        "W6" => runtime()?.block_on(http::run(size, seed, work.path(), quick)),
         other => anyhow::bail!("no workload {other:?} (there are {})", WORKLOADS.join(", ")),
     }
 }
@@ -271,10 +266,7 @@ fn table(results: &[Value]) {
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     if let Some(input) = &cli.ingest_text {
-        let run = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(ingest::ingest_here(input))?;
+        let run = runtime()?.block_on(ingest::ingest_here(input))?;
         println!("{}", serde_json::to_string(&run)?);
         return Ok(ExitCode::SUCCESS);
     }

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use scry_bench::fixtures::{self, RULES};
-use scry_rules::{IndicatorContext, RuleSet, Trigger};
+use scry_rules::{IndicatorContext, RuleSet};
 
 use crate::Measure;
 
@@ -15,11 +15,7 @@ fn sweep(rules: &RuleSet, contexts: &[IndicatorContext]) -> (f64, usize) {
     let started = Instant::now();
     let mut matched = 0;
     for context in contexts {
-        matched += rules
-            .evaluate(Trigger::Enriched, context, "bench")
-            .iter()
-            .filter(|v| v.matched == Ok(true))
-            .count();
+        matched += fixtures::matches(rules, context);
     }
     let nanos = started.elapsed().as_nanos() as f64;
     (nanos / (contexts.len() * RULES) as f64, matched)

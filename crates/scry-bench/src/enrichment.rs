@@ -81,7 +81,7 @@ impl Drop for SandboxThread {
 
 /// An engine with the Criminal IP source at `rate` calls per second against `sandbox`, keeping
 /// answers in `store`.
-fn engine(
+async fn engine(
     sandbox: &Sandbox,
     rate: u32,
     store: &Arc<dyn scry_store::Store>,
@@ -96,11 +96,9 @@ fn engine(
         scry_engine::config::from_toml_str(&text)?,
         None,
     )?;
-    let sources = loaded.build_sources()?;
-    scry_engine::archive::attach(store, &sources);
-    Ok(Arc::new(
-        scry_engine::Engine::new(loaded.egress_gate()?, sources).with_store(Arc::clone(store)),
-    ))
+    let services =
+        scry_engine::setup::build(&loaded, Some(store), scry_engine::setup::Rules::Off).await?;
+    Ok(services.engine)
 }
 
 async fn enrich(engine: &Arc<scry_engine::Engine>, path: &Path) -> anyhow::Result<f64> {
@@ -111,6 +109,7 @@ async fn enrich(engine: &Arc<scry_engine::Engine>, path: &Path) -> anyhow::Resul
         options: EnrichOptions::default(),
         concurrency: 256,
         automation: None,
+        dry_run: false,
     };
     let started = Instant::now();
     engine
@@ -187,10 +186,10 @@ pub(crate) async fn run(
         let served = SandboxThread::start(sandbox_config(rate)).await?;
         let sandbox = served.sandbox();
         let store = crate::sqlite_store(work, &format!("w3-{rate}.db")).await?;
-        enrich(&engine(sandbox, rate, &store)?, &warm_path).await?;
+        enrich(&engine(sandbox, rate, &store).await?, &warm_path).await?;
         let warmed = sandbox.log().entries().len();
         // A new engine, as a later run: what the earlier one bought comes from the store.
-        let wall = enrich(&engine(sandbox, rate, &store)?, &path).await?;
+        let wall = enrich(&engine(sandbox, rate, &store).await?, &path).await?;
         let entries: Vec<_> = sandbox.log().entries().into_iter().skip(warmed).collect();
         let arrivals: Vec<f64> = entries.iter().map(|e| e.at_ms).collect();
         let ok: Vec<_> = entries.iter().filter(|e| e.outcome == "ok").collect();

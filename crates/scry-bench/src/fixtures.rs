@@ -22,6 +22,7 @@ fn spec(name: String, when: String) -> (String, RuleSpec) {
             tag: "bench".into(),
         }],
         enabled: true,
+        cooldown_hours: None,
     };
     ("bench".to_owned(), spec)
 }

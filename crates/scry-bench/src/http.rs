@@ -153,19 +153,18 @@ pub(crate) async fn run(
         scry_engine::config::from_toml_str("[automation.blocklists.edl]\ndays = 7\n")?,
         None,
     )?;
-    let sources = loaded.build_sources()?;
-    let names: Vec<String> = sources.iter().map(|s| s.name().to_owned()).collect();
-    let engine = Arc::new(
-        scry_engine::Engine::new(loaded.egress_gate()?, sources).with_store(Arc::clone(&store)),
-    );
-    let automation = scry_engine::automation::load(&loaded, &names)
-        .map_err(|e| anyhow::anyhow!("rules: {}", e.join("; ")))?
-        .with_store(Arc::clone(&store));
+    let services = scry_engine::setup::build(
+        &loaded,
+        Some(&store),
+        scry_engine::setup::Rules::On { dry_run: false },
+    )
+    .await?;
+    let automation = services.automation.expect("rules were asked for");
     let state = scry_server::AppState::new(
         Arc::clone(&store),
         Arc::new(loaded),
-        engine,
-        Arc::new(automation),
+        services.engine,
+        automation,
     );
     let app = scry_server::router(state).route("/trivial", axum::routing::get(|| async { "ok" }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

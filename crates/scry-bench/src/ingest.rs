@@ -130,6 +130,7 @@ fn request(path: &Path, format: InputFormat) -> EnrichRequest {
         options: EnrichOptions::default(),
         concurrency: 1,
         automation: None,
+        dry_run: false,
     }
 }
 

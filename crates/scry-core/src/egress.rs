@@ -29,6 +29,8 @@ pub enum SkipReason {
     Budget,
     /// No configured source enriches this kind of indicator (e-mail, ASN, CVE, hash).
     UnsupportedType,
+    /// The source's targeting (`types`, `enrich_when`) keeps the indicator from it.
+    Condition,
 }
 
 impl SkipReason {
@@ -41,6 +43,7 @@ impl SkipReason {
             SkipReason::Tlp => "tlp",
             SkipReason::Budget => "budget",
             SkipReason::UnsupportedType => "unsupported-type",
+            SkipReason::Condition => "condition",
         }
     }
 }

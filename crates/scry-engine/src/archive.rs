@@ -4,20 +4,22 @@
 
 use std::sync::Arc;
 
-use scry_sources::{AnswerArchive, ArchiveKey, RateLedger, Source, SourceFuture};
-use scry_store::{AnswerKey, Store, VendorAnswer};
+use scry_sources::{AnswerArchive, ArchiveKey, RateLedger, SourceContext, SourceFuture};
+use scry_store::{AnswerKey, Store, StoreError, VendorAnswer};
 use serde_json::Value;
 
 /// Adapts a [`Store`] to [`AnswerArchive`] and [`RateLedger`].
 pub struct StoreArchive(pub Arc<dyn Store>);
 
-/// Gives every source `store` as its answer archive and its shared rate window.
-pub fn attach(store: &Arc<dyn Store>, sources: &[Arc<dyn Source>]) {
+/// What sources built over `store` are given: the store as their answer archive and shared
+/// rate window, and the credits the history says were spent today and this month.
+pub async fn source_context(store: &Arc<dyn Store>) -> Result<SourceContext, StoreError> {
     let archive = Arc::new(StoreArchive(Arc::clone(store)));
-    for source in sources {
-        source.set_archive(Arc::clone(&archive) as Arc<dyn AnswerArchive>);
-        source.set_rate_ledger(Arc::clone(&archive) as Arc<dyn RateLedger>);
-    }
+    Ok(SourceContext {
+        archive: Some(Arc::clone(&archive) as Arc<dyn AnswerArchive>),
+        rate_ledger: Some(archive as Arc<dyn RateLedger>),
+        spent: crate::usage::spent_by_source(store.as_ref()).await?,
+    })
 }
 
 impl RateLedger for StoreArchive {

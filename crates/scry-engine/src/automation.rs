@@ -33,10 +33,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::config::{BlocklistConfig, EndpointConfig, LoadedConfig};
+use crate::enrich::Recorder;
 use crate::usage::BudgetNotice;
 
 /// How many times an action's change may trigger further rules in a row.
 pub const MAX_CHAIN: u32 = 3;
+
+/// The label of an indicator on at least one blocklist: `block` sets it, and it goes when the
+/// last entry does (unblocked, expired, allowlisted, fallen below a list's minimum).
+pub const BLOCKED_LABEL: &str = "blocked-by-scry";
 
 /// The job kind of rule actions.
 pub const ACTION_JOB: &str = "action";
@@ -53,6 +58,8 @@ pub enum AutomationError {
     Store(#[from] StoreError),
     #[error("rules act on stored indicators: open a store (drop --no-store)")]
     NoStore,
+    #[error("re-enrichment failed: {0}")]
+    Enrichment(#[from] Box<crate::EngineError>),
 }
 
 /// A configured channel or ticket system, ready to send.
@@ -61,6 +68,8 @@ struct Endpoint {
     params: BTreeMap<String, String>,
     max_attempts: u32,
     delivery: Delivery,
+    /// The most one attempt may take, whole.
+    deadline: Duration,
 }
 
 /// How an endpoint's messages travel.
@@ -152,22 +161,30 @@ pub struct JobsReport {
 /// What evaluating rules over saved records did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RulesReport {
+    /// Matches acted on (or, in a dry run, that would be).
     pub matched: u64,
     pub enqueued: u64,
     pub errors: u64,
+    /// Matches on a state the rule had matched already: nothing to do again.
+    pub repeated: u64,
 }
 
-/// Loads every rule (configuration and playbook folder), list, channel, ticket system and
-/// blocklist. Every problem is reported, each naming where it is.
-pub fn load(loaded: &LoadedConfig, sources: &[String]) -> Result<Automation, Vec<String>> {
-    let config = &loaded.config.automation;
+/// A rule match to act on: its history entry and its action jobs.
+struct Match {
+    event: Event,
+    jobs: Vec<NewJob>,
+}
+
+/// The named lists of `[automation.lists]`, from their entries and files, with every problem
+/// found (each naming where it is).
+pub fn named_lists(loaded: &LoadedConfig) -> (NamedLists, Vec<String>) {
     let origin = loaded
         .path
         .as_ref()
         .map_or_else(|| "configuration".to_owned(), |p| p.display().to_string());
     let mut errors = Vec::new();
     let mut lists = NamedLists::default();
-    for (name, list) in &config.lists {
+    for (name, list) in &loaded.config.automation.lists {
         if let Err(e) = lists.add(name, list.entries.iter().map(String::as_str)) {
             errors.push(format!("{origin}: [automation.lists.{name}]: {e}"));
         }
@@ -186,6 +203,18 @@ pub fn load(loaded: &LoadedConfig, sources: &[String]) -> Result<Automation, Vec
             }
         }
     }
+    (lists, errors)
+}
+
+/// Loads every rule (configuration and playbook folder), list, channel, ticket system and
+/// blocklist. Every problem is reported, each naming where it is.
+pub fn load(loaded: &LoadedConfig, sources: &[String]) -> Result<Automation, Vec<String>> {
+    let config = &loaded.config.automation;
+    let origin = loaded
+        .path
+        .as_ref()
+        .map_or_else(|| "configuration".to_owned(), |p| p.display().to_string());
+    let (lists, mut errors) = named_lists(loaded);
     let mut endpoints = |kind: &str, table: &BTreeMap<String, EndpointConfig>| {
         let mut built = BTreeMap::new();
         for (name, endpoint) in table {
@@ -341,6 +370,7 @@ fn build_endpoint(config: &EndpointConfig, accepts_mail: bool) -> Result<Endpoin
         params: config.params.clone(),
         max_attempts: config.max_attempts.max(1),
         delivery,
+        deadline: timeout,
     })
 }
 
@@ -506,6 +536,13 @@ pub fn indicator_context(
         .cloned()
         .unwrap_or(Value::Null);
     let data = cip.get("data").cloned().unwrap_or(Value::Null);
+    // Where neither has a say (no key, an indicator not asked), the offline AS and country data.
+    let geo = record
+        .sources
+        .get("geo")
+        .and_then(|g| g.get("data"))
+        .cloned()
+        .unwrap_or(Value::Null);
     let text = |v: Option<&Value>| -> String {
         match v {
             Some(Value::String(s)) => s.clone(),
@@ -545,9 +582,17 @@ pub fn indicator_context(
         source: String::new(),
         enrichment: record.enrichment_status.clone(),
         skip_reason: record.skip_reason.clone().unwrap_or_default(),
-        asn: text(data.get("asn")).parse().unwrap_or(0),
-        as_name: text(data.get("as_name")),
-        country: text(data.get("country")).to_ascii_uppercase(),
+        asn: text(data.get("asn"))
+            .parse()
+            .or_else(|_| text(geo.get("asn")).parse())
+            .unwrap_or(0),
+        as_name: Some(text(data.get("as_name")))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| text(geo.get("as_name"))),
+        country: Some(text(data.get("country")))
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| text(geo.get("country")))
+            .to_ascii_uppercase(),
         cves: facet("cve"),
         phishing_probability: data
             .get("phishing_probability")
@@ -625,24 +670,33 @@ impl Automation {
         self.dry_run = dry_run;
     }
 
-    /// Evaluates rules for records just saved, with the changes the save reported, and enqueues
-    /// the actions of every match. Blocklist entries of indicators that became allowlisted or fell
-    /// below a list's minimum priority are removed.
+    /// Evaluates rules for records just saved, with the changes the save reported and the states
+    /// they replaced, and enqueues the actions of every rule that newly matches. Blocklist entries
+    /// of indicators that became allowlisted or fell below a list's minimum priority are removed.
     ///
-    /// `occasions` goes with `records`, one for one.
+    /// Actions fire on transitions, not evaluations: a rule acts when it matches now and did not
+    /// match the state before (a new indicator, a threshold crossed), or when it matches both and
+    /// the save brought a new tag or CVE. A rule with `cooldown_hours` may also act again on an
+    /// unchanged state, once per cooldown window. Each rule is evaluated once per save, whichever
+    /// of the triggers it listens to were raised. In a dry run nothing is enqueued or unblocked;
+    /// what would happen goes to the history.
+    ///
+    /// `occasions` and `previous` go with `records`, one for one.
     pub async fn on_saved(
         &self,
         records: &[IndicatorRecord],
         occasions: &[Occasion],
+        previous: &[Option<IndicatorRecord>],
         changes: &[Change],
     ) -> Result<RulesReport, AutomationError> {
         debug_assert_eq!(records.len(), occasions.len());
+        debug_assert_eq!(records.len(), previous.len());
         let mut report = RulesReport::default();
         let by_id: BTreeMap<&str, &Change> =
             changes.iter().map(|c| (c.stix_id.as_str(), c)).collect();
         let mut events = Vec::new();
-        let mut jobs = Vec::new();
-        for (record, occasion) in records.iter().zip(occasions) {
+        let mut matches = Vec::new();
+        for ((record, occasion), before) in records.iter().zip(occasions).zip(previous) {
             let change = by_id.get(record.stix_id.as_str()).copied();
             self.maintain_blocklists(record, change, &mut events)
                 .await?;
@@ -662,23 +716,51 @@ impl Automation {
             let workflow = self.store()?.workflow(&record.stix_id).await?;
             let mut context = indicator_context(record, workflow.as_ref(), change);
             context.source.clone_from(&occasion.source);
-            for trigger in triggers {
-                self.evaluate(
-                    trigger,
-                    record,
-                    &context,
-                    &occasion.key,
-                    "source",
-                    0,
-                    &mut events,
-                    &mut jobs,
-                    &mut report,
-                );
-            }
+            let earlier = before.as_ref().map(|b| {
+                let mut context = indicator_context(b, workflow.as_ref(), None);
+                context.source.clone_from(&occasion.source);
+                context
+            });
+            let brought_news =
+                change.is_some_and(|c| !c.new_tags.is_empty() || !c.new_cves.is_empty());
+            self.evaluate(
+                &triggers,
+                record,
+                &context,
+                earlier.as_ref(),
+                brought_news,
+                &occasion.key,
+                "source",
+                0,
+                &mut events,
+                &mut matches,
+                &mut report,
+            );
         }
-        report.enqueued += self.store()?.enqueue_jobs(&jobs).await?;
-        self.store()?.record_events(&events).await?;
+        self.commit(matches, events, &mut report).await?;
         Ok(report)
+    }
+
+    /// Enqueues the jobs of each match and records it with the other events; in a dry run only
+    /// records what would be done.
+    async fn commit(
+        &self,
+        matches: Vec<Match>,
+        mut events: Vec<Event>,
+        report: &mut RulesReport,
+    ) -> Result<(), AutomationError> {
+        let store = self.store()?;
+        for Match { mut event, jobs } in matches {
+            report.matched += 1;
+            if self.dry_run {
+                event.outcome = "dry-run".into();
+            } else {
+                report.enqueued += store.enqueue_jobs(&jobs).await?;
+            }
+            events.push(event);
+        }
+        store.record_events(&events).await?;
+        Ok(())
     }
 
     /// Enqueues the actions of the `budget-alert` rules that budget events match, once per rule,
@@ -692,7 +774,7 @@ impl Automation {
             return Ok(report);
         }
         let mut events = Vec::new();
-        let mut jobs = Vec::new();
+        let mut matches = Vec::new();
         for notice in notices {
             for verdict in self.rules.evaluate_budget(&notice.budget) {
                 let rule = &verdict.rule.spec;
@@ -702,74 +784,103 @@ impl Automation {
                 match verdict.matched {
                     Ok(false) => continue,
                     Ok(true) => {
-                        report.matched += 1;
                         e.outcome = "matched".into();
                         e.detail = json!({"trigger": Trigger::BudgetAlert.as_str(),
                             "budget": notice.budget,
                             "actions": rule.actions.iter().map(ActionSpec::describe).collect::<Vec<_>>()});
-                        for (step, action) in rule.actions.iter().enumerate() {
-                            let payload = ActionJob {
-                                rule: rule.name.clone(),
-                                step,
-                                action: action.clone(),
-                                trigger: Trigger::BudgetAlert,
-                                stix_id: String::new(),
-                                kind: String::new(),
-                                value: String::new(),
-                                chain: 0,
-                                budget: Some(notice.budget.clone()),
-                            };
-                            jobs.push(NewJob {
-                                kind: ACTION_JOB.to_owned(),
-                                dedupe_key: Some(format!(
-                                    "{}|budget|{}|{}|{}|{}|{step}",
-                                    rule.name,
-                                    notice.budget.source,
-                                    notice.budget.event,
-                                    notice.budget.period,
-                                    notice.period_key,
-                                )),
-                                payload: serde_json::to_value(&payload).expect("jobs serialize"),
-                                run_after: now_ms(),
-                                max_attempts: self.attempts_for(action),
-                            });
-                        }
+                        let jobs = rule
+                            .actions
+                            .iter()
+                            .enumerate()
+                            .map(|(step, action)| {
+                                let payload = ActionJob {
+                                    rule: rule.name.clone(),
+                                    step,
+                                    action: action.clone(),
+                                    trigger: Trigger::BudgetAlert,
+                                    stix_id: String::new(),
+                                    kind: String::new(),
+                                    value: String::new(),
+                                    chain: 0,
+                                    budget: Some(notice.budget.clone()),
+                                };
+                                NewJob {
+                                    kind: ACTION_JOB.to_owned(),
+                                    dedupe_key: Some(format!(
+                                        "{}|budget|{}|{}|{}|{}|{step}",
+                                        rule.name,
+                                        notice.budget.source,
+                                        notice.budget.event,
+                                        notice.budget.period,
+                                        notice.period_key,
+                                    )),
+                                    payload: serde_json::to_value(&payload)
+                                        .expect("jobs serialize"),
+                                    run_after: now_ms(),
+                                    max_attempts: self.attempts_for(action),
+                                }
+                            })
+                            .collect();
+                        matches.push(Match { event: e, jobs });
                     }
                     Err(message) => {
                         report.errors += 1;
                         e.outcome = "error".into();
                         e.detail =
                             json!({"trigger": Trigger::BudgetAlert.as_str(), "error": message});
+                        events.push(e);
                     }
                 }
-                events.push(e);
             }
         }
-        report.enqueued += self.store()?.enqueue_jobs(&jobs).await?;
-        self.store()?.record_events(&events).await?;
+        self.commit(matches, events, &mut report).await?;
         Ok(report)
     }
 
-    /// Evaluates the rules listening to `trigger`; matches become events and jobs.
+    /// Evaluates each rule listening to one of `triggers` once; a rule acts when it matches now
+    /// and did not match `earlier` (the state before; `None` for a new indicator), when it
+    /// matches both and the change `brought_news` (a new tag or CVE), or when its cooldown
+    /// window is new. Matches that act become [`Match`]es, failed evaluations events.
     #[allow(clippy::too_many_arguments)]
     fn evaluate(
         &self,
-        trigger: Trigger,
+        triggers: &[Trigger],
         record: &IndicatorRecord,
         context: &IndicatorContext,
+        earlier: Option<&IndicatorContext>,
+        brought_news: bool,
         occasion: &str,
         origin: &str,
         chain: u32,
         events: &mut Vec<Event>,
-        jobs: &mut Vec<NewJob>,
+        matches: &mut Vec<Match>,
         report: &mut RulesReport,
     ) {
-        for verdict in self.rules.evaluate(trigger, context, origin) {
+        let before: BTreeMap<&str, bool> = match earlier {
+            Some(earlier) => self
+                .rules
+                .evaluate_any(triggers, earlier, origin)
+                .into_iter()
+                .map(|(_, v)| (v.rule.spec.name.as_str(), v.matched == Ok(true)))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        for (trigger, verdict) in self.rules.evaluate_any(triggers, context, origin) {
             let rule = &verdict.rule.spec;
             match verdict.matched {
                 Ok(false) => continue,
                 Ok(true) => {
-                    report.matched += 1;
+                    let matched_before = before.get(rule.name.as_str()).copied().unwrap_or(false);
+                    // What makes this match one to act on, and so its jobs' de-duplication key.
+                    let why = if !matched_before || brought_news {
+                        occasion.to_owned()
+                    } else if let Some(hours) = rule.cooldown_hours {
+                        let window = (hours * 3_600_000.0).max(1.0) as i64;
+                        format!("cooldown-{}", now_ms() / window)
+                    } else {
+                        report.repeated += 1;
+                        continue;
+                    };
                     let mut e = event(
                         "rule",
                         record,
@@ -779,35 +890,35 @@ impl Automation {
                                "actions": rule.actions.iter().map(ActionSpec::describe).collect::<Vec<_>>()}),
                     );
                     e.rule = Some(rule.name.clone());
-                    events.push(e);
-                    for (step, action) in rule.actions.iter().enumerate() {
-                        let payload = ActionJob {
-                            rule: rule.name.clone(),
-                            step,
-                            action: action.clone(),
-                            trigger,
-                            stix_id: record.stix_id.clone(),
-                            kind: record.kind.clone(),
-                            value: record.value.clone(),
-                            chain,
-                            budget: None,
-                        };
-                        jobs.push(NewJob {
-                            kind: ACTION_JOB.to_owned(),
-                            dedupe_key: Some(format!(
-                                "{}|{}|{}|{}|{}|{}",
-                                rule.name,
-                                record.stix_id,
-                                trigger.as_str(),
-                                occasion,
+                    let jobs = rule
+                        .actions
+                        .iter()
+                        .enumerate()
+                        .map(|(step, action)| {
+                            let payload = ActionJob {
+                                rule: rule.name.clone(),
+                                step,
+                                action: action.clone(),
+                                trigger,
+                                stix_id: record.stix_id.clone(),
+                                kind: record.kind.clone(),
+                                value: record.value.clone(),
                                 chain,
-                                step
-                            )),
-                            payload: serde_json::to_value(&payload).expect("jobs serialize"),
-                            run_after: now_ms(),
-                            max_attempts: self.attempts_for(action),
-                        });
-                    }
+                                budget: None,
+                            };
+                            NewJob {
+                                kind: ACTION_JOB.to_owned(),
+                                dedupe_key: Some(format!(
+                                    "{}|{}|{why}|{chain}|{step}",
+                                    rule.name, record.stix_id
+                                )),
+                                payload: serde_json::to_value(&payload).expect("jobs serialize"),
+                                run_after: now_ms(),
+                                max_attempts: self.attempts_for(action),
+                            }
+                        })
+                        .collect();
+                    matches.push(Match { event: e, jobs });
                 }
                 Err(message) => {
                     report.errors += 1;
@@ -923,7 +1034,7 @@ impl Automation {
     ) -> Result<(), AutomationError> {
         let allowlisted = record.skip_reason.as_deref() == Some("allowlisted");
         let fell = change.is_some_and(|c| c.previous_priority.is_some_and(|p| p > c.priority));
-        if !allowlisted && !fell {
+        if self.dry_run || (!allowlisted && !fell) {
             return Ok(());
         }
         for (name, list) in &self.blocklists {
@@ -949,6 +1060,24 @@ impl Automation {
                 events.push(e);
             }
         }
+        self.follow_blocks(&record.stix_id, &record.value).await
+    }
+
+    /// Keeps the `blocked-by-scry` label true: it goes when the indicator is on no blocklist.
+    async fn follow_blocks(&self, stix_id: &str, value: &str) -> Result<(), AutomationError> {
+        let store = self.store()?;
+        let Some(mut workflow) = store.workflow(stix_id).await? else {
+            return Ok(());
+        };
+        if !workflow.labels.iter().any(|l| l == BLOCKED_LABEL)
+            || !store.blocked_on(value, now_ms()).await?.is_empty()
+        {
+            return Ok(());
+        }
+        workflow.labels.retain(|l| l != BLOCKED_LABEL);
+        workflow.updated_at = now_ms();
+        workflow.origin = "automation".into();
+        store.save_workflow(&workflow).await?;
         Ok(())
     }
 
@@ -972,6 +1101,9 @@ impl Automation {
                 })
                 .collect();
             self.store()?.record_events(&events).await?;
+            for entry in &expired {
+                self.follow_blocks(&entry.stix_id, &entry.value).await?;
+            }
         }
         Ok(expired.len() as u64)
     }
@@ -1148,10 +1280,23 @@ impl Automation {
                         origin: origin.to_owned(),
                     })
                     .await?;
+                if !state.labels.iter().any(|l| l == BLOCKED_LABEL) {
+                    state.labels.push(BLOCKED_LABEL.to_owned());
+                    state.labels.sort();
+                }
                 Ok(Acted::Did(format!("on {list} for {days} days")))
             }
             ActionSpec::Unblock { list } => {
-                Ok(if self.store()?.unblock(list, &record.value).await? {
+                let removed = self.store()?.unblock(list, &record.value).await?;
+                if self
+                    .store()?
+                    .blocked_on(&record.value, now_ms())
+                    .await?
+                    .is_empty()
+                {
+                    state.labels.retain(|l| l != BLOCKED_LABEL);
+                }
+                Ok(if removed {
                     Acted::Did(format!("removed from {list}"))
                 } else {
                     Acted::Nothing(format!("not on {list}"))
@@ -1193,23 +1338,25 @@ impl Automation {
             state.origin = origin.to_owned();
             self.store()?.save_workflow(&state).await?;
             if job.chain < MAX_CHAIN && self.rules.listens(Trigger::Updated) {
-                let context = indicator_context(record, Some(&state), None);
+                let now = indicator_context(record, Some(&state), None);
+                let earlier = indicator_context(record, Some(&before), None);
                 let mut events = Vec::new();
-                let mut jobs = Vec::new();
+                let mut matches = Vec::new();
                 let mut report = RulesReport::default();
                 self.evaluate(
-                    Trigger::Updated,
+                    &[Trigger::Updated],
                     record,
-                    &context,
+                    &now,
+                    Some(&earlier),
+                    state.labels.iter().any(|l| !before.labels.contains(l)),
                     &state.updated_at.to_string(),
                     origin,
                     job.chain + 1,
                     &mut events,
-                    &mut jobs,
+                    &mut matches,
                     &mut report,
                 );
-                self.store()?.enqueue_jobs(&jobs).await?;
-                self.store()?.record_events(&events).await?;
+                self.commit(matches, events, &mut report).await?;
             }
         }
         Ok(outcome)
@@ -1245,34 +1392,51 @@ impl Automation {
             .enrich_with(candidate, scry_sources::EnrichOptions { force: true }, only)
             .await;
         if fresh.status == crate::Status::Failed {
+            // The attempt's calls still go to the history, so every budget counts them.
+            let progress = crate::Progress::default();
+            let mut sink = |_: crate::Record| -> std::io::Result<()> { Ok(()) };
+            let mut recorder = Recorder::new(
+                engine,
+                &progress,
+                &mut sink,
+                Some(self.store()?),
+                Some(self),
+            );
+            recorder.add_history_only(&fresh);
+            Box::pin(recorder.flush()).await.map_err(Box::new)?;
             return Ok(Err(Failure::Retry(
                 fresh.error.unwrap_or_else(|| "enrichment failed".into()),
             )));
         }
-        let Some(stored) = crate::enrich::stored_form(&fresh) else {
-            return Ok(Err(Failure::Permanent(
-                "no indicator state to store".into(),
-            )));
-        };
-        let saved = self
-            .store()?
-            .save_indicators(std::slice::from_ref(&stored))
-            .await?;
+        // The one pipeline's save: merged into what was known, saved with its history (every
+        // paid call recorded once), then the rules.
         let occasion = Occasion {
-            key: stored.observed_at.to_string(),
+            key: now_ms().to_string(),
             trigger: None,
             source: "automation".into(),
         };
-        self.on_saved(
-            std::slice::from_ref(&stored),
-            std::slice::from_ref(&occasion),
-            &saved.changes,
-        )
-        .await?;
-        Ok(Ok(Acted::Did(format!(
-            "re-enriched: priority {} → {}",
-            record.priority, stored.priority
-        ))))
+        let mut saved = None;
+        let progress = crate::Progress::default();
+        let mut sink = |record: crate::Record| -> std::io::Result<()> {
+            saved = Some(record.priority);
+            Ok(())
+        };
+        let mut recorder = Recorder::new(
+            engine,
+            &progress,
+            &mut sink,
+            Some(self.store()?),
+            Some(self),
+        );
+        Box::pin(recorder.add_for(fresh, Some(occasion)))
+            .await
+            .map_err(Box::new)?;
+        Box::pin(recorder.flush()).await.map_err(Box::new)?;
+        drop(recorder);
+        Ok(Ok(Acted::Did(match saved {
+            Some(priority) => format!("re-enriched: priority {} → {priority}", record.priority),
+            None => "re-enriched: nothing to store".to_owned(),
+        })))
     }
 
     /// Renders `message` with the endpoint's template and sends it; for tickets, returns the id
@@ -1289,13 +1453,27 @@ impl Automation {
             .template
             .render(&message)
             .map_err(|e| Failure::Permanent(e.to_string()))?;
-        match &endpoint.delivery {
-            Delivery::Http(target) => {
-                self.post(name, target, endpoint.template.is_json(), body, ticket)
-                    .await
+        // One deadline over the whole exchange (connect, every SMTP step, the answer's body), so
+        // a peer that accepts and then never answers fails this attempt instead of holding the
+        // job, and the worker, forever; the attempt is retried later.
+        let deadline = endpoint.deadline;
+        let exchange = async {
+            match &endpoint.delivery {
+                Delivery::Http(target) => {
+                    self.post(name, target, endpoint.template.is_json(), body, ticket)
+                        .await
+                }
+                Delivery::Mail(mail) => send_mail(name, mail, &message, body).await,
             }
-            Delivery::Mail(mail) => send_mail(name, mail, &message, body).await,
-        }
+        };
+        tokio::time::timeout(deadline, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::Retry(format!(
+                    "{name}: no complete answer within {:.1} s (timeout_seconds)",
+                    deadline.as_secs_f64()
+                )))
+            })
     }
 
     /// POSTs a rendered body; for tickets, returns the id from the answer.

@@ -22,7 +22,7 @@ use scry_sources::feeds::FeedSettings;
 use scry_sources::guard::BudgetLimits;
 use scry_sources::{
     Classification, CriminalIp, CriminalIpSettings, Ctidb, FeedSource, Feeds, Geo, Phishing,
-    Secret, Source,
+    Secret, Source, SourceContext,
 };
 use serde::Deserialize;
 
@@ -413,6 +413,12 @@ pub struct CriminalIpConfig {
     pub scan_timeout_seconds: f64,
     /// Points per signal, `[sources.criminalip.weights]`.
     pub weights: scry_sources::criminalip::map::Weights,
+    /// Ask only about these STIX types (`ipv4-addr`, `ipv6-addr`, `domain-name`, `url`); every
+    /// type the source looks up when empty.
+    pub types: Vec<String>,
+    /// Ask only when this CEL condition over the indicator, as the local sources see it, holds
+    /// (see `scry_engine::targeting`); always when left out.
+    pub enrich_when: Option<String>,
 }
 
 impl Default for CriminalIpConfig {
@@ -441,6 +447,8 @@ impl Default for CriminalIpConfig {
             scan_poll_seconds: 3.0,
             scan_timeout_seconds: 180.0,
             weights: scry_sources::criminalip::map::Weights::default(),
+            types: Vec::new(),
+            enrich_when: None,
         }
     }
 }
@@ -607,6 +615,13 @@ corroboration_points = 10
 # quick_check = false            # also ask the domain quick check
 # scan_poll_seconds = 3.0
 # scan_timeout_seconds = 180.0
+# Spend credits where they matter: ask only about these types, and only when the condition
+# holds. The condition is CEL over the indicator as the sources on this machine see it (class,
+# country and AS, feeds, look-alike heuristics, the priority they give, and
+# indicator.previous.priority as stored) with the [automation.lists]; a "no" is a skip with
+# reason `condition`, and an answer bought before is kept.
+# types = ["ipv4-addr", "ipv6-addr", "domain-name", "url"]
+# enrich_when = 'indicator.country != "US" || in_list(indicator.asn, "watched_asns")'
 #
 # [sources.criminalip.weights]
 # Points each signal adds to the priority (clamped to 0-100). The base is the worse of the
@@ -717,6 +732,11 @@ impl LoadedConfig {
 
     fn origin(&self) -> Option<String> {
         self.path.as_ref().map(|p| p.display().to_string())
+    }
+
+    /// A configuration problem found outside this module, said with where the configuration is.
+    pub fn invalid(&self, message: String) -> ConfigError {
+        self.value_error(message)
     }
 
     fn value_error(&self, message: String) -> ConfigError {
@@ -985,7 +1005,10 @@ impl LoadedConfig {
 
     /// The sources the configuration turns on: those on this machine first (classification,
     /// offline data), so what they find is known before anything is sent out.
-    pub fn build_sources(&self) -> Result<Vec<Arc<dyn Source>>, ConfigError> {
+    pub fn build_sources(
+        &self,
+        context: &SourceContext,
+    ) -> Result<Vec<Arc<dyn Source>>, ConfigError> {
         let mut sources: Vec<Arc<dyn Source>> = vec![Arc::new(Classification)];
         if let Some(pack) = self.network_pack()? {
             sources.push(Arc::new(Geo::watching(pack, self.updated_pack_path())));
@@ -1011,7 +1034,7 @@ impl LoadedConfig {
             sources.push(Arc::new(source));
         }
         if let Some(settings) = self.criminalip_settings()? {
-            let source = CriminalIp::new(settings)
+            let source = CriminalIp::with_context(settings, context)
                 .map_err(|e| self.value_error(format!("[sources.criminalip]: {e}")))?;
             sources.push(Arc::new(source));
         }

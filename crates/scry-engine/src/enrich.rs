@@ -35,6 +35,10 @@ pub struct EnrichRequest {
     pub concurrency: usize,
     /// Rules to run on what is stored (needs a store).
     pub automation: Option<Arc<crate::automation::Automation>>,
+    /// A rehearsal: results are merged and the rules evaluated as usual, and what would happen
+    /// goes to the history, but no state is saved and no action queued, so a real run afterwards
+    /// behaves as if this one had not happened.
+    pub dry_run: bool,
 }
 
 /// Live counters of a run, for progress display.
@@ -92,6 +96,8 @@ pub struct Engine {
     store: Option<Arc<dyn Store>>,
     disabled: Vec<AtomicBool>,
     unusable: Mutex<Vec<(String, String)>>,
+    /// When each external source is asked, by source name (always, when absent).
+    targeting: HashMap<String, crate::targeting::Targeting>,
 }
 
 type Fingerprints = HashSet<u64, BuildHasherDefault<PassThroughHasher>>;
@@ -130,7 +136,17 @@ impl Engine {
             store: None,
             disabled,
             unusable: Mutex::new(Vec::new()),
+            targeting: HashMap::new(),
         }
+    }
+
+    /// Asks each named source only about what its targeting admits.
+    pub fn with_targeting(
+        mut self,
+        targeting: HashMap<String, crate::targeting::Targeting>,
+    ) -> Engine {
+        self.targeting = targeting;
+        self
     }
 
     /// Saves every record of every run to `store`.
@@ -175,7 +191,7 @@ impl Engine {
         self: &Arc<Self>,
         request: EnrichRequest,
         progress: Arc<Progress>,
-        sink: &mut dyn FnMut(Record) -> io::Result<()>,
+        sink: &mut (dyn FnMut(Record) -> io::Result<()> + Send),
     ) -> Result<Summary, EngineError> {
         let (tx, mut rx) = mpsc::channel::<Item>(1024);
         let reader = spawn_reader(
@@ -191,6 +207,7 @@ impl Engine {
             self.store.as_deref(),
             request.automation.as_deref(),
         );
+        recorder.rehearsal = request.dry_run;
         let concurrent = self.has_external_sources();
         let concurrency = request.concurrency.max(1);
         let mut tasks = JoinSet::new();
@@ -275,6 +292,13 @@ impl Engine {
             } else {
                 match self.gate.clear(subject, destination) {
                     Err(reason) => Err(Outcome::Skipped(reason)),
+                    Ok(_)
+                        if !self
+                            .targets(source.name(), &candidate, &sources, &reasons, &tags)
+                            .await =>
+                    {
+                        Err(Outcome::Skipped(SkipReason::Condition))
+                    }
                     Ok(cleared) => match source.enrich(cleared, options).await {
                         Ok(finding) => Ok(finding),
                         Err(SourceError::Unusable(message)) => {
@@ -292,10 +316,12 @@ impl Engine {
                 }
             };
             let mut source_record = match outcome {
-                Ok(finding) => {
+                Ok(mut finding) => {
                     subject.asn = subject.asn.or(finding.asn);
                     reasons.extend(finding.reasons.iter().cloned());
                     tags.extend(finding.tags.iter().cloned());
+                    finding.tags.sort();
+                    finding.tags.dedup();
                     ok_record(finding)
                 }
                 Err(Outcome::Skipped(reason)) => SourceRecord::status("skipped").skip(reason),
@@ -341,9 +367,87 @@ impl Engine {
         }
     }
 
-    /// The record's status from what the external sources did. When external sources exist but
-    /// none handles this kind of indicator, it is skipped as `unsupported-type`; with no external
-    /// source configured at all, the status says whether one would have been allowed to see it.
+    /// Whether `source` is to be asked about the candidate, given what the sources before it
+    /// found: its `types`, then its `enrich_when` over the indicator as they see it (with the
+    /// priority stored before, when a store is open).
+    async fn targets(
+        &self,
+        source: &str,
+        candidate: &Candidate,
+        sources: &BTreeMap<String, SourceRecord>,
+        reasons: &[scry_core::Reason],
+        tags: &[String],
+    ) -> bool {
+        let Some(targeting) = self.targeting.get(source) else {
+            return true;
+        };
+        let observable = &candidate.observable;
+        if targeting.excludes_type(observable) {
+            return false;
+        }
+        if !targeting.has_condition() {
+            return true;
+        }
+        let mut tags = tags.to_vec();
+        tags.sort();
+        tags.dedup();
+        let priority = score::priority(reasons);
+        let so_far = Record {
+            indicator: Some(observable.value()),
+            kind: Some(observable.stix_type().to_owned()),
+            stix_id: Some(scry_stix::observable_id(observable)),
+            input: candidate.input.clone(),
+            status: Status::Enriched,
+            skip_reason: None,
+            error: None,
+            priority,
+            severity: Severity::from_priority(priority).as_str().to_owned(),
+            reasons: reasons
+                .iter()
+                .map(|r| ReasonRecord {
+                    source: r.source.clone(),
+                    signal: r.signal.clone(),
+                    value: r.value.clone(),
+                    points: r.points,
+                })
+                .collect(),
+            tags,
+            sources: sources.clone(),
+            tlp: candidate.tlp.map(|t| t.as_str().to_owned()),
+            position: candidate.position.to_string(),
+            context: None,
+        };
+        let Some(state) = stored_form(&so_far) else {
+            return false;
+        };
+        let before = match &self.store {
+            Some(store) => match store.indicator(&state.kind, &state.value).await {
+                Ok(found) => found,
+                Err(error) => {
+                    tracing::warn!(%source, "enrich_when: the stored state could not be read: {error}");
+                    None
+                }
+            },
+            None => None,
+        };
+        let change = scry_store::Change {
+            previous_priority: before.as_ref().map(|b| b.record.priority),
+            ..scry_store::Change::default()
+        };
+        let context = crate::automation::indicator_context(&state, None, Some(&change));
+        match targeting.admits(&context) {
+            Ok(admitted) => admitted,
+            Err(error) => {
+                tracing::warn!(%source, indicator = %state.value, "enrich_when could not be evaluated, so the source is not asked: {error}");
+                false
+            }
+        }
+    }
+
+    /// The record's status from what the external sources did. When no external source handles
+    /// this kind of indicator (a CIDR block, or none is configured), the local sources' answers
+    /// stand and the status says whether an external source would have been allowed to see it;
+    /// only an indicator no source can enrich at all is `unsupported-type`.
     fn status(
         &self,
         subject: &Subject<'_>,
@@ -351,7 +455,7 @@ impl Engine {
         sources: &BTreeMap<String, SourceRecord>,
     ) -> (Status, Option<String>, Option<String>) {
         if external.is_empty() {
-            if !subject.observable.is_enrichable() || self.has_external_sources() {
+            if !subject.observable.is_enrichable() {
                 return (
                     Status::Skipped,
                     Some(SkipReason::UnsupportedType.as_str().into()),
@@ -389,28 +493,30 @@ impl Engine {
     }
 }
 
-/// Counts records, hands them to the sink, and saves them to the store in batches, running the
-/// rules on each saved batch.
+/// Counts records, merges each into what the store knew of it, saves them in batches with their
+/// history, runs the rules on each saved batch, and hands the merged records to the sink. Without
+/// a store, records go to the sink as they come.
 pub(crate) struct Recorder<'a> {
     /// Whose sources' budget events go to the history with each batch.
     engine: &'a Engine,
     pub(crate) summary: Summary,
-    pending: Vec<IndicatorRecord>,
-    /// Why each pending record is saved, one for one.
-    occasions: Vec<Occasion>,
-    /// History of this batch: skips and vendor calls.
+    /// Records waiting for the next save, each with why it is saved.
+    pending: Vec<(Record, Occasion)>,
+    /// History of this batch: skips, vendor calls and kept answers.
     events: Vec<scry_store::Event>,
     progress: &'a Progress,
-    sink: &'a mut dyn FnMut(Record) -> io::Result<()>,
+    sink: &'a mut (dyn FnMut(Record) -> io::Result<()> + Send),
     store: Option<&'a dyn Store>,
     automation: Option<&'a crate::automation::Automation>,
+    /// Saves nothing: see [`EnrichRequest::dry_run`].
+    pub(crate) rehearsal: bool,
 }
 
 impl<'a> Recorder<'a> {
     pub(crate) fn new(
         engine: &'a Engine,
         progress: &'a Progress,
-        sink: &'a mut dyn FnMut(Record) -> io::Result<()>,
+        sink: &'a mut (dyn FnMut(Record) -> io::Result<()> + Send),
         store: Option<&'a dyn Store>,
         automation: Option<&'a crate::automation::Automation>,
     ) -> Recorder<'a> {
@@ -418,12 +524,12 @@ impl<'a> Recorder<'a> {
             engine,
             summary: Summary::default(),
             pending: Vec::new(),
-            occasions: Vec::new(),
             events: Vec::new(),
             progress,
             sink,
             store,
             automation,
+            rehearsal: false,
         }
     }
 
@@ -432,8 +538,8 @@ impl<'a> Recorder<'a> {
         self.add_for(record, None).await
     }
 
-    /// Counts a record, keeps its history and hands it to the sink; saves it (in the next batch)
-    /// for `occasion`, or as a manual run's record when `None`.
+    /// Counts a record and saves it (in the next batch) for `occasion`, or as a manual run's
+    /// record when `None`; the sink gets it once it is merged and saved.
     pub(crate) async fn add_for(
         &mut self,
         record: Record,
@@ -453,18 +559,15 @@ impl<'a> Recorder<'a> {
             .map(|s| u64::from(s.credits))
             .sum::<u64>();
         self.progress.done.fetch_add(1, Ordering::Relaxed);
-        if self.store.is_some()
-            && let Some(stored) = stored_form(&record)
-        {
-            history_events(&record, &stored, &mut self.events);
-            self.occasions.push(occasion.unwrap_or_else(|| Occasion {
-                key: stored.observed_at.to_string(),
-                trigger: Some(scry_rules::Trigger::Manual),
-                source: input_name(&record.position).to_owned(),
-            }));
-            self.pending.push(stored);
+        if self.store.is_none() || record.stix_id.is_none() {
+            return Ok((self.sink)(record)?);
         }
-        (self.sink)(record)?;
+        let occasion = occasion.unwrap_or_else(|| Occasion {
+            key: crate::automation::now_ms().to_string(),
+            trigger: Some(scry_rules::Trigger::Manual),
+            source: input_name(&record.position).to_owned(),
+        });
+        self.pending.push((record, occasion));
         if self.pending.len() >= STORE_BATCH {
             self.flush().await?;
         }
@@ -478,41 +581,157 @@ impl<'a> Recorder<'a> {
         }
     }
 
-    /// Saves the batch, its history and the budget events raised meanwhile, then hands both to
-    /// the rules.
+    /// Merges the batch into the stored states, saves it with its history and the budget events
+    /// raised meanwhile, hands both to the rules, then the merged records to the sink.
     pub(crate) async fn flush(&mut self) -> Result<(), EngineError> {
-        if let Some(store) = self.store
-            && !(self.pending.is_empty() && self.events.is_empty())
-        {
-            let report = store.save_indicators(&self.pending).await?;
-            let budget = crate::usage::take_budget_notices(self.engine);
+        let Some(store) = self.store else {
+            return Ok(());
+        };
+        if self.pending.is_empty() && self.events.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let ids: Vec<&str> = pending
+            .iter()
+            .filter_map(|(r, _)| r.stix_id.as_deref())
+            .collect();
+        let mut earlier: HashMap<String, (IndicatorRecord, i64)> = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            store
+                .previous_states(&ids)
+                .await?
+                .into_iter()
+                .map(|(stored, checked_at)| {
+                    (stored.record.stix_id.clone(), (stored.record, checked_at))
+                })
+                .collect()
+        };
+        let mut records = Vec::with_capacity(pending.len());
+        let mut states = Vec::with_capacity(pending.len());
+        let mut occasions = Vec::with_capacity(pending.len());
+        let mut previous = Vec::with_capacity(pending.len());
+        for (record, occasion) in pending {
+            let before = record.stix_id.as_ref().and_then(|id| earlier.remove(id));
+            let (record, kept) = match &before {
+                Some((state, checked_at)) => crate::merge::merge(
+                    record,
+                    &crate::merge::Known::from_stored(state, *checked_at),
+                ),
+                None => (record, Vec::new()),
+            };
+            let Some(stored) = stored_form(&record) else {
+                (self.sink)(record)?;
+                continue;
+            };
+            history_events(&record, &stored, &mut self.events);
             self.events
-                .extend(budget.iter().map(crate::usage::BudgetNotice::history_event));
-            store.record_events(&self.events).await?;
-            if let Some(automation) = self.automation {
-                for rules in [
-                    automation
-                        .on_saved(&self.pending, &self.occasions, &report.changes)
-                        .await?,
-                    automation.on_budget(&budget).await?,
-                ] {
-                    self.summary.rules.matched += rules.matched;
-                    self.summary.rules.enqueued += rules.enqueued;
-                    self.summary.rules.errors += rules.errors;
-                }
+                .extend(kept.iter().map(|k| kept_event(k, &stored)));
+            // A record repeated within the batch compares with its state just before.
+            earlier.insert(stored.stix_id.clone(), (stored.clone(), stored.observed_at));
+            previous.push(before.map(|(state, _)| state));
+            states.push(stored);
+            occasions.push(occasion);
+            records.push(record);
+        }
+        let report = if self.rehearsal {
+            // What the save would do, without saving: a dry run leaves the state as it was.
+            would_save(&states, &previous)
+        } else {
+            store.save_indicators(&states).await?
+        };
+        let budget = crate::usage::take_budget_notices(self.engine);
+        self.events
+            .extend(budget.iter().map(crate::usage::BudgetNotice::history_event));
+        store.record_events(&self.events).await?;
+        self.events.clear();
+        if let Some(automation) = self.automation {
+            for rules in [
+                automation
+                    .on_saved(&states, &occasions, &previous, &report.changes)
+                    .await?,
+                automation.on_budget(&budget).await?,
+            ] {
+                self.summary.rules.matched += rules.matched;
+                self.summary.rules.enqueued += rules.enqueued;
+                self.summary.rules.errors += rules.errors;
+                self.summary.rules.repeated += rules.repeated;
             }
-            // The changes are kept in the score history; the summary keeps counts only, so a
-            // long run's memory does not grow with them.
-            self.summary.stored.absorb(SaveReport {
-                changes: Vec::new(),
-                ..report
-            });
-            self.pending.clear();
-            self.occasions.clear();
-            self.events.clear();
+        }
+        // The changes are kept in the score history; the summary keeps counts only, so a long
+        // run's memory does not grow with them.
+        self.summary.stored.absorb(SaveReport {
+            changes: Vec::new(),
+            ..report
+        });
+        for record in records {
+            (self.sink)(record)?;
         }
         Ok(())
     }
+}
+
+/// What saving `states` over `previous` would report, computed without writing: new states,
+/// changed ones (and their changes for the rules) and unchanged ones.
+fn would_save(states: &[IndicatorRecord], previous: &[Option<IndicatorRecord>]) -> SaveReport {
+    let mut report = SaveReport::default();
+    for (state, before) in states.iter().zip(previous) {
+        match before {
+            None => {
+                report.inserted += 1;
+                report
+                    .changes
+                    .push(scry_store::Change::between(None, state));
+            }
+            Some(before) => {
+                if same_state(state, before) {
+                    report.unchanged += 1;
+                } else {
+                    report.updated += 1;
+                    let change = scry_store::Change::between(Some(before), state);
+                    if !change.is_empty() || before.reasons != state.reasons {
+                        report.changes.push(change);
+                    }
+                }
+            }
+        }
+    }
+    report
+}
+
+/// True when two states differ in nothing but when they were observed and the order of facets.
+fn same_state(a: &IndicatorRecord, b: &IndicatorRecord) -> bool {
+    let sorted = |r: &IndicatorRecord| {
+        let mut facets = r.facets.clone();
+        facets.sort();
+        facets.dedup();
+        facets
+    };
+    IndicatorRecord {
+        observed_at: b.observed_at,
+        facets: Vec::new(),
+        ..a.clone()
+    } == IndicatorRecord {
+        facets: Vec::new(),
+        ..b.clone()
+    } && sorted(a) == sorted(b)
+}
+
+/// The history entry of an answer kept in place of a new one: "refresh skipped: budget; kept the
+/// answer from …".
+fn kept_event(kept: &crate::merge::KeptAnswer, stored: &IndicatorRecord) -> scry_store::Event {
+    scry_store::Event::about(
+        "kept",
+        &stored.stix_id,
+        &stored.value,
+        &kept.outcome,
+        &format!("source:{}", kept.source),
+        stored.observed_at,
+        serde_json::json!({
+            "answered_at": kept.stale.answered_at,
+            "because": kept.stale.because,
+        }),
+    )
 }
 
 /// The input a record came from: its position without the line or object.
@@ -622,6 +841,8 @@ impl SourceRecord {
             cached: false,
             credits: 0,
             data: serde_json::Value::Null,
+            tags: Vec::new(),
+            stale: None,
             elapsed_ms: None,
         }
     }
@@ -644,6 +865,8 @@ fn ok_record(finding: Finding) -> SourceRecord {
         cached: finding.from_cache,
         credits: finding.credits,
         data: finding.details,
+        tags: finding.tags,
+        stale: None,
         elapsed_ms: None,
     }
 }

@@ -62,6 +62,13 @@ pub struct SourceRecord {
     pub credits: u32,
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub data: Value,
+    /// The tags this source's answer set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Set when this is an earlier answer kept because the latest attempt did not answer: when
+    /// it was given and why it was not given again (see [`crate::merge`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<crate::merge::Stale>,
     /// How long the source took, for the history; not part of the record's output.
     #[serde(skip)]
     pub elapsed_ms: Option<u64>,

@@ -4,7 +4,7 @@
 //! events (alert share crossed, limit reached, refused by the service) become history entries and
 //! `budget-alert` rule input here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use scry_core::calendar::{civil_from_days, days_from_civil};
 use scry_rules::BudgetContext;
@@ -124,23 +124,18 @@ fn percentiles(sorted: &[i64]) -> Option<(i64, i64, i64)> {
     Some((rank(50.0), rank(95.0), rank(99.0)))
 }
 
-/// Tells every source of `engine` what earlier runs spent today and this month.
-pub async fn seed_budgets(engine: &Engine, store: &dyn Store) -> Result<(), StoreError> {
+/// Credits spent today and this month (UTC) per source, from the history: what the budgets of
+/// sources built now start from, so limits hold across processes.
+pub async fn spent_by_source(store: &dyn Store) -> Result<HashMap<String, (u64, u64)>, StoreError> {
     let (_, today, month) = period_counts(store).await?;
-    let credits = |counts: &[CallCount], name: &str| -> u64 {
-        counts
-            .iter()
-            .filter(|c| c.source == name)
-            .map(|c| c.credits)
-            .sum()
-    };
-    for source in engine.sources() {
-        source.seed_usage(
-            credits(&today, source.name()),
-            credits(&month, source.name()),
-        );
+    let mut spent: HashMap<String, (u64, u64)> = HashMap::new();
+    for count in &today {
+        spent.entry(count.source.clone()).or_default().0 += count.credits;
     }
-    Ok(())
+    for count in &month {
+        spent.entry(count.source.clone()).or_default().1 += count.credits;
+    }
+    Ok(spent)
 }
 
 /// A budget event of one source, as the history and the `budget-alert` rules see it.

@@ -22,6 +22,7 @@ use scry_sources::feeds::{FeedSettings, PullOutcome, PullReport};
 use scry_sources::{EnrichOptions, Feeds};
 use scry_store::{Job, JobOutcome, NewJob, Store};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::task::JoinSet;
 
 use crate::automation::{ACTION_JOB, Automation, AutomationError, JobsReport, Occasion, now_ms};
@@ -35,6 +36,10 @@ pub const ENRICH_JOB: &str = "enrich";
 
 /// Jobs enqueued per store call while ingesting.
 const ENQUEUE_BATCH: usize = 1_000;
+
+/// How long a stopping worker waits for the jobs it is running before it lets them go (their
+/// leases released), so a stop takes effect within seconds whatever a peer does.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Finished enrichments saved at once; also saved when the oldest has waited [`SAVE_WAIT`].
 const SAVE_BATCH: usize = 200;
@@ -294,7 +299,7 @@ impl Worker {
         let concurrency = self.settings.concurrency.max(1);
         let mut tasks: JoinSet<Finished> = JoinSet::new();
         let mut in_flight: HashMap<tokio::task::Id, Job> = HashMap::new();
-        // One action at a time per indicator, in queue order: a rule's steps happen in the order
+        // Actions take locks (`action_locks`), in queue order: a rule's steps happen in the order
         // written, and two actions never edit one indicator's workflow state at once.
         let mut busy: HashSet<String> = HashSet::new();
         let mut held_back: VecDeque<Job> = VecDeque::new();
@@ -306,10 +311,35 @@ impl Worker {
         // Whether a job finished since the queue last looked empty: saving results and running
         // actions may have queued more.
         let mut worked = false;
+        // When this pass first saw the stop.
+        let mut stop_seen: Option<Instant> = None;
         loop {
             if stopping.load(Ordering::Relaxed) {
                 queue_empty = true;
                 worked = false;
+                let since = *stop_seen.get_or_insert_with(Instant::now);
+                if !tasks.is_empty() && since.elapsed() >= STOP_GRACE {
+                    // Jobs still running past the grace are let go: their leases are released
+                    // now, so this or another worker takes them up again, and nothing waits on
+                    // a stuck peer.
+                    tasks.abort_all();
+                    while tasks.join_next().await.is_some() {}
+                    let abandoned: Vec<i64> = in_flight
+                        .drain()
+                        .map(|(_, job)| job.id)
+                        .chain(held_back.drain(..).map(|job| job.id))
+                        .collect();
+                    tracing::warn!(
+                        jobs = abandoned.len(),
+                        "stopping: jobs still running after {} s are left for a later run",
+                        STOP_GRACE.as_secs()
+                    );
+                    self.store
+                        .renew_leases(&self.owner, &abandoned, now_ms())
+                        .await?;
+                    self.save(&mut recorder, &mut unsaved).await?;
+                    break;
+                }
             }
             let free = concurrency.saturating_sub(tasks.len() + held_back.len());
             if !queue_empty && (free >= concurrency.div_ceil(4) || tasks.is_empty()) {
@@ -328,9 +358,8 @@ impl Worker {
                     worked = false;
                 }
                 for job in jobs {
-                    if let Some(subject) = action_subject(&job)
-                        && !busy.insert(subject)
-                    {
+                    let ahead: HashSet<String> = held_back.iter().flat_map(action_locks).collect();
+                    if !take_locks(&job, &mut busy, &ahead) {
                         held_back.push_back(job);
                         continue;
                     }
@@ -339,9 +368,11 @@ impl Worker {
                 }
             }
             if tasks.is_empty() {
+                // Saving runs the rules, which may queue actions: look again after a save.
+                let saved = !unsaved.jobs.is_empty();
                 self.save(&mut recorder, &mut unsaved).await?;
                 if queue_empty {
-                    if !worked {
+                    if !worked && !saved {
                         break;
                     }
                     queue_empty = false;
@@ -384,18 +415,22 @@ impl Worker {
                 }
             };
             let released = match &finished {
-                Finished::Acted(job, _) | Finished::Refused(job, _) => action_subject(job),
-                Finished::Enriched(..) => None,
+                Finished::Acted(job, _) | Finished::Refused(job, _) => action_locks(job),
+                Finished::Enriched(..) => Vec::new(),
             };
-            if let Some(subject) = released {
-                busy.remove(&subject);
-                // The next held-back action of each indicator now free starts, in queue order.
+            if !released.is_empty() {
+                for lock in &released {
+                    busy.remove(lock);
+                }
+                // Held-back actions whose locks are now free start, in queue order.
                 let mut waiting = VecDeque::with_capacity(held_back.len());
+                let mut ahead = HashSet::new();
                 while let Some(job) = held_back.pop_front() {
-                    if action_subject(&job).is_some_and(|subject| busy.insert(subject)) {
+                    if take_locks(&job, &mut busy, &ahead) {
                         let handle = self.spawn(&mut tasks, job.clone());
                         in_flight.insert(handle, job);
                     } else {
+                        ahead.extend(action_locks(&job));
                         waiting.push_back(job);
                     }
                 }
@@ -704,11 +739,33 @@ fn enrichment_outcome(job: &Job, record: &Record) -> JobOutcome {
     }
 }
 
-/// The indicator an action job acts on.
-fn action_subject(job: &Job) -> Option<String> {
-    (job.kind == ACTION_JOB)
-        .then(|| job.payload.get("stix_id")?.as_str().map(str::to_owned))
-        .flatten()
+/// The locks an action job holds while it runs: the steps of one rule on one indicator run in
+/// the order written (`ID|RULE`), and actions that may edit the indicator's workflow state run
+/// one at a time (`ID`). A message (`notify`) edits nothing, so a slow channel holds up only
+/// the later steps of its own rule.
+fn action_locks(job: &Job) -> Vec<String> {
+    if job.kind != ACTION_JOB {
+        return Vec::new();
+    }
+    let text = |key: &str| job.payload.get(key).and_then(Value::as_str).unwrap_or("");
+    let subject = text("stix_id");
+    let mut locks = vec![format!("{subject}|{}", text("rule"))];
+    let action = job.payload.pointer("/action/do").and_then(Value::as_str);
+    if action != Some("notify") {
+        locks.push(subject.to_owned());
+    }
+    locks
+}
+
+/// Takes `job`'s locks when all are free (and none is wanted by a job waiting ahead of it in
+/// `ahead`); returns whether it may start.
+fn take_locks(job: &Job, busy: &mut HashSet<String>, ahead: &HashSet<String>) -> bool {
+    let locks = action_locks(job);
+    if locks.iter().any(|l| busy.contains(l) || ahead.contains(l)) {
+        return false;
+    }
+    busy.extend(locks);
+    true
 }
 
 /// Retry delay after attempt `attempt` (1-based): 5 s, 10 s, 20 s … capped at 10 minutes.

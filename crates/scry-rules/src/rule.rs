@@ -82,6 +82,10 @@ pub struct RuleSpec {
     pub actions: Vec<ActionSpec>,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// A rule acts once per change of the state it matched (see the engine's automation); with a
+    /// cooldown it may act again on an unchanged state once this many hours have passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown_hours: Option<f64>,
 }
 
 /// One step of a rule.
@@ -287,6 +291,13 @@ impl RuleSet {
             if spec.actions.is_empty() {
                 errors.push(fail("`actions` is empty".into()));
             }
+            if let Some(hours) = spec.cooldown_hours
+                && !(hours.is_finite() && hours > 0.0)
+            {
+                errors.push(fail(format!(
+                    "`cooldown_hours` is {hours}; it must be a positive number of hours"
+                )));
+            }
             for (index, action) in spec.actions.iter().enumerate() {
                 let step = index + 1;
                 let missing = |kind: &str, name: &str, known: &BTreeSet<String>| {
@@ -368,6 +379,35 @@ impl RuleSet {
         judge(listening, |conditions| {
             self.evaluator.evaluate(conditions, indicator)
         })
+    }
+
+    /// Evaluates every enabled rule that listens to any of `triggers` once, with the first of
+    /// them it listens to; otherwise as [`RuleSet::evaluate`].
+    pub fn evaluate_any(
+        &self,
+        triggers: &[Trigger],
+        indicator: &IndicatorContext,
+        origin: &str,
+    ) -> Vec<(Trigger, Verdict<'_>)> {
+        let listening: Vec<(Trigger, &Rule)> = self
+            .rules
+            .iter()
+            .filter(|r| {
+                r.spec.enabled && origin.strip_prefix("rule:") != Some(r.spec.name.as_str())
+            })
+            .filter_map(|r| {
+                triggers
+                    .iter()
+                    .find(|t| r.spec.on.contains(t))
+                    .map(|t| (*t, r))
+            })
+            .collect();
+        let (on, rules): (Vec<Trigger>, Vec<&Rule>) = listening.into_iter().unzip();
+        on.into_iter()
+            .zip(judge(rules, |conditions| {
+                self.evaluator.evaluate(conditions, indicator)
+            }))
+            .collect()
     }
 
     /// Evaluates every enabled `budget-alert` rule against one budget event.

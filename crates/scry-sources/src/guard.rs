@@ -384,6 +384,11 @@ impl Budget {
         }
     }
 
+    /// True when the service refused for lack of credits on `today`.
+    pub fn refused_on(&self, today: Day) -> bool {
+        self.state.lock().expect("budget lock").refused_on == Some(today)
+    }
+
     /// Credits used today and this month.
     pub fn used(&self) -> (u64, u64) {
         let state = self.state.lock().expect("budget lock");

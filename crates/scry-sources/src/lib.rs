@@ -132,6 +132,28 @@ pub trait RateLedger: Send + Sync {
     ) -> SourceFuture<'a, Result<Option<i64>, String>>;
 }
 
+/// What a paid source is given from outside when it is built, so that its limits and its
+/// answers hold beyond the process: where paid answers are kept, the rate window shared with
+/// every process using the same key, and the credits earlier runs spent. Sources that pay
+/// nothing ignore it; without a store every part is empty.
+#[derive(Clone, Default)]
+pub struct SourceContext {
+    pub archive: Option<std::sync::Arc<dyn AnswerArchive>>,
+    pub rate_ledger: Option<std::sync::Arc<dyn RateLedger>>,
+    /// Credits spent today and this month (UTC) by source name, from the store's history.
+    pub spent: std::collections::HashMap<String, (u64, u64)>,
+}
+
+impl std::fmt::Debug for SourceContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceContext")
+            .field("archive", &self.archive.is_some())
+            .field("rate_ledger", &self.rate_ledger.is_some())
+            .field("spent", &self.spent)
+            .finish()
+    }
+}
+
 /// Identifies one paid call: (source, key fingerprint, call, indicator, parameters).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ArchiveKey {
@@ -163,17 +185,6 @@ pub trait Source: Send + Sync {
     /// Checks that the source is usable (key accepted, service reachable) and says how it is
     /// configured, without enriching anything.
     fn check(&self) -> SourceFuture<'_, Result<String, SourceError>>;
-
-    /// Gives the source a place to keep paid answers across runs; sources that pay nothing ignore it.
-    fn set_archive(&self, _archive: std::sync::Arc<dyn AnswerArchive>) {}
-
-    /// Gives the source the rate window it shares with every other process using the same
-    /// store; sources with no rate limit ignore it.
-    fn set_rate_ledger(&self, _ledger: std::sync::Arc<dyn RateLedger>) {}
-
-    /// Credits spent earlier today and this month (UTC) by other runs, from the store's history,
-    /// so the source's budget holds across processes; sources that pay nothing ignore it.
-    fn seed_usage(&self, _today: u64, _month: u64) {}
 
     /// Budget events (alert share crossed, limit reached, refused by the service) raised since
     /// the last call; sources without a budget raise none.

@@ -482,6 +482,24 @@ impl SqlStore {
         rows.iter().map(block_entry).collect()
     }
 
+    pub(crate) async fn select_lists_of(
+        &self,
+        value: &str,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let sql = format!(
+            "SELECT list FROM blocklist_entries WHERE value = {} AND expires_at > {} ORDER BY list",
+            self.placeholder(1),
+            self.placeholder(2)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(value)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get("list")?)).collect()
+    }
+
     pub(crate) async fn delete_expired_blocks(
         &self,
         now: i64,

@@ -82,6 +82,22 @@ pub trait Store: Send + Sync {
     /// Applies the migrations not applied yet; returns the versions applied now.
     fn migrate(&self) -> StoreFuture<'_, Vec<u32>>;
 
+    /// Closes every connection. On SQLite the write-ahead log is checkpointed into the database
+    /// file first, so after a close the one file `scry.db` holds everything (a copy of it is a
+    /// whole backup). Nothing may use the store afterwards.
+    fn close(&self) -> StoreFuture<'_, ()>;
+
+    /// Writes a consistent copy of the whole database to `path` while it stays in use (SQLite's
+    /// `VACUUM INTO`); the file must not exist. PostgreSQL refuses: `pg_dump` is its backup tool.
+    fn backup<'a>(&'a self, path: &'a std::path::Path) -> StoreFuture<'a, ()>;
+
+    /// The stored states of the indicators with these STIX ids (those not stored are left out),
+    /// each with when it was last checked, for merging a new enrichment into what was known.
+    fn previous_states<'a>(
+        &'a self,
+        stix_ids: &'a [&'a str],
+    ) -> StoreFuture<'a, Vec<(StoredIndicator, i64)>>;
+
     /// Saves enrichment results, batched; identical records change nothing.
     fn save_indicators<'a>(&'a self, batch: &'a [IndicatorRecord]) -> StoreFuture<'a, SaveReport>;
 
@@ -229,6 +245,9 @@ pub trait Store: Send + Sync {
 
     /// A blocklist's entries that have not expired at `now`, by value.
     fn blocklist<'a>(&'a self, list: &'a str, now: i64) -> StoreFuture<'a, Vec<BlockEntry>>;
+
+    /// The lists `value` is on at `now`, by name.
+    fn blocked_on<'a>(&'a self, value: &'a str, now: i64) -> StoreFuture<'a, Vec<String>>;
 
     /// Removes the entries of every list that expired before `now`, and returns them.
     fn expire_blocks(&self, now: i64) -> StoreFuture<'_, Vec<BlockEntry>>;

@@ -88,6 +88,52 @@ pub struct Change {
 }
 
 impl Change {
+    /// What changed from `before` (`None` when nothing was stored) to `record`; CVEs are read
+    /// from the `cve` facets.
+    pub fn between(before: Option<&IndicatorRecord>, record: &IndicatorRecord) -> Change {
+        match before {
+            None => Change::diff(None, std::iter::empty(), &[], record),
+            Some(b) => Change::diff(
+                Some(b.priority),
+                b.tags.iter().map(String::as_str),
+                &b.facets,
+                record,
+            ),
+        }
+    }
+
+    /// The change to `record` from a state with this priority, these tags and these facets.
+    pub(crate) fn diff<'t>(
+        previous_priority: Option<u8>,
+        then_tags: impl Iterator<Item = &'t str>,
+        then_facets: &[(String, String)],
+        record: &IndicatorRecord,
+    ) -> Change {
+        use std::collections::BTreeSet;
+        fn cves(facets: &[(String, String)]) -> BTreeSet<String> {
+            facets
+                .iter()
+                .filter(|(facet, _)| facet == "cve")
+                .map(|(_, value)| value.clone())
+                .collect()
+        }
+        let now_tags: BTreeSet<String> = record.tags.iter().cloned().collect();
+        let then_tags: BTreeSet<String> = then_tags.map(str::to_owned).collect();
+        let now_cves = cves(&record.facets);
+        let then_cves = cves(then_facets);
+        Change {
+            stix_id: record.stix_id.clone(),
+            kind: record.kind.clone(),
+            value: record.value.clone(),
+            previous_priority,
+            priority: record.priority,
+            new_tags: now_tags.difference(&then_tags).cloned().collect(),
+            removed_tags: then_tags.difference(&now_tags).cloned().collect(),
+            new_cves: now_cves.difference(&then_cves).cloned().collect(),
+            removed_cves: then_cves.difference(&now_cves).cloned().collect(),
+        }
+    }
+
     /// The priority difference (the whole priority for a new indicator).
     pub fn priority_delta(&self) -> i32 {
         i32::from(self.priority) - i32::from(self.previous_priority.unwrap_or(0))

@@ -1,6 +1,6 @@
 //! The store on SQL databases, through sqlx's `Any` driver: SQLite or PostgreSQL by URL.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Once;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -704,29 +704,17 @@ impl Comparable {
 
 /// What moved from `before` (the stored state, `None` for a new indicator) to `record`.
 fn change_between(before: Option<&Comparable>, record: &IndicatorRecord) -> Change {
-    fn cves(facets: &[(String, String)]) -> BTreeSet<String> {
-        facets
-            .iter()
-            .filter(|(facet, _)| facet == "cve")
-            .map(|(_, value)| value.clone())
-            .collect()
-    }
-    let now_tags: BTreeSet<String> = record.tags.iter().cloned().collect();
-    let now_cves = cves(&record.facets);
-    let (then_tags, then_cves) = before.map_or_else(Default::default, |b| {
-        let tags: Vec<String> = serde_json::from_str(&b.tags).unwrap_or_default();
-        (tags.into_iter().collect::<BTreeSet<_>>(), cves(&b.facets))
-    });
-    Change {
-        stix_id: record.stix_id.clone(),
-        kind: record.kind.clone(),
-        value: record.value.clone(),
-        previous_priority: before.map(|b| u8::try_from(b.priority).unwrap_or(u8::MAX)),
-        priority: record.priority,
-        new_tags: now_tags.difference(&then_tags).cloned().collect(),
-        removed_tags: then_tags.difference(&now_tags).cloned().collect(),
-        new_cves: now_cves.difference(&then_cves).cloned().collect(),
-        removed_cves: then_cves.difference(&now_cves).cloned().collect(),
+    match before {
+        None => Change::diff(None, std::iter::empty(), &[], record),
+        Some(b) => {
+            let tags: Vec<String> = serde_json::from_str(&b.tags).unwrap_or_default();
+            Change::diff(
+                Some(u8::try_from(b.priority).unwrap_or(u8::MAX)),
+                tags.iter().map(String::as_str),
+                &b.facets,
+                record,
+            )
+        }
     }
 }
 
@@ -772,6 +760,103 @@ impl Store for SqlStore {
 
     fn migrate(&self) -> StoreFuture<'_, Vec<u32>> {
         Box::pin(self.apply_migrations())
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            if self.pool.is_closed() {
+                return Ok(());
+            }
+            if self.backend == Backend::Sqlite {
+                // TRUNCATE waits for readers and leaves an empty log; closing the last connection
+                // then removes it.
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&self.pool)
+                    .await?;
+            }
+            self.pool.close().await;
+            Ok(())
+        })
+    }
+
+    fn backup<'a>(&'a self, path: &'a std::path::Path) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if self.backend != Backend::Sqlite {
+                return Err(StoreError::Invalid(
+                    "a PostgreSQL store is backed up with pg_dump (for example `pg_dump -Fc -f scry.dump URL`), \
+                     which copies it consistently while scry runs"
+                        .into(),
+                ));
+            }
+            if path.exists() {
+                return Err(StoreError::Conflict(format!(
+                    "{} exists already; a backup never overwrites a file",
+                    path.display()
+                )));
+            }
+            let target = path.to_str().ok_or_else(|| {
+                StoreError::Invalid(format!("{} is not a UTF-8 path", path.display()))
+            })?;
+            sqlx::query("VACUUM INTO ?")
+                .bind(target)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn previous_states<'a>(
+        &'a self,
+        stix_ids: &'a [&'a str],
+    ) -> StoreFuture<'a, Vec<(StoredIndicator, i64)>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(stix_ids.len());
+            for chunk in stix_ids.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "SELECT {INDICATOR_COLUMNS}, checked_at FROM indicators WHERE stix_id IN ({})",
+                    self.in_order_list(1, chunk.len())
+                );
+                let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                let first = out.len();
+                for row in query.fetch_all(&self.pool).await? {
+                    out.push((
+                        SqlStore::stored_indicator(&row)?,
+                        row.try_get::<i64, _>("checked_at")?,
+                    ));
+                }
+                if out.len() == first {
+                    continue;
+                }
+                let facets = format!(
+                    "SELECT stix_id, facet, value FROM facets WHERE stix_id IN ({}) ORDER BY stix_id, facet, value",
+                    self.in_order_list(1, out.len() - first)
+                );
+                let mut query = sqlx::query(AssertSqlSafe(facets.as_str()));
+                for (stored, _) in &out[first..] {
+                    query = query.bind(stored.record.stix_id.as_str());
+                }
+                let rows = query.fetch_all(&self.pool).await?;
+                let at: HashMap<String, usize> = out[first..]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (stored, _))| (stored.record.stix_id.clone(), first + i))
+                    .collect();
+                for row in rows {
+                    let id: String = row.try_get("stix_id")?;
+                    if let Some(&i) = at.get(&id) {
+                        out[i]
+                            .0
+                            .record
+                            .facets
+                            .push((row.try_get("facet")?, row.try_get("value")?));
+                    }
+                }
+            }
+            Ok(out)
+        })
     }
 
     fn save_indicators<'a>(&'a self, batch: &'a [IndicatorRecord]) -> StoreFuture<'a, SaveReport> {
@@ -1091,6 +1176,10 @@ impl Store for SqlStore {
 
     fn blocklist<'a>(&'a self, list: &'a str, now: i64) -> StoreFuture<'a, Vec<BlockEntry>> {
         Box::pin(self.select_blocklist(list, now))
+    }
+
+    fn blocked_on<'a>(&'a self, value: &'a str, now: i64) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(self.select_lists_of(value, now))
     }
 
     fn expire_blocks(&self, now: i64) -> StoreFuture<'_, Vec<BlockEntry>> {

@@ -6,37 +6,30 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::anyhow;
-use scry_engine::automation::{self as engine_automation, Automation, now_ms};
+use std::sync::Arc;
+
+use scry_engine::automation::{Automation, now_ms};
 use scry_engine::config::LoadedConfig;
+use scry_engine::setup::Rules;
 use scry_store::EventFilter;
 
 use crate::cli::{HistoryArgs, HistoryFormat, ShowFormat};
 use crate::{format_ms, indicator_argument, not_stored, open_store, runtime, since_ms, usage};
 
-/// Loads rules, lists, channels, ticket systems and blocklists; every mistake is listed.
-pub(crate) fn load_rules(loaded: &LoadedConfig, sources: &[String]) -> anyhow::Result<Automation> {
-    engine_automation::load(loaded, sources).map_err(|errors| {
-        usage(anyhow!(
-            "the rules do not load ({} problem{}):\n  {}",
-            errors.len(),
-            if errors.len() == 1 { "" } else { "s" },
-            errors.join("\n  ")
-        ))
-    })
-}
-
-fn source_names(loaded: &LoadedConfig) -> anyhow::Result<Vec<String>> {
-    Ok(loaded
-        .build_sources()
-        .map_err(usage)?
-        .iter()
-        .map(|s| s.name().to_owned())
-        .collect())
+/// Loads rules, lists, channels, ticket systems and blocklists through the composition root,
+/// without a store; every mistake is listed.
+fn load_rules(loaded: &LoadedConfig) -> anyhow::Result<Arc<Automation>> {
+    let services = runtime()?.block_on(crate::queue::services(
+        loaded,
+        None,
+        Rules::On { dry_run: false },
+    ))?;
+    Ok(services.automation.expect("rules were asked for"))
 }
 
 /// `scry rules check`.
 pub(crate) fn rules_check(loaded: &LoadedConfig) -> anyhow::Result<ExitCode> {
-    let automation = load_rules(loaded, &source_names(loaded)?)?;
+    let automation = load_rules(loaded)?;
     let rules = automation.rules().rules();
     for rule in rules {
         let spec = &rule.spec;
@@ -75,7 +68,7 @@ pub(crate) fn rules_test(
     indicator: &str,
 ) -> anyhow::Result<ExitCode> {
     let observable = indicator_argument(indicator)?;
-    let automation = load_rules(loaded, &source_names(loaded)?)?;
+    let automation = load_rules(loaded)?;
     let url = loaded.store_url(store_url);
     let runtime = runtime()?;
     runtime.block_on(async {

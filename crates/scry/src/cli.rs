@@ -266,7 +266,7 @@ pub(crate) struct HistoryArgs {
     /// Only this rule
     #[arg(long)]
     pub(crate) rule: Option<String>,
-    /// Only this kind: rule, action, skip, call
+    /// Only this kind: rule, action, skip, call, kept, budget
     #[arg(long)]
     pub(crate) kind: Option<String>,
     /// Only on or after this UTC date (YYYY-MM-DD)
@@ -412,7 +412,9 @@ pub(crate) struct EnrichArgs {
     #[arg(long)]
     pub(crate) no_store: bool,
 
-    /// Evaluate rules and record what their actions would do, without doing it
+    /// A rehearsal: enrich and evaluate rules, record in the history what would happen, but
+    /// store no result and do no action, so the real run afterwards acts as if this one had not
+    /// happened (paid answers are still kept, so it does not pay twice)
     #[arg(long)]
     pub(crate) dry_run: bool,
 }
@@ -513,6 +515,17 @@ pub(crate) enum DbCommand {
         after_help = "Examples:\n  scry db migrate\n  scry --store postgres://scry@db.internal/scry db migrate"
     )]
     Migrate,
+    /// Write a consistent copy of a SQLite store to FILE while scry may be running (PostgreSQL:
+    /// use pg_dump)
+    #[command(
+        after_help = "Examples:\n  scry db backup /backups/scry-$(date +%F).db\n  \
+        pg_dump -Fc -f scry.dump postgres://scry@db.internal/scry   (a PostgreSQL store)"
+    )]
+    Backup {
+        /// Where the copy goes; it must not exist yet
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

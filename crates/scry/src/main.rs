@@ -20,8 +20,9 @@ use scry_core::Tlp;
 use scry_engine::config::{self, LoadedConfig};
 use scry_engine::input::InputSource;
 use scry_engine::pivot::NEIGHBOUR_COUNT_CAP;
+use scry_engine::setup::Rules;
 use scry_engine::sort::{DEFAULT_RUN_BYTES, PrioritySorter};
-use scry_engine::{Engine, EnrichRequest, Progress, Status, Summary};
+use scry_engine::{EnrichRequest, Progress, Status, Summary};
 use scry_sources::{EnrichOptions, Source, SourceError};
 
 use crate::cli::{
@@ -131,9 +132,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pivot(args) => pivot(&args, &loaded, cli.store.as_deref()),
         Command::Export(args) => export(&args, &loaded, cli.store.as_deref()),
         Command::Db(DbCommand::Migrate) => db_migrate(&loaded, cli.store.as_deref()),
+        Command::Db(DbCommand::Backup { file }) => db_backup(&loaded, cli.store.as_deref(), &file),
         Command::Config(ConfigCommand::Check) => config_check(&loaded, cli.store.as_deref()),
         Command::Config(ConfigCommand::Init { path, force }) => config_init(&path, force),
-        Command::Sources(SourcesCommand::Test { name }) => sources_test(&loaded, name.as_deref()),
+        Command::Sources(SourcesCommand::Test { name }) => {
+            sources_test(&loaded, cli.store.as_deref(), name.as_deref())
+        }
         Command::Sources(SourcesCommand::Status { format }) => {
             automation::sources_status(&loaded, cli.store.as_deref(), format)
         }
@@ -167,21 +171,59 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The sources the configuration turns on, in the order their details are listed.
-fn sources(loaded: &LoadedConfig) -> anyhow::Result<Vec<Arc<dyn Source>>> {
-    loaded.build_sources().map_err(usage)
+/// The async runtime of one command. Every store the command opened (through [`open_store`]) is
+/// closed when it ends, whichever way it ends, so a SQLite store is one self-contained file
+/// afterwards.
+pub(crate) struct CommandRuntime {
+    runtime: tokio::runtime::Runtime,
 }
 
-pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+/// Stores opened by the running command, closed when its runtime ends.
+static OPENED_STORES: std::sync::Mutex<Vec<Arc<dyn scry_store::Store>>> =
+    std::sync::Mutex::new(Vec::new());
+
+impl CommandRuntime {
+    pub(crate) fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
 }
 
-/// `scry sources test`: the seeds' "Test Connection", for every source or one.
-fn sources_test(loaded: &LoadedConfig, only: Option<&str>) -> anyhow::Result<ExitCode> {
-    let sources = sources(loaded)?;
+impl Drop for CommandRuntime {
+    fn drop(&mut self) {
+        let opened = std::mem::take(&mut *OPENED_STORES.lock().expect("not poisoned"));
+        self.runtime.block_on(async {
+            for store in opened {
+                if let Err(error) = store.close().await {
+                    tracing::error!("closing the store failed: {error}");
+                }
+            }
+        });
+    }
+}
+
+pub(crate) fn runtime() -> anyhow::Result<CommandRuntime> {
+    Ok(CommandRuntime {
+        runtime: tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?,
+    })
+}
+
+/// `scry sources test`: the seeds' "Test Connection", for every source or one. The sources are
+/// built over the store, so the check takes its place in the rate window every process shares.
+fn sources_test(
+    loaded: &LoadedConfig,
+    store_url: Option<&str>,
+    only: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let runtime = runtime()?;
+    let url = loaded.store_url(store_url);
+    let services = runtime.block_on(async {
+        let store = open_store(&url).await?;
+        queue::services(loaded, Some(&store), Rules::Off).await
+    })?;
+    let sources = services.engine.sources();
     let chosen: Vec<&Arc<dyn Source>> = sources
         .iter()
         .filter(|s| only.is_none_or(|name| s.name() == name))
@@ -199,7 +241,6 @@ fn sources_test(loaded: &LoadedConfig, only: Option<&str>) -> anyhow::Result<Exi
             names.join(", ")
         )));
     }
-    let runtime = runtime()?;
     let mut failed = false;
     for source in chosen {
         match runtime.block_on(source.check()) {
@@ -306,7 +347,6 @@ fn enrich(
         Some(level) => Some(level.parse().map_err(|e| usage(anyhow!("--tlp: {e}")))?),
         None => loaded.default_tlp().map_err(usage)?,
     };
-    let gate = loaded.egress_gate().map_err(usage)?;
     let mut request = EnrichRequest {
         inputs: inputs.clone(),
         format: args.input_format,
@@ -314,6 +354,7 @@ fn enrich(
         options: EnrichOptions { force: args.force },
         concurrency: args.concurrency.unwrap_or(loaded.config.enrich.concurrency),
         automation: None,
+        dry_run: args.dry_run,
     };
     if request.concurrency == 0 {
         return Err(usage(anyhow!("--concurrency must be at least 1")));
@@ -325,39 +366,29 @@ fn enrich(
     } else {
         Some(runtime.block_on(open_store(&store_url))?)
     };
-    let engine = match &store {
-        Some(store) => runtime.block_on(queue::engine_for(loaded, store))?,
-        None => Arc::new(Engine::new(gate, sources(loaded)?)),
-    };
-    let mut actions = None;
-    if let Some(store) = &store {
-        let names: Vec<String> = engine
-            .sources()
-            .iter()
-            .map(|s| s.name().to_owned())
-            .collect();
-        let mut rules = automation::load_rules(loaded, &names)?;
-        if args.dry_run {
-            rules.set_dry_run(true);
-        }
-        if !rules.rules().is_empty() {
-            let rules = Arc::new(
-                rules
-                    .with_store(Arc::clone(store))
-                    .with_engine(Arc::clone(&engine)),
-            );
-            actions = Some(queue::action_worker(
-                loaded,
-                Arc::clone(&engine),
-                store,
-                Arc::clone(&rules),
-            )?);
-            request.automation = Some(rules);
-        }
-    } else if args.dry_run {
+    if store.is_none() && args.dry_run {
         return Err(usage(anyhow!(
             "--dry-run is about rules, which act on stored results; drop --no-store"
         )));
+    }
+    let rules = if store.is_some() {
+        Rules::On {
+            dry_run: args.dry_run,
+        }
+    } else {
+        Rules::Off
+    };
+    let services = runtime.block_on(queue::services(loaded, store.as_ref(), rules))?;
+    let engine = services.engine;
+    let mut actions = None;
+    if let (Some(store), Some(rules)) = (&store, services.automation)
+        && !rules.rules().rules().is_empty()
+    {
+        // A rehearsal queues no action, and must not run actions other runs queued.
+        actions = (!args.dry_run)
+            .then(|| queue::action_worker(loaded, Arc::clone(&engine), store, Arc::clone(&rules)))
+            .transpose()?;
+        request.automation = Some(rules);
     }
     let automation = request.automation.clone();
 
@@ -417,11 +448,24 @@ fn enrich(
         if !args.no_store {
             let s = &summary.stored;
             eprintln!(
-                "store {}: {} new, {} changed, {} unchanged",
+                "store {}{}: {} new, {} changed, {} unchanged",
                 scry_store::redact(&store_url),
+                if args.dry_run {
+                    " (dry run: would be, nothing saved)"
+                } else {
+                    ""
+                },
                 s.inserted,
                 s.updated,
                 s.unchanged
+            );
+        }
+        if args.dry_run && automation.is_some() {
+            let r = &summary.rules;
+            eprintln!(
+                "rules (dry run): {} would act ({} on a state already acted on); nothing queued, \
+                 see `scry history --kind rule`",
+                r.matched, r.repeated
             );
         }
         if let Some(jobs) = jobs {
@@ -484,11 +528,49 @@ fn enrich(
 /// error; a store that cannot be reached is not.
 pub(crate) async fn open_store(url: &str) -> anyhow::Result<Arc<dyn scry_store::Store>> {
     match scry_store::open(url).await {
-        Ok(store) => Ok(store),
+        Ok(store) => {
+            OPENED_STORES
+                .lock()
+                .expect("not poisoned")
+                .push(Arc::clone(&store));
+            Ok(store)
+        }
         Err(error @ scry_store::StoreError::UnsupportedUrl(_)) => Err(usage(error)),
         Err(error) => Err(anyhow::Error::new(error)
             .context("check --store, SCRY_STORE or [store] url, or run with --no-store")),
     }
+}
+
+/// `scry db backup FILE`.
+fn db_backup(
+    loaded: &LoadedConfig,
+    store_url: Option<&str>,
+    file: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let url = loaded.store_url(store_url);
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let store = open_store(&url).await?;
+        match store.backup(file).await {
+            Ok(()) => {}
+            Err(
+                error @ (scry_store::StoreError::Invalid(_) | scry_store::StoreError::Conflict(_)),
+            ) => {
+                return Err(usage(error));
+            }
+            Err(error) => {
+                return Err(
+                    anyhow::Error::new(error).context(format!("backing up to {}", file.display()))
+                );
+            }
+        }
+        out!(
+            "store {} copied to {}",
+            scry_store::redact(&url),
+            file.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// `scry db migrate`.
@@ -1039,7 +1121,10 @@ fn config_check(loaded: &LoadedConfig, store: Option<&str>) -> anyhow::Result<Ex
         "enrichment concurrency: {}",
         loaded.config.enrich.concurrency
     );
-    let names: Vec<String> = sources(loaded)?
+    let services = runtime()?.block_on(queue::services(loaded, None, Rules::Off))?;
+    let names: Vec<String> = services
+        .engine
+        .sources()
         .iter()
         .map(|s| s.name().to_owned())
         .collect();

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use scry_engine::automation::ACTION_JOB;
 use scry_engine::config::LoadedConfig;
+use scry_engine::setup::{self, Rules, Services, SetupError};
 use scry_engine::worker::{self, IngestRequest, WorkReport, Worker, WorkerSettings};
 use scry_engine::{Engine, Progress};
 use scry_store::Store;
@@ -16,19 +17,25 @@ use scry_store::Store;
 use crate::cli::{IngestArgs, WorkerArgs};
 use crate::{open_store, resolve_inputs, runtime, usage};
 
-/// The engine with the configured gate and sources, every paid answer archived in `store`, the
-/// rate window shared with every process using `store`, and the budgets charged with what
-/// earlier runs spent today and this month.
-pub(crate) async fn engine_for(
+/// The services of the composition root over `store` (none: nothing kept or shared), as a
+/// command needs them: configuration and rule problems are usage errors (exit status 2).
+pub(crate) async fn services(
     loaded: &LoadedConfig,
-    store: &Arc<dyn Store>,
-) -> anyhow::Result<Arc<Engine>> {
-    let sources = loaded.build_sources().map_err(usage)?;
-    scry_engine::archive::attach(store, &sources);
-    let engine =
-        Engine::new(loaded.egress_gate().map_err(usage)?, sources).with_store(Arc::clone(store));
-    scry_engine::usage::seed_budgets(&engine, store.as_ref()).await?;
-    Ok(Arc::new(engine))
+    store: Option<&Arc<dyn Store>>,
+    rules: Rules,
+) -> anyhow::Result<Services> {
+    setup::build(loaded, store, rules)
+        .await
+        .map_err(|error| match error {
+            SetupError::Rules(errors) => usage(anyhow!(
+                "the rules do not load ({} problem{}):\n  {}",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" },
+                errors.join("\n  ")
+            )),
+            SetupError::Config(error) => usage(error),
+            other => anyhow::Error::new(other),
+        })
 }
 
 /// Worker settings from `[worker]` and `[enrich]`, for the given job kinds (all when empty).
@@ -60,22 +67,9 @@ pub(crate) async fn engine_and_rules(
     store: &Arc<dyn Store>,
     dry_run: bool,
 ) -> anyhow::Result<(Arc<Engine>, Arc<scry_engine::automation::Automation>)> {
-    let engine = engine_for(loaded, store).await?;
-    let names: Vec<String> = engine
-        .sources()
-        .iter()
-        .map(|s| s.name().to_owned())
-        .collect();
-    let mut rules = crate::automation::load_rules(loaded, &names)?;
-    if dry_run {
-        rules.set_dry_run(true);
-    }
-    let automation = Arc::new(
-        rules
-            .with_store(Arc::clone(store))
-            .with_engine(Arc::clone(&engine)),
-    );
-    Ok((engine, automation))
+    let services = services(loaded, Some(store), Rules::On { dry_run }).await?;
+    let automation = services.automation.expect("rules were asked for");
+    Ok((services.engine, automation))
 }
 
 /// A worker over `store` with the configured sources and rules.

@@ -131,6 +131,7 @@ async fn run_with(
         options: EnrichOptions::default(),
         concurrency,
         automation: None,
+        dry_run: false,
     };
     let mut records = Vec::new();
     let summary = engine

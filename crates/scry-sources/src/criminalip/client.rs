@@ -162,10 +162,6 @@ impl Client {
         self.key.fingerprint()
     }
 
-    pub(crate) fn limiter(&self) -> &Limiter {
-        &self.limiter
-    }
-
     /// Makes the call, retrying what can be retried. Returns the whole JSON body.
     pub(crate) async fn call(&self, request: &Request) -> Result<Value, CipError> {
         let mut attempt = 0;
@@ -198,6 +194,7 @@ impl Client {
                     .credits
                     .fetch_add(request.credits, Ordering::Relaxed);
             }
+            Err((CipError::BudgetSpent, _)) => self.budget.refund(request.credits),
             Err((error, _)) => {
                 self.metrics.errors.fetch_add(1, Ordering::Relaxed);
                 self.budget.refund(request.credits);
@@ -222,6 +219,10 @@ impl Client {
             .header("accept", "application/json")
             .timeout(self.timeout);
         let _slot = self.limiter.admit().await;
+        // The service may have said the credits are gone while this call waited for its turn.
+        if request.credits > 0 && self.budget.refused_on(today_utc()) {
+            return Err((CipError::BudgetSpent, None));
+        }
         self.metrics.requests.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let response = builder.send().await;

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use crate::guard::{AnswerCache, Budget, BudgetLimits, CallMetrics, Limiter, MetricsSnapshot};
 use crate::secret::Secret;
 use crate::{
-    AnswerArchive, ArchiveKey, EnrichOptions, Finding, RateLedger, Source, SourceError,
+    AnswerArchive, ArchiveKey, EnrichOptions, Finding, Source, SourceContext, SourceError,
     SourceFuture, now_ms,
 };
 use client::{CipError, Client, Request, RetryPolicy};
@@ -129,8 +129,8 @@ pub struct CriminalIp {
     metrics: Arc<CallMetrics>,
     /// One domain scan at a time per account.
     scan_lock: tokio::sync::Mutex<()>,
-    /// Where answers outlive the process (the store), once one is given.
-    archive: std::sync::OnceLock<Arc<dyn AnswerArchive>>,
+    /// Where answers outlive the process (the store), when one is given.
+    archive: Option<Arc<dyn AnswerArchive>>,
 }
 
 impl std::fmt::Debug for CriminalIp {
@@ -143,7 +143,18 @@ impl std::fmt::Debug for CriminalIp {
 }
 
 impl CriminalIp {
+    /// The source on its own: no archive, a rate window of this process only, a budget that
+    /// starts from zero.
     pub fn new(settings: CriminalIpSettings) -> Result<CriminalIp, String> {
+        CriminalIp::with_context(settings, &SourceContext::default())
+    }
+
+    /// The source with what `context` gives: answers kept in its archive, the rate window of its
+    /// ledger shared per key, and the budget charged with what earlier runs spent.
+    pub fn with_context(
+        settings: CriminalIpSettings,
+        context: &SourceContext,
+    ) -> Result<CriminalIp, String> {
         if settings.api_key.is_empty() {
             return Err("the Criminal IP API key is empty".into());
         }
@@ -152,7 +163,15 @@ impl CriminalIp {
             settings.max_requests,
             settings.per,
         ));
+        if let Some(ledger) = &context.rate_ledger {
+            // The service counts calls per key, so processes share a window per key.
+            let scope = format!("criminalip:{}", settings.api_key.fingerprint());
+            limiter.share(Arc::clone(ledger), scope);
+        }
         let budget = Arc::new(Budget::new(settings.budget));
+        if let Some((today, month)) = context.spent.get("criminalip") {
+            budget.seed(crate::guard::today_utc(), *today, *month);
+        }
         let metrics = Arc::new(CallMetrics::default());
         let client = Client::new(
             &settings.base_url,
@@ -170,7 +189,7 @@ impl CriminalIp {
             budget,
             metrics,
             scan_lock: tokio::sync::Mutex::new(()),
-            archive: std::sync::OnceLock::new(),
+            archive: context.archive.clone(),
         })
     }
 
@@ -225,7 +244,7 @@ impl CriminalIp {
             indicator: indicator.into(),
             parameters: parameters.into(),
         };
-        let archive = self.archive.get().cloned();
+        let archive = self.archive.clone();
         if !force {
             if let Some(hit) = self.cache.get(&key).await {
                 self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -596,22 +615,8 @@ impl Source for CriminalIp {
         })
     }
 
-    fn seed_usage(&self, today: u64, month: u64) {
-        self.budget.seed(crate::guard::today_utc(), today, month);
-    }
-
     fn take_budget_events(&self) -> Vec<crate::guard::BudgetEvent> {
         self.budget.take_new_events()
-    }
-
-    fn set_archive(&self, archive: Arc<dyn AnswerArchive>) {
-        let _ = self.archive.set(archive);
-    }
-
-    fn set_rate_ledger(&self, ledger: Arc<dyn RateLedger>) {
-        // The service counts calls per key, so processes share a window per key.
-        let scope = format!("criminalip:{}", self.client.key_fingerprint());
-        self.client.limiter().share(ledger, scope);
     }
 
     fn status_line(&self) -> Option<String> {

@@ -317,6 +317,40 @@ async fn the_service_running_out_of_credits_stops_all_calls() {
     ));
 }
 
+/// Calls already waiting for their turn under the rate limit when the service says the credits
+/// are gone are not sent: the refusal is the last call.
+#[tokio::test]
+async fn no_call_waiting_for_the_rate_limiter_is_sent_after_the_service_refuses() {
+    let sandbox = sandbox(SandboxConfig {
+        credits: Some(2),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let mut s = settings(&sandbox);
+    s.concurrency = 6;
+    s.max_requests = 1;
+    s.per = Duration::from_millis(100);
+    let source = Arc::new(CriminalIp::new(s).expect("source"));
+    let outcomes = enrich_all(&source, ips(6)).await;
+    let log = sandbox.log().entries();
+    let refused: Vec<usize> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.outcome == "limit-exceeded")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(refused, [2], "one refusal, and nothing after it: {log:#?}");
+    assert_eq!(log.len(), 3, "{log:#?}");
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 2);
+    assert!(
+        outcomes
+            .iter()
+            .filter(|o| o.is_err())
+            .all(|o| matches!(o, Err(SourceError::BudgetExhausted))),
+        "{outcomes:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_budget_alerts_at_its_threshold_and_stops_at_its_limit() {
     let sandbox = sandbox(SandboxConfig::default()).await;

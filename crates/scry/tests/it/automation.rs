@@ -16,10 +16,10 @@ use super::{run, run_args, runtime, scry, start_sandbox, text};
 
 /// A request the receiver got.
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    authorization: Option<String>,
-    body: Value,
+pub(crate) struct Received {
+    pub(crate) path: String,
+    pub(crate) authorization: Option<String>,
+    pub(crate) body: Value,
 }
 
 /// A loopback server for tests: one thread takes connections one at a time and hands each to
@@ -119,7 +119,7 @@ impl Request {
 
 /// A loopback HTTP receiver standing in for Slack and Jira: it records each request and answers
 /// 200 (with a Jira-style `{"key": …}` for tickets).
-fn http_receiver() -> Loopback<Received> {
+pub(crate) fn http_receiver() -> Loopback<Received> {
     let mut tickets = 0;
     Loopback::start(move |stream, log| {
         let Some(mut request) = Request::read(stream) else {
@@ -302,7 +302,7 @@ fn enrich_command(home: &Path, sandbox: &Sandbox, store: &str) -> Command {
     command
 }
 
-fn jsonl(output: &[u8]) -> Vec<Value> {
+pub(crate) fn jsonl(output: &[u8]) -> Vec<Value> {
     text(output)
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))

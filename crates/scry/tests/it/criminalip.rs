@@ -130,7 +130,11 @@ fn enrich_shows_scores_flags_services_cves_geo_phishing_and_links() {
         assert!(!sent.contains(private), "{private} was sent:\n{sent}");
     }
     assert_eq!(find("10.20.4.17")["skip_reason"], "private");
-    assert_eq!(find("91.92.240.0/22")["skip_reason"], "unsupported-type");
+    // Criminal IP looks up no CIDR block: the local sources' answers stand, nothing is sent.
+    let block = find("91.92.240.0/22");
+    assert_eq!(block["status"], "enriched", "{block:#}");
+    assert!(block["sources"]["geo"]["data"]["asn"].is_u64(), "{block:#}");
+    assert!(!sent.contains("91.92.240"), "{sent}");
     let stderr = text(&output.stderr);
     assert!(
         stderr.contains("criminalip: ") && stderr.contains(" requests ("),

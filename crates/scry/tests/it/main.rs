@@ -10,6 +10,7 @@ mod ctidb_bin_writer;
 mod feeds;
 mod memory;
 mod offline;
+mod pipeline;
 mod queue;
 mod serve;
 mod store;

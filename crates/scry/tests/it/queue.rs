@@ -229,13 +229,15 @@ fn a_worker_killed_mid_run_loses_nothing_and_buys_nothing_twice() {
 
 #[test]
 fn scheduled_refreshes_re_enrich_what_is_old_and_raise_schedule_rules() {
-    // A refresh interval of 0.36 s, so the test need not wait hours.
+    // A refresh interval of 0.36 s, so the test need not wait hours. A refresh that changes
+    // nothing fires no rule by default; a cooldown of the same 0.36 s lets these two act again
+    // on an unchanged state once per window.
     let setup = Setup::new(
         "[sources.criminalip]\nmax_requests = 50\ndaily_credits = 12\n\n\
          [worker]\nrefresh_after_hours = 0.0001\n\n\
-         [[rules]]\nname = \"on-refresh\"\non = [\"schedule\"]\n\
+         [[rules]]\nname = \"on-refresh\"\non = [\"schedule\"]\ncooldown_hours = 0.0001\n\
          actions = [{ do = \"tag\", tag = \"refreshed\" }]\n\n\
-         [[rules]]\nname = \"on-manual\"\non = [\"manual\"]\n\
+         [[rules]]\nname = \"on-manual\"\non = [\"manual\"]\ncooldown_hours = 0.0001\n\
          actions = [{ do = \"tag\", tag = \"asked-by-hand\" }]\n",
         SandboxConfig::default(),
         5,

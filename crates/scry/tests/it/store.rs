@@ -274,3 +274,51 @@ fn export_writes_what_is_stored_filtered_and_paged() {
     let bad = run_args(home.path(), &["export", "--since", "yesterday"], b"");
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// After any command the SQLite store is one self-contained file: copying `scry.db` alone (no
+/// `-wal`, no `-shm`) gives the whole database, and `scry db backup` copies it consistently.
+#[test]
+fn the_database_file_alone_holds_everything_after_a_command() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let enrich = run_args(home.path(), &["import", &example()], b"");
+    assert_eq!(enrich.status.code(), Some(0), "{}", text(&enrich.stderr));
+    let db = home.path().join("data/scry/scry.db");
+    let wal = home.path().join("data/scry/scry.db-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "the write-ahead log is checkpointed into the file when the command ends"
+    );
+
+    // Only the database file, as a naive backup copies it.
+    let copy_dir = tempfile::tempdir().expect("tempdir");
+    let copy = copy_dir.path().join("copy.db");
+    std::fs::copy(&db, &copy).expect("copy");
+    let counted = |store: &std::path::Path| {
+        let url = format!("sqlite://{}", store.display());
+        let output = run_args(home.path(), &["--store", &url, "db", "migrate"], b"");
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        text(&output.stdout)
+    };
+    assert!(
+        counted(&copy).contains("; 19 indicators"),
+        "the copied file holds every indicator: {}",
+        counted(&copy)
+    );
+
+    // `scry db backup` while the store exists; it never overwrites.
+    let backup = copy_dir.path().join("backup.db");
+    let made = run_args(
+        home.path(),
+        &["db", "backup", backup.to_str().expect("utf-8")],
+        b"",
+    );
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
+    assert!(counted(&backup).contains("; 19 indicators"));
+    let again = run_args(
+        home.path(),
+        &["db", "backup", backup.to_str().expect("utf-8")],
+        b"",
+    );
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again.stderr));
+    assert!(text(&again.stderr).contains("exists already"));
+}

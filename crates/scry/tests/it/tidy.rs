@@ -84,3 +84,101 @@ fn the_pure_core_does_no_io() {
         }
     }
 }
+
+/// Every source file and test ARCHITECTURE.md names exists: a file by its path (from the
+/// workspace, or the end of a path under `crates/`), a test or function by its name.
+#[test]
+fn architecture_names_only_what_exists() {
+    let text =
+        std::fs::read_to_string(workspace().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let mut files = Vec::new();
+    rust_files(&workspace().join("crates"), &mut files);
+    let sources: Vec<(String, String)> = files
+        .iter()
+        .map(|f| {
+            (
+                f.display().to_string(),
+                std::fs::read_to_string(f).expect("readable"),
+            )
+        })
+        .collect();
+    let quoted: Vec<&str> = text.split('`').skip(1).step_by(2).collect();
+    let (mut paths, mut names) = (0, 0);
+    let mut missing = Vec::new();
+    for quote in quoted {
+        for token in quote.split_whitespace() {
+            let token = token.trim_matches(|c: char| ",.;:()".contains(c));
+            let (path, item) = match token.split_once(".rs") {
+                Some((stem, rest)) => (Some(format!("{stem}.rs")), rest.strip_prefix("::")),
+                None => (None, Some(token)),
+            };
+            let candidates: Vec<&(String, String)> = match &path {
+                Some(path) => {
+                    paths += 1;
+                    let found: Vec<_> = sources
+                        .iter()
+                        .filter(|(name, _)| name.ends_with(&format!("/{path}")))
+                        .collect();
+                    if found.is_empty() {
+                        missing.push(format!("file {path}"));
+                    }
+                    found
+                }
+                None => sources.iter().collect(),
+            };
+            // Names of tests and functions: snake_case with at least two underscores, the last
+            // segment of a `::` path.
+            let Some(item) = item.and_then(|i| i.rsplit("::").next()) else {
+                continue;
+            };
+            let is_name = item.matches('_').count() >= 2
+                && item
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !is_name || (path.is_none() && !token.contains("::")) {
+                continue;
+            }
+            names += 1;
+            if !candidates
+                .iter()
+                .any(|(_, code)| code.contains(&format!("fn {item}")))
+            {
+                missing.push(token.to_owned());
+            }
+        }
+    }
+    assert!(
+        paths > 30 && names > 20,
+        "read the names: {paths} files, {names} tests"
+    );
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names what does not exist: {missing:#?}"
+    );
+}
+
+/// Sources are given what they need from outside (archive, rate ledger, spent credits) when
+/// they are built, by the composition root; nothing hands it to them afterwards.
+#[test]
+fn sources_are_wired_at_construction_only() {
+    let mut files = Vec::new();
+    rust_files(&workspace().join("crates"), &mut files);
+    let mut checked = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("readable");
+        checked += 1;
+        for setter in [
+            "set_archive",
+            "set_rate_ledger",
+            "seed_usage",
+            "seed_budgets",
+        ] {
+            let defined = format!("fn {setter}");
+            assert!(!text.contains(&defined), "{} has {defined}", file.display());
+        }
+    }
+    assert!(checked > 20);
+    let setup = std::fs::read_to_string(workspace().join("crates/scry-engine/src/setup.rs"))
+        .expect("the composition root");
+    assert!(setup.contains("build_sources(&context)"));
+}

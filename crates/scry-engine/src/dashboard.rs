@@ -75,7 +75,14 @@ pub struct SourceHealth {
     /// Share of today's calls that got an answer (paid or cached), in percent.
     pub success_percent: Option<f64>,
     pub cache_hit_percent: Option<f64>,
-    /// p50, p95, p99 of today's paid calls, ms.
+    /// Today's HTTP requests to the vendor, the retries among them, and the share that failed
+    /// (retried errors included), in percent.
+    pub requests_today: u64,
+    pub retries_today: u64,
+    pub request_error_percent: Option<f64>,
+    /// Today's failed requests by kind (`429`, `5xx`, `timeout`, `refused`, `limit`, `other`).
+    pub errors_today: std::collections::BTreeMap<String, u64>,
+    /// p50, p95, p99 of today's HTTP requests to the vendor, ms.
     pub latency_ms: Option<[i64; 3]>,
     pub credits_today: u64,
     pub credits_month: u64,
@@ -208,6 +215,10 @@ pub async fn dashboard(store: &dyn Store, loaded: &LoadedConfig) -> Result<Dashb
                 success_percent: (u.today.calls() > 0)
                     .then(|| answered as f64 * 100.0 / u.today.calls() as f64),
                 cache_hit_percent: u.today.cache_hit_percent(),
+                requests_today: u.today.attempts,
+                retries_today: u.today.retries,
+                request_error_percent: u.today.error_percent(),
+                errors_today: u.today.errors.clone(),
                 latency_ms: u.latency_ms.map(|(a, b, c)| [a, b, c]),
                 credits_today: u.today.credits,
                 credits_month: u.month.credits,

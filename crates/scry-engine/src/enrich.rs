@@ -587,6 +587,8 @@ impl<'a> Recorder<'a> {
         let Some(store) = self.store else {
             return Ok(());
         };
+        self.events
+            .extend(crate::usage::take_attempt_events(self.engine));
         if self.pending.is_empty() && self.events.is_empty() {
             return Ok(());
         }
@@ -643,6 +645,7 @@ impl<'a> Recorder<'a> {
         let budget = crate::usage::take_budget_notices(self.engine);
         self.events
             .extend(budget.iter().map(crate::usage::BudgetNotice::history_event));
+
         store.record_events(&self.events).await?;
         self.events.clear();
         if let Some(automation) = self.automation {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use scry_core::calendar::{civil_from_days, days_from_civil};
 use scry_rules::BudgetContext;
 use scry_sources::guard::{BudgetEvent, Day, Period, today_utc};
-use scry_store::{CallCount, Event, Store, StoreError};
+use scry_store::{AttemptCount, CallCount, Event, Store, StoreError};
 use serde_json::json;
 
 use crate::Engine;
@@ -26,6 +26,13 @@ pub struct PeriodUsage {
     pub cached: u64,
     pub failed: u64,
     pub credits: u64,
+    /// HTTP requests sent (every attempt, retries and key checks included).
+    pub attempts: u64,
+    /// Of them, requests that repeated a failed one.
+    pub retries: u64,
+    /// Requests that did not succeed, by kind: `429`, `5xx`, `timeout`, `refused`, `limit`,
+    /// `other`.
+    pub errors: BTreeMap<String, u64>,
 }
 
 impl PeriodUsage {
@@ -39,9 +46,29 @@ impl PeriodUsage {
         (answered > 0).then(|| self.cached as f64 * 100.0 / answered as f64)
     }
 
-    /// Share of calls that failed, in percent.
+    /// Share of HTTP requests that did not succeed, in percent: a retried error counts.
     pub fn error_percent(&self) -> Option<f64> {
-        (self.calls() > 0).then(|| self.failed as f64 * 100.0 / self.calls() as f64)
+        let errors: u64 = self.errors.values().sum();
+        (self.attempts > 0).then(|| errors as f64 * 100.0 / self.attempts as f64)
+    }
+
+    /// The period as the API, `scry sources status --format json` and the workbench show it.
+    pub fn summary(&self, credit_limit: Option<u64>) -> serde_json::Value {
+        json!({
+            "calls": self.calls(), "paid": self.paid, "cached": self.cached, "failed": self.failed,
+            "cache_hit_percent": self.cache_hit_percent(),
+            "requests": self.attempts, "retries": self.retries, "errors": self.errors,
+            "error_percent": self.error_percent(),
+            "credits": self.credits, "credit_limit": credit_limit,
+        })
+    }
+
+    fn add_attempts(&mut self, count: &AttemptCount) {
+        self.attempts += count.attempts;
+        self.retries += count.retries;
+        if count.outcome != "ok" {
+            *self.errors.entry(count.outcome.clone()).or_default() += count.attempts;
+        }
     }
 
     fn add(&mut self, count: &CallCount) {
@@ -60,7 +87,8 @@ pub struct SourceUsage {
     pub source: String,
     pub today: PeriodUsage,
     pub month: PeriodUsage,
-    /// Latency of today's paid calls, in ms: p50, p95, p99 (`None` without any).
+    /// Latency of today's HTTP requests to the vendor, in ms: p50, p95, p99 (`None` without
+    /// any): the vendor's time per request, not an indicator's time in the queue.
     pub latency_ms: Option<(i64, i64, i64)>,
 }
 
@@ -84,32 +112,55 @@ async fn period_counts(
     Ok((day_start, today, month))
 }
 
-/// Today's and this month's calls per source, with today's latency percentiles.
+/// Today's and this month's calls and HTTP requests per source, with the latency percentiles
+/// of today's requests.
 pub async fn source_usage(store: &dyn Store) -> Result<Vec<SourceUsage>, StoreError> {
     let (day_start, today, month) = period_counts(store).await?;
-    let mut usage: BTreeMap<&str, SourceUsage> = BTreeMap::new();
-    for (counts, is_today) in [(&today, true), (&month, false)] {
-        for count in counts {
-            let entry = usage.entry(&count.source).or_insert_with(|| SourceUsage {
-                source: count.source.clone(),
+    let (_, month_start) = period_starts(now_ms());
+    let attempts_today = store.attempt_counts(day_start).await?;
+    let attempts_month = store.attempt_counts(month_start).await?;
+    let mut usage: BTreeMap<String, SourceUsage> = BTreeMap::new();
+    fn entry<'u>(
+        usage: &'u mut BTreeMap<String, SourceUsage>,
+        source: &str,
+    ) -> &'u mut SourceUsage {
+        usage
+            .entry(source.to_owned())
+            .or_insert_with(|| SourceUsage {
+                source: source.to_owned(),
                 ..SourceUsage::default()
-            });
-            if is_today {
-                entry.today.add(count);
-            } else {
-                entry.month.add(count);
-            }
-        }
+            })
+    }
+    for count in &today {
+        entry(&mut usage, &count.source).today.add(count);
+    }
+    for count in &month {
+        entry(&mut usage, &count.source).month.add(count);
+    }
+    for count in &attempts_today {
+        entry(&mut usage, &count.source).today.add_attempts(count);
+    }
+    for count in &attempts_month {
+        entry(&mut usage, &count.source).month.add_attempts(count);
     }
     let mut usage: Vec<SourceUsage> = usage.into_values().collect();
     for source in &mut usage {
         let mut times = store
-            .call_durations(&source.source, "ok", day_start, LATENCY_SAMPLES)
+            .attempt_latencies(&source.source, day_start, LATENCY_SAMPLES)
             .await?;
         times.sort_unstable();
         source.latency_ms = percentiles(&times);
     }
     Ok(usage)
+}
+
+/// Today's HTTP request latencies of `source` (ms, the newest [`LATENCY_SAMPLES`] at most), for
+/// a histogram.
+pub async fn request_latencies(store: &dyn Store, source: &str) -> Result<Vec<i64>, StoreError> {
+    let (day_start, _) = period_starts(now_ms());
+    store
+        .attempt_latencies(source, day_start, LATENCY_SAMPLES)
+        .await
 }
 
 /// p50, p95 and p99 of sorted samples (nearest rank).
@@ -233,6 +284,37 @@ impl BudgetNotice {
     }
 }
 
+/// The HTTP requests every source of `engine` sent since the last call, as history entries of
+/// kind `attempt`: origin `source:NAME`, the outcome by kind, the vendor's latency as the
+/// duration, and `retry` as the action when the request repeated a failed one.
+pub fn take_attempt_events(engine: &Engine) -> Vec<Event> {
+    let at = now_ms();
+    engine
+        .sources()
+        .iter()
+        .flat_map(|source| {
+            let origin = format!("source:{}", source.name());
+            source
+                .take_attempts()
+                .into_iter()
+                .map(move |attempt| Event {
+                    id: 0,
+                    at,
+                    kind: "attempt".into(),
+                    stix_id: None,
+                    indicator: None,
+                    rule: None,
+                    action: attempt.retry.then(|| "retry".to_owned()),
+                    outcome: attempt.outcome.as_str().to_owned(),
+                    origin: origin.clone(),
+                    duration_ms: Some(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX)),
+                    credits: 0,
+                    detail: serde_json::Value::Null,
+                })
+        })
+        .collect()
+}
+
 /// The budget events every source of `engine` raised since the last call.
 pub fn take_budget_notices(engine: &Engine) -> Vec<BudgetNotice> {
     let today = today_utc();
@@ -306,14 +388,27 @@ mod tests {
     }
 
     #[test]
-    fn cache_hits_count_answers_not_failures() {
-        let usage = PeriodUsage {
+    fn cache_hits_count_answers_not_failures_and_errors_count_requests() {
+        let mut usage = PeriodUsage {
             paid: 3,
             cached: 1,
-            failed: 4,
+            failed: 0,
             credits: 3,
+            ..PeriodUsage::default()
         };
         assert_eq!(usage.cache_hit_percent(), Some(25.0));
+        assert_eq!(usage.error_percent(), None, "no request recorded");
+        // Three calls answered after one 5xx each was retried: 6 requests, 3 of them errors.
+        for (outcome, attempts, retries) in [("ok", 3, 3), ("5xx", 3, 0)] {
+            usage.add_attempts(&AttemptCount {
+                source: "criminalip".into(),
+                outcome: outcome.into(),
+                attempts,
+                retries,
+            });
+        }
         assert_eq!(usage.error_percent(), Some(50.0));
+        assert_eq!((usage.attempts, usage.retries), (6, 3));
+        assert_eq!(usage.errors.get("5xx"), Some(&3));
     }
 }

@@ -1072,7 +1072,7 @@ pub struct SourceRow {
     pub today: Value,
     #[schema(value_type = Object)]
     pub month: Value,
-    /// p50, p95, p99 of today's paid calls, ms.
+    /// p50, p95, p99 of today's HTTP requests to the vendor, ms.
     pub latency_ms: Option<[i64; 3]>,
 }
 
@@ -1086,11 +1086,7 @@ pub async fn sources(
 
 pub(crate) async fn source_rows(state: &AppState) -> Result<Vec<SourceRow>, ApiError> {
     let usage = scry_engine::usage::source_usage(state.store.as_ref()).await?;
-    let period = |p: &scry_engine::usage::PeriodUsage| {
-        json!({"calls": p.calls(), "paid": p.paid, "cached": p.cached, "failed": p.failed,
-               "credits": p.credits, "cache_hit_percent": p.cache_hit_percent(),
-               "error_percent": p.error_percent()})
-    };
+    let period = |p: &scry_engine::usage::PeriodUsage| p.summary(None);
     Ok(state
         .engine
         .sources()

@@ -123,15 +123,18 @@ pub struct Metrics {
     submitted: Counter,
 }
 
+/// Histogram buckets in seconds, for the server's answers and the vendors'.
+fn latency_histogram() -> Histogram {
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ])
+}
+
 impl Default for Metrics {
     fn default() -> Metrics {
         Metrics {
             requests: Family::default(),
-            durations: Family::new_with_constructor(|| {
-                Histogram::new([
-                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                ])
-            }),
+            durations: Family::new_with_constructor(latency_histogram),
             submitted: Counter::default(),
         }
     }
@@ -209,6 +212,56 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
             .get_or_create(&source)
             .set(u.month.credits as i64);
     }
+    // The vendors' side, from the history every process writes: each HTTP request today (UTC),
+    // by outcome kind, its retries, and its latency as a histogram. Counted afresh at each
+    // scrape, so they start again from zero each day, as after a restart.
+    let requests = Family::<CallLabels, Gauge>::default();
+    let retries = Family::<SourceLabels, Gauge>::default();
+    let latency = Family::<SourceLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+        latency_histogram,
+    );
+    for u in &usage {
+        let source = SourceLabels {
+            source: u.source.clone(),
+        };
+        let errors: u64 = u.today.errors.values().sum();
+        requests
+            .get_or_create(&CallLabels {
+                source: u.source.clone(),
+                outcome: "ok".into(),
+            })
+            .set(u.today.attempts.saturating_sub(errors) as i64);
+        for (kind, n) in &u.today.errors {
+            requests
+                .get_or_create(&CallLabels {
+                    source: u.source.clone(),
+                    outcome: kind.clone(),
+                })
+                .set(*n as i64);
+        }
+        retries.get_or_create(&source).set(u.today.retries as i64);
+        let samples =
+            scry_engine::usage::request_latencies(state.store.as_ref(), &u.source).await?;
+        let histogram = latency.get_or_create(&source);
+        for ms in samples {
+            histogram.observe(ms as f64 / 1000.0);
+        }
+    }
+    registry.register(
+        "vendor_requests_today",
+        "HTTP requests to vendors today (UTC) by outcome: ok, 429, 5xx, timeout, refused, limit, other",
+        requests,
+    );
+    registry.register(
+        "vendor_retries_today",
+        "HTTP requests to vendors today (UTC) that repeated a failed one",
+        retries,
+    );
+    registry.register(
+        "vendor_request_duration_seconds_today",
+        "How long vendors took to answer today's HTTP requests (UTC)",
+        latency,
+    );
     registry.register(
         "vendor_calls_today",
         "Source calls today (UTC) by outcome: paid, cached (cache hits), failed",

@@ -558,6 +558,46 @@ impl<T: Send + Sync + 'static> AnswerCache<T> {
     }
 }
 
+/// How one HTTP request to a vendor ended, by kind, for the operations figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AttemptOutcome {
+    Ok,
+    /// 429, or a rate-limit answer in the body.
+    RateLimited,
+    /// 5xx.
+    ServerError,
+    Timeout,
+    /// The connection was refused or broke.
+    Refused,
+    /// The account's credits are used up ("limit exceeded").
+    LimitExceeded,
+    /// Any other answer that is not a success (rejected key or indicator, malformed body, 4xx).
+    Other,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Ok => "ok",
+            AttemptOutcome::RateLimited => "429",
+            AttemptOutcome::ServerError => "5xx",
+            AttemptOutcome::Timeout => "timeout",
+            AttemptOutcome::Refused => "refused",
+            AttemptOutcome::LimitExceeded => "limit",
+            AttemptOutcome::Other => "other",
+        }
+    }
+}
+
+/// One HTTP request a source sent: how long the vendor took to answer it, how it ended, and
+/// whether it repeated a failed one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub latency_ms: u64,
+    pub outcome: AttemptOutcome,
+    pub retry: bool,
+}
+
 /// Counters and latencies of the calls a source made.
 #[derive(Debug, Default)]
 pub struct CallMetrics {
@@ -568,7 +608,12 @@ pub struct CallMetrics {
     pub cache_hits: AtomicU64,
     pub credits: AtomicU64,
     latencies_ms: Mutex<VecDeque<u32>>,
+    /// Attempts not yet handed on to the history (bounded; the oldest go first).
+    attempts: Mutex<VecDeque<Attempt>>,
 }
+
+/// Attempts kept for the history between two saves at most.
+const ATTEMPTS_KEPT: usize = 100_000;
 
 /// A point-in-time copy of [`CallMetrics`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -588,6 +633,29 @@ pub struct MetricsSnapshot {
 const LATENCY_SAMPLES: usize = 100_000;
 
 impl CallMetrics {
+    /// Records one HTTP request: its latency for the percentiles, and the attempt for the history.
+    pub fn record_attempt(&self, latency: Duration, outcome: AttemptOutcome, retry: bool) {
+        self.record_latency(latency);
+        let mut attempts = self.attempts.lock().expect("metrics lock");
+        if attempts.len() == ATTEMPTS_KEPT {
+            attempts.pop_front();
+        }
+        attempts.push_back(Attempt {
+            latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            outcome,
+            retry,
+        });
+    }
+
+    /// The attempts recorded since the last call, oldest first.
+    pub fn take_attempts(&self) -> Vec<Attempt> {
+        self.attempts
+            .lock()
+            .expect("metrics lock")
+            .drain(..)
+            .collect()
+    }
+
     pub fn record_latency(&self, latency: Duration) {
         let mut samples = self.latencies_ms.lock().expect("metrics lock");
         if samples.len() == LATENCY_SAMPLES {

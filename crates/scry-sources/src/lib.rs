@@ -186,6 +186,12 @@ pub trait Source: Send + Sync {
     /// configured, without enriching anything.
     fn check(&self) -> SourceFuture<'_, Result<String, SourceError>>;
 
+    /// The HTTP requests sent since the last call (latency, outcome by kind, retry or not), for
+    /// the history; sources that send nothing have none.
+    fn take_attempts(&self) -> Vec<guard::Attempt> {
+        Vec::new()
+    }
+
     /// Budget events (alert share crossed, limit reached, refused by the service) raised since
     /// the last call; sources without a budget raise none.
     fn take_budget_events(&self) -> Vec<guard::BudgetEvent> {

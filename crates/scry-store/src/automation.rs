@@ -11,7 +11,8 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::StoreError;
 use crate::model::{
-    BlockEntry, CallCount, Event, EventFilter, Job, JobOutcome, NewJob, QueueDepth, Workflow,
+    AttemptCount, BlockEntry, CallCount, Event, EventFilter, Job, JobOutcome, NewJob, QueueDepth,
+    Workflow,
 };
 use crate::sql::SqlStore;
 
@@ -251,31 +252,61 @@ impl SqlStore {
             .collect()
     }
 
+    /// Durations of `kind` events of `source` (with `outcome`, when given), newest first.
     pub(crate) async fn durations(
         &self,
+        kind: &str,
         source: &str,
-        outcome: &str,
+        outcome: Option<&str>,
         since: i64,
         limit: u32,
     ) -> Result<Vec<i64>, StoreError> {
         let p = |n| self.placeholder(n);
         let sql = format!(
-            "SELECT duration_ms FROM events WHERE at >= {} AND kind = 'call' AND origin = {} \
-             AND outcome = {} AND duration_ms IS NOT NULL ORDER BY at DESC, id DESC LIMIT {}",
+            "SELECT duration_ms FROM events WHERE at >= {} AND kind = {} AND origin = {} \
+             AND ({} IS NULL OR outcome = {}) AND duration_ms IS NOT NULL ORDER BY at DESC, id DESC LIMIT {}",
             p(1),
             p(2),
             p(3),
-            p(4)
+            p(4),
+            p(5),
+            p(6)
         );
         sqlx::query(AssertSqlSafe(sql.as_str()))
             .bind(since)
+            .bind(kind)
             .bind(format!("source:{source}"))
+            .bind(outcome)
             .bind(outcome)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?
             .iter()
             .map(|row| Ok(row.try_get("duration_ms")?))
+            .collect()
+    }
+
+    pub(crate) async fn count_attempts(&self, since: i64) -> Result<Vec<AttemptCount>, StoreError> {
+        let sql = format!(
+            "SELECT origin, outcome, COUNT(*) AS n, \
+             CAST(COALESCE(SUM(CASE WHEN action = 'retry' THEN 1 ELSE 0 END), 0) AS BIGINT) AS retries FROM events \
+             WHERE at >= {} AND kind = 'attempt' GROUP BY origin, outcome ORDER BY origin, outcome",
+            self.placeholder(1)
+        );
+        sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let origin: String = row.try_get("origin")?;
+                Ok(AttemptCount {
+                    source: origin.strip_prefix("source:").unwrap_or(&origin).to_owned(),
+                    outcome: row.try_get("outcome")?,
+                    attempts: row.try_get::<i64, _>("n")? as u64,
+                    retries: row.try_get::<i64, _>("retries")? as u64,
+                })
+            })
             .collect()
     }
 

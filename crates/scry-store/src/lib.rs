@@ -25,10 +25,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use model::{
-    Account, AnswerKey, BlockEntry, CallCount, Change, Event, EventFilter, IndicatorCursor,
-    IndicatorOrder, IndicatorPage, IndicatorQuery, IndicatorRecord, Job, JobOutcome,
-    ListedIndicator, NewJob, Overview, PivotCursor, QueueDepth, SaveReport, ScorePoint, Session,
-    StaleIndicator, StoredIndicator, VendorAnswer, Workflow,
+    Account, AnswerKey, AttemptCount, BlockEntry, CallCount, Change, Event, EventFilter,
+    IndicatorCursor, IndicatorOrder, IndicatorPage, IndicatorQuery, IndicatorRecord, Job,
+    JobOutcome, ListedIndicator, NewJob, Overview, PivotCursor, QueueDepth, SaveReport, ScorePoint,
+    Session, StaleIndicator, StoredIndicator, VendorAnswer, Workflow,
 };
 pub use search::MAX_PAGE;
 pub use sql::{SqlStore, redact};
@@ -224,6 +224,19 @@ pub trait Store: Send + Sync {
         &'a self,
         source: &'a str,
         outcome: &'a str,
+        since: i64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<i64>>;
+
+    /// HTTP requests to vendors recorded at or after `since` (history kind `attempt`), per source
+    /// and outcome kind, with how many of them repeated a failed one.
+    fn attempt_counts(&self, since: i64) -> StoreFuture<'_, Vec<AttemptCount>>;
+
+    /// How long `source`'s HTTP requests took (ms), at or after `since`, the newest `limit` at
+    /// most, in no particular order.
+    fn attempt_latencies<'a>(
+        &'a self,
+        source: &'a str,
         since: i64,
         limit: u32,
     ) -> StoreFuture<'a, Vec<i64>>;

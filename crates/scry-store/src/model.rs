@@ -49,6 +49,17 @@ pub struct CallCount {
     pub credits: u64,
 }
 
+/// HTTP requests of one source that ended one way in a period, from the history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptCount {
+    pub source: String,
+    /// `ok`, `429`, `5xx`, `timeout`, `refused`, `limit` or `other`.
+    pub outcome: String,
+    pub attempts: u64,
+    /// Of them, requests that repeated a failed one.
+    pub retries: u64,
+}
+
 /// An indicator due for a scheduled refresh.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaleIndicator {

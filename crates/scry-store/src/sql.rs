@@ -10,9 +10,10 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::migrations::{MIGRATIONS, Migration, latest_version};
 use crate::model::{
-    Account, AnswerKey, BlockEntry, CallCount, Change, Event, EventFilter, IndicatorPage,
-    IndicatorQuery, IndicatorRecord, Job, JobOutcome, NewJob, Overview, PivotCursor, QueueDepth,
-    SaveReport, ScorePoint, Session, StaleIndicator, StoredIndicator, VendorAnswer, Workflow,
+    Account, AnswerKey, AttemptCount, BlockEntry, CallCount, Change, Event, EventFilter,
+    IndicatorPage, IndicatorQuery, IndicatorRecord, Job, JobOutcome, NewJob, Overview, PivotCursor,
+    QueueDepth, SaveReport, ScorePoint, Session, StaleIndicator, StoredIndicator, VendorAnswer,
+    Workflow,
 };
 use crate::{Store, StoreError, StoreFuture};
 
@@ -1133,7 +1134,20 @@ impl Store for SqlStore {
         since: i64,
         limit: u32,
     ) -> StoreFuture<'a, Vec<i64>> {
-        Box::pin(self.durations(source, outcome, since, limit))
+        Box::pin(self.durations("call", source, Some(outcome), since, limit))
+    }
+
+    fn attempt_counts(&self, since: i64) -> StoreFuture<'_, Vec<AttemptCount>> {
+        Box::pin(self.count_attempts(since))
+    }
+
+    fn attempt_latencies<'a>(
+        &'a self,
+        source: &'a str,
+        since: i64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<i64>> {
+        Box::pin(self.durations("attempt", source, None, since, limit))
     }
 
     fn finish_job<'a>(

@@ -193,13 +193,7 @@ pub(crate) fn sources_status(
         anyhow::Ok(scry_engine::usage::source_usage(store.as_ref()).await?)
     })?;
     if format == ShowFormat::Json {
-        let period = |p: &scry_engine::usage::PeriodUsage, limit: Option<u64>| {
-            serde_json::json!({
-                "calls": p.calls(), "paid": p.paid, "cached": p.cached, "failed": p.failed,
-                "cache_hit_percent": p.cache_hit_percent(), "error_percent": p.error_percent(),
-                "credits": p.credits, "credit_limit": limit,
-            })
-        };
+        let period = |p: &scry_engine::usage::PeriodUsage, limit| p.summary(limit);
         let sources: Vec<serde_json::Value> = usage
             .iter()
             .map(|u| {
@@ -224,7 +218,7 @@ pub(crate) fn sources_status(
     }
     let percent = |p: Option<f64>| p.map_or_else(|| "-".to_owned(), |p| format!("{p:.0} %"));
     out!(
-        "{:<12} {:<6} {:>8} {:>8} {:>8} {:>8} {:>10} {:>7}  credits",
+        "{:<12} {:<6} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8} {:>8} {:>7}  credits",
         "source",
         "period",
         "calls",
@@ -232,6 +226,8 @@ pub(crate) fn sources_status(
         "cached",
         "failed",
         "cache hits",
+        "requests",
+        "retries",
         "errors"
     );
     for u in &usage {
@@ -246,7 +242,7 @@ pub(crate) fn sources_status(
                 _ => format!("{} (no limit set)", p.credits),
             };
             out!(
-                "{:<12} {:<6} {:>8} {:>8} {:>8} {:>8} {:>10} {:>7}  {credits}",
+                "{:<12} {:<6} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8} {:>8} {:>7}  {credits}",
                 u.source,
                 name,
                 p.calls(),
@@ -254,12 +250,27 @@ pub(crate) fn sources_status(
                 p.cached,
                 p.failed,
                 percent(p.cache_hit_percent()),
+                p.attempts,
+                p.retries,
                 percent(p.error_percent())
+            );
+        }
+        if !u.today.errors.is_empty() {
+            let kinds: Vec<String> = u
+                .today
+                .errors
+                .iter()
+                .map(|(kind, n)| format!("{kind} {n}"))
+                .collect();
+            out!(
+                "{:<12} today's failed requests by kind: {}",
+                u.source,
+                kinds.join(", ")
             );
         }
         if let Some((p50, p95, p99)) = u.latency_ms {
             out!(
-                "{:<12} latency of today's paid calls: p50 {p50} ms, p95 {p95} ms, p99 {p99} ms",
+                "{:<12} latency of today's requests to the vendor: p50 {p50} ms, p95 {p95} ms, p99 {p99} ms",
                 u.source
             );
         }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::guard::{Budget, CallMetrics, Limiter, today_utc};
+use crate::guard::{AttemptOutcome, Budget, CallMetrics, Limiter, today_utc};
 use crate::secret::Secret;
 
 /// Why a Criminal IP call failed.
@@ -166,7 +166,7 @@ impl Client {
     pub(crate) async fn call(&self, request: &Request) -> Result<Value, CipError> {
         let mut attempt = 0;
         loop {
-            match self.attempt(request).await {
+            match self.attempt(request, attempt > 0).await {
                 Ok(body) => return Ok(body),
                 Err((error, retry_after))
                     if error.is_retryable() && attempt < self.retry.retries =>
@@ -182,11 +182,15 @@ impl Client {
         }
     }
 
-    async fn attempt(&self, request: &Request) -> Result<Value, (CipError, Option<Duration>)> {
+    async fn attempt(
+        &self,
+        request: &Request,
+        retry: bool,
+    ) -> Result<Value, (CipError, Option<Duration>)> {
         if request.credits > 0 && self.budget.try_spend(request.credits, today_utc()).is_err() {
             return Err((CipError::BudgetSpent, None));
         }
-        let result = self.send(request).await;
+        let result = self.send(request, retry).await;
         match &result {
             Ok(_) => {
                 self.metrics.ok.fetch_add(1, Ordering::Relaxed);
@@ -206,7 +210,11 @@ impl Client {
         result
     }
 
-    async fn send(&self, request: &Request) -> Result<Value, (CipError, Option<Duration>)> {
+    async fn send(
+        &self,
+        request: &Request,
+        retry: bool,
+    ) -> Result<Value, (CipError, Option<Duration>)> {
         let url = format!("{}{}", self.base_url, request.path);
         let builder = if request.post {
             self.http.post(&url).form(&request.form)
@@ -244,8 +252,24 @@ impl Client {
                 }
             }
         };
-        self.metrics.record_latency(started.elapsed());
+        self.metrics
+            .record_attempt(started.elapsed(), attempt_outcome(&outcome), retry);
         outcome
+    }
+}
+
+/// How an answered (or unanswered) request counts in the operations figures.
+fn attempt_outcome(outcome: &Result<Value, (CipError, Option<Duration>)>) -> AttemptOutcome {
+    match outcome {
+        Ok(_) => AttemptOutcome::Ok,
+        Err((error, _)) => match error {
+            CipError::RateLimited(_) | CipError::Concurrent(_) => AttemptOutcome::RateLimited,
+            CipError::Server { .. } => AttemptOutcome::ServerError,
+            CipError::Timeout(_) => AttemptOutcome::Timeout,
+            CipError::Unreachable(_) => AttemptOutcome::Refused,
+            CipError::LimitExceeded(_) => AttemptOutcome::LimitExceeded,
+            _ => AttemptOutcome::Other,
+        },
     }
 }
 

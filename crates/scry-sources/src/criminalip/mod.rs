@@ -619,6 +619,10 @@ impl Source for CriminalIp {
         self.budget.take_new_events()
     }
 
+    fn take_attempts(&self) -> Vec<crate::guard::Attempt> {
+        self.metrics.take_attempts()
+    }
+
     fn status_line(&self) -> Option<String> {
         let m = self.metrics.snapshot();
         let (today, month) = self.budget.used();

@@ -878,3 +878,43 @@ fn processes_sharing_a_store_share_one_rate_limit() {
     );
     assert!(log.len() >= 20, "{} calls", log.len());
 }
+
+/// The key check of `scry sources test` takes its place in the rate window every process on the
+/// store shares: an enrichment right after it waits for its turn instead of drawing a 429.
+#[test]
+fn the_key_check_shares_the_rate_window_with_the_calls_after_it() {
+    let rt = runtime();
+    let sandbox = start(
+        &rt,
+        SandboxConfig {
+            rate_limit: Some((1, Duration::from_secs(1))),
+            ..SandboxConfig::default()
+        },
+    );
+    let home = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        home.path().join("scry.toml"),
+        "[sources.criminalip]\nmax_requests = 1\nper_seconds = 1.0\nretries = 0\n",
+    )
+    .expect("write config");
+    let mut test = scry_at(home.path(), &sandbox.url());
+    test.args(["sources", "test", "criminalip"]);
+    let tested = run(test, b"");
+    assert_eq!(tested.status.code(), Some(0), "{}", text(&tested.stderr));
+    let mut enrich = scry_at(home.path(), &sandbox.url());
+    enrich.args(["enrich", "--format", "json", "-"]);
+    let enriched = run(enrich, b"45.155.205.233\n");
+    assert_eq!(
+        enriched.status.code(),
+        Some(0),
+        "{}",
+        text(&enriched.stderr)
+    );
+    let log = sandbox.log().entries();
+    assert_eq!(log.len(), 3, "two key checks and one lookup: {log:#?}");
+    assert!(
+        log.iter().all(|e| e.outcome == "ok"),
+        "nothing was refused: {:?}",
+        log.iter().map(|e| &e.outcome).collect::<Vec<_>>()
+    );
+}

@@ -37,9 +37,14 @@ const ADDRESSES: [&str; 12] = [
 /// `rules`.
 fn configure(home: &Path, receiver: u16, criminalip: Option<&str>, rules: &str) {
     let criminalip = criminalip.map_or_else(String::new, |settings| {
-        format!(
-            "[sources.criminalip]\nmax_requests = 50\nretries = 1\nretry_base_ms = 10\n{settings}"
-        )
+        // Quick by default; `settings` may set these itself.
+        let mut section = format!("[sources.criminalip]\nretry_base_ms = 10\n{settings}\n");
+        for (key, value) in [("max_requests", "50"), ("retries", "1")] {
+            if !settings.contains(key) {
+                section.push_str(&format!("{key} = {value}\n"));
+            }
+        }
+        section
     });
     let text = format!(
         r#"
@@ -985,6 +990,102 @@ fn the_blocked_label_follows_the_blocklist() {
         serde_json::json!([]),
         "{:#}",
         shown(home, &ip)
+    );
+    rt.block_on(sandbox.stop());
+}
+
+/// The operations figures count what went over the wire: every HTTP request, its retries and its
+/// failures by kind (a retried 5xx is an error, not 0 %), and the vendor's latency per request —
+/// not an indicator's wall time, queue wait included.
+#[test]
+fn operations_figures_count_requests_retries_errors_and_vendor_latency() {
+    let rt = runtime();
+    let sandbox = start_sandbox(
+        &rt,
+        SandboxConfig {
+            faults: Faults {
+                server_error: 0.3,
+                ..Faults::default()
+            },
+            ..SandboxConfig::default()
+        },
+    );
+    let receiver = http_receiver();
+    let home = tempfile::tempdir().expect("tempdir");
+    let home = home.path();
+    let store = store_url(home);
+    // One request at a time, five a second: the last indicator waits about two seconds for its
+    // turn, which is queue time, not the vendor's.
+    configure(
+        home,
+        receiver.port,
+        Some("max_requests = 1\nper_seconds = 0.2\nretries = 4\n"),
+        "",
+    );
+    let output = scry_with(
+        home,
+        Some(&sandbox),
+        &[
+            "--store",
+            &store,
+            "enrich",
+            "--no-progress",
+            "--concurrency",
+            "12",
+            "-",
+        ],
+        ADDRESSES.join("\n").as_bytes(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let log = sandbox.log().entries();
+    let server_errors = log.iter().filter(|e| e.status == 500).count() as u64;
+    assert!(
+        server_errors > 0,
+        "the sandbox failed some requests: {log:#?}"
+    );
+
+    let status = run_args(
+        home,
+        &["--store", &store, "sources", "status", "--format", "json"],
+        b"",
+    );
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
+    let status: Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    let criminalip = status
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["source"] == "criminalip"))
+        .expect("criminalip in sources status");
+    let today = &criminalip["today"];
+    assert_eq!(
+        today["requests"].as_u64(),
+        Some(log.len() as u64),
+        "{today:#}"
+    );
+    assert_eq!(
+        today["errors"]["5xx"].as_u64(),
+        Some(server_errors),
+        "{today:#}"
+    );
+    assert_eq!(
+        today["retries"].as_u64(),
+        Some(server_errors),
+        "every 5xx was retried: {today:#}"
+    );
+    let percent = today["error_percent"].as_f64().expect("error percent");
+    let expected = server_errors as f64 * 100.0 / log.len() as f64;
+    assert!((percent - expected).abs() < 0.01, "{percent} vs {expected}");
+    let p95 = criminalip["latency_ms"]["p95"].as_i64().expect("latency");
+    assert!(
+        p95 < 1_000,
+        "the vendor answers on loopback at once; {p95} ms would be queue time"
+    );
+    let text_status = run_args(home, &["--store", &store, "sources", "status"], b"");
+    let shown = text(&text_status.stdout);
+    assert!(
+        shown.contains(&format!(
+            "today's failed requests by kind: 5xx {server_errors}"
+        )),
+        "{shown}"
     );
     rt.block_on(sandbox.stop());
 }

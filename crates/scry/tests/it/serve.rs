@@ -828,9 +828,23 @@ fn analysts_act_through_the_queue_and_firewalls_poll_the_blocklist() {
         "scry_http_requests_total{method=\"POST\",route=\"/api/v1/indicators/actions\",status=\"202\"} 1",
         "scry_jobs{state=\"done\"}",
         "scry_vendor_calls_today{source=\"criminalip\",outcome=\"paid\"}",
+        "scry_vendor_requests_today{source=\"criminalip\",outcome=\"ok\"}",
+        "scry_vendor_retries_today{source=\"criminalip\"} 0",
+        "scry_vendor_request_duration_seconds_today_bucket{le=\"0.005\",source=\"criminalip\"}",
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }
+    // One latency sample per request the vendor answered.
+    let count = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "scry_vendor_request_duration_seconds_today_count{source=\"criminalip\"} ",
+            )
+        })
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .expect("a histogram count");
+    assert!(count > 0, "{metrics}");
 }
 
 #[test]

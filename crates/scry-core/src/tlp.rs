@@ -33,6 +33,20 @@ impl fmt::Display for Tlp {
     }
 }
 
+/// Written as its level's name (`amber+strict`); read in any spelling [`FromStr`] takes.
+impl serde::Serialize for Tlp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Tlp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Tlp, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown TLP level {0:?} (expected clear, white, green, amber, amber+strict or red)")]
 pub struct UnknownTlp(pub String);

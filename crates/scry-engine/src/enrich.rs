@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::automation::Occasion;
 use crate::input::{self, Candidate, InputFormat, InputSource, Item, ReadCounters, Rejection};
-use crate::record::{ReasonRecord, Record, SourceRecord, Status};
+use crate::record::{ReasonRecord, Record, SourceRecord, SourceStatus, Status};
 
 /// What to enrich and how.
 #[derive(Debug, Clone)]
@@ -324,9 +324,15 @@ impl Engine {
                     finding.tags.dedup();
                     ok_record(finding)
                 }
-                Err(Outcome::Skipped(reason)) => SourceRecord::status("skipped").skip(reason),
-                Err(Outcome::Failed(message)) => SourceRecord::status("failed").error(message),
-                Err(Outcome::Rejected(message)) => SourceRecord::status("rejected").error(message),
+                Err(Outcome::Skipped(reason)) => {
+                    SourceRecord::status(SourceStatus::Skipped).skip(reason)
+                }
+                Err(Outcome::Failed(message)) => {
+                    SourceRecord::status(SourceStatus::Failed).error(message)
+                }
+                Err(Outcome::Rejected(message)) => {
+                    SourceRecord::status(SourceStatus::Rejected).error(message)
+                }
             };
             source_record.elapsed_ms = Some(started.elapsed().as_millis() as u64);
             if is_external {
@@ -357,11 +363,11 @@ impl Engine {
             skip_reason,
             error,
             priority,
-            severity: Severity::from_priority(priority).as_str().to_owned(),
+            severity: Severity::from_priority(priority),
             reasons,
             tags,
             sources,
-            tlp: candidate.tlp.map(|t| t.as_str().to_owned()),
+            tlp: candidate.tlp,
             position: candidate.position.to_string(),
             context: candidate.context,
         }
@@ -401,7 +407,7 @@ impl Engine {
             skip_reason: None,
             error: None,
             priority,
-            severity: Severity::from_priority(priority).as_str().to_owned(),
+            severity: Severity::from_priority(priority),
             reasons: reasons
                 .iter()
                 .map(|r| ReasonRecord {
@@ -413,7 +419,7 @@ impl Engine {
                 .collect(),
             tags,
             sources: sources.clone(),
-            tlp: candidate.tlp.map(|t| t.as_str().to_owned()),
+            tlp: candidate.tlp,
             position: candidate.position.to_string(),
             context: None,
         };
@@ -472,7 +478,10 @@ impl Engine {
             .iter()
             .filter_map(|name| sources.get(name))
             .collect();
-        let ok: Vec<_> = answers.iter().filter(|s| s.status == "ok").collect();
+        let ok: Vec<_> = answers
+            .iter()
+            .filter(|s| s.status == SourceStatus::Ok)
+            .collect();
         if !ok.is_empty() {
             let status = if ok.iter().all(|s| s.cached) {
                 Status::Cached
@@ -481,14 +490,14 @@ impl Engine {
             };
             return (status, None, None);
         }
-        let first = |status: &str| answers.iter().find(|s| s.status == status);
-        if let Some(failed) = first("failed") {
+        let first = |status: SourceStatus| answers.iter().find(|s| s.status == status);
+        if let Some(failed) = first(SourceStatus::Failed) {
             return (Status::Failed, None, failed.error.clone());
         }
-        if let Some(rejected) = first("rejected") {
+        if let Some(rejected) = first(SourceStatus::Rejected) {
             return (Status::Rejected, None, rejected.error.clone());
         }
-        let reason = first("skipped").and_then(|s| s.skip_reason.clone());
+        let reason = first(SourceStatus::Skipped).and_then(|s| s.skip_reason.clone());
         (Status::Skipped, reason, None)
     }
 }
@@ -813,13 +822,13 @@ pub fn stored_form(record: &Record) -> Option<IndicatorRecord> {
         kind: record.kind.clone()?,
         value: record.indicator.clone()?,
         priority: record.priority,
-        severity: record.severity.clone(),
+        severity: record.severity.as_str().to_owned(),
         enrichment_status: match record.status {
             Status::Cached => Status::Enriched.as_str().to_owned(),
             other => other.as_str().to_owned(),
         },
         skip_reason: record.skip_reason.clone(),
-        tlp: record.tlp.clone(),
+        tlp: record.tlp.map(|t| t.as_str().to_owned()),
         tags: record.tags.clone(),
         reasons: serde_json::to_value(&record.reasons).ok()?,
         sources: serde_json::Value::Object(sources),
@@ -835,9 +844,9 @@ enum Outcome {
 }
 
 impl SourceRecord {
-    fn status(status: &str) -> SourceRecord {
+    fn status(status: SourceStatus) -> SourceRecord {
         SourceRecord {
-            status: status.into(),
+            status,
             skip_reason: None,
             error: None,
             report_url: None,
@@ -861,7 +870,7 @@ impl SourceRecord {
 
 fn ok_record(finding: Finding) -> SourceRecord {
     SourceRecord {
-        status: "ok".into(),
+        status: SourceStatus::Ok,
         skip_reason: None,
         error: None,
         report_url: finding.report_url,
@@ -893,7 +902,7 @@ fn unusable_record(status: Status, input: String, position: String, error: Strin
         skip_reason: None,
         error: Some(error),
         priority: 0,
-        severity: Severity::Info.as_str().into(),
+        severity: Severity::Info,
         reasons: Vec::new(),
         tags: Vec::new(),
         sources: BTreeMap::new(),

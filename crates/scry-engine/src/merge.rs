@@ -13,7 +13,7 @@
 use scry_core::{Reason, Severity, SkipReason, score};
 use serde::{Deserialize, Serialize};
 
-use crate::record::{ReasonRecord, Record, SourceRecord};
+use crate::record::{ReasonRecord, Record, SourceRecord, SourceStatus};
 
 /// Why a source's earlier answer stands in for a new one, and since when it stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,16 +65,16 @@ pub fn merge(mut fresh: Record, known: &Known) -> (Record, Vec<KeptAnswer>) {
     let fresh_tags: Vec<String> = fresh
         .sources
         .values()
-        .filter(|s| s.status == "ok")
+        .filter(|s| s.status == SourceStatus::Ok)
         .flat_map(|s| s.tags.iter().cloned())
         .collect();
     let mut kept = Vec::new();
     for (name, earlier) in &known.sources {
-        if earlier.status != "ok" {
+        if earlier.status != SourceStatus::Ok {
             continue;
         }
         let now = fresh.sources.get(name);
-        if now.is_some_and(|s| s.status == "ok") {
+        if now.is_some_and(|s| s.status == SourceStatus::Ok) {
             continue;
         }
         let (outcome, because) = match now {
@@ -83,16 +83,18 @@ pub fn merge(mut fresh: Record, known: &Known) -> (Record, Vec<KeptAnswer>) {
                 "not asked (not configured)".to_owned(),
             ),
             Some(s) => {
-                let word = match s.status.as_str() {
-                    "skipped" => s.skip_reason.clone().unwrap_or_else(|| "skipped".into()),
-                    other => other.to_owned(),
+                let word = match s.status {
+                    SourceStatus::Skipped => {
+                        s.skip_reason.clone().unwrap_or_else(|| "skipped".into())
+                    }
+                    other => other.as_str().to_owned(),
                 };
                 let detail = s
                     .error
                     .as_deref()
                     .or(s.skip_reason.as_deref())
                     .unwrap_or("");
-                (word, format!("{}: {detail}", s.status))
+                (word, format!("{}: {detail}", s.status.as_str()))
             }
         };
         let stale = Stale {
@@ -144,7 +146,7 @@ pub fn merge(mut fresh: Record, known: &Known) -> (Record, Vec<KeptAnswer>) {
             .map(|r| Reason::new(&r.source, &r.signal, r.value.clone(), r.points))
             .collect();
         fresh.priority = score::priority(&reasons);
-        fresh.severity = Severity::from_priority(fresh.priority).as_str().to_owned();
+        fresh.severity = Severity::from_priority(fresh.priority);
         fresh.reasons.sort_by_key(|r| std::cmp::Reverse(r.points));
     }
     (fresh, kept)

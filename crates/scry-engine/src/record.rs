@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use scry_core::{Severity, Tlp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -36,6 +37,31 @@ impl Status {
     }
 }
 
+/// What one source did about an indicator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceStatus {
+    /// It answered (now, from its cache, or, marked `stale`, earlier).
+    Ok,
+    /// It was not asked; `skip_reason` says why.
+    Skipped,
+    /// It was asked and failed; `error` says how.
+    Failed,
+    /// It said the indicator is not valid for it.
+    Rejected,
+}
+
+impl SourceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceStatus::Ok => "ok",
+            SourceStatus::Skipped => "skipped",
+            SourceStatus::Failed => "failed",
+            SourceStatus::Rejected => "rejected",
+        }
+    }
+}
+
 /// One contribution to the priority.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReasonRecord {
@@ -48,8 +74,7 @@ pub struct ReasonRecord {
 /// What one source said (or why it was not asked).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceRecord {
-    /// `ok`, `skipped`, `failed` or `rejected`.
-    pub status: String,
+    pub status: SourceStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,15 +114,14 @@ pub struct Record {
     pub error: Option<String>,
     /// 0–100.
     pub priority: u8,
-    /// `critical`, `high`, `medium`, `low` or `info`.
-    pub severity: String,
+    pub severity: Severity,
     pub reasons: Vec<ReasonRecord>,
     pub tags: Vec<String>,
     /// Per-source detail, keyed by source name.
     pub sources: BTreeMap<String, SourceRecord>,
     /// Deterministic STIX id of the observable; `null` when rejected.
     pub stix_id: Option<String>,
-    pub tlp: Option<String>,
+    pub tlp: Option<Tlp>,
     /// `file:line`, or `file: objects[i]` for STIX bundles.
     pub position: String,
     /// Other columns or fields the input carried with the indicator.

@@ -174,7 +174,7 @@ mod tests {
             skip_reason: None,
             error: None,
             priority,
-            severity: "info".into(),
+            severity: scry_core::Severity::Info,
             reasons: vec![],
             tags: vec![],
             sources: Default::default(),

@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Effects, Style};
+use scry_core::{Severity, Tlp};
 use scry_engine::record::ReasonRecord;
 use scry_engine::{Record, Status};
 
@@ -99,7 +100,7 @@ fn write_csv(
             r.severity.as_str(),
             &reasons,
             &r.tags.join(";"),
-            r.tlp.as_deref().unwrap_or(""),
+            r.tlp.map_or("", Tlp::as_str),
             r.stix_id.as_deref().unwrap_or(""),
             r.report_url().unwrap_or(""),
             &sources,
@@ -117,15 +118,15 @@ pub(crate) fn reasons_text(reasons: &[ReasonRecord]) -> String {
         .join("; ")
 }
 
-fn severity_style(severity: &str) -> Style {
+fn severity_style(severity: Severity) -> Style {
     match severity {
-        "critical" => Style::new()
+        Severity::Critical => Style::new()
             .fg_color(Some(AnsiColor::BrightRed.into()))
             .effects(Effects::BOLD),
-        "high" => Style::new().fg_color(Some(AnsiColor::Red.into())),
-        "medium" => Style::new().fg_color(Some(AnsiColor::Yellow.into())),
-        "low" => Style::new().fg_color(Some(AnsiColor::Cyan.into())),
-        _ => Style::new().effects(Effects::DIMMED),
+        Severity::High => Style::new().fg_color(Some(AnsiColor::Red.into())),
+        Severity::Medium => Style::new().fg_color(Some(AnsiColor::Yellow.into())),
+        Severity::Low => Style::new().fg_color(Some(AnsiColor::Cyan.into())),
+        Severity::Info => Style::new().effects(Effects::DIMMED),
     }
 }
 
@@ -189,7 +190,12 @@ fn write_table(
         let line = format!(
             "{:>3} {} {} {} {} {}",
             r.priority,
-            cell(&r.severity, 8, severity_style(&r.severity), style.color),
+            cell(
+                r.severity.as_str(),
+                8,
+                severity_style(r.severity),
+                style.color
+            ),
             cell(r.kind.as_deref().unwrap_or("-"), 17, plain, false),
             cell(
                 r.indicator.as_deref().unwrap_or(&r.input),

@@ -218,7 +218,7 @@ async fn default_tlp_applies_where_the_input_states_none() {
     let engine = Engine::new(gate(&[]), vec![source.clone()]);
     let (_, records, _) = run(engine, &path, Some(Tlp::Red)).await;
     assert_eq!(source.seen(), ["8.8.4.4"]);
-    assert_eq!(records["8.8.8.8"].tlp.as_deref(), Some("red"));
+    assert_eq!(records["8.8.8.8"].tlp, Some(Tlp::Red));
     assert_eq!(records["8.8.8.8"].skip_reason.as_deref(), Some("tlp"));
 }
 

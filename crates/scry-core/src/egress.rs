@@ -48,6 +48,57 @@ impl SkipReason {
     }
 }
 
+/// A skip reason not known to this version of scry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown skip reason {0:?}")]
+pub struct UnknownSkipReason(pub String);
+
+impl std::str::FromStr for SkipReason {
+    type Err = UnknownSkipReason;
+
+    /// Reads the word [`SkipReason::as_str`] writes.
+    fn from_str(s: &str) -> Result<SkipReason, UnknownSkipReason> {
+        const FIXED: [SkipReason; 7] = [
+            SkipReason::InternalDomain,
+            SkipReason::ReservedDomain,
+            SkipReason::Allowlisted,
+            SkipReason::Tlp,
+            SkipReason::Budget,
+            SkipReason::UnsupportedType,
+            SkipReason::Condition,
+        ];
+        const CLASSES: [IpClass; 9] = [
+            IpClass::Public,
+            IpClass::Private,
+            IpClass::Shared,
+            IpClass::Loopback,
+            IpClass::LinkLocal,
+            IpClass::Multicast,
+            IpClass::Documentation,
+            IpClass::Benchmarking,
+            IpClass::Reserved,
+        ];
+        FIXED
+            .into_iter()
+            .chain(CLASSES.into_iter().map(SkipReason::Address))
+            .find(|reason| reason.as_str() == s)
+            .ok_or_else(|| UnknownSkipReason(s.to_owned()))
+    }
+}
+
+impl serde::Serialize for SkipReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SkipReason {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<SkipReason, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Where a call would send the indicator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Destination {
@@ -270,6 +321,27 @@ impl EgressGate {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_skip_reason_reads_back_from_its_word() {
+        use std::str::FromStr;
+        for word in [
+            "private",
+            "link-local",
+            "reserved",
+            "internal-domain",
+            "reserved-domain",
+            "allowlisted",
+            "tlp",
+            "budget",
+            "unsupported-type",
+            "condition",
+        ] {
+            let reason = super::SkipReason::from_str(word).expect(word);
+            assert_eq!(reason.as_str(), word);
+        }
+        assert!(super::SkipReason::from_str("sunny").is_err());
+    }
+
     use super::*;
 
     fn gate(entries: &[&str]) -> EgressGate {

@@ -459,19 +459,15 @@ impl Engine {
         subject: &Subject<'_>,
         external: &[String],
         sources: &BTreeMap<String, SourceRecord>,
-    ) -> (Status, Option<String>, Option<String>) {
+    ) -> (Status, Option<SkipReason>, Option<String>) {
         if external.is_empty() {
             if !subject.observable.is_enrichable() {
-                return (
-                    Status::Skipped,
-                    Some(SkipReason::UnsupportedType.as_str().into()),
-                    None,
-                );
+                return (Status::Skipped, Some(SkipReason::UnsupportedType), None);
             }
             let nominal = Destination::External { max_tlp: Tlp::Red };
             return match self.gate.clear(*subject, nominal) {
                 Ok(_) => (Status::Enriched, None, None),
-                Err(reason) => (Status::Skipped, Some(reason.as_str().into()), None),
+                Err(reason) => (Status::Skipped, Some(reason), None),
             };
         }
         let answers: Vec<&SourceRecord> = external
@@ -497,7 +493,7 @@ impl Engine {
         if let Some(rejected) = first(SourceStatus::Rejected) {
             return (Status::Rejected, None, rejected.error.clone());
         }
-        let reason = first(SourceStatus::Skipped).and_then(|s| s.skip_reason.clone());
+        let reason = first(SourceStatus::Skipped).and_then(|s| s.skip_reason);
         (Status::Skipped, reason, None)
     }
 }
@@ -772,7 +768,7 @@ fn history_events(record: &Record, stored: &IndicatorRecord, events: &mut Vec<sc
         };
 
     if record.status == Status::Skipped {
-        let reason = record.skip_reason.as_deref().unwrap_or("skipped");
+        let reason = record.skip_reason.map_or("skipped", SkipReason::as_str);
         events.push(event(
             "skip",
             reason,
@@ -827,7 +823,7 @@ pub fn stored_form(record: &Record) -> Option<IndicatorRecord> {
             Status::Cached => Status::Enriched.as_str().to_owned(),
             other => other.as_str().to_owned(),
         },
-        skip_reason: record.skip_reason.clone(),
+        skip_reason: record.skip_reason.map(|r| r.as_str().to_owned()),
         tlp: record.tlp.map(|t| t.as_str().to_owned()),
         tags: record.tags.clone(),
         reasons: serde_json::to_value(&record.reasons).ok()?,
@@ -859,7 +855,7 @@ impl SourceRecord {
         }
     }
     fn skip(mut self, reason: SkipReason) -> SourceRecord {
-        self.skip_reason = Some(reason.as_str().into());
+        self.skip_reason = Some(reason);
         self
     }
     fn error(mut self, message: String) -> SourceRecord {

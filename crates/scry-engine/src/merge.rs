@@ -45,11 +45,29 @@ pub struct Known {
 }
 
 impl Known {
-    /// Reads a stored state; parts that do not read as expected count as unknown.
+    /// Reads a stored state; a part that does not read as expected (one source's answer, one
+    /// reason) counts as unknown, and the rest still counts.
     pub fn from_stored(record: &scry_store::IndicatorRecord, checked_at: i64) -> Known {
+        let sources = record
+            .sources
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, answer)| {
+                let answer = serde_json::from_value(answer.clone()).ok()?;
+                Some((name.clone(), answer))
+            })
+            .collect();
+        let reasons = record
+            .reasons
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|reason| serde_json::from_value(reason.clone()).ok())
+            .collect();
         Known {
-            sources: serde_json::from_value(record.sources.clone()).unwrap_or_default(),
-            reasons: serde_json::from_value(record.reasons.clone()).unwrap_or_default(),
+            sources,
+            reasons,
             tags: record.tags.clone(),
             checked_at,
         }
@@ -59,7 +77,7 @@ impl Known {
 /// `fresh` with every earlier good answer it lacks put back, marked stale; the priority, severity,
 /// reasons and tags follow from the merged answers. Returns what was kept.
 pub fn merge(mut fresh: Record, known: &Known) -> (Record, Vec<KeptAnswer>) {
-    if fresh.skip_reason.as_deref() == Some(SkipReason::Allowlisted.as_str()) {
+    if fresh.skip_reason == Some(SkipReason::Allowlisted) {
         return (fresh, Vec::new());
     }
     let fresh_tags: Vec<String> = fresh
@@ -83,18 +101,16 @@ pub fn merge(mut fresh: Record, known: &Known) -> (Record, Vec<KeptAnswer>) {
                 "not asked (not configured)".to_owned(),
             ),
             Some(s) => {
-                let word = match s.status {
-                    SourceStatus::Skipped => {
-                        s.skip_reason.clone().unwrap_or_else(|| "skipped".into())
-                    }
-                    other => other.as_str().to_owned(),
+                let word = match (s.status, s.skip_reason) {
+                    (SourceStatus::Skipped, Some(reason)) => reason.as_str(),
+                    (other, _) => other.as_str(),
                 };
                 let detail = s
                     .error
                     .as_deref()
-                    .or(s.skip_reason.as_deref())
+                    .or(s.skip_reason.map(SkipReason::as_str))
                     .unwrap_or("");
-                (word, format!("{}: {detail}", s.status.as_str()))
+                (word.to_owned(), format!("{}: {detail}", s.status.as_str()))
             }
         };
         let stale = Stale {
@@ -150,4 +166,127 @@ pub fn merge(mut fresh: Record, known: &Known) -> (Record, Vec<KeptAnswer>) {
         fresh.reasons.sort_by_key(|r| std::cmp::Reverse(r.points));
     }
     (fresh, kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::record::Status;
+
+    fn answer(status: SourceStatus, tags: &[&str]) -> SourceRecord {
+        SourceRecord {
+            status,
+            skip_reason: (status == SourceStatus::Skipped).then_some(SkipReason::Budget),
+            error: (status == SourceStatus::Failed).then(|| "HTTP 503".to_owned()),
+            report_url: None,
+            cached: false,
+            credits: 0,
+            data: serde_json::json!({"inbound": "Critical"}),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            stale: None,
+            elapsed_ms: None,
+        }
+    }
+
+    fn reason(source: &str, points: i32) -> ReasonRecord {
+        ReasonRecord {
+            source: source.into(),
+            signal: "score".into(),
+            value: points.to_string(),
+            points,
+        }
+    }
+
+    fn record(sources: &[(&str, SourceRecord)], reasons: Vec<ReasonRecord>) -> Record {
+        let priority = reasons.iter().map(|r| r.points).sum::<i32>().clamp(0, 100) as u8;
+        Record {
+            input: "185.220.101.47".into(),
+            indicator: Some("185.220.101.47".into()),
+            kind: Some("ipv4-addr".into()),
+            status: Status::Skipped,
+            skip_reason: Some(SkipReason::Budget),
+            error: None,
+            priority,
+            severity: Severity::from_priority(priority),
+            reasons,
+            tags: sources.iter().flat_map(|(_, s)| s.tags.clone()).collect(),
+            sources: sources
+                .iter()
+                .map(|(n, s)| ((*n).to_owned(), s.clone()))
+                .collect::<BTreeMap<_, _>>(),
+            stix_id: Some("ipv4-addr--x".into()),
+            tlp: None,
+            position: "-:1".into(),
+            context: None,
+        }
+    }
+
+    fn known(record: &Record, checked_at: i64) -> Known {
+        Known {
+            sources: record.sources.clone(),
+            reasons: record.reasons.clone(),
+            tags: record.tags.clone(),
+            checked_at,
+        }
+    }
+
+    #[test]
+    fn an_answer_not_given_again_is_kept_with_its_reasons_tags_and_age() {
+        let before = record(
+            &[
+                ("geo", answer(SourceStatus::Ok, &[])),
+                ("criminalip", answer(SourceStatus::Ok, &["tor"])),
+            ],
+            vec![reason("criminalip", 90), reason("geo", 0)],
+        );
+        let now = record(
+            &[
+                ("geo", answer(SourceStatus::Ok, &[])),
+                ("criminalip", answer(SourceStatus::Skipped, &[])),
+            ],
+            vec![reason("geo", 0)],
+        );
+        let (merged, kept) = merge(now, &known(&before, 1_000));
+        assert_eq!((merged.priority, merged.severity), (90, Severity::Critical));
+        assert_eq!(merged.tags, ["tor"]);
+        let stale = merged.sources["criminalip"].stale.clone().expect("stale");
+        assert_eq!(stale.answered_at, 1_000);
+        assert_eq!(stale.because, "skipped: budget");
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].outcome, "budget");
+
+        // Kept again later: it still dates from when it was answered.
+        let again = record(
+            &[("criminalip", answer(SourceStatus::Failed, &[]))],
+            Vec::new(),
+        );
+        let (merged, _) = merge(again, &known(&merged, 5_000));
+        let stale = merged.sources["criminalip"].stale.clone().expect("stale");
+        assert_eq!(stale.answered_at, 1_000);
+        assert_eq!(stale.because, "failed: HTTP 503");
+        assert_eq!(merged.priority, 90);
+    }
+
+    #[test]
+    fn a_fresh_answer_replaces_and_allowlisting_drops() {
+        let before = record(
+            &[("criminalip", answer(SourceStatus::Ok, &["tor"]))],
+            vec![reason("criminalip", 90)],
+        );
+        let fresh = record(
+            &[("criminalip", answer(SourceStatus::Ok, &[]))],
+            vec![reason("criminalip", 10)],
+        );
+        let (merged, kept) = merge(fresh, &known(&before, 1_000));
+        assert!(kept.is_empty());
+        assert_eq!(merged.priority, 10);
+        assert!(merged.tags.is_empty());
+
+        let mut allowlisted = record(&[], Vec::new());
+        allowlisted.skip_reason = Some(SkipReason::Allowlisted);
+        let (merged, kept) = merge(allowlisted, &known(&before, 1_000));
+        assert!(kept.is_empty() && merged.priority == 0 && merged.sources.is_empty());
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use scry_core::{Severity, Tlp};
+use scry_core::{Severity, SkipReason, Tlp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -76,7 +76,7 @@ pub struct ReasonRecord {
 pub struct SourceRecord {
     pub status: SourceStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skip_reason: Option<String>,
+    pub skip_reason: Option<SkipReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,7 +110,7 @@ pub struct Record {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub status: Status,
-    pub skip_reason: Option<String>,
+    pub skip_reason: Option<SkipReason>,
     pub error: Option<String>,
     /// 0–100.
     pub priority: u8,

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Effects, Style};
-use scry_core::{Severity, Tlp};
+use scry_core::{Severity, SkipReason, Tlp};
 use scry_engine::record::ReasonRecord;
 use scry_engine::{Record, Status};
 
@@ -94,7 +94,7 @@ fn write_csv(
             r.indicator.as_deref().unwrap_or(""),
             r.kind.as_deref().unwrap_or(""),
             r.status.as_str(),
-            r.skip_reason.as_deref().unwrap_or(""),
+            r.skip_reason.map_or("", SkipReason::as_str),
             r.error.as_deref().unwrap_or(""),
             &r.priority.to_string(),
             r.severity.as_str(),
@@ -232,7 +232,11 @@ fn network(data: &serde_json::Value) -> String {
 /// reasons, where it lives and what it exposes, tags and report link, else what classification says.
 fn details(r: &Record) -> String {
     match r.status {
-        Status::Skipped => return r.skip_reason.clone().unwrap_or_default(),
+        Status::Skipped => {
+            return r
+                .skip_reason
+                .map_or_else(String::new, |reason| reason.as_str().to_owned());
+        }
         Status::Failed | Status::Rejected => return r.error.clone().unwrap_or_default(),
         Status::Enriched | Status::Cached => {}
     }

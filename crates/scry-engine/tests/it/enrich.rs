@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use scry_core::{Cleared, Destination, EgressGate, EgressPolicy, Observable, Reason, Tlp};
+use scry_core::{
+    Cleared, Destination, EgressGate, EgressPolicy, Observable, Reason, SkipReason, Tlp,
+};
 use scry_engine::input::{InputFormat, InputSource};
 use scry_engine::{Engine, EnrichRequest, Progress, Record, Status, Summary};
 use scry_sources::{Classification, EnrichOptions, Finding, Source, SourceError, SourceFuture};
@@ -183,18 +185,15 @@ async fn only_cleared_indicators_reach_external_sources() {
         source.seen(),
         ["8.8.8.8", "9.9.9.10", "evil.com", "partner-portal.net"]
     );
-    let skip = |input: &str| records[input].skip_reason.clone();
-    assert_eq!(skip("10.0.0.1").as_deref(), Some("private"));
-    assert_eq!(skip("192.0.2.1").as_deref(), Some("documentation"));
-    assert_eq!(skip("fileserver.corp").as_deref(), Some("internal-domain"));
-    assert_eq!(
-        skip("http://intranet.local/x").as_deref(),
-        Some("internal-domain")
-    );
-    assert_eq!(skip("1.1.1.1").as_deref(), Some("allowlisted"));
-    assert_eq!(skip("www.trusted.org").as_deref(), Some("allowlisted"));
-    assert_eq!(skip("9.9.9.9").as_deref(), Some("tlp"));
-    assert_eq!(skip("user@evil.com").as_deref(), Some("unsupported-type"));
+    let skip = |input: &str| records[input].skip_reason.map(SkipReason::as_str);
+    assert_eq!(skip("10.0.0.1"), Some("private"));
+    assert_eq!(skip("192.0.2.1"), Some("documentation"));
+    assert_eq!(skip("fileserver.corp"), Some("internal-domain"));
+    assert_eq!(skip("http://intranet.local/x"), Some("internal-domain"));
+    assert_eq!(skip("1.1.1.1"), Some("allowlisted"));
+    assert_eq!(skip("www.trusted.org"), Some("allowlisted"));
+    assert_eq!(skip("9.9.9.9"), Some("tlp"));
+    assert_eq!(skip("user@evil.com"), Some("unsupported-type"));
     assert_eq!(records["8.8.8.8"].status, Status::Enriched);
     assert_eq!(
         records["8.8.8.8"].sources["recording"]
@@ -219,7 +218,10 @@ async fn default_tlp_applies_where_the_input_states_none() {
     let (_, records, _) = run(engine, &path, Some(Tlp::Red)).await;
     assert_eq!(source.seen(), ["8.8.4.4"]);
     assert_eq!(records["8.8.8.8"].tlp, Some(Tlp::Red));
-    assert_eq!(records["8.8.8.8"].skip_reason.as_deref(), Some("tlp"));
+    assert_eq!(
+        records["8.8.8.8"].skip_reason.map(SkipReason::as_str),
+        Some("tlp")
+    );
 }
 
 #[tokio::test]
@@ -265,7 +267,10 @@ async fn source_outcomes_become_statuses() {
         Some("HTTP 503 after 3 attempts")
     );
     assert_eq!(records["9.9.9.9"].status, Status::Rejected);
-    assert_eq!(records["4.4.4.4"].skip_reason.as_deref(), Some("budget"));
+    assert_eq!(
+        records["4.4.4.4"].skip_reason.map(SkipReason::as_str),
+        Some("budget")
+    );
     let broken = &records["5.5.5.5"];
     assert_eq!(broken.status, Status::Failed);
     assert!(
@@ -333,9 +338,14 @@ async fn without_external_sources_the_status_says_what_would_be_sent() {
         records["8.8.8.8"].stix_id.as_deref(),
         Some("ipv4-addr--2f689bf9-0ff2-545f-aa61-e495eb8cecc7")
     );
-    assert_eq!(records["10.1.1.1"].skip_reason.as_deref(), Some("private"));
     assert_eq!(
-        records["CVE-2021-44228"].skip_reason.as_deref(),
+        records["10.1.1.1"].skip_reason.map(SkipReason::as_str),
+        Some("private")
+    );
+    assert_eq!(
+        records["CVE-2021-44228"]
+            .skip_reason
+            .map(SkipReason::as_str),
         Some("unsupported-type")
     );
     assert_eq!(

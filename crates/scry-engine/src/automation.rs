@@ -788,39 +788,25 @@ impl Automation {
                         e.detail = json!({"trigger": Trigger::BudgetAlert.as_str(),
                             "budget": notice.budget,
                             "actions": rule.actions.iter().map(ActionSpec::describe).collect::<Vec<_>>()});
-                        let jobs = rule
-                            .actions
-                            .iter()
-                            .enumerate()
-                            .map(|(step, action)| {
-                                let payload = ActionJob {
-                                    rule: rule.name.clone(),
-                                    step,
-                                    action: action.clone(),
-                                    trigger: Trigger::BudgetAlert,
-                                    stix_id: String::new(),
-                                    kind: String::new(),
-                                    value: String::new(),
-                                    chain: 0,
-                                    budget: Some(notice.budget.clone()),
-                                };
-                                NewJob {
-                                    kind: ACTION_JOB.to_owned(),
-                                    dedupe_key: Some(format!(
-                                        "{}|budget|{}|{}|{}|{}|{step}",
-                                        rule.name,
-                                        notice.budget.source,
-                                        notice.budget.event,
-                                        notice.budget.period,
-                                        notice.period_key,
-                                    )),
-                                    payload: serde_json::to_value(&payload)
-                                        .expect("jobs serialize"),
-                                    run_after: now_ms(),
-                                    max_attempts: self.attempts_for(action),
-                                }
-                            })
-                            .collect();
+                        let occasion = format!(
+                            "budget|{}|{}|{}|{}",
+                            notice.budget.source,
+                            notice.budget.event,
+                            notice.budget.period,
+                            notice.period_key,
+                        );
+                        let template = ActionJob {
+                            rule: rule.name.clone(),
+                            step: 0,
+                            action: ActionSpec::RevertPriority,
+                            trigger: Trigger::BudgetAlert,
+                            stix_id: String::new(),
+                            kind: String::new(),
+                            value: String::new(),
+                            chain: 0,
+                            budget: Some(notice.budget.clone()),
+                        };
+                        let jobs = self.action_jobs(&template, &rule.actions, &occasion, now_ms());
                         matches.push(Match { event: e, jobs });
                     }
                     Err(message) => {
@@ -890,34 +876,19 @@ impl Automation {
                                "actions": rule.actions.iter().map(ActionSpec::describe).collect::<Vec<_>>()}),
                     );
                     e.rule = Some(rule.name.clone());
-                    let jobs = rule
-                        .actions
-                        .iter()
-                        .enumerate()
-                        .map(|(step, action)| {
-                            let payload = ActionJob {
-                                rule: rule.name.clone(),
-                                step,
-                                action: action.clone(),
-                                trigger,
-                                stix_id: record.stix_id.clone(),
-                                kind: record.kind.clone(),
-                                value: record.value.clone(),
-                                chain,
-                                budget: None,
-                            };
-                            NewJob {
-                                kind: ACTION_JOB.to_owned(),
-                                dedupe_key: Some(format!(
-                                    "{}|{}|{why}|{chain}|{step}",
-                                    rule.name, record.stix_id
-                                )),
-                                payload: serde_json::to_value(&payload).expect("jobs serialize"),
-                                run_after: now_ms(),
-                                max_attempts: self.attempts_for(action),
-                            }
-                        })
-                        .collect();
+                    let template = ActionJob {
+                        rule: rule.name.clone(),
+                        step: 0,
+                        action: ActionSpec::RevertPriority,
+                        trigger,
+                        stix_id: record.stix_id.clone(),
+                        kind: record.kind.clone(),
+                        value: record.value.clone(),
+                        chain,
+                        budget: None,
+                    };
+                    let occasion = format!("{}|{why}|{chain}", record.stix_id);
+                    let jobs = self.action_jobs(&template, &rule.actions, &occasion, now_ms());
                     matches.push(Match { event: e, jobs });
                 }
                 Err(message) => {
@@ -988,32 +959,50 @@ impl Automation {
         let asked_at = now_ms();
         let mut jobs = Vec::with_capacity(records.len() * actions.len());
         for record in records {
-            for (step, action) in actions.iter().enumerate() {
-                let payload = ActionJob {
-                    rule: rule.clone(),
-                    step,
-                    action: action.clone(),
-                    trigger: Trigger::Manual,
-                    stix_id: record.stix_id.clone(),
-                    kind: record.kind.clone(),
-                    value: record.value.clone(),
-                    chain: 0,
-                    budget: None,
-                };
-                jobs.push(NewJob {
-                    kind: ACTION_JOB.to_owned(),
-                    dedupe_key: Some(format!(
-                        "{rule}|{}|{asked_at}|{}|{step}",
-                        record.stix_id,
-                        std::process::id()
-                    )),
-                    payload: serde_json::to_value(&payload).expect("jobs serialize"),
-                    run_after: asked_at,
-                    max_attempts: self.attempts_for(action),
-                });
-            }
+            let template = ActionJob {
+                rule: rule.clone(),
+                step: 0,
+                action: ActionSpec::RevertPriority,
+                trigger: Trigger::Manual,
+                stix_id: record.stix_id.clone(),
+                kind: record.kind.clone(),
+                value: record.value.clone(),
+                chain: 0,
+                budget: None,
+            };
+            let occasion = format!("{}|{asked_at}|{}", record.stix_id, std::process::id());
+            jobs.extend(self.action_jobs(&template, actions, &occasion, asked_at));
         }
         Ok(self.store()?.enqueue_jobs(&jobs).await?)
+    }
+
+    /// One job per action of a rule, in order, like `template` but for its step and action;
+    /// each keyed `RULE|OCCASION|STEP`, so the same occasion never queues a step twice.
+    fn action_jobs(
+        &self,
+        template: &ActionJob,
+        actions: &[ActionSpec],
+        occasion: &str,
+        run_after: i64,
+    ) -> Vec<NewJob> {
+        actions
+            .iter()
+            .enumerate()
+            .map(|(step, action)| {
+                let payload = ActionJob {
+                    step,
+                    action: action.clone(),
+                    ..template.clone()
+                };
+                NewJob {
+                    kind: ACTION_JOB.to_owned(),
+                    dedupe_key: Some(format!("{}|{occasion}|{step}", template.rule)),
+                    payload: serde_json::to_value(&payload).expect("jobs serialize"),
+                    run_after,
+                    max_attempts: self.attempts_for(action),
+                }
+            })
+            .collect()
     }
 
     fn attempts_for(&self, action: &ActionSpec) -> u32 {

@@ -757,12 +757,16 @@ fn analysts_act_through_the_queue_and_firewalls_poll_the_blocklist() {
             .header("if-none-match", &etag),
     );
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
-    // The workflow state shows in the list and the detail, and filters the list.
+    // The workflow state shows in the list and the detail, and filters the list (once the last
+    // of the three actions, the tag, has run).
     served.wait_for(|s| {
-        s.get("/api/v1/indicators?status=investigating", &s.viewer)
-            .1["items"]
-            .as_array()
-            .is_some_and(|a| a.len() == 1)
+        ["status=investigating", "tag=campaign-x"]
+            .iter()
+            .all(|filter| {
+                s.get(&format!("/api/v1/indicators?{filter}"), &s.viewer).1["items"]
+                    .as_array()
+                    .is_some_and(|a| a.len() == 1)
+            })
     });
     let (_, tagged) = served.get("/api/v1/indicators?tag=campaign-x", &served.viewer);
     assert_eq!(

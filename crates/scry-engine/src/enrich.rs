@@ -341,36 +341,12 @@ impl Engine {
             sources.insert(source.name().to_owned(), source_record);
         }
         let (status, skip_reason, error) = self.status(&subject, &external, &sources);
-        tags.sort();
-        tags.dedup();
-        let priority = score::priority(&reasons);
-        reasons.sort_by_key(|r| std::cmp::Reverse(r.points));
-        let reasons = reasons
-            .into_iter()
-            .map(|r| ReasonRecord {
-                source: r.source,
-                signal: r.signal,
-                value: r.value,
-                points: r.points,
-            })
-            .collect();
-        Record {
-            indicator: Some(observable.value()),
-            kind: Some(observable.stix_type().to_owned()),
-            stix_id: Some(scry_stix::observable_id(observable)),
-            input: candidate.input,
-            status,
-            skip_reason,
-            error,
-            priority,
-            severity: Severity::from_priority(priority),
-            reasons,
-            tags,
-            sources,
-            tlp: candidate.tlp,
-            position: candidate.position.to_string(),
-            context: candidate.context,
-        }
+        let mut record = assemble(&candidate, &reasons, &tags, sources);
+        record.status = status;
+        record.skip_reason = skip_reason;
+        record.error = error;
+        record.context = candidate.context;
+        record
     }
 
     /// Whether `source` is to be asked about the candidate, given what the sources before it
@@ -394,35 +370,7 @@ impl Engine {
         if !targeting.has_condition() {
             return true;
         }
-        let mut tags = tags.to_vec();
-        tags.sort();
-        tags.dedup();
-        let priority = score::priority(reasons);
-        let so_far = Record {
-            indicator: Some(observable.value()),
-            kind: Some(observable.stix_type().to_owned()),
-            stix_id: Some(scry_stix::observable_id(observable)),
-            input: candidate.input.clone(),
-            status: Status::Enriched,
-            skip_reason: None,
-            error: None,
-            priority,
-            severity: Severity::from_priority(priority),
-            reasons: reasons
-                .iter()
-                .map(|r| ReasonRecord {
-                    source: r.source.clone(),
-                    signal: r.signal.clone(),
-                    value: r.value.clone(),
-                    points: r.points,
-                })
-                .collect(),
-            tags,
-            sources: sources.clone(),
-            tlp: candidate.tlp,
-            position: candidate.position.to_string(),
-            context: None,
-        };
+        let so_far = assemble(candidate, reasons, tags, sources.clone());
         let Some(state) = stored_form(&so_far) else {
             return false;
         };
@@ -495,6 +443,48 @@ impl Engine {
         }
         let reason = first(SourceStatus::Skipped).and_then(|s| s.skip_reason);
         (Status::Skipped, reason, None)
+    }
+}
+
+/// The record of `candidate` from what its sources said: reasons (strongest first) summed into
+/// the priority, tags sorted once each; the status says `enriched` until the caller sets it.
+fn assemble(
+    candidate: &Candidate,
+    reasons: &[scry_core::Reason],
+    tags: &[String],
+    sources: BTreeMap<String, SourceRecord>,
+) -> Record {
+    let observable = &candidate.observable;
+    let mut tags = tags.to_vec();
+    tags.sort();
+    tags.dedup();
+    let priority = score::priority(reasons);
+    let mut reasons: Vec<ReasonRecord> = reasons
+        .iter()
+        .map(|r| ReasonRecord {
+            source: r.source.clone(),
+            signal: r.signal.clone(),
+            value: r.value.clone(),
+            points: r.points,
+        })
+        .collect();
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.points));
+    Record {
+        indicator: Some(observable.value()),
+        kind: Some(observable.stix_type().to_owned()),
+        stix_id: Some(scry_stix::observable_id(observable)),
+        input: candidate.input.clone(),
+        status: Status::Enriched,
+        skip_reason: None,
+        error: None,
+        priority,
+        severity: Severity::from_priority(priority),
+        reasons,
+        tags,
+        sources,
+        tlp: candidate.tlp,
+        position: candidate.position.to_string(),
+        context: None,
     }
 }
 

@@ -250,12 +250,21 @@ enum Finished {
 }
 
 impl Worker {
+    /// A worker over `store`. With rules in a dry run (shadow mode) it takes no action job: it
+    /// queues none, and actions queued before wait for a worker that acts.
     pub fn new(
         engine: Arc<Engine>,
         store: Arc<dyn Store>,
         automation: Option<Arc<Automation>>,
-        settings: WorkerSettings,
+        mut settings: WorkerSettings,
     ) -> Worker {
+        if automation.as_ref().is_some_and(|a| a.is_dry_run()) {
+            if settings.kinds.is_empty() {
+                settings.kinds = vec![ENRICH_JOB];
+            } else {
+                settings.kinds.retain(|kind| *kind != ACTION_JOB);
+            }
+        }
         Worker {
             engine,
             store,

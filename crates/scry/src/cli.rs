@@ -250,7 +250,7 @@ pub(crate) enum RulesCommand {
 pub(crate) enum JobsCommand {
     /// Run every due job, then stop; jobs waiting for a retry stay queued
     Run {
-        /// Record what actions would do without doing it
+        /// Shadow mode: store enrichments, record what rules would do, queue and run no action
         #[arg(long)]
         dry_run: bool,
     },
@@ -370,7 +370,7 @@ pub(crate) struct IngestArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct WorkerArgs {
-    /// Record what rule actions would do without doing it
+    /// Shadow mode: store enrichments, record what rules would do, queue and run no action
     #[arg(long)]
     pub(crate) dry_run: bool,
     /// Jobs in progress at once (default: [enrich] concurrency)

@@ -384,8 +384,9 @@ fn enrich(
     if let (Some(store), Some(rules)) = (&store, services.automation)
         && !rules.rules().rules().is_empty()
     {
-        // A rehearsal queues no action, and must not run actions other runs queued.
-        actions = (!args.dry_run)
+        // A rehearsal or shadow mode queues no action, and must not run actions other runs
+        // queued.
+        actions = (!rules.is_dry_run())
             .then(|| queue::action_worker(loaded, Arc::clone(&engine), store, Arc::clone(&rules)))
             .transpose()?;
         request.automation = Some(rules);
@@ -460,7 +461,7 @@ fn enrich(
                 s.unchanged
             );
         }
-        if args.dry_run && automation.is_some() {
+        if automation.as_ref().is_some_and(|a| a.is_dry_run()) {
             let r = &summary.rules;
             eprintln!(
                 "rules (dry run): {} would act ({} on a state already acted on); nothing queued, \

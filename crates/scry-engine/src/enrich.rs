@@ -596,7 +596,8 @@ impl<'a> Recorder<'a> {
             HashMap::new()
         } else {
             store
-                .previous_states(&ids)
+                // Facets only matter to the rules (CVEs before) and to a rehearsal's changes.
+                .previous_states(&ids, self.automation.is_some() || self.rehearsal)
                 .await?
                 .into_iter()
                 .map(|(stored, checked_at)| {
@@ -611,11 +612,13 @@ impl<'a> Recorder<'a> {
         for (record, occasion) in pending {
             let before = record.stix_id.as_ref().and_then(|id| earlier.remove(id));
             let (record, kept) = match &before {
-                Some((state, checked_at)) => crate::merge::merge(
-                    record,
-                    &crate::merge::Known::from_stored(state, *checked_at),
-                ),
-                None => (record, Vec::new()),
+                Some((state, checked_at)) if crate::merge::lacks_earlier_answer(&record, state) => {
+                    crate::merge::merge(
+                        record,
+                        &crate::merge::Known::from_stored(state, *checked_at),
+                    )
+                }
+                _ => (record, Vec::new()),
             };
             let Some(stored) = stored_form(&record) else {
                 (self.sink)(record)?;

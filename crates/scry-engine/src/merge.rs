@@ -74,6 +74,23 @@ impl Known {
     }
 }
 
+/// Whether `fresh` lacks a good answer `stored` has (so [`merge`] has something to keep): a
+/// look at each stored answer's status, without reading the answers themselves.
+pub fn lacks_earlier_answer(fresh: &Record, stored: &scry_store::IndicatorRecord) -> bool {
+    stored
+        .sources
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, answer)| answer.get("status").and_then(|s| s.as_str()) == Some("ok"))
+        .any(|(name, _)| {
+            fresh
+                .sources
+                .get(name)
+                .is_none_or(|now| now.status != SourceStatus::Ok)
+        })
+}
+
 /// `fresh` with every earlier good answer it lacks put back, marked stale; the priority, severity,
 /// reasons and tags follow from the merged answers. Returns what was kept.
 pub fn merge(mut fresh: Record, known: &Known) -> (Record, Vec<KeptAnswer>) {

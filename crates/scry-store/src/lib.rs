@@ -92,10 +92,12 @@ pub trait Store: Send + Sync {
     fn backup<'a>(&'a self, path: &'a std::path::Path) -> StoreFuture<'a, ()>;
 
     /// The stored states of the indicators with these STIX ids (those not stored are left out),
-    /// each with when it was last checked, for merging a new enrichment into what was known.
+    /// each with when it was last checked, for merging a new enrichment into what was known;
+    /// their facets only `with_facets` (a second read).
     fn previous_states<'a>(
         &'a self,
         stix_ids: &'a [&'a str],
+        with_facets: bool,
     ) -> StoreFuture<'a, Vec<(StoredIndicator, i64)>>;
 
     /// Saves enrichment results, batched; identical records change nothing.

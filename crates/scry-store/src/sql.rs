@@ -809,6 +809,7 @@ impl Store for SqlStore {
     fn previous_states<'a>(
         &'a self,
         stix_ids: &'a [&'a str],
+        with_facets: bool,
     ) -> StoreFuture<'a, Vec<(StoredIndicator, i64)>> {
         Box::pin(async move {
             let mut out = Vec::with_capacity(stix_ids.len());
@@ -828,7 +829,7 @@ impl Store for SqlStore {
                         row.try_get::<i64, _>("checked_at")?,
                     ));
                 }
-                if out.len() == first {
+                if out.len() == first || !with_facets {
                     continue;
                 }
                 let facets = format!(

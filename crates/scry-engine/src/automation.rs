@@ -1380,30 +1380,8 @@ impl Automation {
         let fresh = engine
             .enrich_with(candidate, scry_sources::EnrichOptions { force: true }, only)
             .await;
-        if fresh.status == crate::Status::Failed {
-            // The attempt's calls still go to the history, so every budget counts them.
-            let progress = crate::Progress::default();
-            let mut sink = |_: crate::Record| -> std::io::Result<()> { Ok(()) };
-            let mut recorder = Recorder::new(
-                engine,
-                &progress,
-                &mut sink,
-                Some(self.store()?),
-                Some(self),
-            );
-            recorder.add_history_only(&fresh);
-            Box::pin(recorder.flush()).await.map_err(Box::new)?;
-            return Ok(Err(Failure::Retry(
-                fresh.error.unwrap_or_else(|| "enrichment failed".into()),
-            )));
-        }
         // The one pipeline's save: merged into what was known, saved with its history (every
         // paid call recorded once), then the rules.
-        let occasion = Occasion {
-            key: now_ms().to_string(),
-            trigger: None,
-            source: "automation".into(),
-        };
         let mut saved = None;
         let progress = crate::Progress::default();
         let mut sink = |record: crate::Record| -> std::io::Result<()> {
@@ -1417,6 +1395,20 @@ impl Automation {
             Some(self.store()?),
             Some(self),
         );
+        if fresh.status == crate::Status::Failed {
+            // Not saved, so the earlier state stands; the attempt's calls still go to the
+            // history, so every budget counts them.
+            recorder.add_history_only(&fresh);
+            Box::pin(recorder.flush()).await.map_err(Box::new)?;
+            return Ok(Err(Failure::Retry(
+                fresh.error.unwrap_or_else(|| "enrichment failed".into()),
+            )));
+        }
+        let occasion = Occasion {
+            key: now_ms().to_string(),
+            trigger: None,
+            source: "automation".into(),
+        };
         Box::pin(recorder.add_for(fresh, Some(occasion)))
             .await
             .map_err(Box::new)?;

@@ -41,6 +41,9 @@ const ENQUEUE_BATCH: usize = 1_000;
 /// leases released), so a stop takes effect within seconds whatever a peer does.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// How often a worker waiting for its jobs looks up, to see a stop or save what finished.
+const STOP_POLL: Duration = Duration::from_millis(500);
+
 /// Finished enrichments saved at once; also saved when the oldest has waited [`SAVE_WAIT`].
 const SAVE_BATCH: usize = 200;
 const SAVE_WAIT: Duration = Duration::from_secs(2);
@@ -400,7 +403,9 @@ impl Worker {
                 self.store.renew_leases(&self.owner, &held, until).await?;
                 renewed = Instant::now();
             }
-            let done = match tokio::time::timeout(save_wait, tasks.join_next_with_id()).await {
+            // Look up at least twice a second, so a stop is seen at once.
+            let poll = save_wait.min(STOP_POLL);
+            let done = match tokio::time::timeout(poll, tasks.join_next_with_id()).await {
                 Ok(done) => done.expect("tasks is not empty"),
                 Err(_) => {
                     // Nothing finished for a while: save what did, and renew leases.

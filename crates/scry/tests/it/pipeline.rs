@@ -810,6 +810,7 @@ fn a_silent_mail_relay_holds_up_neither_other_actions_nor_a_stopping_worker() {
     }
     let _ = child.wait();
     assert!(exit.is_some_and(|s| s.success()), "{stderr}");
+    eprintln!("the worker stopped {took:?} after SIGTERM");
     assert!(
         took < Duration::from_secs(10),
         "stopped after {took:?}: {stderr}"

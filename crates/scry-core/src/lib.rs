@@ -8,6 +8,7 @@
 pub mod calendar;
 pub mod domain;
 pub mod egress;
+pub mod exposure;
 pub mod extract;
 pub mod ip;
 pub mod observable;

@@ -17,6 +17,7 @@ use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use scry_core::exposure::Exposure;
 use scry_rules::context::level_number;
 use scry_rules::rule::Targets;
 use scry_rules::template::EMAIL_SUBJECT;
@@ -529,27 +530,18 @@ pub fn indicator_context(
     workflow: Option<&Workflow>,
     change: Option<&Change>,
 ) -> IndicatorContext {
-    // Criminal IP's answer, else its offline database's, which uses the same fields.
-    let cip = ["criminalip", "ctidb"]
-        .into_iter()
-        .find_map(|name| record.sources.get(name))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let data = cip.get("data").cloned().unwrap_or(Value::Null);
-    // Where neither has a say (no key, an indicator not asked), the offline AS and country data.
-    let geo = record
+    // Criminal IP's answer, else its offline database's; where neither has a say (no key, an
+    // indicator not asked), the offline AS and country data.
+    let detail = |name: &str| record.sources.get(name).and_then(|s| s.get("data"));
+    let (cip_source, cip) = Exposure::preferred(detail).unwrap_or(("", Exposure::default()));
+    let geo = detail("geo").map(Exposure::read).unwrap_or_default();
+    let report_url = record
         .sources
-        .get("geo")
-        .and_then(|g| g.get("data"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let text = |v: Option<&Value>| -> String {
-        match v {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => String::new(),
-        }
-    };
+        .get(cip_source)
+        .and_then(|s| s.get("report_url"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let facet = |name: &str| -> Vec<String> {
         record
             .facets
@@ -558,8 +550,12 @@ pub fn indicator_context(
             .map(|(_, v)| v.clone())
             .collect()
     };
-    let inbound = text(data.get("inbound")).to_ascii_lowercase();
-    let outbound = text(data.get("outbound")).to_ascii_lowercase();
+    let inbound = cip.inbound.clone().unwrap_or_default().to_ascii_lowercase();
+    let outbound = cip
+        .outbound
+        .clone()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let mut tags = record.tags.clone();
     if let Some(w) = workflow {
         tags.extend(w.labels.iter().cloned());
@@ -582,28 +578,29 @@ pub fn indicator_context(
         source: String::new(),
         enrichment: record.enrichment_status.clone(),
         skip_reason: record.skip_reason.clone().unwrap_or_default(),
-        asn: text(data.get("asn"))
-            .parse()
-            .or_else(|_| text(geo.get("asn")).parse())
-            .unwrap_or(0),
-        as_name: Some(text(data.get("as_name")))
+        asn: cip
+            .asn
+            .or(geo.asn)
+            .map_or(0, |a| i64::try_from(a).unwrap_or(0)),
+        as_name: cip
+            .as_name
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| text(geo.get("as_name"))),
-        country: Some(text(data.get("country")))
+            .or(geo.as_name)
+            .unwrap_or_default(),
+        country: cip
+            .country
             .filter(|c| !c.is_empty())
-            .unwrap_or_else(|| text(geo.get("country")))
+            .or(geo.country)
+            .unwrap_or_default()
             .to_ascii_uppercase(),
         cves: facet("cve"),
-        phishing_probability: data
-            .get("phishing_probability")
-            .and_then(Value::as_f64)
-            .unwrap_or(0.0),
+        phishing_probability: cip.phishing_probability.unwrap_or(0.0),
         criminalip: CriminalIpContext {
             inbound_level: level_number(&inbound),
             outbound_level: level_number(&outbound),
             inbound,
             outbound,
-            report_url: text(cip.get("report_url")),
+            report_url,
         },
         previous: PreviousContext {
             exists: change.is_none_or(|c| c.previous_priority.is_some()),

@@ -13,6 +13,8 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use serde_json::Value;
 
+use scry_core::exposure::Exposure;
+
 use crate::record::Record;
 
 /// What `scry pivot --by` can ask.
@@ -139,81 +141,48 @@ pub fn facets(record: &Record) -> Vec<(String, String)> {
     }
     for source in record.sources.values() {
         let data = &source.data;
-        let text = |v: &Value| {
-            v.as_str()
-                .map(str::to_owned)
-                .or_else(|| v.as_u64().map(|n| n.to_string()))
-        };
-        if let Some(asn) = data.get("asn").and_then(text) {
-            add("asn", asn);
+        // Criminal IP's and its offline database's reports, and the offline network data,
+        // share these fields.
+        let exposure = Exposure::read(data);
+        if let Some(asn) = exposure.asn {
+            add("asn", asn.to_string());
         }
-        if let Some(country) = data.get("country").and_then(Value::as_str) {
+        for country in exposure.country.iter().chain(&exposure.countries) {
             add("country", country.to_ascii_uppercase());
         }
-        for country in data
-            .get("countries")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
+        for cve in exposure
+            .vulnerabilities
+            .iter()
+            .filter_map(|v| v.cve.as_ref())
         {
-            add("country", country.to_ascii_uppercase());
+            add("cve", cve.to_ascii_uppercase());
         }
-        for v in data
-            .get("vulnerabilities")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(cve) = v.get("cve").and_then(Value::as_str) {
-                add("cve", cve.to_ascii_uppercase());
-            }
-        }
-        for s in data
-            .get("services")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(port) = s.get("port").and_then(Value::as_u64) {
-                let protocol = s
-                    .get("protocol")
-                    .and_then(Value::as_str)
+        for service in &exposure.services {
+            if let Some(port) = service.port {
+                let protocol = service
+                    .protocol
+                    .as_deref()
                     .unwrap_or("unknown")
                     .to_ascii_lowercase();
                 add("service", format!("{port}/{protocol}"));
             }
         }
-        for c in data
-            .get("certificates")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+        for subject in exposure
+            .certificates
+            .iter()
+            .filter_map(|c| c.subject.as_ref())
         {
-            if let Some(subject) = c.get("subject").and_then(Value::as_str) {
-                add("certificate", subject.to_owned());
-            }
+            add("certificate", subject.clone());
         }
-        for h in data
-            .get("hostnames")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
-            add("hostname", h.to_ascii_lowercase());
+        for hostname in &exposure.hostnames {
+            add("hostname", hostname.to_ascii_lowercase());
         }
-        for m in data
-            .get("mapped_ips")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(ip) = m.get("ip").and_then(Value::as_str) {
-                add("resolves-to", ip.to_owned());
+        for mapped in &exposure.mapped_ips {
+            if let Some(ip) = &mapped.ip {
+                add("resolves-to", ip.clone());
             }
-            if let Some(asn) = m.get("asn").and_then(text) {
-                add("asn", asn);
+            if let Some(asn) = mapped.asn {
+                add("asn", asn.to_string());
             }
         }
         let host = data.get("host_details").unwrap_or(data);

@@ -651,13 +651,14 @@ pub async fn indicator(
         .as_object()
         .cloned()
         .unwrap_or_default();
-    let cip = sources
-        .get("criminalip")
-        .and_then(|s| s.get("data"))
-        .cloned();
+    // Criminal IP's report, else its offline database's: shown as Criminal IP's card.
+    let (cip_source, cip) = scry_core::exposure::Exposure::preferred(|name| {
+        sources.get(name).and_then(|s| s.get("data"))
+    })
+    .unzip();
     let other: serde_json::Map<String, Value> = sources
         .into_iter()
-        .filter(|(name, _)| name != "criminalip")
+        .filter(|(name, _)| Some(name.as_str()) != cip_source)
         .collect();
     // The priority history as polyline points across a 300 × 60 box.
     let points = &detail.history;

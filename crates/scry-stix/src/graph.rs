@@ -16,6 +16,7 @@
 //! Properties STIX lacks are `x_scry_*` (and OpenCTI's `x_opencti_score`), declared by one
 //! `extension-definition` as a top-level property extension.
 
+use scry_core::exposure::{Exposure, Host};
 use scry_core::{Observable, Tlp};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -242,7 +243,7 @@ pub fn indicator_objects(
     );
 
     let criminalip = criminalip_data(state);
-    if let Some(data) = criminalip {
+    if let Some(data) = &criminalip {
         let infrastructure = graph.infrastructure(state, &observable, data, options);
         graph.relate(
             &indicator,
@@ -263,13 +264,10 @@ pub fn indicator_objects(
 }
 
 /// What Criminal IP says about the indicator: its API's answer, else its offline database's
-/// (the `ctidb` source writes the same fields).
-fn criminalip_data<'s>(state: &'s IndicatorState<'_>) -> Option<&'s Value> {
-    ["criminalip", "ctidb"]
-        .into_iter()
-        .filter_map(|name| state.sources.get(name))
-        .filter_map(|s| s.get("data"))
-        .find(|d| d.is_object())
+/// (the `ctidb` source writes the same report).
+fn criminalip_data(state: &IndicatorState<'_>) -> Option<Exposure> {
+    Exposure::preferred(|name| state.sources.get(name).and_then(|s| s.get("data")))
+        .map(|(_, exposure)| exposure)
 }
 
 /// Who an object or relationship comes from.
@@ -444,21 +442,19 @@ impl Graph {
         }
         indicator.insert("x_opencti_score".into(), state.priority.into());
         indicator.insert("x_scry_severity".into(), state.severity.into());
-        let data = criminalip_data(state);
-        for (property, key) in [
-            ("x_scry_inbound", "inbound"),
-            ("x_scry_outbound", "outbound"),
-            ("x_scry_domain_score", "domain_score"),
-        ] {
-            if let Some(level) = data.and_then(|d| d.get(key)).filter(|l| l.is_string()) {
-                indicator.insert(property.into(), level.clone());
+        if let Some(data) = criminalip_data(state) {
+            for (property, level) in [
+                ("x_scry_inbound", data.inbound),
+                ("x_scry_outbound", data.outbound),
+                ("x_scry_domain_score", data.domain_score),
+            ] {
+                if let Some(level) = level {
+                    indicator.insert(property.into(), level.into());
+                }
             }
-        }
-        if let Some(p) = data
-            .and_then(|d| d.get("phishing_probability"))
-            .filter(|p| p.is_number())
-        {
-            indicator.insert("x_scry_phishing_probability".into(), p.clone());
+            if let Some(p) = data.phishing_probability {
+                indicator.insert("x_scry_phishing_probability".into(), p.into());
+            }
         }
         if !reasons.is_empty() {
             indicator.insert(
@@ -486,7 +482,7 @@ impl Graph {
         &mut self,
         state: &IndicatorState<'_>,
         observable: &Observable,
-        data: &Value,
+        data: &Exposure,
         options: &MapOptions,
     ) -> String {
         let id = derived_id(
@@ -504,28 +500,27 @@ impl Graph {
         );
         infrastructure.insert("first_seen".into(), self.created.clone().into());
         infrastructure.insert("last_seen".into(), self.modified.clone().into());
-        let services: Vec<Value> = list(data, "services")
+        let services: Vec<Value> = data
+            .services
             .iter()
             .take(options.max_related)
             .map(|s| {
                 let mut service = Map::new();
-                for key in [
-                    "port",
-                    "transport",
-                    "protocol",
-                    "product",
-                    "version",
-                    "banner",
+                if let Some(port) = s.port {
+                    service.insert("port".into(), port.into());
+                }
+                for (key, text) in [
+                    ("transport", &s.transport),
+                    ("protocol", &s.protocol),
+                    ("product", &s.product),
+                    ("version", &s.version),
+                    ("banner", &s.banner),
                 ] {
-                    if let Some(v) = s.get(key).filter(|v| !v.is_null()) {
-                        service.insert(key.into(), v.clone());
+                    if let Some(text) = text {
+                        service.insert(key.into(), text.clone().into());
                     }
                 }
-                if let Some(seen) = s
-                    .get("last_seen")
-                    .and_then(Value::as_str)
-                    .and_then(parse_text_time)
-                {
+                if let Some(seen) = s.last_seen.as_deref().and_then(parse_text_time) {
                     service.insert("last_seen".into(), seen.into());
                 }
                 Value::Object(service)
@@ -535,16 +530,15 @@ impl Graph {
             infrastructure.insert("x_scry_services".into(), services.into());
         }
         let mut not_linked = Map::new();
-        for key in [
-            "services",
-            "vulnerabilities",
-            "hostnames",
-            "mapped_ips",
-            "connected_ips",
-            "certificates",
-            "countries",
+        for (key, n) in [
+            ("services", data.services.len()),
+            ("vulnerabilities", data.vulnerabilities.len()),
+            ("hostnames", data.hostnames.len()),
+            ("mapped_ips", data.mapped_ips.len()),
+            ("connected_ips", data.connected_ips.len()),
+            ("certificates", data.certificates.len()),
+            ("countries", data.countries.len()),
         ] {
-            let n = list(data, key).len();
             if n > options.max_related {
                 not_linked.insert(key.into(), (n - options.max_related).into());
             }
@@ -605,9 +599,15 @@ impl Graph {
         object
     }
 
-    fn ip_context(&mut self, ip: &str, infrastructure: &str, data: &Value, options: &MapOptions) {
-        if let Some(asn) = data.get("asn").and_then(Value::as_u64) {
-            let system = self.autonomous_system(asn, data.get("as_name").and_then(Value::as_str));
+    fn ip_context(
+        &mut self,
+        ip: &str,
+        infrastructure: &str,
+        data: &Exposure,
+        options: &MapOptions,
+    ) {
+        if let Some(asn) = data.asn {
+            let system = self.autonomous_system(asn, data.as_name.as_deref());
             self.relate(
                 ip,
                 "belongs-to",
@@ -628,14 +628,14 @@ impl Graph {
             );
         }
         let mut software_seen = Vec::new();
-        for service in list(data, "services").iter().take(options.max_related) {
-            let Some(product) = service.get("product").and_then(Value::as_str) else {
+        for service in data.services.iter().take(options.max_related) {
+            let Some(product) = &service.product else {
                 continue;
             };
             let mut software = Map::new();
-            software.insert("name".into(), product.into());
-            if let Some(version) = service.get("version").and_then(Value::as_str) {
-                software.insert("version".into(), version.into());
+            software.insert("name".into(), product.clone().into());
+            if let Some(version) = &service.version {
+                software.insert("version".into(), version.clone().into());
             }
             let id = crate::id::sco_id("software", &Value::Object(software.clone()));
             if software_seen.contains(&id) {
@@ -654,35 +654,31 @@ impl Graph {
                 Author::CriminalIp,
             );
         }
-        for vulnerability in list(data, "vulnerabilities")
-            .iter()
-            .take(options.max_related)
-        {
-            let Some(cve) = vulnerability.get("cve").and_then(Value::as_str) else {
+        for vulnerability in data.vulnerabilities.iter().take(options.max_related) {
+            let Some(cve) = &vulnerability.cve else {
                 continue;
             };
             let Ok(cve_observable @ Observable::Cve(_)) = Observable::parse(cve) else {
                 continue;
             };
             let mut object = self.vulnerability(&cve_observable.value(), Author::CriminalIp);
-            for (property, key) in [("x_scry_cvss_v3", "cvss_v3"), ("x_scry_cvss_v2", "cvss_v2")] {
-                if let Some(score) = vulnerability.get(key).filter(|s| s.is_number()) {
-                    object.insert(property.into(), score.clone());
+            for (property, score) in [
+                ("x_scry_cvss_v3", vulnerability.cvss_v3),
+                ("x_scry_cvss_v2", vulnerability.cvss_v2),
+            ] {
+                if let Some(score) = score {
+                    object.insert(property.into(), score.into());
                 }
             }
             let id = self.push(true, object);
             let mut custom = Map::new();
-            if let Some(ports) = vulnerability
-                .get("ports")
-                .filter(|p| p.as_array().is_some_and(|a| !a.is_empty()))
-            {
-                custom.insert("x_scry_ports".into(), ports.clone());
+            if !vulnerability.ports.is_empty() {
+                custom.insert("x_scry_ports".into(), json!(vulnerability.ports));
             }
             self.relate(infrastructure, "has", &id, None, custom, Author::CriminalIp);
         }
-        for hostname in list(data, "hostnames").iter().take(options.max_related) {
-            let Some(Ok(domain @ Observable::Domain(_))) = hostname.as_str().map(Observable::parse)
-            else {
+        for hostname in data.hostnames.iter().take(options.max_related) {
+            let Ok(domain @ Observable::Domain(_)) = Observable::parse(hostname) else {
                 continue;
             };
             let id = self.observable(&domain);
@@ -694,10 +690,10 @@ impl Graph {
         &mut self,
         domain: Option<&str>,
         infrastructure: &str,
-        data: &Value,
+        data: &Exposure,
         options: &MapOptions,
     ) {
-        for mapped in list(data, "mapped_ips").iter().take(options.max_related) {
+        for mapped in data.mapped_ips.iter().take(options.max_related) {
             let Some(ip) = self.address(mapped) else {
                 continue;
             };
@@ -720,7 +716,7 @@ impl Graph {
                 ),
             };
         }
-        for connected in list(data, "connected_ips").iter().take(options.max_related) {
+        for connected in data.connected_ips.iter().take(options.max_related) {
             let Some(ip) = self.address(connected) else {
                 continue;
             };
@@ -733,26 +729,21 @@ impl Graph {
                 Author::CriminalIp,
             );
         }
-        for certificate in list(data, "certificates").iter().take(options.max_related) {
+        for certificate in data.certificates.iter().take(options.max_related) {
             let mut properties = Map::new();
-            for (property, key) in [("subject", "subject"), ("issuer", "issuer")] {
-                if let Some(text) = certificate
-                    .get(key)
-                    .and_then(Value::as_str)
-                    .filter(|t| !t.is_empty())
-                {
+            for (property, text) in [
+                ("subject", &certificate.subject),
+                ("issuer", &certificate.issuer),
+            ] {
+                if let Some(text) = text.as_deref().filter(|t| !t.is_empty()) {
                     properties.insert(property.into(), text.into());
                 }
             }
-            for (property, key) in [
-                ("validity_not_before", "valid_from"),
-                ("validity_not_after", "valid_to"),
+            for (property, text) in [
+                ("validity_not_before", &certificate.valid_from),
+                ("validity_not_after", &certificate.valid_to),
             ] {
-                if let Some(time) = certificate
-                    .get(key)
-                    .and_then(Value::as_str)
-                    .and_then(parse_text_time)
-                {
+                if let Some(time) = text.as_deref().and_then(parse_text_time) {
                     properties.insert(property.into(), time.into());
                 }
             }
@@ -777,12 +768,15 @@ impl Graph {
                 Author::CriminalIp,
             );
         }
-        for country in list(data, "countries").iter().take(options.max_related) {
-            let Some(code) = country.as_str().filter(|c| c.len() == 2) else {
+        for country in data.countries.iter().take(options.max_related) {
+            if country.len() != 2 {
                 continue;
-            };
+            }
             let location = self
-                .location(&json!({ "country": code }))
+                .location(&Exposure {
+                    country: Some(country.clone()),
+                    ..Exposure::default()
+                })
                 .expect("a country is a location");
             self.relate(
                 infrastructure,
@@ -795,18 +789,15 @@ impl Graph {
         }
     }
 
-    /// An address (with its autonomous system) from a `{ip, asn, as_name}` entry.
-    fn address(&mut self, entry: &Value) -> Option<String> {
-        let observable = Observable::parse(entry.get("ip")?.as_str()?).ok()?;
+    /// An address (with its autonomous system) from a host a site maps to or talks to.
+    fn address(&mut self, entry: &Host) -> Option<String> {
+        let observable = Observable::parse(entry.ip.as_deref()?).ok()?;
         if !matches!(observable, Observable::Ip(_)) {
             return None;
         }
         let id = self.observable(&observable);
-        let asn = entry
-            .get("asn")
-            .and_then(|a| a.as_u64().or_else(|| a.as_str()?.parse().ok()));
-        if let Some(asn) = asn {
-            let system = self.autonomous_system(asn, entry.get("as_name").and_then(Value::as_str));
+        if let Some(asn) = entry.asn {
+            let system = self.autonomous_system(asn, entry.as_name.as_deref());
             self.relate(
                 &id,
                 "belongs-to",
@@ -831,18 +822,15 @@ impl Graph {
         self.push(true, object)
     }
 
-    /// A location from `country`, `region`, `city`, `latitude`, `longitude`; `None` without a country.
-    fn location(&mut self, data: &Value) -> Option<String> {
-        let country = data.get("country")?.as_str()?.to_ascii_uppercase();
+    /// A location from the country, region, city, latitude and longitude; `None` without a
+    /// country.
+    fn location(&mut self, data: &Exposure) -> Option<String> {
+        let country = data.country.as_deref()?.to_ascii_uppercase();
         let mut properties = Map::new();
-        let mut name = Vec::new();
+        let mut name: Vec<&str> = Vec::new();
         // STIX's `region` is a continent-level vocabulary; a province is `administrative_area`.
-        for (key, property) in [("city", "city"), ("region", "administrative_area")] {
-            if let Some(text) = data
-                .get(key)
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-            {
+        for (text, property) in [(&data.city, "city"), (&data.region, "administrative_area")] {
+            if let Some(text) = text.as_deref().filter(|t| !t.is_empty()) {
                 properties.insert(property.into(), text.into());
                 if !name.contains(&text) {
                     name.push(text);
@@ -851,10 +839,7 @@ impl Graph {
         }
         name.push(&country);
         properties.insert("country".into(), country.clone().into());
-        if let (Some(lat), Some(lon)) = (
-            data.get("latitude").and_then(Value::as_f64),
-            data.get("longitude").and_then(Value::as_f64),
-        ) {
+        if let (Some(lat), Some(lon)) = (data.latitude, data.longitude) {
             properties.insert("latitude".into(), lat.into());
             properties.insert("longitude".into(), lon.into());
         }
@@ -903,12 +888,6 @@ impl Graph {
 /// The object type an id names (`ipv4-addr` of `ipv4-addr--…`).
 fn stix_type_of(id: &str) -> &str {
     id.split("--").next().unwrap_or_default()
-}
-
-fn list<'a>(data: &'a Value, key: &str) -> &'a [Value] {
-    data.get(key)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
 }
 
 fn source_title(name: &str) -> &str {

@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Effects, Style};
+use scry_core::exposure::Exposure;
 use scry_core::{Severity, SkipReason, Tlp};
 use scry_engine::record::ReasonRecord;
 use scry_engine::{Record, Status};
@@ -213,14 +214,11 @@ fn write_table(
 
 /// `AS13335 Cloudflare, Inc. AU` from a source's `asn`, `as_name` and `country`; empty when it
 /// says none of them.
-fn network(data: &serde_json::Value) -> String {
-    let text = |key: &str| data.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+fn network(exposure: &Exposure) -> String {
     [
-        data.get("asn")
-            .and_then(|a| a.as_u64())
-            .map(|a| format!("AS{a}")),
-        text("as_name"),
-        text("country"),
+        exposure.asn.map(|a| format!("AS{a}")),
+        exposure.as_name.clone(),
+        exposure.country.clone(),
     ]
     .into_iter()
     .flatten()
@@ -248,20 +246,17 @@ fn details(r: &Record) -> String {
         .map(|x| format!("{} {} ({:+})", x.signal, x.value, x.points))
         .collect();
     // Criminal IP's own answer, else what its offline database says.
-    let criminalip = ["criminalip", "ctidb"]
-        .into_iter()
-        .find_map(|name| r.sources.get(name))
-        .map(|s| &s.data);
-    if let Some(data) = criminalip {
-        let text = |key: &str| data.get(key).and_then(|v| v.as_str());
-        if parts.is_empty()
-            && let (Some(inbound), Some(outbound)) = (text("inbound"), text("outbound"))
-        {
-            parts.push(format!("inbound {inbound}, outbound {outbound}"));
-        }
+    let criminalip = Exposure::preferred(|name| r.sources.get(name).map(|s| &s.data))
+        .map(|(_, exposure)| exposure);
+    if let Some(exposure) = &criminalip
+        && parts.is_empty()
+        && let (Some(inbound), Some(outbound)) = (&exposure.inbound, &exposure.outbound)
+    {
+        parts.push(format!("inbound {inbound}, outbound {outbound}"));
     }
     // Where it lives: what Criminal IP says, else the offline network data.
-    if let Some(network) = [criminalip, r.sources.get("geo").map(|s| &s.data)]
+    let geo = r.sources.get("geo").map(|s| Exposure::read(&s.data));
+    if let Some(network) = [criminalip.as_ref(), geo.as_ref()]
         .into_iter()
         .flatten()
         .map(network)
@@ -269,15 +264,13 @@ fn details(r: &Record) -> String {
     {
         parts.push(network);
     }
-    if let Some(data) = criminalip {
-        let ports: Vec<String> = data
-            .get("services")
-            .and_then(|s| s.as_array())
-            .into_iter()
-            .flatten()
+    if let Some(exposure) = &criminalip {
+        let ports: Vec<String> = exposure
+            .services
+            .iter()
             .filter_map(|s| {
-                let port = s.get("port")?.as_u64()?;
-                Some(match s.get("protocol").and_then(|p| p.as_str()) {
+                let port = s.port?;
+                Some(match &s.protocol {
                     Some(protocol) => format!("{port}/{}", protocol.to_ascii_lowercase()),
                     None => port.to_string(),
                 })

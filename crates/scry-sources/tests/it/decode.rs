@@ -118,6 +118,10 @@ fn legacy_report_with_integer_scores_and_tags() {
     );
     assert_eq!(finding.details["country"], "KR");
     assert!(finding.tags.contains(&"remote-access".to_owned()));
+    // What every reader sees of it: the typed exposure report.
+    let exposure = scry_core::exposure::Exposure::read(&finding.details);
+    assert_eq!(exposure.country.as_deref(), Some("KR"));
+    assert_eq!(exposure.inbound.as_deref(), Some("Dangerous"));
 }
 
 #[test]
@@ -133,6 +137,8 @@ fn null_missing_and_mistyped_fields() {
     assert!(finding.tags.is_empty());
     assert_eq!(finding.details["services"], serde_json::json!([]));
     assert_eq!(finding.details["asn"], Value::Null);
+    let exposure = scry_core::exposure::Exposure::read(&finding.details);
+    assert!(exposure.services.is_empty() && exposure.asn.is_none());
     let empty: IpReport = serde_json::from_str("{}").expect("an empty object decodes");
     assert!(
         ip_finding("198.51.100.2", &empty, None, &Weights::default())

@@ -182,3 +182,58 @@ fn sources_are_wired_at_construction_only() {
         .expect("the composition root");
     assert!(setup.contains("build_sources(&context)"));
 }
+
+/// Criminal IP's report (from its API or its offline database) is read through the typed
+/// `scry_core::exposure::Exposure`: outside the adapters that write it (the API mapping, the
+/// offline readers, the emulator, the benchmark's generator), no code takes its fields out of
+/// JSON by key.
+#[test]
+fn criminal_ip_fields_are_read_through_the_typed_report() {
+    const FIELDS: &[&str] = &[
+        "inbound",
+        "outbound",
+        "domain_score",
+        "services",
+        "vulnerabilities",
+        "mapped_ips",
+        "connected_ips",
+        "certificates",
+        "hostnames",
+        "phishing_probability",
+    ];
+    const WRITERS: &[&str] = &[
+        "scry-sources/src/criminalip/",
+        "scry-sources/src/ctidb.rs",
+        "scry-offline/",
+        "scry-sandbox/",
+        "scry-bench/",
+        "scry-core/src/exposure.rs",
+    ];
+    let reads = |code: &str| -> Vec<String> {
+        FIELDS
+            .iter()
+            .flat_map(|field| {
+                [format!(".get(\"{field}\")"), format!("[\"{field}\"]")]
+                    .into_iter()
+                    .filter(|pattern| code.contains(pattern.as_str()))
+            })
+            .collect()
+    };
+    // The matcher sees a read when there is one.
+    assert_eq!(reads(r#"data.get("inbound")"#).len(), 1);
+    let mut files = Vec::new();
+    rust_files(&workspace().join("crates"), &mut files);
+    let mut checked = 0;
+    for file in &files {
+        let path = file.display().to_string();
+        if path.contains("/tests/") || WRITERS.iter().any(|w| path.contains(w)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).expect("readable");
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        checked += 1;
+        let found = reads(code);
+        assert!(found.is_empty(), "{path} reads {found:?} by key");
+    }
+    assert!(checked > 40, "checked {checked} files");
+}

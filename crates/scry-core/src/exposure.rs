@@ -1,12 +1,14 @@
 //! What Criminal IP knows about an indicator's exposure, typed: the fields the Criminal IP API
 //! mapping and the offline CTIDB source write into their answers, and everything that scores,
 //! shows, pivots on or exports them reads. An answer is JSON only where it is stored or sent;
-//! [`Exposure::read`] is the one place that reads it, tolerantly: a field of an unexpected shape
-//! counts as absent and the rest still counts.
+//! [`Exposure::read`] is the one place that reads it, tolerantly ([`crate::tolerant`]): a field
+//! of an unexpected shape counts as absent, a list element of one is left out, and the rest
+//! still counts.
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+
+use crate::tolerant::{lenient, lenient_list};
 
 /// One exposure report: an IP's (levels, network, services, vulnerabilities) or a site's
 /// (domain score, phishing, addresses, certificates); what neither has is empty.
@@ -19,7 +21,7 @@ pub struct Exposure {
     pub outbound: Option<String>,
     #[serde(deserialize_with = "lenient")]
     pub domain_score: Option<String>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_list")]
     pub flags: Vec<String>,
     #[serde(deserialize_with = "lenient_number")]
     pub asn: Option<u64>,
@@ -37,23 +39,23 @@ pub struct Exposure {
     pub latitude: Option<f64>,
     #[serde(deserialize_with = "lenient")]
     pub longitude: Option<f64>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_list")]
     pub services: Vec<Service>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_list")]
     pub vulnerabilities: Vec<Vulnerability>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_list")]
     pub categories: Vec<String>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_list")]
     pub hostnames: Vec<String>,
     #[serde(deserialize_with = "lenient")]
     pub phishing_probability: Option<f64>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_list")]
     pub mapped_ips: Vec<Host>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_list")]
     pub connected_ips: Vec<Host>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_list")]
     pub countries: Vec<String>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_list")]
     pub certificates: Vec<Certificate>,
 }
 
@@ -87,7 +89,7 @@ pub struct Vulnerability {
     pub cvss_v3: Option<f64>,
     #[serde(deserialize_with = "lenient")]
     pub cvss_v2: Option<f64>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_list")]
     pub ports: Vec<u64>,
 }
 
@@ -138,14 +140,6 @@ impl Exposure {
                 .map(|d| (name, Exposure::read(d)))
         })
     }
-}
-
-/// A field of an unexpected shape reads as its default rather than failing the report.
-fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned + Default>(
-    deserializer: D,
-) -> Result<T, D::Error> {
-    let value = Value::deserialize(deserializer)?;
-    Ok(serde_json::from_value(value).unwrap_or_default())
 }
 
 /// A number, or a string holding one (`"AS4766"` and `"4766"` alike).

@@ -15,6 +15,7 @@ pub mod observable;
 pub mod refang;
 pub mod score;
 pub mod tlp;
+pub mod tolerant;
 
 pub use domain::{DomainClass, DomainName};
 pub use egress::{Cleared, Destination, EgressGate, EgressPolicy, SkipReason, Subject};

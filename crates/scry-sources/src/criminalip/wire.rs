@@ -11,22 +11,8 @@ use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// A value that is decoded if it can be, and is `None` otherwise.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Lenient<T>(pub Option<T>);
-
-impl<T> Default for Lenient<T> {
-    fn default() -> Lenient<T> {
-        Lenient(None)
-    }
-}
-
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Lenient<T>, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        Ok(Lenient(serde_json::from_value(value).ok()))
-    }
-}
+pub use scry_core::tolerant::Lenient;
+use scry_core::tolerant::{lenient, lenient_list};
 
 /// A `{count, data: [...]}` section; elements that do not decode are left out.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -44,25 +30,6 @@ impl<T: DeserializeOwned> Default for Section<T> {
             data: Vec::new(),
         }
     }
-}
-
-fn lenient_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(
-    deserializer: D,
-) -> Result<Vec<T>, D::Error> {
-    let value = Value::deserialize(deserializer)?;
-    Ok(match value {
-        Value::Array(items) => items
-            .into_iter()
-            .filter_map(|v| serde_json::from_value(v).ok())
-            .collect(),
-        _ => Vec::new(),
-    })
-}
-
-fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(
-    deserializer: D,
-) -> Result<Option<T>, D::Error> {
-    Ok(Lenient::<T>::deserialize(deserializer)?.0)
 }
 
 /// Criminal IP's five-step risk level.
@@ -395,18 +362,8 @@ pub struct MappedIp {
     pub asn: Option<Text>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Certificate {
-    #[serde(deserialize_with = "lenient")]
-    pub subject: Option<String>,
-    #[serde(deserialize_with = "lenient")]
-    pub issuer: Option<String>,
-    #[serde(deserialize_with = "lenient")]
-    pub valid_from: Option<String>,
-    #[serde(deserialize_with = "lenient")]
-    pub valid_to: Option<String>,
-}
+/// A site's certificate, in the shape the exposure report keeps it.
+pub use scry_core::exposure::Certificate;
 
 /// `data` of `GET /v2/domain/report/{id}` (and the 2022 / 2024 v1 shapes).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

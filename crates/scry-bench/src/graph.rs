@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
-use scry_store::{IndicatorRecord, Store};
+use scry_store::{Facet, IndicatorRecord, Store};
 use serde_json::json;
 
 use scry_bench::data::Dice;
@@ -78,17 +78,17 @@ fn host(dice: &mut Dice, ip: Ipv4Addr, asn: u32, cves: u32, now: i64) -> Indicat
     let priority = dice.below(101) as u8;
     let octets = ip.octets();
     let mut facets = vec![
-        ("asn".to_owned(), asn.to_string()),
-        ("country".to_owned(), country.to_owned()),
+        (Facet::Asn, asn.to_string()),
+        (Facet::Country, country.to_owned()),
         (
-            "subnet".to_owned(),
+            Facet::Subnet,
             format!("{}.{}.{}.0/24", octets[0], octets[1], octets[2]),
         ),
     ];
     let vulnerabilities: Vec<serde_json::Value> = cve
         .iter()
         .map(|cve| {
-            facets.push(("cve".to_owned(), cve.clone()));
+            facets.push((Facet::Cve, cve.clone()));
             json!({"cve": cve, "cvss_v3": 9.8, "ports": [22], "product": "OpenSSH", "version": "8.2p1"})
         })
         .collect();
@@ -120,10 +120,10 @@ fn domain(
 ) -> IndicatorRecord {
     let observable = scry_core::Observable::parse(&name).expect("a domain");
     let priority = dice.below(101) as u8;
-    let mut facets = vec![("registrable".to_owned(), name.clone())];
+    let mut facets = vec![(Facet::Registrable, name.clone())];
     for (ip, asn) in resolves_to {
-        facets.push(("resolves-to".to_owned(), ip.clone()));
-        facets.push(("asn".to_owned(), asn.to_string()));
+        facets.push((Facet::ResolvesTo, ip.clone()));
+        facets.push((Facet::Asn, asn.to_string()));
     }
     facets.sort();
     facets.dedup();

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use scry_engine::pivot::{self, Pivot};
-use scry_store::{Store, StoredIndicator};
+use scry_store::{Facet, Store, StoredIndicator};
 
 use crate::graph::{self, Graph};
 use crate::{Measure, percentiles, sqlite_store};
@@ -88,12 +88,12 @@ async fn stored(store: &dyn Store, kind: &str, value: &str) -> anyhow::Result<St
 }
 
 /// The values of one facet an indicator has.
-fn facet_values(stored: &StoredIndicator, facet: &str) -> Vec<String> {
+fn facet_values(stored: &StoredIndicator, facet: Facet) -> Vec<String> {
     stored
         .record
         .facets
         .iter()
-        .filter(|(f, _)| f == facet)
+        .filter(|(f, _)| *f == facet)
         .map(|(_, v)| v.clone())
         .collect()
 }
@@ -101,7 +101,7 @@ fn facet_values(stored: &StoredIndicator, facet: &str) -> Vec<String> {
 /// The floor of a pivot over `values`: the same index ranges, counted, nothing built.
 async fn count_ranges(
     store: &dyn Store,
-    facet: &str,
+    facet: Facet,
     values: &[String],
     exclude: &str,
 ) -> anyhow::Result<u64> {
@@ -129,7 +129,13 @@ async fn asn_of(
     t.rows.push(page.rows.len());
     let started = Instant::now();
     let x = stored(store, "ipv4-addr", ip).await?;
-    count_ranges(store, "asn", &facet_values(&x, "asn"), &x.record.stix_id).await?;
+    count_ranges(
+        store,
+        Facet::Asn,
+        &facet_values(&x, Facet::Asn),
+        &x.record.stix_id,
+    )
+    .await?;
     t.floor_ms.push(ms_since(started));
     Ok(())
 }
@@ -143,11 +149,11 @@ async fn exposing(
 ) -> anyhow::Result<()> {
     let cve = vec![graph::cve_name(graph::skewed(dice, graph.cves, 2))];
     let started = Instant::now();
-    let rows = store.sharing("cve", &cve, "", 0, None, ROWS).await?;
+    let rows = store.sharing(Facet::Cve, &cve, "", 0, None, ROWS).await?;
     t.ms.push(ms_since(started));
     t.rows.push(rows.len());
     let started = Instant::now();
-    count_ranges(store, "cve", &cve, "").await?;
+    count_ranges(store, Facet::Cve, &cve, "").await?;
     t.floor_ms.push(ms_since(started));
     Ok(())
 }
@@ -157,23 +163,29 @@ async fn two_hop_walk(store: &dyn Store, z: &str, t: &mut Timings) -> anyhow::Re
     let started = Instant::now();
     let domain = stored(store, "domain-name", z).await?;
     let mut asns = Vec::new();
-    for ip in facet_values(&domain, "resolves-to") {
-        asns.extend(facet_values(&stored(store, "ipv4-addr", &ip).await?, "asn"));
+    for ip in facet_values(&domain, Facet::ResolvesTo) {
+        asns.extend(facet_values(
+            &stored(store, "ipv4-addr", &ip).await?,
+            Facet::Asn,
+        ));
     }
     asns.sort();
     asns.dedup();
     let rows = store
-        .sharing("asn", &asns, &domain.record.stix_id, 0, None, ROWS)
+        .sharing(Facet::Asn, &asns, &domain.record.stix_id, 0, None, ROWS)
         .await?;
     t.ms.push(ms_since(started));
     t.rows.push(rows.len());
     let started = Instant::now();
     let domain = stored(store, "domain-name", z).await?;
     let mut asns = Vec::new();
-    for ip in facet_values(&domain, "resolves-to") {
-        asns.extend(facet_values(&stored(store, "ipv4-addr", &ip).await?, "asn"));
+    for ip in facet_values(&domain, Facet::ResolvesTo) {
+        asns.extend(facet_values(
+            &stored(store, "ipv4-addr", &ip).await?,
+            Facet::Asn,
+        ));
     }
-    count_ranges(store, "asn", &asns, &domain.record.stix_id).await?;
+    count_ranges(store, Facet::Asn, &asns, &domain.record.stix_id).await?;
     t.floor_ms.push(ms_since(started));
     Ok(())
 }
@@ -189,8 +201,8 @@ async fn two_hop_pivot(store: &dyn Store, z: &str, t: &mut Timings) -> anyhow::R
     let domain = stored(store, "domain-name", z).await?;
     count_ranges(
         store,
-        "asn",
-        &facet_values(&domain, "asn"),
+        Facet::Asn,
+        &facet_values(&domain, Facet::Asn),
         &domain.record.stix_id,
     )
     .await?;
@@ -228,7 +240,7 @@ pub(crate) async fn run(
     let mut top = Vec::new();
     for _ in 0..if quick { 3 } else { 20 } {
         let started = Instant::now();
-        let list = store.top_facet_values("asn", HIGH, 10).await?;
+        let list = store.top_facet_values(Facet::Asn, HIGH, 10).await?;
         anyhow::ensure!(list.len() == 10, "top ASNs: {} listed", list.len());
         top.push(ms_since(started));
     }

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod egress;
 pub mod exposure;
 pub mod extract;
+pub mod facet;
 pub mod ip;
 pub mod observable;
 pub mod refang;
@@ -19,6 +20,7 @@ pub mod tolerant;
 
 pub use domain::{DomainClass, DomainName};
 pub use egress::{Cleared, Destination, EgressGate, EgressPolicy, SkipReason, Subject};
+pub use facet::Facet;
 pub use ip::IpClass;
 pub use observable::{HashAlgorithm, Observable, ParseError};
 pub use score::{Reason, Severity};

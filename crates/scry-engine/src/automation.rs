@@ -17,7 +17,8 @@ use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use scry_core::exposure::Exposure;
+use scry_core::Facet;
+use scry_core::exposure::{Exposure, Level};
 use scry_rules::context::level_number;
 use scry_rules::rule::Targets;
 use scry_rules::template::EMAIL_SUBJECT;
@@ -542,20 +543,17 @@ pub fn indicator_context(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let facet = |name: &str| -> Vec<String> {
+    let facet = |wanted: Facet| -> Vec<String> {
         record
             .facets
             .iter()
-            .filter(|(f, _)| f == name)
+            .filter(|(f, _)| *f == wanted)
             .map(|(_, v)| v.clone())
             .collect()
     };
-    let inbound = cip.inbound.clone().unwrap_or_default().to_ascii_lowercase();
-    let outbound = cip
-        .outbound
-        .clone()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let level_word =
+        |level: Option<Level>| level.map_or(String::new(), |l| l.as_str().to_ascii_lowercase());
+    let (inbound, outbound) = (level_word(cip.inbound), level_word(cip.outbound));
     let mut tags = record.tags.clone();
     if let Some(w) = workflow {
         tags.extend(w.labels.iter().cloned());
@@ -593,7 +591,7 @@ pub fn indicator_context(
             .or(geo.country)
             .unwrap_or_default()
             .to_ascii_uppercase(),
-        cves: facet("cve"),
+        cves: facet(Facet::Cve),
         phishing_probability: cip.phishing_probability.unwrap_or(0.0),
         criminalip: CriminalIpContext {
             inbound_level: level_number(&inbound),

@@ -875,9 +875,14 @@ impl LoadedConfig {
             Some(dir) => self.resolve(dir),
             None => default_data_dir().join("feeds"),
         };
-        let built = Feeds::new(feeds, dir, config.corroboration_points)
-            .map(Arc::new)
-            .map_err(|e| self.value_error(format!("[feeds]: {e}")))?;
+        let built = Feeds::new(
+            feeds,
+            dir,
+            config.corroboration_points,
+            scry_sources::clock::system(),
+        )
+        .map(Arc::new)
+        .map_err(|e| self.value_error(format!("[feeds]: {e}")))?;
         Ok(self.feeds.get_or_init(|| Some(built)).clone())
     }
 

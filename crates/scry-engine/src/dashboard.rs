@@ -5,7 +5,7 @@
 //! latency and cache hit rate.
 
 use scry_core::calendar::civil_from_days;
-use scry_store::{IndicatorOrder, IndicatorQuery, Store, StoreError, StoredIndicator};
+use scry_store::{Facet, IndicatorOrder, IndicatorQuery, Store, StoreError, StoredIndicator};
 use serde::Serialize;
 
 use crate::automation::now_ms;
@@ -238,7 +238,7 @@ pub async fn dashboard(store: &dyn Store, loaded: &LoadedConfig) -> Result<Dashb
         new_high_priority,
         top_asns: top("asn"),
         top_high_priority_asns: store
-            .top_facet_values("asn", high, TOP)
+            .top_facet_values(Facet::Asn, high, TOP)
             .await?
             .into_iter()
             .map(|(name, count)| Count { name, count })

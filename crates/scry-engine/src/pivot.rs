@@ -13,6 +13,7 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use serde_json::Value;
 
+use scry_core::Facet;
 use scry_core::exposure::Exposure;
 
 use crate::record::Record;
@@ -50,19 +51,20 @@ impl FromStr for Pivot {
 }
 
 impl Pivot {
-    /// The facet whose values the pivot starts from (on the indicator asked about), and the facet
-    /// other indicators are matched on.
-    pub fn facets(self, is_ip: bool) -> (&'static str, &'static str) {
+    /// The facet whose values the pivot starts from on the indicator asked about (`None`: the
+    /// indicator's own value), and the facet other indicators are matched on.
+    pub fn facets(self, is_ip: bool) -> (Option<Facet>, Facet) {
+        let same = |facet| (Some(facet), facet);
         match self {
-            Pivot::Asn => ("asn", "asn"),
-            Pivot::Cve => ("cve", "cve"),
-            Pivot::Country => ("country", "country"),
-            Pivot::Subnet => ("subnet", "subnet"),
-            Pivot::Certificate => ("certificate", "certificate"),
-            Pivot::Service => ("service", "service"),
+            Pivot::Asn => same(Facet::Asn),
+            Pivot::Cve => same(Facet::Cve),
+            Pivot::Country => same(Facet::Country),
+            Pivot::Subnet => same(Facet::Subnet),
+            Pivot::Certificate => same(Facet::Certificate),
+            Pivot::Service => same(Facet::Service),
             // Domains resolving to this IP carry a `resolves-to` facet with the IP's value.
-            Pivot::Domain if is_ip => ("self", "resolves-to"),
-            Pivot::Domain => ("registrable", "registrable"),
+            Pivot::Domain if is_ip => (None, Facet::ResolvesTo),
+            Pivot::Domain => same(Facet::Registrable),
         }
     }
 }
@@ -72,7 +74,7 @@ impl Pivot {
 pub struct PivotPage {
     pub values: Vec<String>,
     /// The facet other indicators were matched on.
-    pub matched: &'static str,
+    pub matched: Facet,
     pub rows: Vec<(scry_store::StoredIndicator, String)>,
     pub next: Option<scry_store::PivotCursor>,
 }
@@ -87,16 +89,15 @@ pub async fn page(
     limit: u32,
 ) -> Result<PivotPage, scry_store::StoreError> {
     let (from, matched) = by.facets(stored.record.kind.starts_with("ipv"));
-    let values: Vec<String> = if from == "self" {
-        vec![stored.record.value.clone()]
-    } else {
-        stored
+    let values: Vec<String> = match from {
+        None => vec![stored.record.value.clone()],
+        Some(from) => stored
             .record
             .facets
             .iter()
-            .filter(|(f, _)| f == from)
+            .filter(|(f, _)| *f == from)
             .map(|(_, v)| v.clone())
-            .collect()
+            .collect(),
     };
     let rows = store
         .sharing(
@@ -124,11 +125,11 @@ pub async fn page(
 }
 
 /// Every (facet, value) a record has.
-pub fn facets(record: &Record) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut add = |facet: &str, value: String| {
+pub fn facets(record: &Record) -> Vec<(Facet, String)> {
+    let mut out: Vec<(Facet, String)> = Vec::new();
+    let mut add = |facet: Facet, value: String| {
         if !value.is_empty() {
-            out.push((facet.to_owned(), value));
+            out.push((facet, value));
         }
     };
     if let Some(indicator) = &record.indicator
@@ -136,7 +137,7 @@ pub fn facets(record: &Record) -> Vec<(String, String)> {
     {
         let prefix = if ip.is_ipv4() { 24 } else { 48 };
         if let Ok(net) = IpNet::new(ip, prefix) {
-            add("subnet", net.trunc().to_string());
+            add(Facet::Subnet, net.trunc().to_string());
         }
     }
     for source in record.sources.values() {
@@ -145,17 +146,17 @@ pub fn facets(record: &Record) -> Vec<(String, String)> {
         // share these fields.
         let exposure = Exposure::read(data);
         if let Some(asn) = exposure.asn {
-            add("asn", asn.to_string());
+            add(Facet::Asn, asn.to_string());
         }
         for country in exposure.country.iter().chain(&exposure.countries) {
-            add("country", country.to_ascii_uppercase());
+            add(Facet::Country, country.to_ascii_uppercase());
         }
         for cve in exposure
             .vulnerabilities
             .iter()
             .filter_map(|v| v.cve.as_ref())
         {
-            add("cve", cve.to_ascii_uppercase());
+            add(Facet::Cve, cve.to_ascii_uppercase());
         }
         for service in &exposure.services {
             if let Some(port) = service.port {
@@ -164,7 +165,7 @@ pub fn facets(record: &Record) -> Vec<(String, String)> {
                     .as_deref()
                     .unwrap_or("unknown")
                     .to_ascii_lowercase();
-                add("service", format!("{port}/{protocol}"));
+                add(Facet::Service, format!("{port}/{protocol}"));
             }
         }
         for subject in exposure
@@ -172,22 +173,22 @@ pub fn facets(record: &Record) -> Vec<(String, String)> {
             .iter()
             .filter_map(|c| c.subject.as_ref())
         {
-            add("certificate", subject.clone());
+            add(Facet::Certificate, subject.clone());
         }
         for hostname in &exposure.hostnames {
-            add("hostname", hostname.to_ascii_lowercase());
+            add(Facet::Hostname, hostname.to_ascii_lowercase());
         }
         for mapped in &exposure.mapped_ips {
             if let Some(ip) = &mapped.ip {
-                add("resolves-to", ip.clone());
+                add(Facet::ResolvesTo, ip.clone());
             }
             if let Some(asn) = mapped.asn {
-                add("asn", asn.to_string());
+                add(Facet::Asn, asn.to_string());
             }
         }
         let host = data.get("host_details").unwrap_or(data);
         if let Some(registrable) = host.get("registrable_domain").and_then(Value::as_str) {
-            add("registrable", registrable.to_owned());
+            add(Facet::Registrable, registrable.to_owned());
         }
     }
     out.sort();
@@ -195,10 +196,10 @@ pub fn facets(record: &Record) -> Vec<(String, String)> {
     // Graph hygiene: one answer listing thousands of hostnames or CVEs does not fan out into
     // thousands of index rows; the full lists stay in the stored answer.
     let mut kept = 0;
-    let mut previous: Option<String> = None;
+    let mut previous: Option<Facet> = None;
     out.retain(|(facet, _)| {
-        if previous.as_deref() != Some(facet.as_str()) {
-            previous = Some(facet.clone());
+        if previous != Some(*facet) {
+            previous = Some(*facet);
             kept = 0;
         }
         kept += 1;
@@ -215,9 +216,34 @@ pub const NEIGHBOUR_COUNT_CAP: u64 = 1_000;
 /// Values of one facet are listed (the rest are counted in a last line).
 pub const NEIGHBOURS_PER_FACET: usize = 10;
 
+/// How a neighbour is linked to the indicator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Both have this facet's value.
+    Shares(Facet),
+    /// Stored domains resolve to the address (their `resolves-to` facet names it).
+    ResolvedBy,
+}
+
+impl Link {
+    /// The link's word: the facet's, or `resolved-by`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Link::Shares(facet) => facet.as_str(),
+            Link::ResolvedBy => "resolved-by",
+        }
+    }
+}
+
+impl std::fmt::Display for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What an indicator is linked to, and how many other stored indicators share each link.
 pub struct Neighbour {
-    pub facet: String,
+    pub link: Link,
     pub value: String,
     /// Up to `NEIGHBOUR_COUNT_CAP + 1`.
     pub others: u64,
@@ -231,22 +257,22 @@ pub async fn neighbours(
     stored: &scry_store::StoredIndicator,
 ) -> Result<Vec<Neighbour>, scry_store::StoreError> {
     let r = &stored.record;
-    let mut links: Vec<(String, String)> = Vec::new();
-    let mut per_facet: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut links: Vec<(Facet, String)> = Vec::new();
+    let mut per_facet: std::collections::BTreeMap<Facet, usize> = Default::default();
     for (facet, value) in &r.facets {
-        let shown = per_facet.entry(facet.as_str()).or_default();
+        let shown = per_facet.entry(*facet).or_default();
         *shown += 1;
         if *shown <= NEIGHBOURS_PER_FACET {
-            links.push((facet.clone(), value.clone()));
+            links.push((*facet, value.clone()));
         }
     }
     let mut out = Vec::new();
     for (facet, value) in links {
         let others = store
-            .count_sharing(&facet, &value, &r.stix_id, NEIGHBOUR_COUNT_CAP + 1)
+            .count_sharing(facet, &value, &r.stix_id, NEIGHBOUR_COUNT_CAP + 1)
             .await?;
         out.push(Neighbour {
-            facet,
+            link: Link::Shares(facet),
             value,
             others,
         });
@@ -254,7 +280,7 @@ pub async fn neighbours(
     for (facet, shown) in per_facet {
         if shown > NEIGHBOURS_PER_FACET {
             out.push(Neighbour {
-                facet: facet.to_owned(),
+                link: Link::Shares(facet),
                 value: format!("… and {} more", shown - NEIGHBOURS_PER_FACET),
                 others: 0,
             });
@@ -263,11 +289,16 @@ pub async fn neighbours(
     // Domains that resolve to this address point at it from their side.
     if r.kind.starts_with("ipv") {
         let domains = store
-            .count_sharing("resolves-to", &r.value, &r.stix_id, NEIGHBOUR_COUNT_CAP + 1)
+            .count_sharing(
+                Facet::ResolvesTo,
+                &r.value,
+                &r.stix_id,
+                NEIGHBOUR_COUNT_CAP + 1,
+            )
             .await?;
         if domains > 0 {
             out.push(Neighbour {
-                facet: "resolved-by".into(),
+                link: Link::ResolvedBy,
                 value: if domains > NEIGHBOUR_COUNT_CAP {
                     format!("{NEIGHBOUR_COUNT_CAP}+ stored domains resolve to it (--by domain)")
                 } else {
@@ -300,17 +331,17 @@ mod tests {
         }))
         .expect("record");
         let facets = facets(&record);
-        let count = |kind: &str| facets.iter().filter(|(f, _)| f == kind).count();
-        assert_eq!(count("hostname"), MAX_VALUES_PER_FACET);
+        let count = |kind: Facet| facets.iter().filter(|(f, _)| *f == kind).count();
+        assert_eq!(count(Facet::Hostname), MAX_VALUES_PER_FACET);
         for (kind, value) in [
-            ("asn", "9009"),
-            ("country", "RO"),
-            ("cve", "CVE-2023-38408"),
-            ("service", "22/ssh"),
-            ("subnet", "45.155.205.0/24"),
+            (Facet::Asn, "9009"),
+            (Facet::Country, "RO"),
+            (Facet::Cve, "CVE-2023-38408"),
+            (Facet::Service, "22/ssh"),
+            (Facet::Subnet, "45.155.205.0/24"),
         ] {
             assert!(
-                facets.contains(&(kind.to_owned(), value.to_owned())),
+                facets.contains(&(kind, value.to_owned())),
                 "{kind} {value} in {facets:?}"
             );
         }

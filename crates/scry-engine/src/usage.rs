@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use scry_core::calendar::{civil_from_days, days_from_civil};
 use scry_rules::BudgetContext;
-use scry_sources::guard::{BudgetEvent, Day, Period, today_utc};
+use scry_sources::clock::{Clock, SystemClock};
+use scry_sources::guard::{BudgetEvent, Day, Period};
 use scry_store::{AttemptCount, CallCount, Event, Store, StoreError};
 use serde_json::json;
 
@@ -317,7 +318,7 @@ pub fn take_attempt_events(engine: &Engine) -> Vec<Event> {
 
 /// The budget events every source of `engine` raised since the last call.
 pub fn take_budget_notices(engine: &Engine) -> Vec<BudgetNotice> {
-    let today = today_utc();
+    let today = SystemClock.today();
     engine
         .sources()
         .iter()

@@ -11,10 +11,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use scry_core::{Observable, Tlp};
+use scry_core::facet::UnknownFacet;
+use scry_core::{Facet, Observable, Tlp};
 use scry_engine::access::{self, Role};
 use scry_engine::input::{InputFormat, InputSource};
-use scry_engine::pivot::{NEIGHBOUR_COUNT_CAP, Pivot};
+use scry_engine::pivot::{Link, NEIGHBOUR_COUNT_CAP, Pivot};
 use scry_engine::worker::{IngestRequest, IngestSummary};
 use scry_engine::{Progress, view};
 use scry_rules::ActionSpec;
@@ -587,7 +588,7 @@ pub(crate) async fn detail(
             .map(|n| NeighbourRow {
                 more: n.others > NEIGHBOUR_COUNT_CAP,
                 others: n.others.min(NEIGHBOUR_COUNT_CAP),
-                facet: n.facet,
+                facet: n.link.to_string(),
                 value: n.value,
             })
             .collect(),
@@ -833,7 +834,7 @@ pub(crate) async fn pivot_page(
                 stix_id: s.record.stix_id,
                 priority: s.record.priority,
                 severity: s.record.severity,
-                facet: matched.to_owned(),
+                facet: matched.to_string(),
                 shared,
             })
             .collect(),
@@ -1379,14 +1380,14 @@ fn indicator_node(stored: &StoredIndicator) -> GraphNode {
     }
 }
 
-fn shared_node(facet: &str, value: &str, others: Option<u64>) -> GraphNode {
+fn shared_node(facet: Facet, value: &str, others: Option<u64>) -> GraphNode {
     GraphNode {
         id: format!("{facet}:{value}"),
         label: format!("{facet} {value}"),
         kind: "shared".into(),
         priority: None,
         severity: None,
-        facet: Some(facet.to_owned()),
+        facet: Some(facet.to_string()),
         value: Some(value.to_owned()),
         others,
     }
@@ -1409,42 +1410,25 @@ pub async fn graph(
             let from = indicator_node(&stored);
             for n in scry_engine::pivot::neighbours(state.store.as_ref(), &stored).await? {
                 // Counted remainders and reverse links have no value to expand.
-                let (facet, value) = match n.facet.as_str() {
-                    "resolved-by" => ("resolves-to".to_owned(), stored.record.value.clone()),
-                    _ if n.value.starts_with('…') => continue,
-                    _ => (n.facet.clone(), n.value.clone()),
+                let (facet, value) = match n.link {
+                    Link::ResolvedBy => (Facet::ResolvesTo, stored.record.value.clone()),
+                    Link::Shares(_) if n.value.starts_with('…') => continue,
+                    Link::Shares(facet) => (facet, n.value.clone()),
                 };
-                let node = shared_node(&facet, &value, Some(n.others.min(NEIGHBOUR_COUNT_CAP)));
+                let node = shared_node(facet, &value, Some(n.others.min(NEIGHBOUR_COUNT_CAP)));
                 graph.edges.push(GraphEdge {
                     source: from.id.clone(),
                     target: node.id.clone(),
-                    label: facet,
+                    label: facet.to_string(),
                 });
                 graph.nodes.push(node);
             }
             graph.nodes.insert(0, from);
         }
         (None, Some(facet), Some(value)) => {
-            const FACETS: [&str; 9] = [
-                "asn",
-                "cve",
-                "country",
-                "subnet",
-                "service",
-                "certificate",
-                "hostname",
-                "registrable",
-                "resolves-to",
-            ];
-            if !FACETS.contains(&facet.as_str()) {
-                return Err(ApiError::parameter(
-                    "facet",
-                    format!(
-                        "unknown facet {facet:?} (expected one of {})",
-                        FACETS.join(", ")
-                    ),
-                ));
-            }
+            let facet: Facet = facet
+                .parse()
+                .map_err(|e: UnknownFacet| ApiError::parameter("facet", e.to_string()))?;
             let hub = shared_node(facet, value, None);
             let rows = state
                 .store
@@ -1455,7 +1439,7 @@ pub async fn graph(
                 graph.edges.push(GraphEdge {
                     source: node.id.clone(),
                     target: hub.id.clone(),
-                    label: facet.clone(),
+                    label: facet.to_string(),
                 });
                 graph.nodes.push(node);
             }

@@ -13,10 +13,11 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use scry_core::calendar::date_text;
+use scry_core::exposure::{Certificate, Exposure, OfflineDatabase, Service, Vulnerability};
 use scry_core::{Cleared, Destination, Observable, Reason};
 use scry_offline::ctidb::CtiDb;
 use scry_offline::ctidb_bin::{self, PackedDb, Verification};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::criminalip::map::{Weights, ip_report_url, is_c2_tag, worse_side_reason};
 use crate::criminalip::wire::Level;
@@ -40,13 +41,22 @@ enum Database {
     Packed(PackedDb<memmap2::Mmap>),
 }
 
+/// Why a CTIDB file cannot be opened or asked.
+#[derive(Debug, thiserror::Error)]
+pub enum CtidbError {
+    #[error(transparent)]
+    Tree(#[from] scry_offline::ctidb::CtiError),
+    #[error(transparent)]
+    Packed(#[from] ctidb_bin::PackedError),
+}
+
 /// The source named `ctidb`.
 pub struct Ctidb {
     database: Database,
     path: PathBuf,
     weights: Weights,
     /// What the file says about itself, shown with every answer.
-    about: Map<String, Value>,
+    about: OfflineDatabase,
 }
 
 impl std::fmt::Debug for Ctidb {
@@ -61,13 +71,13 @@ impl std::fmt::Debug for Ctidb {
 impl Ctidb {
     /// Opens the database at `path`, either format. A packed file's licence signature is
     /// checked with Criminal IP's published key unless `CTIDB_SKIP_SIGNATURE_VERIFY` is set.
-    pub fn open(path: &Path, weights: Weights) -> Result<Ctidb, String> {
+    pub fn open(path: &Path, weights: Weights) -> Result<Ctidb, CtidbError> {
         let mut head = [0u8; 8];
         let starts_packed = std::fs::File::open(path)
             .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut head))
             .map(|()| &head == ctidb_bin::MAGIC)
             .unwrap_or(false);
-        let mut about = Map::new();
+        let mut about = OfflineDatabase::default();
         let database = if starts_packed {
             let verification = Verification::from_env();
             if verification == Verification::Skip {
@@ -77,30 +87,21 @@ impl Ctidb {
                     ctidb_bin::SKIP_VERIFY_ENV
                 );
             }
-            let db = PackedDb::open(path, &verification).map_err(|e| e.to_string())?;
+            let db = PackedDb::open(path, &verification)?;
             let metadata = db.metadata();
-            about.insert("format".into(), "packed".into());
-            about.insert(
-                "layout".into(),
-                format!("{}.{}", metadata.version.0, metadata.version.1).into(),
-            );
+            about.format = Some("packed".into());
+            about.layout = Some(format!("{}.{}", metadata.version.0, metadata.version.1));
             if let Some(license) = &metadata.license {
-                about.insert("plan".into(), license.plan_name().into());
-                about.insert(
-                    "data_as_of".into(),
-                    date_text(license.issued_at.saturating_mul(1000) as i64).into(),
-                );
+                about.plan = Some(license.plan_name().into());
+                about.data_as_of = Some(date_text(license.issued_at.saturating_mul(1000) as i64));
             }
             Database::Packed(db)
         } else {
-            let db = CtiDb::open(path).map_err(|e| e.to_string())?;
+            let db = CtiDb::open(path)?;
             let metadata = db.metadata();
-            about.insert("format".into(), "ctidb".into());
-            about.insert("tier".into(), metadata.tier().into());
-            about.insert(
-                "data_as_of".into(),
-                date_text(metadata.build_epoch.saturating_mul(1000) as i64).into(),
-            );
+            about.format = Some("ctidb".into());
+            about.tier = Some(u64::from(metadata.tier()));
+            about.data_as_of = Some(date_text(metadata.build_epoch.saturating_mul(1000) as i64));
             Database::Tree(db)
         };
         Ok(Ctidb {
@@ -112,11 +113,11 @@ impl Ctidb {
     }
 
     /// The vendor reader's answer for `address`, or `None`.
-    pub fn lookup(&self, address: IpAddr) -> Result<Option<Value>, String> {
-        match &self.database {
-            Database::Tree(db) => db.lookup(address).map_err(|e| e.to_string()),
-            Database::Packed(db) => db.lookup(address).map_err(|e| e.to_string()),
-        }
+    pub fn lookup(&self, address: IpAddr) -> Result<Option<Value>, CtidbError> {
+        Ok(match &self.database {
+            Database::Tree(db) => db.lookup(address)?,
+            Database::Packed(db) => db.lookup(address)?,
+        })
     }
 
     fn holds_ipv6(&self) -> bool {
@@ -284,50 +285,13 @@ pub fn finding(record: &Value, weights: &Weights) -> Finding {
         ));
     }
 
-    let mut details = Map::new();
-    details.insert(
-        "inbound".into(),
-        inbound.map_or(Value::Null, |l| l.as_str().into()),
-    );
-    details.insert(
-        "outbound".into(),
-        outbound.map_or(Value::Null, |l| l.as_str().into()),
-    );
-    details.insert("flags".into(), json!(labels));
-    for (key, from) in [("as_name", "as_name"), ("city", "city")] {
-        if let Some(text) = record
-            .get(from)
+    let text = |key: &str| {
+        record
+            .get(key)
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
-        {
-            details.insert(key.into(), text.into());
-        }
-    }
-    if let Some(country) = record
-        .get("country_code")
-        .and_then(Value::as_str)
-        .filter(|c| !c.is_empty())
-    {
-        details.insert("country".into(), country.to_ascii_uppercase().into());
-    }
-    // The file lists ports and products without pairing them.
-    let services: Vec<Value> = ports
-        .iter()
-        .map(|port| json!({ "port": port }))
-        .chain(
-            texts(record.get("products"))
-                .into_iter()
-                .map(|product| json!({ "product": product })),
-        )
-        .collect();
-    details.insert("services".into(), services.into());
-    details.insert(
-        "vulnerabilities".into(),
-        cves.iter()
-            .map(|cve| json!({ "cve": cve }))
-            .collect::<Vec<_>>()
-            .into(),
-    );
+            .map(str::to_owned)
+    };
     let mut hostnames = Vec::new();
     for key in ["hostname", "representative_domain"] {
         for name in texts(record.get(key)) {
@@ -336,12 +300,47 @@ pub fn finding(record: &Value, weights: &Weights) -> Finding {
             }
         }
     }
-    details.insert("hostnames".into(), hostnames.into());
-    details.insert(
-        "certificates".into(),
-        texts(record.get("ssl_certificate")).into(),
-    );
-    details.insert("tags".into(), file_tags.clone().into());
+    let exposure = Exposure {
+        inbound,
+        outbound,
+        flags: labels.iter().map(|l| (*l).to_owned()).collect(),
+        as_name: text("as_name"),
+        city: text("city"),
+        country: text("country_code").map(|c| c.to_ascii_uppercase()),
+        // The file lists ports and products without pairing them.
+        services: ports
+            .iter()
+            .map(|port| Service {
+                port: Some(*port),
+                ..Service::default()
+            })
+            .chain(
+                texts(record.get("products"))
+                    .into_iter()
+                    .map(|product| Service {
+                        product: Some(product),
+                        ..Service::default()
+                    }),
+            )
+            .collect(),
+        vulnerabilities: cves
+            .iter()
+            .map(|cve| Vulnerability {
+                cve: Some(cve.clone()),
+                ..Vulnerability::default()
+            })
+            .collect(),
+        hostnames,
+        certificates: texts(record.get("ssl_certificate"))
+            .into_iter()
+            .map(|name| Certificate {
+                subject: Some(name),
+                ..Certificate::default()
+            })
+            .collect(),
+        tags: file_tags.clone(),
+        ..Exposure::default()
+    };
     for tag in file_tags {
         let label = tag.to_ascii_lowercase().replace(' ', "-");
         if !label.is_empty() {
@@ -351,7 +350,7 @@ pub fn finding(record: &Value, weights: &Weights) -> Finding {
     Finding {
         reasons,
         tags: tags.into_iter().collect(),
-        details: Value::Object(details),
+        details: exposure.to_detail(),
         raw: vec![("lookup".into(), record.clone())],
         ..Finding::default()
     }
@@ -391,14 +390,9 @@ impl Source for Ctidb {
                     },
                     _ => Finding::default(),
                 };
-                let details = match &mut finding.details {
-                    Value::Object(map) => map,
-                    other => {
-                        *other = Value::Object(Map::new());
-                        other.as_object_mut().expect("just made a map")
-                    }
-                };
-                details.insert("database".into(), Value::Object(self.about.clone()));
+                let mut exposure = Exposure::read(&finding.details);
+                exposure.database = Some(self.about.clone());
+                finding.details = exposure.to_detail();
                 finding
             });
         Box::pin(async move { result })
@@ -406,12 +400,12 @@ impl Source for Ctidb {
 
     fn check(&self) -> SourceFuture<'_, Result<String, SourceError>> {
         let about = &self.about;
-        let field = |key: &str| about.get(key).and_then(Value::as_str).unwrap_or("unknown");
+        let field = |value: &Option<String>| value.clone().unwrap_or_else(|| "unknown".into());
         let text = format!(
             "offline Criminal IP database {} ({} format, data as of {})",
             self.path.display(),
-            field("format"),
-            field("data_as_of"),
+            field(&about.format),
+            field(&about.data_as_of),
         );
         Box::pin(async move { Ok(text) })
     }
@@ -420,6 +414,7 @@ impl Source for Ctidb {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn signals(finding: &Finding) -> Vec<(&str, &str, i32)> {
         finding

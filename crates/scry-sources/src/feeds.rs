@@ -25,8 +25,9 @@ use scry_offline::feeds::{FeedFormat, FeedProblem, parse};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::clock::Clock;
 use crate::fetch::{Fetched, Validators, fetch_if_changed};
-use crate::{EnrichOptions, Finding, Source, SourceError, SourceFuture, now_ms};
+use crate::{EnrichOptions, Finding, Source, SourceError, SourceFuture};
 
 const SOURCE: &str = "feeds";
 /// The largest feed body taken.
@@ -210,6 +211,8 @@ pub struct Feeds {
     corroboration_points: i32,
     http: reqwest::Client,
     index: RwLock<Arc<FeedIndex>>,
+    /// When a feed is due, and when it was checked or failed.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Feeds {
@@ -239,6 +242,7 @@ impl Feeds {
         feeds: Vec<FeedSettings>,
         dir: PathBuf,
         corroboration_points: i32,
+        clock: Arc<dyn Clock>,
     ) -> Result<Feeds, String> {
         let http = crate::fetch::http_client()?;
         let feeds = Feeds {
@@ -247,6 +251,7 @@ impl Feeds {
             corroboration_points,
             http,
             index: RwLock::new(Arc::new(FeedIndex::default())),
+            clock,
         };
         feeds.reload();
         Ok(feeds)
@@ -324,7 +329,7 @@ impl Feeds {
             let state = self.state(feed);
             let due = state
                 .checked_ms
-                .is_none_or(|at| now_ms() - at >= feed.interval.as_millis() as i64);
+                .is_none_or(|at| self.clock.now_ms() - at >= feed.interval.as_millis() as i64);
             let outcome = if force || due {
                 self.pull_one(feed, state, &before.values_of(number)).await
             } else {
@@ -375,7 +380,7 @@ impl Feeds {
             }
             FeedLocation::File(path) => read_file(path, &state),
         };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let outcome = match fetched {
             Ok(Fetched::NotModified) => {
                 state.checked_ms = Some(now);
@@ -428,7 +433,7 @@ impl Feeds {
 
     fn failed(&self, feed: &FeedSettings, mut state: FeedState, error: String) -> PullOutcome {
         state.last_error = Some(error.clone());
-        state.failed_ms = Some(now_ms());
+        state.failed_ms = Some(self.clock.now_ms());
         let _ = std::fs::create_dir_all(&self.dir);
         match self.save_state(feed, &state) {
             Ok(()) => PullOutcome::Failed(error),

@@ -25,7 +25,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -233,14 +233,6 @@ impl Default for BudgetLimits {
 
 /// A UTC calendar day as (year, month, day).
 pub type Day = scry_core::calendar::Date;
-
-/// Today's UTC date.
-pub fn today_utc() -> Day {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    scry_core::calendar::civil_from_days((secs / 86_400) as i64)
-}
 
 #[derive(Debug, Default)]
 struct BudgetState {

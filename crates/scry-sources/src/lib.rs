@@ -9,6 +9,7 @@
 //! Sources know nothing of input files, output formats or the CLI.
 
 pub mod classify;
+pub mod clock;
 pub mod criminalip;
 pub mod ctidb;
 pub mod feeds;
@@ -41,13 +42,6 @@ pub(crate) fn address_of(observable: &Observable) -> Option<std::net::IpAddr> {
         },
         _ => None,
     }
-}
-
-/// Now, in Unix milliseconds.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The future a source returns; boxed so sources can be held as trait objects.
@@ -136,12 +130,25 @@ pub trait RateLedger: Send + Sync {
 /// answers hold beyond the process: where paid answers are kept, the rate window shared with
 /// every process using the same key, and the credits earlier runs spent. Sources that pay
 /// nothing ignore it; without a store every part is empty.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SourceContext {
     pub archive: Option<std::sync::Arc<dyn AnswerArchive>>,
     pub rate_ledger: Option<std::sync::Arc<dyn RateLedger>>,
     /// Credits spent today and this month (UTC) by source name, from the store's history.
     pub spent: std::collections::HashMap<String, (u64, u64)>,
+    /// The wall clock: the system's in a run, a [`clock::ManualClock`] in a test.
+    pub clock: std::sync::Arc<dyn clock::Clock>,
+}
+
+impl Default for SourceContext {
+    fn default() -> SourceContext {
+        SourceContext {
+            archive: None,
+            rate_ledger: None,
+            spent: Default::default(),
+            clock: clock::system(),
+        }
+    }
 }
 
 impl std::fmt::Debug for SourceContext {
@@ -150,6 +157,7 @@ impl std::fmt::Debug for SourceContext {
             .field("archive", &self.archive.is_some())
             .field("rate_ledger", &self.rate_ledger.is_some())
             .field("spent", &self.spent)
+            .field("clock", &self.clock)
             .finish()
     }
 }

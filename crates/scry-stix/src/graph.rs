@@ -449,7 +449,7 @@ impl Graph {
                 ("x_scry_domain_score", data.domain_score),
             ] {
                 if let Some(level) = level {
-                    indicator.insert(property.into(), level.into());
+                    indicator.insert(property.into(), level.as_str().into());
                 }
             }
             if let Some(p) = data.phishing_probability {

@@ -20,6 +20,7 @@ mod rate;
 mod search;
 mod sql;
 
+pub use scry_core::Facet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -141,7 +142,7 @@ pub trait Store: Send + Sync {
     /// for several, each value's range is read up to `limit` entries at most.
     fn sharing<'a>(
         &'a self,
-        facet: &'a str,
+        facet: Facet,
         values: &'a [String],
         exclude_stix_id: &'a str,
         min_priority: u8,
@@ -153,7 +154,7 @@ pub trait Store: Send + Sync {
     /// read of at most `cap` entries, so a hub value costs no more than a small one).
     fn count_sharing<'a>(
         &'a self,
-        facet: &'a str,
+        facet: Facet,
         value: &'a str,
         exclude_stix_id: &'a str,
         cap: u64,
@@ -331,7 +332,7 @@ pub trait Store: Send + Sync {
     /// `min_priority`, most first, ties by value: "the ASNs with the most high-priority hosts".
     fn top_facet_values<'a>(
         &'a self,
-        facet: &'a str,
+        facet: Facet,
         min_priority: u8,
         limit: u32,
     ) -> StoreFuture<'a, Vec<(String, u64)>>;

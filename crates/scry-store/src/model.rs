@@ -1,5 +1,6 @@
 //! The values the store takes and returns.
 
+use scry_core::Facet;
 use serde_json::Value;
 
 /// An indicator's state after an enrichment, as the engine saves it.
@@ -25,7 +26,7 @@ pub struct IndicatorRecord {
     pub observed_at: i64,
     /// What the indicator shares with others, for pivots: (facet, value) pairs such as
     /// `("asn", "9009")`, `("cve", "CVE-2023-38408")`, `("subnet", "45.155.205.0/24")`.
-    pub facets: Vec<(String, String)>,
+    pub facets: Vec<(Facet, String)>,
 }
 
 /// An indicator as stored.
@@ -117,14 +118,14 @@ impl Change {
     pub(crate) fn diff<'t>(
         previous_priority: Option<u8>,
         then_tags: impl Iterator<Item = &'t str>,
-        then_facets: &[(String, String)],
+        then_facets: &[(Facet, String)],
         record: &IndicatorRecord,
     ) -> Change {
         use std::collections::BTreeSet;
-        fn cves(facets: &[(String, String)]) -> BTreeSet<String> {
+        fn cves(facets: &[(Facet, String)]) -> BTreeSet<String> {
             facets
                 .iter()
-                .filter(|(facet, _)| facet == "cve")
+                .filter(|(facet, _)| *facet == Facet::Cve)
                 .map(|(_, value)| value.clone())
                 .collect()
         }

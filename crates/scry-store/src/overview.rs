@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use scry_core::Facet;
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::StoreError;
@@ -25,9 +26,9 @@ impl SqlStore {
             overview.indicators += n;
             overview.by_severity.push((row.try_get("severity")?, n));
         }
-        for facet in ["asn", "country", "cve"] {
+        for facet in [Facet::Asn, Facet::Country, Facet::Cve] {
             for (value, n) in self.read_top_facet_values(facet, 0, top).await? {
-                overview.top.push((facet.to_owned(), value, n));
+                overview.top.push((facet.as_str().to_owned(), value, n));
             }
         }
         let mut tags: HashMap<String, u64> = HashMap::new();
@@ -87,7 +88,7 @@ impl SqlStore {
     /// most first (ties by value): one read of the facet's index range.
     pub(crate) async fn read_top_facet_values(
         &self,
-        facet: &str,
+        facet: Facet,
         min_priority: u8,
         limit: u32,
     ) -> Result<Vec<(String, u64)>, StoreError> {
@@ -98,7 +99,7 @@ impl SqlStore {
         );
         let mut top = Vec::new();
         for row in sqlx::query(AssertSqlSafe(sql.as_str()))
-            .bind(facet)
+            .bind(facet.as_str())
             .bind(i64::from(min_priority))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Once;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use scry_core::Facet;
 use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
@@ -162,7 +163,7 @@ impl SqlStore {
     /// `limit` entries, however large the values' groups.
     async fn sharing_several(
         &self,
-        facet: &str,
+        facet: Facet,
         values: &[String],
         exclude_stix_id: &str,
         min_priority: u8,
@@ -431,8 +432,7 @@ impl SqlStore {
                 for row in query.fetch_all(&mut *tx).await? {
                     let id: String = row.try_get("stix_id")?;
                     if let Some(c) = stored.get_mut(&id) {
-                        c.facets
-                            .push((row.try_get("facet")?, row.try_get("value")?));
+                        c.facets.extend(facet_of(&row)?);
                     }
                 }
             }
@@ -613,7 +613,7 @@ impl SqlStore {
 /// Binds placeholders 1–7 of [`SqlStore::sharing_filter`].
 fn bind_sharing<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
-    facet: &'q str,
+    facet: Facet,
     value: &'q str,
     exclude_stix_id: &'q str,
     min_priority: u8,
@@ -621,7 +621,7 @@ fn bind_sharing<'q>(
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     let cursor_priority = after.map_or(101, |c| i64::from(c.priority));
     query
-        .bind(facet)
+        .bind(facet.as_str())
         .bind(value)
         .bind(exclude_stix_id)
         .bind(i64::from(min_priority))
@@ -670,7 +670,7 @@ struct Comparable {
     tags: String,
     reasons: String,
     sources: String,
-    facets: Vec<(String, String)>,
+    facets: Vec<(Facet, String)>,
 }
 
 impl Comparable {
@@ -719,7 +719,17 @@ fn change_between(before: Option<&Comparable>, record: &IndicatorRecord) -> Chan
     }
 }
 
-fn sorted_facets(facets: &[(String, String)]) -> Vec<(String, String)> {
+/// A stored facet row. A word this version does not know (written by a newer one) is left out:
+/// facets are derived from the stored answers and rewritten on the next save.
+fn facet_of(row: &AnyRow) -> Result<Option<(Facet, String)>, sqlx::Error> {
+    let word: String = row.try_get("facet")?;
+    let Ok(facet) = word.parse::<Facet>() else {
+        return Ok(None);
+    };
+    Ok(Some((facet, row.try_get("value")?)))
+}
+
+fn sorted_facets(facets: &[(Facet, String)]) -> Vec<(Facet, String)> {
     let mut sorted = facets.to_vec();
     sorted.sort();
     sorted.dedup();
@@ -849,11 +859,7 @@ impl Store for SqlStore {
                 for row in rows {
                     let id: String = row.try_get("stix_id")?;
                     if let Some(&i) = at.get(&id) {
-                        out[i]
-                            .0
-                            .record
-                            .facets
-                            .push((row.try_get("facet")?, row.try_get("value")?));
+                        out[i].0.record.facets.extend(facet_of(&row)?);
                     }
                 }
             }
@@ -893,10 +899,7 @@ impl Store for SqlStore {
                 .fetch_all(&self.pool)
                 .await?
             {
-                stored
-                    .record
-                    .facets
-                    .push((row.try_get("facet")?, row.try_get("value")?));
+                stored.record.facets.extend(facet_of(&row)?);
             }
             Ok(Some(stored))
         })
@@ -1025,7 +1028,7 @@ impl Store for SqlStore {
 
     fn count_sharing<'a>(
         &'a self,
-        facet: &'a str,
+        facet: Facet,
         value: &'a str,
         exclude_stix_id: &'a str,
         cap: u64,
@@ -1036,7 +1039,7 @@ impl Store for SqlStore {
                 "SELECT COUNT(*) AS n FROM (SELECT 1 FROM facets WHERE facet = {f} AND value = {v} AND stix_id <> {x} LIMIT {limit}) capped"
             );
             let n: i64 = sqlx::query(AssertSqlSafe(sql.as_str()))
-                .bind(facet)
+                .bind(facet.as_str())
                 .bind(value)
                 .bind(exclude_stix_id)
                 .bind(i64::try_from(cap).unwrap_or(i64::MAX))
@@ -1049,7 +1052,7 @@ impl Store for SqlStore {
 
     fn sharing<'a>(
         &'a self,
-        facet: &'a str,
+        facet: Facet,
         values: &'a [String],
         exclude_stix_id: &'a str,
         min_priority: u8,
@@ -1308,7 +1311,7 @@ impl Store for SqlStore {
 
     fn top_facet_values<'a>(
         &'a self,
-        facet: &'a str,
+        facet: Facet,
         min_priority: u8,
         limit: u32,
     ) -> StoreFuture<'a, Vec<(String, u64)>> {

@@ -640,7 +640,7 @@ fn show(
         let mut json = scry_engine::view::stored_json(&stored);
         json["neighbours"] = neighbours
             .iter()
-            .map(|n| serde_json::json!({"facet": n.facet, "value": n.value, "others": n.others.min(NEIGHBOUR_COUNT_CAP), "more": n.others > NEIGHBOUR_COUNT_CAP}))
+            .map(|n| serde_json::json!({"facet": n.link.as_str(), "value": n.value, "others": n.others.min(NEIGHBOUR_COUNT_CAP), "more": n.others > NEIGHBOUR_COUNT_CAP}))
             .collect();
         json["history"] = history
             .iter()
@@ -740,7 +740,7 @@ fn show(
                 }
                 c => format!("  ({c} other{})", if c == 1 { "" } else { "s" }),
             };
-            out!("  {:<12} {}{others}", n.facet, n.value);
+            out!("  {:<12} {}{others}", n.link.as_str(), n.value);
         }
     }
     if !history.is_empty() {
@@ -770,7 +770,7 @@ fn pivot(
 ) -> anyhow::Result<ExitCode> {
     let observable = indicator_argument(&args.indicator)?;
     let is_ip = matches!(observable, scry_core::Observable::Ip(_));
-    let (from, _) = args.by.facets(is_ip);
+    let from = args.by.facets(is_ip).0.map_or("address", |f| f.as_str());
     let url = loaded.store_url(store_url);
     let runtime = runtime()?;
     let result = runtime.block_on(async {

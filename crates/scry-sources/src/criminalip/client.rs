@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::guard::{AttemptOutcome, Budget, CallMetrics, Limiter, today_utc};
+use crate::clock::Clock;
+use crate::guard::{AttemptOutcome, Budget, CallMetrics, Limiter};
 use crate::secret::Secret;
 
 /// Why a Criminal IP call failed.
@@ -129,6 +130,16 @@ pub(crate) struct Client {
     limiter: Arc<Limiter>,
     budget: Arc<Budget>,
     metrics: Arc<CallMetrics>,
+    clock: Arc<dyn Clock>,
+}
+
+/// What every call of a client goes through: the rate limiter, the credit budget, the call
+/// figures, and the clock that says which budget day it is.
+pub(crate) struct Guards {
+    pub(crate) limiter: Arc<Limiter>,
+    pub(crate) budget: Arc<Budget>,
+    pub(crate) metrics: Arc<CallMetrics>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Client {
@@ -137,10 +148,14 @@ impl Client {
         key: Secret,
         timeout: Duration,
         retry: RetryPolicy,
-        limiter: Arc<Limiter>,
-        budget: Arc<Budget>,
-        metrics: Arc<CallMetrics>,
+        guards: Guards,
     ) -> Result<Client, String> {
+        let Guards {
+            limiter,
+            budget,
+            metrics,
+            clock,
+        } = guards;
         let http = reqwest::Client::builder()
             .user_agent(concat!("scry/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -155,6 +170,7 @@ impl Client {
             limiter,
             budget,
             metrics,
+            clock,
         })
     }
 
@@ -187,7 +203,12 @@ impl Client {
         request: &Request,
         retry: bool,
     ) -> Result<Value, (CipError, Option<Duration>)> {
-        if request.credits > 0 && self.budget.try_spend(request.credits, today_utc()).is_err() {
+        if request.credits > 0
+            && self
+                .budget
+                .try_spend(request.credits, self.clock.today())
+                .is_err()
+        {
             return Err((CipError::BudgetSpent, None));
         }
         let result = self.send(request, retry).await;
@@ -203,7 +224,7 @@ impl Client {
                 self.metrics.errors.fetch_add(1, Ordering::Relaxed);
                 self.budget.refund(request.credits);
                 if let CipError::LimitExceeded(message) = error {
-                    self.budget.refused_by_service(today_utc(), message);
+                    self.budget.refused_by_service(self.clock.today(), message);
                 }
             }
         }
@@ -228,7 +249,7 @@ impl Client {
             .timeout(self.timeout);
         let _slot = self.limiter.admit().await;
         // The service may have said the credits are gone while this call waited for its turn.
-        if request.credits > 0 && self.budget.refused_on(today_utc()) {
+        if request.credits > 0 && self.budget.refused_on(self.clock.today()) {
             return Err((CipError::BudgetSpent, None));
         }
         self.metrics.requests.fetch_add(1, Ordering::Relaxed);

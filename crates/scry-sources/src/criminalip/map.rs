@@ -8,9 +8,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use scry_core::Reason;
-use serde_json::{Map, Value, json};
+use scry_core::exposure::{self, Exposure, Host, Service};
 
-use super::wire::{DomainReport, IpReport, Level, MaliciousInfo, Port, Vulnerability, Whois};
+use super::wire::{
+    DomainReport, IpReport, Level, MaliciousInfo, MappedIp, Port, Text, Vulnerability, Whois,
+};
 use crate::Finding;
 
 pub(crate) const SOURCE: &str = "criminalip";
@@ -174,60 +176,67 @@ fn known(text: &Option<String>) -> Option<&str> {
         .filter(|t| !t.is_empty() && !matches!(*t, "N/A" | "Unknown" | "unknown"))
 }
 
-fn whois_details(whois: &Whois) -> Map<String, Value> {
-    let mut details = Map::new();
-    let mut put = |key: &str, value: Option<Value>| {
-        if let Some(v) = value {
-            details.insert(key.into(), v);
-        }
-    };
-    put(
-        "asn",
-        whois
-            .as_no
-            .as_ref()
-            .and_then(|a| a.0.parse::<u64>().ok())
-            .map(Value::from),
-    );
-    put("as_name", whois.as_name.clone().map(Value::from));
-    put("organization", whois.org_name.clone().map(Value::from));
-    put(
-        "country",
-        whois
-            .org_country_code
-            .as_ref()
-            .map(|c| Value::from(c.to_ascii_uppercase())),
-    );
-    put(
-        "region",
-        whois
-            .region
-            .clone()
-            .filter(|r| !r.is_empty())
-            .map(Value::from),
-    );
-    put(
-        "city",
-        whois
-            .city
-            .clone()
-            .filter(|c| !c.is_empty())
-            .map(Value::from),
-    );
-    put("latitude", whois.latitude.map(Value::from));
-    put("longitude", whois.longitude.map(Value::from));
-    details
+/// An AS number as the vendor writes it (`"4766"`, `"AS4766"`).
+fn as_number(text: &Text) -> Option<u64> {
+    text.0.trim().trim_start_matches("AS").trim().parse().ok()
 }
 
-fn vulnerability_details(v: &Vulnerability) -> Value {
-    json!({
-        "cve": v.cve_id,
-        "cvss_v3": v.cvssv3_score,
-        "cvss_v2": v.cvssv2_score,
-        "product": v.app_name,
-        "version": v.app_version,
-        "ports": v.open_port_no.iter().filter_map(|p| p.port).collect::<Vec<_>>(),
-    })
+/// The network and place an IP's first WHOIS row gives.
+fn put_whois(exposure: &mut Exposure, whois: &Whois) {
+    let filled = |text: &Option<String>| text.clone().filter(|t| !t.is_empty());
+    exposure.asn = whois.as_no.as_ref().and_then(as_number);
+    exposure.as_name = whois.as_name.clone();
+    exposure.organization = whois.org_name.clone();
+    exposure.country = whois
+        .org_country_code
+        .as_ref()
+        .map(|c| c.to_ascii_uppercase());
+    exposure.region = filled(&whois.region);
+    exposure.city = filled(&whois.city);
+    exposure.latitude = whois.latitude;
+    exposure.longitude = whois.longitude;
+}
+
+fn vulnerability(v: &Vulnerability) -> exposure::Vulnerability {
+    exposure::Vulnerability {
+        cve: v.cve_id.clone(),
+        cvss_v3: v.cvssv3_score,
+        cvss_v2: v.cvssv2_score,
+        product: v.app_name.clone(),
+        version: v.app_version.clone(),
+        ports: v
+            .open_port_no
+            .iter()
+            .filter_map(|p| p.port.map(u64::from))
+            .collect(),
+    }
+}
+
+fn service(port: &Port) -> Service {
+    Service {
+        port: port.open_port_no.map(u64::from),
+        transport: port.socket.as_deref().map(str::to_ascii_lowercase),
+        protocol: known(&port.protocol).map(str::to_owned),
+        product: known(&port.app_name).map(str::to_owned),
+        version: known(&port.app_version).map(str::to_owned),
+        banner: port
+            .banner
+            .as_deref()
+            .map(|b| b.chars().take(200).collect::<String>()),
+        vulnerable: port.is_vulnerability,
+        tags: port.tags.clone().unwrap_or_default(),
+        last_seen: port.confirmed_time.clone(),
+    }
+}
+
+fn host(mapped: &MappedIp) -> Host {
+    Host {
+        ip: mapped.ip.clone(),
+        score: mapped.score,
+        asn: mapped.asn.as_ref().and_then(as_number),
+        as_name: mapped.as_name.clone(),
+        country: mapped.country.clone(),
+    }
 }
 
 /// The finding for an IP report (and malicious-info, when it was asked for).
@@ -417,97 +426,46 @@ pub fn ip_finding(
         ));
     }
 
-    let whois = report.whois.0.clone().unwrap_or_default().data;
-    let mut details = Map::new();
-    details.insert(
-        "inbound".into(),
-        inbound.map_or(Value::Null, |l| Value::from(l.as_str())),
-    );
-    details.insert(
-        "outbound".into(),
-        outbound.map_or(Value::Null, |l| Value::from(l.as_str())),
-    );
-    details.insert(
-        "flags".into(),
-        Value::from(
-            flags
-                .iter()
-                .filter(|f| f.1)
-                .map(|f| f.0)
-                .collect::<Vec<_>>(),
-        ),
-    );
-    if let Some(first) = whois.first() {
-        details.extend(whois_details(first));
-    }
-    details.insert(
-        "services".into(),
-        Value::from(
-            ports
-                .iter()
-                .map(|p| {
-                    json!({
-                        "port": p.open_port_no,
-                        "transport": p.socket.as_deref().map(str::to_ascii_lowercase),
-                        "protocol": known(&p.protocol),
-                        "product": known(&p.app_name),
-                        "version": known(&p.app_version),
-                        "banner": p.banner.as_deref().map(|b| b.chars().take(200).collect::<String>()),
-                        "vulnerable": p.is_vulnerability,
-                        "tags": p.tags,
-                        "last_seen": p.confirmed_time,
-                    })
-                })
-                .collect::<Vec<_>>(),
-        ),
-    );
-    details.insert(
-        "vulnerabilities".into(),
-        Value::from(vulns.iter().map(vulnerability_details).collect::<Vec<_>>()),
-    );
-    details.insert(
-        "categories".into(),
-        Value::from(categories.iter().cloned().collect::<Vec<_>>()),
-    );
-    let hostnames: Vec<String> = report
-        .hostname
-        .0
-        .clone()
-        .unwrap_or_default()
-        .data
-        .into_iter()
-        .filter_map(|h| h.domain_name_full)
-        .collect();
-    details.insert("hostnames".into(), Value::from(hostnames));
-    details.insert(
-        "connected_domains".into(),
-        Value::from(
+    let mut exposure = Exposure {
+        inbound,
+        outbound,
+        flags: flags
+            .iter()
+            .filter(|f| f.1)
+            .map(|f| f.0.to_owned())
+            .collect(),
+        services: ports.iter().map(|p| service(p)).collect(),
+        vulnerabilities: vulns.iter().map(vulnerability).collect(),
+        categories: categories.iter().cloned().collect(),
+        hostnames: report
+            .hostname
+            .0
+            .clone()
+            .unwrap_or_default()
+            .data
+            .into_iter()
+            .filter_map(|h| h.domain_name_full)
+            .collect(),
+        connected_domains: Some(
             report
                 .domain
                 .0
                 .as_ref()
                 .map_or(0, |d| d.count.0.unwrap_or(d.data.len() as u64)),
         ),
-    );
-    details.insert(
-        "ids_hits".into(),
-        Value::from(report.ids.0.as_ref().map_or(0, |d| d.data.len())),
-    );
-    if let Some(m) = malicious {
-        details.insert(
-            "is_malicious".into(),
-            m.is_malicious.map_or(Value::Null, Value::from),
-        );
-        details.insert(
-            "can_remote_access".into(),
-            m.can_remote_access.map_or(Value::Null, Value::from),
-        );
+        ids_hits: Some(report.ids.0.as_ref().map_or(0, |d| d.data.len() as u64)),
+        is_malicious: malicious.and_then(|m| m.is_malicious),
+        can_remote_access: malicious.and_then(|m| m.can_remote_access),
+        ..Exposure::default()
+    };
+    if let Some(first) = report.whois.0.clone().unwrap_or_default().data.first() {
+        put_whois(&mut exposure, first);
     }
 
     Finding {
         reasons,
         tags: tags.into_iter().collect(),
-        details: Value::Object(details),
+        details: exposure.to_detail(),
         report_url: Some(ip_report_url(ip)),
         ..Finding::default()
     }
@@ -519,7 +477,11 @@ pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport, weights: &Wei
     let mut tags = BTreeSet::new();
     let summary = report.summary.clone().unwrap_or_default();
     let main = report.main_domain_info.clone().unwrap_or_default();
-    let level = main.domain_score.as_ref().and_then(|s| s.score);
+    let level = main
+        .domain_score
+        .as_ref()
+        .and_then(|s| s.score)
+        .or(report.domain_score);
     if let Some(level) = level {
         reasons.push(Reason::new(
             SOURCE,
@@ -611,43 +573,41 @@ pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport, weights: &Wei
         ));
     }
 
-    let ips = |list: &[super::wire::MappedIp]| -> Value {
-        Value::from(
-            list.iter()
-                .map(|m| json!({ "ip": m.ip, "score": m.score.map(Level::as_str), "as_name": m.as_name, "asn": m.asn.as_ref().map(|a| a.0.clone()), "country": m.country }))
-                .collect::<Vec<_>>(),
-        )
+    let connected = if report.connected_ip_info.is_empty() {
+        &report.connected_ip
+    } else {
+        &report.connected_ip_info
     };
-    let countries: Vec<String> = summary
-        .list_of_countries
-        .iter()
-        .flatten()
-        .flatten()
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    let details = json!({
-        "scan_id": scan_id,
-        "domain_score": level.map(Level::as_str),
-        "phishing_probability": summary.url_phishing_prob,
-        "credential_input": summary.cred_input,
-        "fake_domain": summary.fake_domain,
-        "suspicious_files": summary.suspicious_file,
-        "phishing_records": summary.phishing_record,
-        "dga_score": summary.dga_score,
-        "newborn_domain": summary.newborn_domain,
-        "created": main.domain_created,
-        "registrar": main.domain_registrar,
-        "title": main.title,
-        "mapped_ips": ips(&report.mapped_ip),
-        "connected_ips": ips(if report.connected_ip_info.is_empty() { &report.connected_ip } else { &report.connected_ip_info }),
-        "countries": countries,
-        "certificates": report.certificates.iter().map(|c| json!({"subject": c.subject, "issuer": c.issuer, "valid_from": c.valid_from, "valid_to": c.valid_to})).collect::<Vec<_>>(),
-        "report_time": report.report_time,
-    });
+    let exposure = Exposure {
+        scan_id,
+        domain_score: level,
+        phishing_probability: summary.url_phishing_prob,
+        credential_input: summary.cred_input.clone(),
+        fake_domain: summary.fake_domain,
+        suspicious_files: summary.suspicious_file,
+        phishing_records: summary.phishing_record,
+        dga_score: summary.dga_score,
+        newborn_domain: summary.newborn_domain.clone(),
+        created: main.domain_created.clone(),
+        registrar: main.domain_registrar.clone(),
+        title: main.title.clone(),
+        mapped_ips: report.mapped_ip.iter().map(host).collect(),
+        connected_ips: connected.iter().map(host).collect(),
+        countries: summary
+            .list_of_countries
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|c| c.to_ascii_uppercase())
+            .collect(),
+        certificates: report.certificates.clone(),
+        report_time: report.report_time.clone(),
+        ..Exposure::default()
+    };
     Finding {
         reasons,
         tags: tags.into_iter().collect(),
-        details,
+        details: exposure.to_detail(),
         report_url: scan_id.map(domain_report_url),
         ..Finding::default()
     }
@@ -655,9 +615,9 @@ pub fn domain_finding(scan_id: Option<u64>, report: &DomainReport, weights: &Wei
 
 /// The worst level an answer shows, for choosing how long to cache it.
 pub fn worst_level(finding: &Finding) -> Option<Level> {
-    ["inbound", "outbound", "domain_score"]
-        .iter()
-        .filter_map(|k| finding.details.get(*k))
-        .filter_map(Level::from_value)
+    let exposure = Exposure::read(&finding.details);
+    [exposure.inbound, exposure.outbound, exposure.domain_score]
+        .into_iter()
+        .flatten()
         .max()
 }

@@ -19,18 +19,20 @@ pub mod wire;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use scry_core::exposure::{Exposure, QuickCheck};
 use scry_core::{Cleared, Destination, Observable, Tlp};
 use serde_json::{Value, json};
 
+use crate::clock::Clock;
 use crate::guard::{AnswerCache, Budget, BudgetLimits, CallMetrics, Limiter, MetricsSnapshot};
 use crate::secret::Secret;
 use crate::{
     AnswerArchive, ArchiveKey, EnrichOptions, Finding, Source, SourceContext, SourceError,
-    SourceFuture, now_ms,
+    SourceFuture,
 };
-use client::{CipError, Client, Request, RetryPolicy};
+use client::{CipError, Client, Guards, Request, RetryPolicy};
 use wire::{Account, DomainReport, EarlierScans, IpReport, Level, MaliciousInfo};
 
 /// The default API address.
@@ -131,6 +133,7 @@ pub struct CriminalIp {
     scan_lock: tokio::sync::Mutex<()>,
     /// Where answers outlive the process (the store), when one is given.
     archive: Option<Arc<dyn AnswerArchive>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for CriminalIp {
@@ -170,7 +173,7 @@ impl CriminalIp {
         }
         let budget = Arc::new(Budget::new(settings.budget));
         if let Some((today, month)) = context.spent.get("criminalip") {
-            budget.seed(crate::guard::today_utc(), *today, *month);
+            budget.seed(context.clock.today(), *today, *month);
         }
         let metrics = Arc::new(CallMetrics::default());
         let client = Client::new(
@@ -178,9 +181,12 @@ impl CriminalIp {
             settings.api_key.clone(),
             settings.timeout,
             settings.retry,
-            limiter,
-            Arc::clone(&budget),
-            Arc::clone(&metrics),
+            Guards {
+                limiter,
+                budget: Arc::clone(&budget),
+                metrics: Arc::clone(&metrics),
+                clock: Arc::clone(&context.clock),
+            },
         )?;
         Ok(CriminalIp {
             settings,
@@ -190,6 +196,7 @@ impl CriminalIp {
             metrics,
             scan_lock: tokio::sync::Mutex::new(()),
             archive: context.archive.clone(),
+            clock: Arc::clone(&context.clock),
         })
     }
 
@@ -251,10 +258,11 @@ impl CriminalIp {
                 return Ok((hit, true));
             }
             if let Some(archive) = &archive {
-                match archive.load(&archive_key, now_ms()).await {
+                let now = self.clock.now_ms();
+                match archive.load(&archive_key, now).await {
                     Ok(Some((body, expires))) => {
                         let remaining =
-                            Duration::from_millis(u64::try_from(expires - now_ms()).unwrap_or(0));
+                            Duration::from_millis(u64::try_from(expires - now).unwrap_or(0));
                         let body = Arc::new(body);
                         self.cache.insert(key, Arc::clone(&body), remaining).await;
                         self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -271,7 +279,7 @@ impl CriminalIp {
             let body = fetch.await?;
             let ttl = self.ttl_for(&body);
             if let Some(archive) = &archive {
-                let now = now_ms();
+                let now = self.clock.now_ms();
                 let expires = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
                 if let Err(error) = archive.save(&archive_key, &body, now, expires).await {
                     tracing::error!(%error, "a paid answer could not be kept in the store; it serves this run only");
@@ -375,7 +383,12 @@ impl CriminalIp {
         let mut finding = if answer.get("nonexistent").and_then(Value::as_bool) == Some(true) {
             Finding {
                 tags: vec!["nonexistent-domain".into()],
-                details: json!({"scan_id": answer.get("scan_id"), "exists": false}),
+                details: Exposure {
+                    scan_id: answer.get("scan_id").and_then(Value::as_u64),
+                    exists: Some(false),
+                    ..Exposure::default()
+                }
+                .to_detail(),
                 ..Finding::default()
             }
         } else {
@@ -397,10 +410,17 @@ impl CriminalIp {
             let (quick, _) = self
                 .cached("quick-check", query, "", force, self.client.call(&request))
                 .await?;
-            if let (Some(details), Some(data)) =
-                (finding.details.as_object_mut(), quick.get("data"))
+            if let Some(check) = quick
+                .get("data")
+                .and_then(|data| serde_json::from_value::<wire::QuickCheck>(data.clone()).ok())
             {
-                details.insert("quick_check".into(), data.clone());
+                let mut exposure = Exposure::read(&finding.details);
+                exposure.quick_check = Some(QuickCheck {
+                    result: check.result,
+                    kind: check.kind,
+                    registered: check.reg_dtime,
+                });
+                finding.details = exposure.to_detail();
             }
         }
         finding.from_cache = cached;
@@ -483,17 +503,7 @@ impl CriminalIp {
             .client
             .call(&Request::get(report_path, vec![], 1))
             .await?;
-        let mut data = report.get("data").cloned().unwrap_or(Value::Null);
-        if self.settings.domain_scan == ScanKind::Lite
-            && let Some(object) = data.as_object_mut()
-            && let Some(score) = object.get("domain_score").cloned()
-        {
-            // The lite report carries its level at the top; give it the full report's place.
-            object.insert(
-                "main_domain_info".into(),
-                json!({ "domain_score": { "score": score } }),
-            );
-        }
+        let data = report.get("data").cloned().unwrap_or(Value::Null);
         Ok(
             json!({ "scan_id": scan_id, "reused": false, "credits": listing_credits + 2, "report": data }),
         )
@@ -512,10 +522,7 @@ impl CriminalIp {
         let scans: EarlierScans =
             serde_json::from_value(listing.get("data").cloned().unwrap_or(Value::Null))
                 .unwrap_or_default();
-        let today = (SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            / 86_400) as i64;
+        let today = self.clock.days();
         Ok(scans.reports.first().and_then(|newest| {
             let age =
                 today - scry_core::calendar::days_from_timestamp(newest.reg_dtime.as_deref()?)?;

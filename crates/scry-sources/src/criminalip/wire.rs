@@ -7,8 +7,8 @@
 //! element is [`Lenient`] (an element of an unexpected shape is dropped, not fatal), and the raw
 //! JSON is kept beside the decoded view so nothing the service sent is lost.
 
+use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use scry_core::tolerant::Lenient;
@@ -33,57 +33,7 @@ impl<T: DeserializeOwned> Default for Section<T> {
 }
 
 /// Criminal IP's five-step risk level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum Level {
-    Safe,
-    Low,
-    Moderate,
-    Dangerous,
-    Critical,
-}
-
-impl Level {
-    /// Accepts `"Critical"`, `"critical"`, and the legacy integers (0 and 1 Safe … 5 Critical).
-    pub fn from_value(value: &Value) -> Option<Level> {
-        match value {
-            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-                "safe" => Some(Level::Safe),
-                "low" => Some(Level::Low),
-                "moderate" => Some(Level::Moderate),
-                "dangerous" => Some(Level::Dangerous),
-                "critical" => Some(Level::Critical),
-                _ => None,
-            },
-            Value::Number(n) => match n.as_f64()? as i64 {
-                0 | 1 => Some(Level::Safe),
-                2 => Some(Level::Low),
-                3 => Some(Level::Moderate),
-                4 => Some(Level::Dangerous),
-                5 => Some(Level::Critical),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Safe => "Safe",
-            Level::Low => "Low",
-            Level::Moderate => "Moderate",
-            Level::Dangerous => "Dangerous",
-            Level::Critical => "Critical",
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Level {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Level, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        Level::from_value(&value)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown level {value}")))
-    }
-}
+pub use scry_core::exposure::Level;
 
 /// Text that may arrive as a string or a number (`asn`, `postal_code`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -386,6 +336,21 @@ pub struct DomainReport {
     pub classification: Option<Value>,
     #[serde(deserialize_with = "lenient")]
     pub report_time: Option<String>,
+    /// The lite scan's report gives its level here, not under `main_domain_info`.
+    #[serde(deserialize_with = "lenient")]
+    pub domain_score: Option<Level>,
+}
+
+/// `data` of `GET /v1/domain/quick/hash/view`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct QuickCheck {
+    #[serde(deserialize_with = "lenient")]
+    pub result: Option<String>,
+    #[serde(rename = "type", deserialize_with = "lenient")]
+    pub kind: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub reg_dtime: Option<String>,
 }
 
 /// An earlier scan in `GET /v1/domain/reports`.

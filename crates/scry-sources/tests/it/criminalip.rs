@@ -6,13 +6,16 @@ use std::ops::Not;
 use std::sync::Arc;
 use std::time::Duration;
 
+use scry_core::exposure::Exposure;
 use scry_core::{EgressGate, Observable, Subject};
 use scry_sandbox::{Faults, LogEntry, Sandbox, SandboxConfig};
+use scry_sources::clock::{Clock, ManualClock};
 use scry_sources::criminalip::client::RetryPolicy;
 use scry_sources::criminalip::{IpCalls, ScanKind};
 use scry_sources::guard::{BudgetEvent, BudgetLimits, Period};
 use scry_sources::{
-    CriminalIp, CriminalIpSettings, EnrichOptions, Finding, Secret, Source, SourceError,
+    CriminalIp, CriminalIpSettings, EnrichOptions, Finding, Secret, Source, SourceContext,
+    SourceError,
 };
 
 const KEY: &str = "sandbox-key-3f9a1c";
@@ -396,6 +399,98 @@ async fn the_budget_alerts_at_its_threshold_and_stops_at_its_limit() {
     );
 }
 
+/// 2026-12-04 23:00 UTC.
+const LATE_EVENING_MS: i64 = 1_796_425_200_000;
+
+fn source_on(
+    clock: &Arc<ManualClock>,
+    settings: CriminalIpSettings,
+    spent_today: u64,
+) -> CriminalIp {
+    let context = SourceContext {
+        spent: [("criminalip".to_owned(), (spent_today, spent_today))].into(),
+        clock: Arc::clone(clock) as Arc<dyn Clock>,
+        ..SourceContext::default()
+    };
+    CriminalIp::with_context(settings, &context).expect("source")
+}
+
+/// The daily budget is counted on the source's clock: what earlier runs spent today counts, and
+/// the next UTC day starts from zero, with no waiting in the test.
+#[tokio::test]
+async fn the_daily_budget_starts_again_on_the_next_utc_day() {
+    let sandbox = sandbox(SandboxConfig::default()).await;
+    let clock = ManualClock::at(LATE_EVENING_MS);
+    let mut s = settings(&sandbox);
+    s.concurrency = 1;
+    s.budget = BudgetLimits {
+        daily: Some(2),
+        monthly: None,
+        alert_percent: 100,
+    };
+    let source = source_on(&clock, s, 1);
+    let ips = ips(5);
+    assert!(enrich(&source, &ips[0]).await.is_ok());
+    assert_eq!(
+        enrich(&source, &ips[1]).await.map(|f| f.credits),
+        Err(SourceError::BudgetExhausted),
+        "one credit was spent earlier today"
+    );
+    assert_eq!(sandbox.log().entries().len(), 1);
+    clock.advance(Duration::from_secs(3600));
+    let mut outcomes = Vec::new();
+    for ip in &ips[2..] {
+        outcomes.push(enrich(&source, ip).await.map(|f| f.credits));
+    }
+    assert_eq!(
+        outcomes,
+        [Ok(1), Ok(1), Err(SourceError::BudgetExhausted)],
+        "a fresh day's two credits"
+    );
+    assert_eq!(
+        sandbox.log().entries().len(),
+        3,
+        "the vendor saw each paid call"
+    );
+}
+
+/// After the service says the credits are gone, nothing more is sent that UTC day; the next
+/// day scry asks again.
+#[tokio::test]
+async fn the_services_refusal_holds_for_its_day() {
+    let sandbox = sandbox(SandboxConfig {
+        credits: Some(1),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let clock = ManualClock::at(LATE_EVENING_MS);
+    let mut s = settings(&sandbox);
+    s.concurrency = 1;
+    let source = source_on(&clock, s, 0);
+    let ips = ips(4);
+    assert!(enrich(&source, &ips[0]).await.is_ok());
+    for ip in &ips[1..3] {
+        assert_eq!(
+            enrich(&source, ip).await.map(|f| f.credits),
+            Err(SourceError::BudgetExhausted)
+        );
+    }
+    let log = sandbox.log().entries();
+    assert_eq!(log.len(), 2, "one refusal and then silence: {log:?}");
+    assert_eq!(log[1].outcome, "limit-exceeded");
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(
+        enrich(&source, &ips[3]).await.map(|f| f.credits),
+        Err(SourceError::BudgetExhausted),
+        "the sandbox still has no credits"
+    );
+    assert_eq!(
+        sandbox.log().entries().len(),
+        3,
+        "but on the next day scry asked it again"
+    );
+}
+
 #[tokio::test]
 async fn server_errors_are_retried_and_retries_are_bounded() {
     let flaky = sandbox(SandboxConfig {
@@ -729,28 +824,19 @@ async fn ip_findings_carry_scores_flags_services_cves_geo_and_the_report_link() 
     let mut levels = std::collections::BTreeSet::new();
     for ip in ips(60) {
         let finding = enrich(&source, &ip).await.expect("enriched");
-        let d = &finding.details;
+        let d = Exposure::read(&finding.details);
         assert_eq!(
             finding.report_url.as_deref(),
             Some(format!("https://www.criminalip.io/asset/report/{ip}").as_str())
         );
         assert!(
-            d["asn"].is_u64() && d["as_name"].is_string() && d["country"].is_string(),
-            "{d}"
+            d.asn.is_some() && d.as_name.is_some() && d.country.is_some(),
+            "{d:?}"
         );
-        assert!(d["inbound"].is_string() && d["outbound"].is_string(), "{d}");
-        levels.insert(d["outbound"].as_str().unwrap_or("").to_owned());
-        with_cves += usize::from(
-            d["vulnerabilities"]
-                .as_array()
-                .is_some_and(|v| !v.is_empty()),
-        );
-        let ports: Vec<u64> = d["services"]
-            .as_array()
-            .expect("services")
-            .iter()
-            .filter_map(|s| s["port"].as_u64())
-            .collect();
+        assert!(d.inbound.is_some(), "{d:?}");
+        levels.extend(d.outbound);
+        with_cves += usize::from(!d.vulnerabilities.is_empty());
+        let ports: Vec<u64> = d.services.iter().filter_map(|s| s.port).collect();
         let mut unique = ports.clone();
         unique.dedup();
         assert_eq!(ports, unique, "historical duplicates of a port are folded");

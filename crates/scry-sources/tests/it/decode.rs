@@ -2,6 +2,7 @@
 //! with integer scores, the 2022 and 2024 domain reports, and answers with null, missing and
 //! mistyped fields. Unknown fields do not matter to decoding and stay in the raw answer.
 
+use scry_core::exposure::Exposure;
 use scry_sources::criminalip::map::{Weights, domain_finding, ip_finding};
 use scry_sources::criminalip::wire::{DomainReport, IpReport, Level};
 use serde_json::Value;
@@ -119,9 +120,12 @@ fn legacy_report_with_integer_scores_and_tags() {
     assert_eq!(finding.details["country"], "KR");
     assert!(finding.tags.contains(&"remote-access".to_owned()));
     // What every reader sees of it: the typed exposure report.
-    let exposure = scry_core::exposure::Exposure::read(&finding.details);
+    let exposure = Exposure::read(&finding.details);
     assert_eq!(exposure.country.as_deref(), Some("KR"));
-    assert_eq!(exposure.inbound.as_deref(), Some("Dangerous"));
+    assert_eq!(
+        exposure.inbound,
+        Some(scry_core::exposure::Level::Dangerous)
+    );
 }
 
 #[test]
@@ -135,9 +139,10 @@ fn null_missing_and_mistyped_fields() {
     );
     assert!(finding.reasons.is_empty());
     assert!(finding.tags.is_empty());
-    assert_eq!(finding.details["services"], serde_json::json!([]));
-    assert_eq!(finding.details["asn"], Value::Null);
-    let exposure = scry_core::exposure::Exposure::read(&finding.details);
+    // An empty field is left out of the stored answer.
+    assert_eq!(finding.details.get("services"), None);
+    assert_eq!(finding.details.get("asn"), None);
+    let exposure = Exposure::read(&finding.details);
     assert!(exposure.services.is_empty() && exposure.asn.is_none());
     let empty: IpReport = serde_json::from_str("{}").expect("an empty object decodes");
     assert!(
@@ -155,8 +160,9 @@ fn domain_report_2022_shape() {
     let d = &finding.details;
     assert_eq!(d["phishing_probability"], 52.46);
     assert_eq!(
-        d["connected_ips"][0]["asn"], "4766",
-        "an integer ASN is read as text"
+        Exposure::read(d).connected_ips[0].asn,
+        Some(4766),
+        "a string ASN is read as a number"
     );
     assert_eq!(d["connected_ips"][0]["score"], "Dangerous");
     assert_eq!(
@@ -187,7 +193,7 @@ fn domain_report_2024_shape() {
     assert_eq!(d["domain_score"], "Low", "lower-case levels are read");
     assert_eq!(d["mapped_ips"][0]["ip"], "142.250.76.142");
     assert_eq!(d["mapped_ips"][0]["score"], "Low");
-    assert_eq!(d["connected_ips"][0]["asn"], "15169");
+    assert_eq!(Exposure::read(d).connected_ips[0].asn, Some(15169));
     assert_eq!(
         d["certificates"][0]["issuer"],
         "C=US, O=Google Trust Services, CN=WR2"

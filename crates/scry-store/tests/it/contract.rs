@@ -1,6 +1,6 @@
 //! The contract every store meets.
 
-use scry_store::{AnswerKey, IndicatorRecord, SaveReport, VendorAnswer};
+use scry_store::{AnswerKey, Facet, IndicatorRecord, SaveReport, VendorAnswer};
 
 /// (inserted, updated, unchanged).
 fn counts(report: &SaveReport) -> (u64, u64, u64) {
@@ -29,8 +29,8 @@ fn record(value: &str, priority: u8, tags: &[&str]) -> IndicatorRecord {
         sources: json!({"criminalip": {"status": "ok", "data": {"asn": 9009}}}),
         observed_at: 1_700_000_000_000,
         facets: vec![
-            ("asn".into(), "9009".into()),
-            ("subnet".into(), format!("{value}/32")),
+            (Facet::Asn, "9009".into()),
+            (Facet::Subnet, format!("{value}/32")),
         ],
     }
 }
@@ -260,18 +260,18 @@ pub(crate) async fn a_newer_schema_is_refused(t: &TestStore) {
 pub(crate) async fn pivots_find_what_is_shared_through_the_index(t: &TestStore) {
     let mut x = record("45.155.205.233", 60, &[]);
     x.facets = vec![
-        ("asn".into(), "9009".into()),
-        ("cve".into(), "CVE-2023-38408".into()),
+        (Facet::Asn, "9009".into()),
+        (Facet::Cve, "CVE-2023-38408".into()),
     ];
     let mut same_asn_high = record("45.155.205.10", 90, &[]);
-    same_asn_high.facets = vec![("asn".into(), "9009".into())];
+    same_asn_high.facets = vec![(Facet::Asn, "9009".into())];
     let mut same_asn_low = record("45.155.205.11", 20, &[]);
-    same_asn_low.facets = vec![("asn".into(), "9009".into())];
+    same_asn_low.facets = vec![(Facet::Asn, "9009".into())];
     let mut same_cve = record("8.8.4.4", 85, &[]);
     same_cve.facets = vec![
-        ("asn".into(), "15169".into()),
-        ("cve".into(), "CVE-2021-23017".into()),
-        ("cve".into(), "CVE-2023-38408".into()),
+        (Facet::Asn, "15169".into()),
+        (Facet::Cve, "CVE-2021-23017".into()),
+        (Facet::Cve, "CVE-2023-38408".into()),
     ];
     t.store
         .save_indicators(&[x.clone(), same_asn_high, same_asn_low, same_cve])
@@ -284,7 +284,7 @@ pub(crate) async fn pivots_find_what_is_shared_through_the_index(t: &TestStore) 
     };
     let asn = t
         .store
-        .sharing("asn", &["9009".to_owned()], &x.stix_id, 80, None, 100)
+        .sharing(Facet::Asn, &["9009".to_owned()], &x.stix_id, 80, None, 100)
         .await
         .expect("pivot");
     assert_eq!(
@@ -295,7 +295,7 @@ pub(crate) async fn pivots_find_what_is_shared_through_the_index(t: &TestStore) 
     let all = t
         .store
         .sharing(
-            "asn",
+            Facet::Asn,
             &["9009".to_owned(), "15169".to_owned()],
             &x.stix_id,
             0,
@@ -308,7 +308,7 @@ pub(crate) async fn pivots_find_what_is_shared_through_the_index(t: &TestStore) 
     let cve = t
         .store
         .sharing(
-            "cve",
+            Facet::Cve,
             &["CVE-2023-38408".to_owned()],
             "nobody",
             0,
@@ -324,7 +324,7 @@ pub(crate) async fn pivots_find_what_is_shared_through_the_index(t: &TestStore) 
     let both = t
         .store
         .sharing(
-            "cve",
+            Facet::Cve,
             &["CVE-2021-23017".to_owned(), "CVE-2023-38408".to_owned()],
             "nobody",
             0,
@@ -346,7 +346,7 @@ pub(crate) async fn pivots_find_what_is_shared_through_the_index(t: &TestStore) 
         let page = t
             .store
             .sharing(
-                "cve",
+                Facet::Cve,
                 &["CVE-2023-38408".to_owned(), "CVE-2021-23017".to_owned()],
                 "nobody",
                 0,
@@ -380,7 +380,7 @@ pub(crate) async fn pivots_find_what_is_shared_through_the_index(t: &TestStore) 
 
     // Facets follow the indicator: when they change, the old ones go.
     let mut moved = x.clone();
-    moved.facets = vec![("asn".into(), "16509".into())];
+    moved.facets = vec![(Facet::Asn, "16509".into())];
     assert_eq!(
         t.store
             .save_indicators(&[moved])
@@ -393,7 +393,7 @@ pub(crate) async fn pivots_find_what_is_shared_through_the_index(t: &TestStore) 
     let cve = t
         .store
         .sharing(
-            "cve",
+            Facet::Cve,
             &["CVE-2023-38408".to_owned()],
             "nobody",
             0,
@@ -463,7 +463,7 @@ pub(crate) async fn exports_page_through_everything_once(t: &TestStore) {
 pub(crate) async fn re_enrichment_records_what_changed(t: &TestStore) {
     let store = &t.store;
     let mut first = record("45.155.205.233", 50, &["scanner"]);
-    first.facets.push(("cve".into(), "CVE-2023-38408".into()));
+    first.facets.push((Facet::Cve, "CVE-2023-38408".into()));
     let report = store.save_indicators(&[first.clone()]).await.expect("save");
     assert_eq!(report.changes.len(), 1);
     let created = &report.changes[0];
@@ -479,8 +479,8 @@ pub(crate) async fn re_enrichment_records_what_changed(t: &TestStore) {
     later.severity = "high".into();
     later.tags = vec!["c2".into(), "scanner".into()];
     later.facets = vec![
-        ("asn".into(), "9009".into()),
-        ("cve".into(), "CVE-2024-6387".into()),
+        (Facet::Asn, "9009".into()),
+        (Facet::Cve, "CVE-2024-6387".into()),
     ];
     later.observed_at += 3_600_000;
     let report = store.save_indicators(&[later.clone()]).await.expect("save");
@@ -520,7 +520,7 @@ pub(crate) async fn pivots_page_through_a_hub(t: &TestStore) {
                 (i * 7 % 101) as u8,
                 &[],
             );
-            r.facets.push(("country".into(), "RO".into()));
+            r.facets.push((Facet::Country, "RO".into()));
             r
         })
         .collect();
@@ -531,7 +531,7 @@ pub(crate) async fn pivots_page_through_a_hub(t: &TestStore) {
         let page = t
             .store
             .sharing(
-                "country",
+                Facet::Country,
                 &["RO".to_owned()],
                 "nobody",
                 0,
@@ -556,7 +556,10 @@ pub(crate) async fn pivots_page_through_a_hub(t: &TestStore) {
         .collect();
     want.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     assert_eq!(seen, want, "all 250, each once, by priority then id");
-    let others = |cap| t.store.count_sharing("country", "RO", &hub[0].stix_id, cap);
+    let others = |cap| {
+        t.store
+            .count_sharing(Facet::Country, "RO", &hub[0].stix_id, cap)
+    };
     assert_eq!(
         others(1000).await.expect("count"),
         249,

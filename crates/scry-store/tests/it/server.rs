@@ -1,7 +1,7 @@
 //! What the server needs of every store: the indicator list with its filters, orders and keyset
 //! pages; tokens kept as digests; browser sessions that end with their token.
 
-use scry_store::{IndicatorOrder, IndicatorQuery, IndicatorRecord, Workflow};
+use scry_store::{Facet, IndicatorOrder, IndicatorQuery, IndicatorRecord, Workflow};
 use serde_json::json;
 
 use crate::TestStore;
@@ -417,11 +417,11 @@ pub(crate) async fn the_overview_counts_severities_shared_values_and_days(t: &Te
     let mut records: Vec<IndicatorRecord> = (0..9).map(record).collect();
     for (i, r) in records.iter_mut().enumerate() {
         r.facets = vec![(
-            "asn".into(),
+            Facet::Asn,
             if i < 6 { "9009".into() } else { "13335".into() },
         )];
         if i < 3 {
-            r.facets.push(("cve".into(), "CVE-2023-38408".into()));
+            r.facets.push((Facet::Cve, "CVE-2023-38408".into()));
         }
     }
     t.store.save_indicators(&records).await.expect("save");
@@ -469,14 +469,14 @@ pub(crate) async fn the_overview_counts_severities_shared_values_and_days(t: &Te
     // Among priority >= 30 only: 13335's three (42, 49, 56) beat 9009's one (35).
     assert_eq!(
         t.store
-            .top_facet_values("asn", 30, 10)
+            .top_facet_values(Facet::Asn, 30, 10)
             .await
             .expect("top ASNs"),
         vec![("13335".to_owned(), 3), ("9009".to_owned(), 1)]
     );
     assert!(
         t.store
-            .top_facet_values("asn", 57, 10)
+            .top_facet_values(Facet::Asn, 57, 10)
             .await
             .expect("top ASNs")
             .is_empty()

@@ -202,8 +202,6 @@ fn criminal_ip_fields_are_read_through_the_typed_report() {
         "phishing_probability",
     ];
     const WRITERS: &[&str] = &[
-        "scry-sources/src/criminalip/",
-        "scry-sources/src/ctidb.rs",
         "scry-offline/",
         "scry-sandbox/",
         "scry-bench/",
@@ -236,4 +234,44 @@ fn criminal_ip_fields_are_read_through_the_typed_report() {
         assert!(found.is_empty(), "{path} reads {found:?} by key");
     }
     assert!(checked > 40, "checked {checked} files");
+    // Both writers build the typed report and leave its serialization to it.
+    for writer in [
+        "crates/scry-sources/src/criminalip/map.rs",
+        "crates/scry-sources/src/ctidb.rs",
+    ] {
+        let text = std::fs::read_to_string(workspace().join(writer)).expect("readable");
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        assert!(code.contains("Exposure {"), "{writer} builds an Exposure");
+        assert!(code.contains(".to_detail()"), "{writer} stores it typed");
+        assert!(!code.contains("json!("), "{writer} writes JSON by hand");
+    }
+}
+
+/// Sources tell the time by the clock they are given (`scry_sources::clock`), so a test can
+/// move it across a budget day or an answer's expiry.
+#[test]
+fn sources_read_the_wall_clock_through_their_clock() {
+    let mut files = Vec::new();
+    rust_files(&workspace().join("crates/scry-sources/src"), &mut files);
+    let mut checked = 0;
+    for file in &files {
+        let path = file.display().to_string();
+        if path.ends_with("/clock.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).expect("readable");
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        checked += 1;
+        assert!(
+            !code.contains("SystemTime::now"),
+            "{path} reads the system clock"
+        );
+    }
+    assert!(checked > 10, "checked {checked} files");
+    let clock = std::fs::read_to_string(workspace().join("crates/scry-sources/src/clock.rs"))
+        .expect("the clock");
+    assert!(
+        clock.contains("SystemTime::now"),
+        "the one reader of the system clock"
+    );
 }

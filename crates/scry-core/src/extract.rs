@@ -107,6 +107,33 @@ mod tests {
         );
     }
 
+    /// SOC prose full of numbers that look like addresses or paths to a lenient parser: scores,
+    /// versions, dates, fractions, section numbers. None of it is an indicator, while the real
+    /// indicators in the same text, plain and defanged, are all found.
+    #[test]
+    fn numbers_in_soc_prose_are_not_indicators() {
+        let prose = "CVSS 9.8/10 (critical), was 7.5/10 in the first advisory. Affects 2.4/2.5 \
+                     and 1.0.2/1.1.1 branches; fixed in 3.0. Patch by 12/05/2026, or 2026/12/05, \
+                     or 05.12.2026 at the latest. 3/4 of hosts are done, 1/2 of the rest by 1.5. \
+                     See section 4.2.1/a and table 3.1. Counts: 127.1 and 2130706433 events, \
+                     ratio 10/3, score 0.8/1.0, uptime 99.9/100.";
+        assert_eq!(values(prose), Vec::<String>::new(), "from {prose}");
+        let mixed = format!(
+            "{prose} The C2 at 45.155.205[.]233/gate.php and hxxp://evil[.]example.net/a/b, \
+             beacon to 8.8.4.4:53 and 185.220.101.4/24; mail from x@phish-mail.net."
+        );
+        assert_eq!(
+            values(&mixed),
+            [
+                "http://45.155.205.233/gate.php",
+                "http://evil.example.net/a/b",
+                "8.8.4.4",
+                "185.220.101.0/24",
+                "x@phish-mail.net",
+            ]
+        );
+    }
+
     #[test]
     fn sentence_punctuation_is_not_part_of_a_token() {
         assert_eq!(

@@ -166,7 +166,17 @@ impl Observable {
                 });
         }
         if text.contains('/') || text.contains('?') {
-            // `evil.com/login.php`: a URL written without its scheme.
+            // `evil.com/login.php`: a URL written without its scheme. Its host must be a name or
+            // a full address: `9.8/10`, `2.4/2.5` and `12/05/2026` are a score, versions and a
+            // date, not the short IPv4 forms a browser would read into them (`http://9.0.0.8/10`).
+            let host = text.split(['/', '?', '#']).next().unwrap_or("");
+            let host = match host.rsplit_once(':') {
+                Some((name, port)) if port.parse::<u16>().is_ok() => name,
+                _ => host,
+            };
+            if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') && parse_ip(host).is_none() {
+                return Err(ParseError::Unrecognized);
+            }
             let url = parse_url(&format!("http://{text}"))?;
             return Ok(Observable::Url(url));
         }

@@ -172,6 +172,23 @@ pub async fn create_user(
         .await?)
 }
 
+/// Checks `password` against `hash` on the blocking pool, at most half the machine's cores at a
+/// time: a password check is deliberately slow (PBKDF2, 600,000 rounds), and run on the async
+/// threads it would stall every other request while logins arrive.
+pub async fn verify_password_off_thread(hash: String, password: String) -> bool {
+    static CHECKS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let checks = CHECKS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        tokio::sync::Semaphore::new((cores / 2).max(1))
+    });
+    let Ok(_permit) = checks.acquire().await else {
+        return false;
+    };
+    tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+        .await
+        .unwrap_or(false)
+}
+
 /// The principal a user name and password stand for, if they match a live user. An unknown name
 /// costs as much time as a wrong password, so timing tells nothing about which names exist.
 pub async fn log_in(
@@ -182,11 +199,17 @@ pub async fn log_in(
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let found = store.user(name).await?;
     let Some((account, hash)) = found else {
-        let decoy = DECOY.get_or_init(|| hash_password("decoy").unwrap_or_default());
-        let _ = verify_password(decoy, password);
+        let decoy = tokio::task::spawn_blocking(|| {
+            DECOY
+                .get_or_init(|| hash_password("decoy").unwrap_or_default())
+                .clone()
+        })
+        .await
+        .unwrap_or_default();
+        verify_password_off_thread(decoy, password.to_owned()).await;
         return Ok(None);
     };
-    if !verify_password(&hash, password) {
+    if !verify_password_off_thread(hash, password.to_owned()).await {
         return Ok(None);
     }
     let now = now_ms();

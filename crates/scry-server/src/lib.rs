@@ -10,6 +10,7 @@ pub mod auth;
 pub mod error;
 pub mod ops;
 pub mod taxii;
+pub mod throttle;
 pub mod ui;
 
 use std::future::Future;
@@ -43,6 +44,7 @@ pub struct Shared {
     pub engine: Arc<Engine>,
     pub automation: Arc<Automation>,
     pub metrics: Metrics,
+    pub logins: throttle::LoginThrottle,
 }
 
 impl Deref for AppState {
@@ -66,6 +68,7 @@ impl AppState {
             engine,
             automation,
             metrics: Metrics::default(),
+            logins: throttle::LoginThrottle::default(),
         }))
     }
 
@@ -216,7 +219,7 @@ async fn security_headers(mut response: Response) -> Response {
 /// Counts each request by route template and status, with its duration.
 async fn count_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_owned();
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -233,13 +236,35 @@ async fn count_request(State(state): State<AppState>, request: Request, next: Ne
     response
 }
 
+/// A request's method as a metric label: one of the standard methods, else `OTHER`, so made-up
+/// methods cannot grow the label set.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+    ]
+    .into_iter()
+    .zip(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+    .find_map(|(known, label)| (known == *method).then_some(label))
+    .unwrap_or("OTHER")
+}
+
 /// Serves `router(state)` on `listener` until `stop` completes; requests in progress finish.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(stop)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop)
+    .await
 }

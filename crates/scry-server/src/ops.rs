@@ -121,6 +121,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: Family<RequestLabels, Histogram>,
     submitted: Counter,
+    login_failures: Counter,
+    logins_refused: Counter,
 }
 
 /// Histogram buckets in seconds, for the server's answers and the vendors'.
@@ -136,6 +138,8 @@ impl Default for Metrics {
             requests: Family::default(),
             durations: Family::new_with_constructor(latency_histogram),
             submitted: Counter::default(),
+            login_failures: Counter::default(),
+            logins_refused: Counter::default(),
         }
     }
 }
@@ -148,6 +152,16 @@ impl Metrics {
 
     pub fn ingested(&self, queued: u64) {
         self.submitted.inc_by(queued);
+    }
+
+    /// A login with a wrong password, an unknown user or a bad token.
+    pub fn login_failed(&self) {
+        self.login_failures.inc();
+    }
+
+    /// A login refused unchecked because its account or address is locked.
+    pub fn login_refused(&self) {
+        self.logins_refused.inc();
     }
 }
 
@@ -169,6 +183,16 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         "indicators_submitted",
         "Enrichment jobs queued through the API",
         m.submitted.clone(),
+    );
+    registry.register(
+        "login_failures",
+        "Workbench logins that failed (wrong password, unknown user, bad token)",
+        m.login_failures.clone(),
+    );
+    registry.register(
+        "logins_refused",
+        "Workbench logins refused unchecked while their account or address was locked",
+        m.logins_refused.clone(),
     );
     let depth = state
         .store

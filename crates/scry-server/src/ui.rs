@@ -7,12 +7,13 @@
 //! `[server] secure_cookies = false`); every form carries the session's anti-forgery value.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -29,6 +30,7 @@ use crate::AppState;
 use crate::api::{self, HistoryParams, ListParams};
 use crate::auth::{Caller, SESSION_COOKIE, caller, cookie};
 use crate::error::ApiError;
+use crate::throttle::Attempt;
 
 const FLASH_COOKIE: &str = "scry_flash";
 
@@ -301,12 +303,50 @@ fn local_path(next: &str) -> &str {
 }
 
 /// `POST /login`: a token, or a local user's name and password, opens a session.
-pub async fn login(State(state): State<AppState>, body: Bytes) -> Response {
+///
+/// Password logins are throttled per account and per client address ([`crate::throttle`]): past
+/// a few failures a key is locked for a doubling time and refused with `429` and `Retry-After`
+/// without a password check. Every failure is logged (name and address, never the password)
+/// and counted in `/metrics`.
+pub async fn login(
+    State(state): State<AppState>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Bytes,
+) -> Response {
     let pairs = form_pairs(&body);
     let next = field(&pairs, "next").unwrap_or("/").to_owned();
     let token = field(&pairs, "token").unwrap_or("").trim().to_owned();
     let user = field(&pairs, "user").unwrap_or("").trim().to_owned();
     let password = field(&pairs, "password").unwrap_or("").to_owned();
+    let address = client.map(|Extension(ConnectInfo(address))| address.ip());
+    let attempt = Attempt {
+        account: if token.is_empty() {
+            user.clone()
+        } else {
+            "(token)".into()
+        },
+        address,
+    };
+    let permit = match state.logins.begin(&attempt, Instant::now()) {
+        Ok(permit) => permit,
+        Err(wait) => {
+            state.metrics.login_refused();
+            tracing::warn!(user = %attempt.account, address = ?address, "login refused: too many failed logins");
+            let seconds = wait.as_secs().max(1);
+            let mut response = login_form(
+                StatusCode::TOO_MANY_REQUESTS,
+                &next,
+                Some(&format!(
+                    "Too many failed logins. Try again in {seconds} s."
+                )),
+            );
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&seconds.to_string()).expect("digits"),
+            );
+            return response;
+        }
+    };
     let (found, refusal) = if !token.is_empty() {
         (
             access::authenticate(state.store.as_ref(), &token).await,
@@ -319,9 +359,21 @@ pub async fn login(State(state): State<AppState>, body: Bytes) -> Response {
         )
     };
     let principal = match found {
-        Ok(Some(p)) => p,
-        Ok(None) => return login_form(StatusCode::UNAUTHORIZED, &next, Some(refusal)),
-        Err(e) => return UiError(e.into()).into_response(),
+        Ok(Some(p)) => {
+            state.logins.succeeded(permit);
+            p
+        }
+        Ok(None) => {
+            state.logins.failed(permit, Instant::now());
+            state.metrics.login_failed();
+            tracing::warn!(user = %attempt.account, address = ?address, "failed login");
+            return login_form(StatusCode::UNAUTHORIZED, &next, Some(refusal));
+        }
+        Err(e) => {
+            // Not the caller's fault: nothing is counted against them.
+            state.logins.succeeded(permit);
+            return UiError(e.into()).into_response();
+        }
     };
     let hours = state.loaded.config.server.session_hours;
     let opened = match access::open_session(

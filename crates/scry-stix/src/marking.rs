@@ -42,10 +42,11 @@ const TLP_MARKINGS: &[(&str, Tlp)] = &[
     ),
 ];
 
-/// The TLP level a marking reference stands for, if it is one of the standard TLP definitions.
+/// The TLP level a marking reference stands for, if it is one of the standard TLP definitions
+/// (compared without regard to case).
 pub fn tlp_from_marking_ref(marking_ref: &str) -> Option<Tlp> {
     TLP_MARKINGS
         .iter()
-        .find(|(id, _)| *id == marking_ref)
+        .find(|(id, _)| id.eq_ignore_ascii_case(marking_ref.trim()))
         .map(|(_, tlp)| *tlp)
 }

@@ -43,7 +43,9 @@ pub(super) fn read(mut reader: Box<dyn BufRead + '_>, file: &Arc<str>, emit: &mu
         }
     };
     let names: Vec<String> = headers.iter().map(normalize_field_name).collect();
-    let tlp_column = names.iter().position(|n| n == "tlp");
+    let tlp_column = names
+        .iter()
+        .position(|n| super::TLP_FIELDS.contains(&n.as_str()));
     let by_name = INDICATOR_FIELDS
         .iter()
         .find_map(|field| names.iter().position(|n| n == field));

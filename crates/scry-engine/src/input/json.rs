@@ -14,14 +14,14 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::{
-    INDICATOR_FIELDS, Item, Position, ReadCounters, Rejection, candidate_or_rejection,
+    INDICATOR_FIELDS, Item, Position, ReadCounters, Rejection, TLP_FIELDS, candidate_or_rejection,
     for_each_line, normalize_field_name,
 };
 
 /// JSON Lines: each line is a string (the indicator), an object with an indicator field, or a
 /// STIX object.
 pub(super) fn read_lines(reader: &mut dyn BufRead, file: &Arc<str>, emit: &mut dyn FnMut(Item)) {
-    let mut markings = HashMap::new();
+    let mut markings = Markings::default();
     for_each_line(reader, file, emit, |position, text, emit| {
         let line = text.trim();
         if line.is_empty() {
@@ -32,7 +32,7 @@ pub(super) fn read_lines(reader: &mut dyn BufRead, file: &Arc<str>, emit: &mut d
             Ok(Value::Object(object))
                 if object.contains_key("type") && object.contains_key("id") =>
             {
-                stix_object(&object, position, &mut markings, None, emit);
+                stix_object(object, position, &mut markings, None, emit);
             }
             Ok(Value::Object(object)) => plain_object(object, position, emit),
             Ok(other) => emit(Item::Rejected(Rejection {
@@ -50,6 +50,7 @@ pub(super) fn read_lines(reader: &mut dyn BufRead, file: &Arc<str>, emit: &mut d
             })),
         }
     });
+    markings.finish(None, emit);
 }
 
 fn plain_object(mut object: Map<String, Value>, position: Position, emit: &mut dyn FnMut(Item)) {
@@ -75,14 +76,16 @@ fn plain_object(mut object: Map<String, Value>, position: Position, emit: &mut d
         Some(Value::String(s)) => s,
         _ => unreachable!("the key was chosen because it holds a string"),
     };
-    let tlp_key = object
+    let tlp_keys: Vec<String> = object
         .keys()
-        .find(|k| normalize_field_name(k) == "tlp")
-        .cloned();
+        .filter(|k| TLP_FIELDS.contains(&normalize_field_name(k).as_str()))
+        .cloned()
+        .collect();
     let mut tlp = None;
-    if let Some(raw) = tlp_key.and_then(|k| object.remove(&k)) {
+    for raw in tlp_keys.into_iter().filter_map(|k| object.remove(&k)) {
         match raw.as_str().map(str::parse::<Tlp>) {
-            Some(Ok(level)) => tlp = Some(level),
+            // Several TLP fields: the most restrictive holds.
+            Some(Ok(level)) => tlp = tlp.max(Some(level)),
             Some(Err(e)) => {
                 return emit(Item::Rejected(Rejection {
                     position,
@@ -119,7 +122,7 @@ pub(super) fn read_bundle(
         file,
         counters,
         emit,
-        markings: HashMap::new(),
+        markings: Markings::default(),
         bundle_type: None,
     };
     let position = Position {
@@ -127,7 +130,10 @@ pub(super) fn read_bundle(
         line: 0,
         object: None,
     };
-    match serde::Deserializer::deserialize_map(&mut deserializer, &mut visitor) {
+    let read = serde::Deserializer::deserialize_map(&mut deserializer, &mut visitor);
+    // Objects whose markings were defined later in the bundle (or never) are resolved now.
+    visitor.markings.finish(Some(counters), visitor.emit);
+    match read {
         Ok(()) => {
             let problem = match visitor.bundle_type.as_deref() {
                 Some("bundle") => None,
@@ -166,7 +172,7 @@ struct BundleVisitor<'a, 'e> {
     file: &'a Arc<str>,
     counters: &'a ReadCounters,
     emit: &'e mut dyn FnMut(Item),
-    markings: HashMap<String, Tlp>,
+    markings: Markings,
     bundle_type: Option<String>,
 }
 
@@ -221,7 +227,7 @@ impl<'de> Visitor<'de> for ObjectsSeed<'_, '_, '_> {
             };
             match value {
                 Value::Object(object) => stix_object(
-                    &object,
+                    object,
                     position,
                     &mut visitor.markings,
                     Some(visitor.counters),
@@ -249,12 +255,45 @@ const SCO_VALUE: &[(&str, &str)] = &[
     ("autonomous-system", "number"),
 ];
 
-/// Handles one STIX object: indicators yield their pattern's values, observables their value,
-/// marking definitions are remembered, everything else is counted as ignored.
+/// Handles one STIX object: marking definitions are remembered; an object whose markings are
+/// not all known yet waits for the end of the input; the others go on to [`stix_value`].
 fn stix_object(
+    object: Map<String, Value>,
+    position: Position,
+    markings: &mut Markings,
+    counters: Option<&ReadCounters>,
+    emit: &mut dyn FnMut(Item),
+) {
+    if object.get("type").and_then(Value::as_str) == Some("marking-definition") {
+        markings.learn(&object);
+        ignore(counters);
+        return;
+    }
+    if !yields_values(&object) {
+        ignore(counters);
+        return;
+    }
+    match markings.resolve(&object) {
+        Resolution::Known(tlp) => stix_value(&object, position, tlp, counters, emit),
+        Resolution::Unresolved => markings.defer(object, position, counters, emit),
+    }
+}
+
+/// Whether an object can yield indicators (so its TLP matters).
+fn yields_values(object: &Map<String, Value>) -> bool {
+    match object.get("type").and_then(Value::as_str) {
+        Some("indicator" | "file") => true,
+        Some(kind) => SCO_VALUE.iter().any(|(t, _)| *t == kind),
+        // Rejected as such by `stix_value`.
+        None => true,
+    }
+}
+
+/// Indicators yield their pattern's values, observables their value, under `tlp`.
+fn stix_value(
     object: &Map<String, Value>,
     position: Position,
-    markings: &mut HashMap<String, Tlp>,
+    tlp: Option<Tlp>,
     counters: Option<&ReadCounters>,
     emit: &mut dyn FnMut(Item),
 ) {
@@ -267,7 +306,6 @@ fn stix_object(
         }));
         return;
     };
-    let tlp = object_tlp(object, markings);
     let mut context = Map::new();
     context.insert("stix_id".into(), Value::String(id.to_owned()));
     if let Some(name) = object.get("name").and_then(Value::as_str) {
@@ -333,12 +371,6 @@ fn stix_object(
                 emit(Item::Rejected(Rejection { position, input: pattern.to_owned(), reason: "pattern compares no address, domain, URL, e-mail, ASN or file hash with \"=\" or IN".into() }));
             }
         }
-        "marking-definition" => {
-            if let Some(level) = marking_level(object) {
-                markings.insert(id.to_owned(), level);
-            }
-            ignore(counters);
-        }
         "file" => {
             let hashes = object.get("hashes").and_then(Value::as_object);
             let hash = hashes.and_then(|h| {
@@ -379,33 +411,147 @@ fn ignore(counters: Option<&ReadCounters>) {
     }
 }
 
-/// The most restrictive TLP among the object's marking references.
-fn object_tlp(object: &Map<String, Value>, markings: &HashMap<String, Tlp>) -> Option<Tlp> {
-    object
-        .get("object_marking_refs")?
-        .as_array()?
-        .iter()
-        .filter_map(Value::as_str)
-        .filter_map(|r| scry_stix::tlp_from_marking_ref(r).or_else(|| markings.get(r).copied()))
-        .max()
+/// Most objects waiting for their markings to be defined; beyond it an object is resolved at
+/// once, an unknown marking counting as TLP:RED.
+const MAX_DEFERRED: usize = 100_000;
+
+/// What an object's markings say of its TLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resolution {
+    /// Every marking is known: the most restrictive TLP among them, `None` for no TLP marking.
+    Known(Option<Tlp>),
+    /// A marking is neither a standard TLP marking nor defined so far.
+    Unresolved,
 }
 
-/// The TLP level a marking-definition object in the bundle defines (TLP 1.0 `definition.tlp` or
-/// the TLP 2.0 extension's `tlp_2_0`).
-fn marking_level(object: &Map<String, Value>) -> Option<Tlp> {
-    if let Some(level) = object
-        .get("definition")
-        .and_then(|d| d.get("tlp"))
-        .and_then(Value::as_str)
-    {
-        return level.parse().ok();
+/// The marking definitions an input defines, and the objects waiting for one defined later.
+///
+/// STIX lets a bundle define a marking after the objects that use it, so an object with an
+/// unknown marking waits for the end of the input; a marking still unknown then, a marking
+/// reference of the wrong shape, and a TLP marking of an unknown level all count as TLP:RED:
+/// what is unknown about TLP keeps the indicator home. Markings count whether they apply to the
+/// whole object (`object_marking_refs`) or to part of it (`granular_markings`): the most
+/// restrictive wins.
+#[derive(Default)]
+struct Markings {
+    /// Marking-definition id (lower case) → its TLP level, `None` for a marking that is not TLP.
+    defined: HashMap<String, Option<Tlp>>,
+    deferred: Vec<(Map<String, Value>, Position)>,
+}
+
+impl Markings {
+    /// Remembers a marking-definition object.
+    fn learn(&mut self, object: &Map<String, Value>) {
+        if let Some(id) = object.get("id").and_then(Value::as_str) {
+            self.defined
+                .insert(id.trim().to_ascii_lowercase(), marking_level(object));
+        }
     }
-    object
-        .get("extensions")?
-        .as_object()?
-        .values()
-        .find_map(|ext| ext.get("tlp_2_0").and_then(Value::as_str))
-        .and_then(|l| l.parse().ok())
+
+    fn resolve(&self, object: &Map<String, Value>) -> Resolution {
+        let Some(refs) = marking_refs(object) else {
+            return Resolution::Known(Some(Tlp::Red));
+        };
+        let mut level = None;
+        for marking in refs {
+            let known = scry_stix::tlp_from_marking_ref(marking)
+                .map(Some)
+                .or_else(|| {
+                    self.defined
+                        .get(&marking.trim().to_ascii_lowercase())
+                        .copied()
+                });
+            match known {
+                Some(tlp) => level = level.max(tlp),
+                None => return Resolution::Unresolved,
+            }
+        }
+        Resolution::Known(level)
+    }
+
+    /// Keeps `object` until the end of the input, or resolves it now when too many wait.
+    fn defer(
+        &mut self,
+        object: Map<String, Value>,
+        position: Position,
+        counters: Option<&ReadCounters>,
+        emit: &mut dyn FnMut(Item),
+    ) {
+        if self.deferred.len() < MAX_DEFERRED {
+            self.deferred.push((object, position));
+        } else {
+            stix_value(&object, position, Some(Tlp::Red), counters, emit);
+        }
+    }
+
+    /// The end of the input: every waiting object is read with the markings now known, an
+    /// unknown one counting as TLP:RED.
+    fn finish(&mut self, counters: Option<&ReadCounters>, emit: &mut dyn FnMut(Item)) {
+        for (object, position) in std::mem::take(&mut self.deferred) {
+            let tlp = match self.resolve(&object) {
+                Resolution::Known(tlp) => tlp,
+                Resolution::Unresolved => Some(Tlp::Red),
+            };
+            stix_value(&object, position, tlp, counters, emit);
+        }
+    }
+}
+
+/// Every marking reference of an object, whole-object and granular; `None` when a reference is
+/// not where or what STIX says it is (a string where a list belongs, a number as a reference).
+fn marking_refs(object: &Map<String, Value>) -> Option<Vec<&str>> {
+    let mut refs = Vec::new();
+    match object.get("object_marking_refs") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for item in items {
+                refs.push(item.as_str()?);
+            }
+        }
+        Some(_) => return None,
+    }
+    match object.get("granular_markings") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for item in items {
+                let item = item.as_object()?;
+                match item.get("marking_ref") {
+                    Some(Value::String(marking)) => refs.push(marking),
+                    // A language marking says nothing of TLP.
+                    None if item.contains_key("lang") => {}
+                    _ => return None,
+                }
+            }
+        }
+        Some(_) => return None,
+    }
+    Some(refs)
+}
+
+/// The TLP level a marking-definition object defines (TLP 1.0 `definition.tlp`, the TLP 2.0
+/// extension's `tlp_2_0`, or a TLP name), `None` when it is not a TLP marking; a TLP marking of
+/// a level scry does not know counts as TLP:RED.
+fn marking_level(object: &Map<String, Value>) -> Option<Tlp> {
+    let parse = |level: &str| level.parse::<Tlp>().unwrap_or(Tlp::Red);
+    if let Some(level) = object.get("definition").and_then(|d| d.get("tlp")) {
+        return Some(level.as_str().map_or(Tlp::Red, parse));
+    }
+    if let Some(level) = object
+        .get("extensions")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|extensions| extensions.values())
+        .find_map(|extension| extension.get("tlp_2_0"))
+    {
+        return Some(level.as_str().map_or(Tlp::Red, parse));
+    }
+    let definition_type = object.get("definition_type").and_then(Value::as_str);
+    let name = object.get("name").and_then(Value::as_str).unwrap_or("");
+    let named_tlp = name.trim().to_ascii_lowercase().starts_with("tlp");
+    if definition_type.is_some_and(|t| t.eq_ignore_ascii_case("tlp")) || named_tlp {
+        return Some(if named_tlp { parse(name) } else { Tlp::Red });
+    }
+    None
 }
 
 fn json_kind(value: &Value) -> &'static str {

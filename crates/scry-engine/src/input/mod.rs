@@ -388,6 +388,10 @@ pub(crate) const INDICATOR_FIELDS: &[&str] = &[
     "email",
 ];
 
+/// Field and column names (normalized) that state an indicator's TLP; with several, the most
+/// restrictive holds.
+pub(crate) const TLP_FIELDS: &[&str] = &["tlp", "tlplevel", "marking", "tlpmarking"];
+
 pub(crate) fn normalize_field_name(name: &str) -> String {
     name.chars()
         .filter(|c| !matches!(c, '_' | '-' | ' ' | '.'))

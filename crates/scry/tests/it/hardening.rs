@@ -1,0 +1,333 @@
+//! `scry` under hostile or careless input, end to end: what must never leave the machine does
+//! not, checked from the Criminal IP sandbox's request log.
+
+use std::path::Path;
+
+use scry_sandbox::SandboxConfig;
+use serde_json::{Value, json};
+
+use super::{asked, run, runtime, scry, start_sandbox, text};
+
+const RED_1_0: &str = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed";
+const GREEN_1_0: &str = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da";
+
+fn indicator(n: u32, ip: &str, extra: Value) -> Value {
+    let mut object = json!({
+        "type": "indicator", "spec_version": "2.1",
+        "id": format!("indicator--00000000-0000-4000-8000-{n:012}"),
+        "created": "2026-12-01T00:00:00.000Z", "modified": "2026-12-01T00:00:00.000Z",
+        "pattern": format!("[ipv4-addr:value = '{ip}']"), "pattern_type": "stix",
+        "valid_from": "2026-12-01T00:00:00.000Z",
+    });
+    if let (Some(object), Value::Object(extra)) = (object.as_object_mut(), extra) {
+        object.extend(extra);
+    }
+    object
+}
+
+fn bundle(objects: Vec<Value>) -> String {
+    json!({"type": "bundle", "id": "bundle--00000000-0000-4000-8000-000000000001", "objects": objects})
+        .to_string()
+}
+
+/// A TLP:RED indicator given in any form STIX or JSON Lines allows, or with a marking scry
+/// cannot resolve, is never sent to Criminal IP; a TLP:GREEN one in the same input is (the
+/// positive control that the sandbox was reachable and the input read).
+#[test]
+fn tlp_red_stix_and_jsonl_input_never_reaches_criminal_ip() {
+    let red_later = "marking-definition--0a7c3e52-3b0c-4d51-9f3e-6f1f3c5b0001";
+    let statement = "marking-definition--0a7c3e52-3b0c-4d51-9f3e-6f1f3c5b0002";
+    let inputs: Vec<(&str, String, &[&str], &[&str])> = vec![
+        (
+            // The marking is defined after the indicator that uses it (legal STIX).
+            "defined-later.json",
+            bundle(vec![
+                indicator(1, "45.10.0.1", json!({"object_marking_refs": [red_later]})),
+                indicator(2, "45.10.0.2", json!({"object_marking_refs": [GREEN_1_0]})),
+                json!({"type": "marking-definition", "spec_version": "2.1", "id": red_later,
+                       "created": "2026-01-01T00:00:00.000Z", "name": "TLP:RED",
+                       "definition_type": "tlp", "definition": {"tlp": "red"}}),
+            ]),
+            &["45.10.0.1"],
+            &["45.10.0.2"],
+        ),
+        (
+            // TLP only as a granular marking.
+            "granular.json",
+            bundle(vec![
+                indicator(
+                    3,
+                    "45.10.0.3",
+                    json!({"granular_markings": [{"marking_ref": RED_1_0, "selectors": ["pattern"]}]}),
+                ),
+                indicator(
+                    4,
+                    "45.10.0.4",
+                    json!({"granular_markings": [{"lang": "en", "selectors": ["name"]}]}),
+                ),
+            ]),
+            &["45.10.0.3"],
+            &["45.10.0.4"],
+        ),
+        (
+            // A marking nobody defines; a defined marking that is not TLP restricts nothing.
+            "unknown-ref.json",
+            bundle(vec![
+                indicator(
+                    5,
+                    "45.10.0.5",
+                    json!({"object_marking_refs": ["marking-definition--ffffffff-ffff-4fff-8fff-ffffffffffff"]}),
+                ),
+                indicator(6, "45.10.0.6", json!({"object_marking_refs": [statement]})),
+                json!({"type": "marking-definition", "spec_version": "2.1", "id": statement,
+                       "created": "2026-01-01T00:00:00.000Z", "definition_type": "statement",
+                       "definition": {"statement": "Copyright 2026 Example SOC"}}),
+            ]),
+            &["45.10.0.5"],
+            &["45.10.0.6"],
+        ),
+        (
+            // The standard TLP:RED id written in upper case.
+            "upper-case.json",
+            bundle(vec![
+                indicator(
+                    7,
+                    "45.10.0.7",
+                    json!({"object_marking_refs": [RED_1_0.to_ascii_uppercase()]}),
+                ),
+                indicator(
+                    8,
+                    "45.10.0.8",
+                    json!({"object_marking_refs": [GREEN_1_0.to_ascii_uppercase()]}),
+                ),
+            ]),
+            &["45.10.0.7"],
+            &["45.10.0.8"],
+        ),
+        (
+            // JSON Lines naming the TLP field otherwise.
+            "aliases.jsonl",
+            [
+                json!({"indicator": "45.10.0.9", "tlp_level": "red"}),
+                json!({"indicator": "45.10.0.10", "marking": "TLP:RED"}),
+                json!({"indicator": "45.10.0.11", "tlp": "green", "TLP Level": "amber+strict"}),
+                json!({"indicator": "45.10.0.12", "tlp_level": "green"}),
+            ]
+            .iter()
+            .map(|line| format!("{line}\n"))
+            .collect(),
+            &["45.10.0.9", "45.10.0.10", "45.10.0.11"],
+            &["45.10.0.12"],
+        ),
+    ];
+    let rt = runtime();
+    for (name, content, kept_home, sent) in inputs {
+        let sandbox = start_sandbox(&rt, SandboxConfig::default());
+        let home = tempfile::tempdir().expect("tempdir");
+        let file = home.path().join(name);
+        std::fs::write(&file, content).expect("write input");
+        let records = enrich(home.path(), &sandbox.url(), &file);
+        let asked = asked(&sandbox).join("\n");
+        for ip in kept_home {
+            assert!(!asked.contains(ip), "{name}: {ip} was sent:\n{asked}");
+            let record = &records[*ip];
+            assert_eq!(record["skip_reason"], "tlp", "{name}: {record}");
+        }
+        for ip in sent {
+            assert!(asked.contains(ip), "{name}: {ip} was not sent:\n{asked}");
+        }
+    }
+}
+
+/// `scry enrich --format json FILE` against `sandbox_url`: the records by indicator.
+fn enrich(home: &Path, sandbox_url: &str, file: &Path) -> std::collections::HashMap<String, Value> {
+    let mut command = scry(home);
+    command
+        .env("CRIMINALIP_API_KEY", "ck-hardening-0c1d")
+        .env("CRIMINALIP_BASE_URL", sandbox_url)
+        .args(["enrich", "--format", "json"])
+        .arg(file);
+    let output = run(command, b"");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let records: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("JSON on stdout ({e}): {}", text(&output.stdout));
+    });
+    records
+        .into_iter()
+        .map(|r| (r["indicator"].as_str().unwrap_or("").to_owned(), r))
+        .collect()
+}
+
+/// Made-up methods and paths do not grow `/metrics` (which needs no login): they are counted
+/// under `OTHER` and the `unmatched` route, and the scrape stays small.
+#[test]
+fn bogus_methods_and_paths_do_not_grow_the_metrics() {
+    let served = super::serve::Served::start("");
+    let scrape = |served: &super::serve::Served| {
+        let (status, body) = served.get("/metrics", "");
+        assert_eq!(status, reqwest::StatusCode::OK);
+        body.as_str().expect("text").to_owned()
+    };
+    let before = scrape(&served).len();
+    const REQUESTS: usize = 10_000;
+    let base = served.base.clone();
+    let client = served.client().clone();
+    let answered = served.runtime.block_on(async move {
+        let mut answered = 0;
+        for batch in (0..REQUESTS).collect::<Vec<_>>().chunks(200) {
+            let mut tasks = tokio::task::JoinSet::new();
+            for &i in batch {
+                let method = reqwest::Method::from_bytes(format!("BOGUS{i}").as_bytes())
+                    .expect("a valid token");
+                let request = client.request(method, format!("{base}/nowhere/{i}"));
+                tasks.spawn(async move { request.send().await.is_ok() });
+            }
+            while let Some(ok) = tasks.join_next().await {
+                answered += usize::from(ok.expect("the task ran"));
+            }
+        }
+        answered
+    });
+    assert_eq!(answered, REQUESTS, "every bogus request was answered");
+    let after = scrape(&served);
+    assert!(
+        after.contains("method=\"OTHER\"") && after.contains("route=\"unmatched\""),
+        "the bogus requests were counted: {after}"
+    );
+    assert!(
+        !after.contains("BOGUS") && !after.contains("/nowhere/"),
+        "no label took a request's own method or path"
+    );
+    assert!(
+        after.len() < 100 * 1024,
+        "the scrape is {} bytes after {REQUESTS} bogus requests (was {before})",
+        after.len()
+    );
+}
+
+/// 32 concurrent wrong passwords for one account: the password checks run off the async
+/// threads, so `/healthz` answers throughout (its latency is printed, not asserted: speed is for
+/// the benchmarks); past five failures the account is locked and further guesses get `429`
+/// with `Retry-After` unchecked; every failure is counted in `/metrics`; another account from
+/// the same address still logs in.
+#[test]
+fn wrong_passwords_are_throttled_and_do_not_stall_the_server() {
+    let served = super::serve::Served::start("");
+    for (name, password) in [
+        ("bob", "bob's long passphrase"),
+        ("amy", "amy's long passphrase"),
+    ] {
+        let mut command = scry(served.home.path());
+        command.args([
+            "--store",
+            &served.store,
+            "user",
+            "add",
+            name,
+            "--role",
+            "viewer",
+        ]);
+        let added = run(command, format!("{password}\n").as_bytes());
+        assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    }
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let base = served.base.clone();
+    let (logins, health) = served.runtime.block_on(async {
+        let mut guesses = tokio::task::JoinSet::new();
+        for i in 0..32 {
+            let request = browser
+                .post(format!("{base}/login"))
+                .form(&[("user", "bob"), ("password", &format!("guess number {i}"))]);
+            guesses.spawn(async move {
+                let response = request.send().await.expect("the server answers");
+                (
+                    response.status(),
+                    response.headers().contains_key("retry-after"),
+                )
+            });
+        }
+        let probe = browser.clone();
+        let health_url = format!("{base}/healthz");
+        let prober = tokio::spawn(async move {
+            let mut took = Vec::new();
+            for _ in 0..40 {
+                let started = std::time::Instant::now();
+                let response = tokio::time::timeout(
+                    std::time::Duration::from_secs(30),
+                    probe.get(&health_url).send(),
+                )
+                .await
+                .expect("/healthz answered within 30 s")
+                .expect("/healthz answers");
+                assert_eq!(response.status(), reqwest::StatusCode::OK);
+                took.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            took
+        });
+        let mut logins = Vec::new();
+        while let Some(outcome) = guesses.join_next().await {
+            logins.push(outcome.expect("the task ran"));
+        }
+        (logins, prober.await.expect("the prober ran"))
+    });
+    let wrong = logins
+        .iter()
+        .filter(|(status, _)| *status == reqwest::StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = logins
+        .iter()
+        .filter(|(status, retry)| *status == reqwest::StatusCode::TOO_MANY_REQUESTS && *retry)
+        .count();
+    assert!((1..=5).contains(&wrong), "{logins:?}");
+    assert_eq!(wrong + refused, 32, "{logins:?}");
+    let mut sorted = health.clone();
+    sorted.sort_by(f64::total_cmp);
+    eprintln!(
+        "/healthz during 32 concurrent wrong logins: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} probes)",
+        sorted[sorted.len() / 2],
+        sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)],
+        sorted[sorted.len() - 1],
+        sorted.len()
+    );
+    let log_in = |user: &str, password: &str| {
+        served
+            .raw(
+                browser
+                    .post(format!("{base}/login"))
+                    .form(&[("user", user), ("password", password)]),
+            )
+            .status()
+    };
+    assert_eq!(
+        log_in("bob", "bob's long passphrase"),
+        reqwest::StatusCode::TOO_MANY_REQUESTS,
+        "the locked account waits, right password or not"
+    );
+    assert_eq!(
+        log_in("amy", "amy's long passphrase"),
+        reqwest::StatusCode::SEE_OTHER,
+        "another account from the same address logs in"
+    );
+    let (_, metrics) = served.get("/metrics", "");
+    let metrics = metrics.as_str().expect("text");
+    let count = |family: &str| -> Option<u64> {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(family))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|n| n.parse().ok())
+    };
+    assert_eq!(
+        count("scry_login_failures_total"),
+        Some(wrong as u64),
+        "{metrics}"
+    );
+    assert_eq!(
+        count("scry_logins_refused_total"),
+        Some(refused as u64 + 1),
+        "{metrics}"
+    );
+}

@@ -290,6 +290,23 @@ impl UrlObservable {
     pub fn port(&self) -> Option<u16> {
         self.port
     }
+
+    /// The URL as it may be shown to an outside service: never with a user name or password,
+    /// never with its fragment, and with its query only when `keep_query` (a query often carries
+    /// a victim's address or a session token).
+    pub fn for_outside(&self, keep_query: bool) -> String {
+        let Ok(mut url) = url::Url::parse(&self.url) else {
+            return self.url.clone();
+        };
+        // Both fail only for URLs that cannot have credentials, which then have none.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.set_fragment(None);
+        if !keep_query {
+            url.set_query(None);
+        }
+        url.into()
+    }
 }
 
 /// Parses an address, accepting `[v6]`, a zone suffix (`fe80::1%eth0`), and `host:port` forms.

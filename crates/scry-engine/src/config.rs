@@ -409,6 +409,8 @@ pub struct CriminalIpConfig {
     pub ip_calls: Vec<String>,
     pub domain_scan: String,
     pub quick_check: bool,
+    /// Send URLs' query strings to Criminal IP (never their user names and passwords).
+    pub send_url_query: bool,
     pub scan_poll_seconds: f64,
     pub scan_timeout_seconds: f64,
     /// Points per signal, `[sources.criminalip.weights]`.
@@ -444,6 +446,7 @@ impl Default for CriminalIpConfig {
             ip_calls: Vec::new(),
             domain_scan: "full".into(),
             quick_check: false,
+            send_url_query: false,
             scan_poll_seconds: 3.0,
             scan_timeout_seconds: 180.0,
             weights: scry_sources::criminalip::map::Weights::default(),
@@ -613,6 +616,7 @@ corroboration_points = 10
 # ip_calls = []                  # extra calls per IP: "malicious-info", "suspicious-info", "privacy-threat"
 # domain_scan = "full"           # or "lite"
 # quick_check = false            # also ask the domain quick check
+# send_url_query = false         # send a URL's ?query too (never its user:password@)
 # scan_poll_seconds = 3.0
 # scan_timeout_seconds = 180.0
 # Spend credits where they matter: ask only about these types, and only when the condition
@@ -1153,6 +1157,7 @@ impl LoadedConfig {
             ip_calls,
             domain_scan,
             quick_check: config.quick_check,
+            send_url_query: config.send_url_query,
             scan_poll_interval: seconds("scan_poll_seconds", config.scan_poll_seconds)?,
             scan_timeout: seconds("scan_timeout_seconds", config.scan_timeout_seconds)?,
             weights: config.weights,

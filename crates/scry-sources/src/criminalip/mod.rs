@@ -75,6 +75,9 @@ pub struct CriminalIpSettings {
     pub ip_calls: IpCalls,
     pub domain_scan: ScanKind,
     pub quick_check: bool,
+    /// Send a URL's query string (`?…`) to Criminal IP; off by default, since a query often
+    /// carries a victim's address or a token. User names and passwords in URLs are never sent.
+    pub send_url_query: bool,
     pub scan_poll_interval: Duration,
     pub scan_timeout: Duration,
     /// Points per signal.
@@ -115,6 +118,7 @@ impl CriminalIpSettings {
             ip_calls: IpCalls::default(),
             domain_scan: ScanKind::Full,
             quick_check: false,
+            send_url_query: false,
             scan_poll_interval: Duration::from_secs(3),
             scan_timeout: Duration::from_secs(180),
             weights: map::Weights::default(),
@@ -610,7 +614,10 @@ impl Source for CriminalIp {
                 Observable::Domain(domain) => {
                     self.enrich_domain(domain.as_str(), options.force).await
                 }
-                Observable::Url(url) => self.enrich_domain(url.as_str(), options.force).await,
+                Observable::Url(url) => {
+                    let asked = url.for_outside(self.settings.send_url_query);
+                    self.enrich_domain(&asked, options.force).await
+                }
                 other => {
                     return Err(SourceError::InvalidIndicator(format!(
                         "{} is not looked up by criminalip",

@@ -331,3 +331,47 @@ fn wrong_passwords_are_throttled_and_do_not_stall_the_server() {
         "{metrics}"
     );
 }
+
+/// A URL's user name and password never reach Criminal IP, and its query only when
+/// `send_url_query` says so; the stored indicator keeps the URL as given.
+#[test]
+fn url_credentials_and_queries_stay_home() {
+    let url =
+        "http://admin:s3cret@evil-login.net/login.php?email=victim%40corp.example&sid=77f1#top";
+    let rt = runtime();
+    for send_query in [false, true] {
+        let sandbox = start_sandbox(
+            &rt,
+            SandboxConfig {
+                scan_duration: std::time::Duration::ZERO,
+                ..SandboxConfig::default()
+            },
+        );
+        let home = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            home.path().join("scry.toml"),
+            format!(
+                "[sources.criminalip]\nscan_poll_seconds = 0.05\nsend_url_query = {send_query}\n"
+            ),
+        )
+        .expect("write config");
+        let file = home.path().join("urls.txt");
+        std::fs::write(&file, format!("{url}\n")).expect("write input");
+        let records = enrich(home.path(), &sandbox.url(), &file);
+        assert_eq!(records.len(), 1, "{records:?}");
+        let asked = asked(&sandbox);
+        let listing: Vec<&String> = asked
+            .iter()
+            .filter(|a| a.starts_with("/v1/domain/reports?") && a.contains("evil-login.net"))
+            .collect();
+        assert!(!listing.is_empty(), "the URL was asked about: {asked:?}");
+        for secret in ["s3cret", "admin", "top"] {
+            assert!(
+                asked.iter().all(|a| !a.contains(secret)),
+                "{secret} was sent: {asked:?}"
+            );
+        }
+        let query_sent = asked.iter().any(|a| a.contains("victim"));
+        assert_eq!(query_sent, send_query, "{asked:?}");
+    }
+}

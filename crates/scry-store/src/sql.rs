@@ -736,25 +736,52 @@ fn sorted_facets(facets: &[(Facet, String)]) -> Vec<(Facet, String)> {
     sorted
 }
 
-/// A connection URL without its password, for messages.
+/// Query parameters of a connection URL whose values are secrets (PostgreSQL takes
+/// `?password=` and `?sslpassword=` as well as a password in the user information).
+const SECRET_PARAMETERS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "sslpassword",
+    "secret",
+    "token",
+];
+
+/// A connection URL without its password, for messages: the password in the user information
+/// and the values of secret query parameters are shown as `***`.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            let user = credentials.split(':').next().unwrap_or("");
-            format!(
-                "{}{}{}",
-                &url[..scheme + 3],
-                if credentials.contains(':') {
-                    format!("{user}:***")
-                } else {
-                    user.to_owned()
-                },
-                &url[at..]
-            )
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let masked: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _))
+                        if SECRET_PARAMETERS.contains(&name.to_ascii_lowercase().as_str()) =>
+                    {
+                        format!("{name}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", masked.join("&"))
         }
-        _ => url.to_owned(),
-    }
+        None => tail.to_owned(),
+    };
+    format!("{}{authority}{tail}", &url[..scheme_end])
 }
 
 impl Store for SqlStore {
@@ -1377,6 +1404,15 @@ mod tests {
         assert_eq!(
             redact("sqlite:///var/lib/scry.db"),
             "sqlite:///var/lib/scry.db"
+        );
+        assert_eq!(
+            redact("postgres://scry@db:5432/scry?sslmode=require&Password=s3cret&sslpassword=k"),
+            "postgres://scry@db:5432/scry?sslmode=require&Password=***&sslpassword=***"
+        );
+        // An `@` after the host is not user information.
+        assert_eq!(
+            redact("postgres://scry:pw@db/scry?options=a@b"),
+            "postgres://scry:***@db/scry?options=a@b"
         );
     }
 }

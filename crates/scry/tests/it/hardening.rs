@@ -375,3 +375,29 @@ fn url_credentials_and_queries_stay_home() {
         assert_eq!(query_sent, send_query, "{asked:?}");
     }
 }
+
+/// A store password given as a query parameter is never printed: not by `config check`, and
+/// not in the error when the store cannot be reached.
+#[test]
+fn a_store_password_in_the_query_is_never_printed() {
+    let home = tempfile::tempdir().expect("tempdir");
+    // Port 1 on loopback: nothing listens, so the connection is refused at once.
+    let url = "postgres://scry@127.0.0.1:1/scry?sslmode=disable&password=hunter2-in-query";
+    for args in [
+        vec!["--store", url, "config", "check"],
+        vec!["--store", url, "db", "migrate"],
+    ] {
+        let mut command = scry(home.path());
+        command.args(&args);
+        let output = run(command, b"");
+        let shown = format!("{}{}", text(&output.stdout), text(&output.stderr));
+        assert!(
+            shown.contains("127.0.0.1:1"),
+            "{args:?} names the store: {shown}"
+        );
+        assert!(
+            !shown.contains("hunter2"),
+            "{args:?} printed the password: {shown}"
+        );
+    }
+}

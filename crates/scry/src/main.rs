@@ -34,10 +34,12 @@ use crate::output::TableStyle;
 
 /// Prints a line to stdout. Unlike `println!` it does not panic when the reader went away
 /// (`scry pivot … | head`): the error ends the command, and `main` exits quietly on a closed pipe.
+/// Writes a line to stdout, with control characters from stored or vendor text shown as escapes
+/// ([`output::printable`]).
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)?;
+        writeln!(std::io::stdout().lock(), "{}", crate::output::printable(&format!($($arg)*)))?;
     }};
 }
 

@@ -139,8 +139,28 @@ fn status_style(status: Status) -> Style {
     }
 }
 
+/// `text` fit for a terminal: control characters (escape sequences from a vendor's answer or a
+/// feed, a carriage return, a bell) are written as escapes (`\u{1b}`), so they cannot move the
+/// cursor, retitle the window or hide what is printed. Line breaks and tabs stay.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Pads (or cuts) `text` to `width` characters, then colours it.
 fn cell(text: &str, width: usize, style: Style, color: bool) -> String {
+    let text = printable(text);
     let count = text.chars().count();
     let fitted = if count > width {
         let cut: String = text.chars().take(width.saturating_sub(1)).collect();
@@ -205,7 +225,7 @@ fn write_table(
                 false
             ),
             cell(r.status.as_str(), 8, status_style(r.status), style.color),
-            details(&r),
+            printable(&details(&r)),
         );
         writeln!(out, "{}", line.trim_end())?;
     }
@@ -305,4 +325,40 @@ fn details(r: &Record) -> String {
         parts.push(url.to_owned());
     }
     parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A vendor's answer with terminal escape sequences in it is shown, not obeyed.
+    #[test]
+    fn escape_sequences_in_answers_are_shown_not_obeyed() {
+        let record: Record = serde_json::from_value(serde_json::json!({
+            "input": "45.155.205.233", "indicator": "45.155.205.233", "type": "ipv4-addr",
+            "status": "enriched", "skip_reason": null, "error": null, "priority": 90,
+            "severity": "critical", "tags": [], "stix_id": "ipv4-addr--x", "tlp": null,
+            "position": "-:1", "context": null,
+            "reasons": [{"source": "feeds", "signal": "listed", "value": "\u{1b}[2J\u{1b}]0;owned\u{7}", "points": 50}],
+            "sources": {"criminalip": {"status": "ok", "data": {
+                "asn": 9009, "as_name": "Evil\u{1b}[8mHidden\r", "country": "RO"}}},
+        }))
+        .expect("record");
+        let mut out = Vec::new();
+        let style = TableStyle {
+            color: true,
+            widest_indicator: 14,
+        };
+        write_table(std::iter::once(Ok(record)), &mut out, &style).expect("written");
+        let text = String::from_utf8(out).expect("UTF-8");
+        let row = text.lines().nth(1).expect("a row");
+        assert!(row.contains("AS9009"), "{row:?}");
+        assert!(
+            row.contains("\\u{1b}[8mHidden\\r"),
+            "shown escaped: {row:?}"
+        );
+        for injected in ["\u{1b}[2J", "\u{1b}]0;", "\u{1b}[8m", "\u{7}", "\r"] {
+            assert!(!row.contains(injected), "{injected:?} obeyed in {row:?}");
+        }
+    }
 }

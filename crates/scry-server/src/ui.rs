@@ -295,7 +295,10 @@ fn login_form(status: StatusCode, next: &str, error: Option<&str>) -> Response {
 
 /// Where to go after logging in: a path on this server only.
 fn local_path(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+    // Browsers drop tabs and line breaks from a URL before reading it, so `/\t/evil` would
+    // become `//evil`, another site: a path with any control character or space is refused.
+    let plain = !next.chars().any(|c| c.is_control() || c.is_whitespace());
+    if plain && next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
         next
     } else {
         "/"
@@ -932,42 +935,53 @@ const LIVE_POLL: Duration = Duration::from_secs(2);
 /// `GET /ui/events`: server-sent events, one `high-priority` event per indicator that reaches
 /// `[server] high_priority` while the page is open. The store is polled, so indicators stored by
 /// workers in other processes are seen too.
-pub async fn events(State(state): State<AppState>) -> impl IntoResponse {
+///
+/// The stream ends as soon as the session or token that opened it no longer lets anyone in
+/// (logged out, revoked, expired): it is checked again before every poll.
+pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
     let since = scry_engine::automation::now_ms();
     let stream = futures_util::stream::unfold(
         (state, since, Vec::<Event>::new()),
-        |(state, mut since, mut pending)| async move {
-            loop {
-                if let Some(event) = pending.pop() {
-                    return Some((
-                        Ok::<Event, std::convert::Infallible>(event),
-                        (state, since, pending),
-                    ));
-                }
-                tokio::time::sleep(LIVE_POLL).await;
-                let query = IndicatorQuery {
-                    min_priority: state.loaded.config.server.high_priority,
-                    changed_since: Some(since),
-                    order: IndicatorOrder::LastChanged,
-                    descending: false,
-                    limit: 50,
-                    ..IndicatorQuery::default()
-                };
-                match state.store.search_indicators(&query).await {
-                    Ok(page) => {
-                        for row in page.rows.iter().rev() {
-                            let r = &row.stored.record;
-                            since = since.max(row.stored.last_changed + 1);
-                            let data = json!({"indicator": r.value, "type": r.kind, "priority": r.priority,
+        move |(state, mut since, mut pending)| {
+            let headers = headers.clone();
+            async move {
+                loop {
+                    if let Some(event) = pending.pop() {
+                        return Some((
+                            Ok::<Event, std::convert::Infallible>(event),
+                            (state, since, pending),
+                        ));
+                    }
+                    tokio::time::sleep(LIVE_POLL).await;
+                    if !matches!(caller(&state, &headers).await, Ok(Some(_))) {
+                        return None;
+                    }
+                    let query = IndicatorQuery {
+                        min_priority: state.loaded.config.server.high_priority,
+                        changed_since: Some(since),
+                        order: IndicatorOrder::LastChanged,
+                        descending: false,
+                        limit: 50,
+                        ..IndicatorQuery::default()
+                    };
+                    match state.store.search_indicators(&query).await {
+                        Ok(page) => {
+                            for row in page.rows.iter().rev() {
+                                let r = &row.stored.record;
+                                since = since.max(row.stored.last_changed + 1);
+                                let data = json!({"indicator": r.value, "type": r.kind, "priority": r.priority,
                             "severity": r.severity, "stix_id": r.stix_id});
-                            pending.push(
-                                Event::default()
-                                    .event("high-priority")
-                                    .data(data.to_string()),
-                            );
+                                pending.push(
+                                    Event::default()
+                                        .event("high-priority")
+                                        .data(data.to_string()),
+                                );
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!("live updates: the store did not answer: {error}")
                         }
                     }
-                    Err(error) => tracing::warn!("live updates: the store did not answer: {error}"),
                 }
             }
         },

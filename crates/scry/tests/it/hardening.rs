@@ -198,6 +198,10 @@ fn bogus_methods_and_paths_do_not_grow_the_metrics() {
         !after.contains("BOGUS") && !after.contains("/nowhere/"),
         "no label took a request's own method or path"
     );
+    eprintln!(
+        "/metrics: {before} bytes before, {} bytes after {REQUESTS} requests with made-up methods and paths",
+        after.len()
+    );
     assert!(
         after.len() < 100 * 1024,
         "the scrape is {} bytes after {REQUESTS} bogus requests (was {before})",
@@ -217,17 +221,7 @@ fn wrong_passwords_are_throttled_and_do_not_stall_the_server() {
         ("bob", "bob's long passphrase"),
         ("amy", "amy's long passphrase"),
     ] {
-        let mut command = scry(served.home.path());
-        command.args([
-            "--store",
-            &served.store,
-            "user",
-            "add",
-            name,
-            "--role",
-            "viewer",
-        ]);
-        let added = run(command, format!("{password}\n").as_bytes());
+        let added = served.add_user(name, "viewer", password);
         assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
     }
     let browser = reqwest::Client::builder()
@@ -400,4 +394,84 @@ fn a_store_password_in_the_query_is_never_printed() {
             "{args:?} printed the password: {shown}"
         );
     }
+}
+
+/// After a login the browser goes back only to a path on this server: a tab, a line break or a
+/// backslash that a browser would drop or read as `//` leads to `/`, while a plain path is kept.
+#[test]
+fn the_login_redirect_stays_on_this_server() {
+    let served = super::serve::Served::start("");
+    let added = served.add_user("cat", "viewer", "cat's long passphrase");
+    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for (next, expected) in [
+        ("/\t/evil.example/", "/"),
+        ("/\n/evil.example/", "/"),
+        ("/\r\n/evil.example/", "/"),
+        (" //evil.example/", "/"),
+        ("/\\evil.example/", "/"),
+        ("//evil.example/", "/"),
+        ("https://evil.example/", "/"),
+        ("/queue?status=new", "/queue?status=new"),
+    ] {
+        let response = served.raw(browser.post(format!("{}/login", served.base)).form(&[
+            ("user", "cat"),
+            ("password", "cat's long passphrase"),
+            ("next", next),
+        ]));
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::SEE_OTHER,
+            "{next:?}"
+        );
+        assert_eq!(response.headers()["location"], expected, "{next:?}");
+    }
+}
+
+/// The live-notification stream ends once the token that opened it is revoked, instead of
+/// streaming on to whoever held it.
+#[test]
+fn the_live_stream_ends_when_its_token_is_revoked() {
+    let served = super::serve::Served::start("");
+    let (status, created) = served.call(
+        reqwest::Method::POST,
+        "/api/v1/tokens",
+        &served.admin,
+        Some(json!({"name": "wall", "role": "viewer"})),
+    );
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{created}");
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    let mut stream = served.raw(
+        served
+            .client()
+            .get(format!("{}/ui/events", served.base))
+            .bearer_auth(&secret),
+    );
+    assert_eq!(stream.status(), reqwest::StatusCode::OK);
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/event-stream")),
+        "{:?}",
+        stream.headers()
+    );
+    let (status, _) = served.call(
+        reqwest::Method::DELETE,
+        "/api/v1/tokens/wall",
+        &served.admin,
+        None,
+    );
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT);
+    // Keep-alive comments may still arrive; the stream must then end (bounded: 30 s).
+    let ended = served.runtime.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while let Ok(Some(_)) = stream.chunk().await {}
+        })
+        .await
+        .is_ok()
+    });
+    assert!(ended, "the stream went on after its token was revoked");
 }

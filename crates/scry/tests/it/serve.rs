@@ -157,6 +157,13 @@ impl Served {
         &self.client
     }
 
+    /// `scry user add NAME --role ROLE` on this server's store, the password on stdin.
+    pub(crate) fn add_user(&self, name: &str, role: &str, password: &str) -> std::process::Output {
+        let mut command = scry(self.home.path());
+        command.args(["--store", &self.store, "user", "add", name, "--role", role]);
+        run(command, format!("{password}\n").as_bytes())
+    }
+
     /// Submits indicators as the analyst and waits until the worker has stored them all.
     pub(crate) fn submit_and_wait(&self, indicators: &[&str]) {
         let (status, body) = self.call(
@@ -982,19 +989,7 @@ fn pages_need_a_login_and_forms_their_anti_forgery_value() {
     assert_eq!(response.headers()["location"], "/login?next=%2Fdashboard");
 
     // Local users: added with a password read from stdin, too short refused.
-    let add = |name: &str, role: &str, password: &str| {
-        let mut command = scry(served.home.path());
-        command.args([
-            "--store",
-            &served.store,
-            "user",
-            "add",
-            name,
-            "--role",
-            role,
-        ]);
-        run(command, format!("{password}\n").as_bytes())
-    };
+    let add = |name: &str, role: &str, password: &str| served.add_user(name, role, password);
     let short = add("eve", "viewer", "short");
     assert_eq!(short.status.code(), Some(2), "{}", text(&short.stderr));
     assert!(text(&short.stderr).contains("at least 12 characters"));

@@ -36,19 +36,23 @@ struct Record {
     last_seen: Instant,
 }
 
-/// Who a login attempt is by: the account name given and the client's address.
+/// Who a login attempt is by: the account name given (none for a token, which names no
+/// account until it is found) and the client's address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
-    pub account: String,
+    pub account: Option<String>,
     pub address: Option<std::net::IpAddr>,
 }
 
 impl Attempt {
     fn keys(&self) -> Vec<(String, u32)> {
-        let mut keys = vec![(
-            format!("account:{}", self.account.to_lowercase()),
-            FREE_PER_ACCOUNT,
-        )];
+        let mut keys = Vec::new();
+        if let Some(account) = &self.account {
+            keys.push((
+                format!("account:{}", account.to_lowercase()),
+                FREE_PER_ACCOUNT,
+            ));
+        }
         if let Some(address) = self.address {
             keys.push((format!("address:{address}"), FREE_PER_ADDRESS));
         }
@@ -160,7 +164,7 @@ mod tests {
 
     fn attempt(account: &str, address: &str) -> Attempt {
         Attempt {
-            account: account.into(),
+            account: Some(account.into()),
             address: Some(address.parse().expect("address")),
         }
     }
@@ -208,6 +212,27 @@ mod tests {
     }
 
     #[test]
+    fn wrong_tokens_count_against_their_address_only() {
+        let throttle = LoginThrottle::default();
+        let now = Instant::now();
+        let token_from = |address: &str| Attempt {
+            account: None,
+            address: Some(address.parse().expect("address")),
+        };
+        for _ in 0..FREE_PER_ADDRESS {
+            let permit = throttle
+                .begin(&token_from("192.0.2.7"), now)
+                .expect("allowed");
+            throttle.failed(permit, now);
+        }
+        assert!(throttle.begin(&token_from("192.0.2.7"), now).is_err());
+        let elsewhere = throttle
+            .begin(&token_from("192.0.2.8"), now)
+            .expect("token logins from elsewhere go on");
+        throttle.succeeded(elsewhere);
+    }
+
+    #[test]
     fn many_names_do_not_grow_memory_past_the_cap() {
         let throttle = LoginThrottle::default();
         let now = Instant::now();
@@ -215,7 +240,7 @@ mod tests {
             let permit = throttle
                 .begin(
                     &Attempt {
-                        account: format!("user{i}"),
+                        account: Some(format!("user{i}")),
                         address: None,
                     },
                     now,

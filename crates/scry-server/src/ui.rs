@@ -323,18 +323,16 @@ pub async fn login(
     let password = field(&pairs, "password").unwrap_or("").to_owned();
     let address = client.map(|Extension(ConnectInfo(address))| address.ip());
     let attempt = Attempt {
-        account: if token.is_empty() {
-            user.clone()
-        } else {
-            "(token)".into()
-        },
+        // A wrong token names no account: it counts against the address only, so guessing
+        // tokens cannot lock everyone else's token logins.
+        account: token.is_empty().then(|| user.clone()),
         address,
     };
     let permit = match state.logins.begin(&attempt, Instant::now()) {
         Ok(permit) => permit,
         Err(wait) => {
             state.metrics.login_refused();
-            tracing::warn!(user = %attempt.account, address = ?address, "login refused: too many failed logins");
+            tracing::warn!(user = ?attempt.account, address = ?address, "login refused: too many failed logins");
             let seconds = wait.as_secs().max(1);
             let mut response = login_form(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -369,7 +367,7 @@ pub async fn login(
         Ok(None) => {
             state.logins.failed(permit, Instant::now());
             state.metrics.login_failed();
-            tracing::warn!(user = %attempt.account, address = ?address, "failed login");
+            tracing::warn!(user = ?attempt.account, address = ?address, "failed login");
             return login_form(StatusCode::UNAUTHORIZED, &next, Some(refusal));
         }
         Err(e) => {

@@ -239,20 +239,10 @@ async fn count_request(State(state): State<AppState>, request: Request, next: Ne
 /// A request's method as a metric label: one of the standard methods, else `OTHER`, so made-up
 /// methods cannot grow the label set.
 fn method_label(method: &axum::http::Method) -> &'static str {
-    use axum::http::Method;
-    [
-        Method::GET,
-        Method::HEAD,
-        Method::POST,
-        Method::PUT,
-        Method::PATCH,
-        Method::DELETE,
-        Method::OPTIONS,
-    ]
-    .into_iter()
-    .zip(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
-    .find_map(|(known, label)| (known == *method).then_some(label))
-    .unwrap_or("OTHER")
+    ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or("OTHER")
 }
 
 /// Serves `router(state)` on `listener` until `stop` completes; requests in progress finish.

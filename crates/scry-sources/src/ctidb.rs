@@ -153,6 +153,11 @@ fn texts(value: Option<&Value>) -> Vec<String> {
 
 /// What a CTIDB answer (either format) means, in the Criminal IP API's terms.
 pub fn finding(record: &Value, weights: &Weights) -> Finding {
+    finding_from(record, weights, None)
+}
+
+/// [`finding`], its report naming the database that answered.
+fn finding_from(record: &Value, weights: &Weights, database: Option<&OfflineDatabase>) -> Finding {
     // `.ctidb` keeps the fraud flags under `etcs`; the packed format at the top.
     let flag = |key: &str| {
         record.get(key) == Some(&Value::Bool(true))
@@ -339,6 +344,7 @@ pub fn finding(record: &Value, weights: &Weights) -> Finding {
             })
             .collect(),
         tags: file_tags.clone(),
+        database: database.cloned(),
         ..Exposure::default()
     };
     for tag in file_tags {
@@ -383,17 +389,21 @@ impl Source for Ctidb {
         let result = answer
             .map_err(|e| SourceError::Failed(format!("{}: {e}", self.path.display())))
             .map(|record| {
-                let mut finding = match (record, address_of(indicator.observable())) {
+                match (record, address_of(indicator.observable())) {
                     (Some(record), Some(address)) => Finding {
                         report_url: Some(ip_report_url(&address.to_string())),
-                        ..finding(&record, &self.weights)
+                        ..finding_from(&record, &self.weights, Some(&self.about))
                     },
-                    _ => Finding::default(),
-                };
-                let mut exposure = Exposure::read(&finding.details);
-                exposure.database = Some(self.about.clone());
-                finding.details = exposure.to_detail();
-                finding
+                    // No entry: the answer still says which database was asked.
+                    _ => Finding {
+                        details: Exposure {
+                            database: Some(self.about.clone()),
+                            ..Exposure::default()
+                        }
+                        .to_detail(),
+                        ..Finding::default()
+                    },
+                }
             });
         Box::pin(async move { result })
     }

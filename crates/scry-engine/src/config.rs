@@ -263,6 +263,26 @@ pub struct ServerConfig {
     /// Priority from which an indicator counts as high priority: the TAXII collection, the
     /// dashboard's widget and the live notifications.
     pub high_priority: u8,
+    /// Connections served at once. At the cap, the oldest connection that has not yet sent a
+    /// request is closed to make room, or the new one is refused when every one has.
+    pub max_connections: u32,
+    /// Connections one client address may hold at once.
+    pub max_connections_per_address: u32,
+    /// Time a client has to send a request's headers (and a TLS handshake); also the longest a
+    /// kept-alive connection waits idle for its next request.
+    pub header_timeout_seconds: f64,
+    /// Time a request has for its body and its answer (a live stream, once started, runs on).
+    pub request_timeout_seconds: f64,
+    /// Indicators one request may submit or act on (a JSON list, or an uploaded file's lines).
+    pub max_indicators_per_request: u32,
+    /// Actions one request may ask for on each indicator.
+    pub max_actions_per_request: u32,
+    /// Largest size a compressed upload may expand to, in MiB.
+    pub max_expanded_mib: u32,
+    /// PEM certificate chain: with `tls_key`, `scry serve` speaks HTTPS (TAXII 2.1 requires it).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -274,6 +294,15 @@ impl Default for ServerConfig {
             edl_requires_token: false,
             secure_cookies: true,
             high_priority: 80,
+            max_connections: 1024,
+            max_connections_per_address: 128,
+            header_timeout_seconds: 10.0,
+            request_timeout_seconds: 60.0,
+            max_indicators_per_request: 10_000,
+            max_actions_per_request: 10,
+            max_expanded_mib: 64,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -530,6 +559,17 @@ max_body_mib = 16                # largest request, uploads included
 edl_requires_token = false       # firewalls often poll blocklists without one
 secure_cookies = true            # turn off only for plain HTTP on another host than localhost
 high_priority = 80               # the TAXII collection, dashboard widget and live alerts
+# Limits that keep the server answering under hostile traffic.
+max_connections = 1024           # at the cap the oldest connection yet to send a request makes room
+max_connections_per_address = 128
+header_timeout_seconds = 10      # to send a request's headers; also the longest idle keep-alive
+request_timeout_seconds = 60     # for a request's body and answer
+max_indicators_per_request = 10000   # per submission, upload or action request
+max_actions_per_request = 10
+max_expanded_mib = 64            # a compressed upload may expand to this much
+# HTTPS (TAXII 2.1 requires it): a PEM certificate chain and its private key.
+# tls_cert = "/etc/scry/tls/cert.pem"
+# tls_key = "/etc/scry/tls/key.pem"
 
 [sources]
 # Enrichment sources, one table per source.
@@ -770,6 +810,37 @@ impl LoadedConfig {
         }
         if !(worker.poll_seconds > 0.0 && worker.poll_seconds.is_finite()) {
             return Err(self.value_error("[worker] poll_seconds must be above 0".into()));
+        }
+        let server = &self.config.server;
+        for (key, seconds) in [
+            ("header_timeout_seconds", server.header_timeout_seconds),
+            ("request_timeout_seconds", server.request_timeout_seconds),
+        ] {
+            if !(seconds > 0.0 && seconds.is_finite()) {
+                return Err(self.value_error(format!("[server] {key} must be above 0")));
+            }
+        }
+        for (key, n) in [
+            ("max_connections", server.max_connections),
+            (
+                "max_connections_per_address",
+                server.max_connections_per_address,
+            ),
+            (
+                "max_indicators_per_request",
+                server.max_indicators_per_request,
+            ),
+            ("max_actions_per_request", server.max_actions_per_request),
+            ("max_expanded_mib", server.max_expanded_mib),
+        ] {
+            if n == 0 {
+                return Err(self.value_error(format!("[server] {key} must be at least 1")));
+            }
+        }
+        if server.tls_cert.is_some() != server.tls_key.is_some() {
+            return Err(self.value_error(
+                "[server] tls_cert and tls_key go together: set both for HTTPS, or neither".into(),
+            ));
         }
         self.default_tlp()?;
         self.egress_gate()?;

@@ -95,17 +95,31 @@ pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Option<Call
     Ok(None)
 }
 
-fn is_form(headers: &HeaderMap) -> bool {
+/// Whether a browser says the request was made by a page of another site (Fetch Metadata's
+/// `Sec-Fetch-Site`). A page on another port of this host is `same-site`, another domain
+/// `cross-site`; both are refused for anything that changes state with a session. Clients that
+/// send no such header (scripts, TAXII clients) are judged by their credentials alone.
+pub fn from_another_site(headers: &HeaderMap) -> bool {
     headers
-        .get(header::CONTENT_TYPE)
+        .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+        .is_some_and(|site| {
+            site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site")
+        })
+}
+
+/// Whether a request changes state: every method but GET and HEAD.
+pub fn is_unsafe(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD)
 }
 
 /// Lets a request through when its caller has at least `needed`.
 ///
-/// Session callers must send the anti-forgery value with every method but GET and HEAD: in the
-/// `x-csrf-token` header, or for HTML forms in their `csrf` field (the form handlers check it).
+/// The API's anti-forgery rule goes by how the caller authenticated, never by content type: a
+/// session caller must send its anti-forgery value in the `x-csrf-token` header with every
+/// method but GET and HEAD, whatever the body is (a form, text or multipart body gets no
+/// exemption), and a browser request from another site is refused outright. HTML forms post to
+/// the `/ui/` routes instead, which check the form's `csrf` field ([`crate::ui::page_guard`]).
 pub async fn guard(
     State((state, needed)): State<(AppState, Role)>,
     mut request: Request,
@@ -120,8 +134,10 @@ pub async fn guard(
             has: caller.principal.role,
         });
     }
-    let safe = matches!(*request.method(), Method::GET | Method::HEAD);
-    if !safe && !is_form(request.headers()) {
+    if is_unsafe(request.method()) && caller.session_csrf.is_some() {
+        if from_another_site(request.headers()) {
+            return Err(ApiError::Csrf);
+        }
         let given = request
             .headers()
             .get(CSRF_HEADER)

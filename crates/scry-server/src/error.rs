@@ -62,6 +62,16 @@ pub const ERROR_TABLE: &[(&str, u16, &str)] = &[
         413,
         "the body is over [server] max_body_mib",
     ),
+    (
+        "too_much_work",
+        422,
+        "the request asks for more work than one request may: too many indicators or actions, or a file that expands past [server] max_expanded_mib; `field` names the limit",
+    ),
+    (
+        "request_timeout",
+        408,
+        "the request's body and answer took longer than [server] request_timeout_seconds",
+    ),
     ("conflict", 409, "what was to be created exists already"),
     (
         "store_unavailable",
@@ -114,6 +124,10 @@ pub enum ApiError {
     NotAcceptable(String),
     #[error("the body is larger than the server takes ([server] max_body_mib)")]
     PayloadTooLarge,
+    #[error("{message}")]
+    TooMuchWork { field: String, message: String },
+    #[error("the request took longer than [server] request_timeout_seconds ({0} s)")]
+    RequestTimeout(u64),
     #[error("{0}")]
     Conflict(String),
     #[error("the store did not answer: {0}")]
@@ -148,6 +162,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotAcceptable(_) => "not_acceptable",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::TooMuchWork { .. } => "too_much_work",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Conflict(_) => "conflict",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Internal(_) => "internal",
@@ -167,6 +183,7 @@ impl ApiError {
         let field = match self {
             ApiError::InvalidParameter { field, .. } => Some(field.clone()),
             ApiError::InvalidBody { field, .. } => field.clone(),
+            ApiError::TooMuchWork { field, .. } => Some(field.clone()),
             _ => None,
         };
         let message = match self {

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod listen;
 pub mod ops;
 pub mod taxii;
 pub mod throttle;
@@ -16,7 +17,7 @@ pub mod ui;
 use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -160,6 +161,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(middleware::map_response(security_headers))
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .with_state(state)
@@ -216,6 +218,16 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
+/// Ends a request whose body and answer take longer than `[server] request_timeout_seconds`
+/// with `408`; a live stream is not cut once its answer has started.
+async fn time_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let seconds = state.loaded.config.server.request_timeout_seconds;
+    match tokio::time::timeout(Duration::from_secs_f64(seconds), next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout(seconds.round() as u64).into_response(),
+    }
+}
+
 /// Counts each request by route template and status, with its duration.
 async fn count_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -245,16 +257,14 @@ fn method_label(method: &axum::http::Method) -> &'static str {
         .unwrap_or("OTHER")
 }
 
-/// Serves `router(state)` on `listener` until `stop` completes; requests in progress finish.
+/// Serves `router(state)` on `listener` within `limits` ([`listen`]) until `stop` completes;
+/// requests in progress finish.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
+    limits: listen::Limits,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop)
-    .await
+    let app = router(state.clone());
+    listen::serve(state, app, listener, limits, stop).await
 }

@@ -118,6 +118,9 @@ struct StateLabels {
 /// so it is true for every worker writing to that store.
 #[derive(Debug, Clone)]
 pub struct Metrics {
+    connections_open: Gauge,
+    connections_refused: Family<RefusalLabels, Counter>,
+    connections_evicted: Counter,
     requests: Family<RequestLabels, Counter>,
     durations: Family<RequestLabels, Histogram>,
     submitted: Counter,
@@ -135,6 +138,9 @@ fn latency_histogram() -> Histogram {
 impl Default for Metrics {
     fn default() -> Metrics {
         Metrics {
+            connections_open: Gauge::default(),
+            connections_refused: Family::default(),
+            connections_evicted: Counter::default(),
             requests: Family::default(),
             durations: Family::new_with_constructor(latency_histogram),
             submitted: Counter::default(),
@@ -163,6 +169,51 @@ impl Metrics {
     pub fn login_refused(&self) {
         self.logins_refused.inc();
     }
+
+    pub fn connection_opened(&self) {
+        self.connections_open.inc();
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_open.dec();
+    }
+
+    /// A connection closed as soon as it was accepted, because of a cap.
+    pub fn connection_refused(&self, refusal: Refusal) {
+        self.connections_refused
+            .get_or_create(&RefusalLabels {
+                reason: refusal.as_str(),
+            })
+            .inc();
+    }
+
+    /// A connection that had sent nothing, closed to make room at the overall cap.
+    pub fn connection_evicted(&self) {
+        self.connections_evicted.inc();
+    }
+}
+
+/// Why the listener closed a connection as soon as it took it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its address holds `[server] max_connections_per_address` already.
+    PerAddress,
+    /// `[server] max_connections` are open and each has sent a request.
+    Full,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::PerAddress => "per-address",
+            Refusal::Full => "full",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RefusalLabels {
+    reason: &'static str,
 }
 
 /// `GET /metrics`: Prometheus text format.
@@ -183,6 +234,21 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         "indicators_submitted",
         "Enrichment jobs queued through the API",
         m.submitted.clone(),
+    );
+    registry.register(
+        "connections_open",
+        "Client connections open now",
+        m.connections_open.clone(),
+    );
+    registry.register(
+        "connections_refused",
+        "Connections closed on arrival: their address or the server was at its cap",
+        m.connections_refused.clone(),
+    );
+    registry.register(
+        "connections_evicted",
+        "Connections that had sent nothing, closed to make room at [server] max_connections",
+        m.connections_evicted.clone(),
     );
     registry.register(
         "login_failures",

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::api::{self, HistoryParams, ListParams};
-use crate::auth::{Caller, SESSION_COOKIE, caller, cookie};
+use crate::auth::{Caller, SESSION_COOKIE, caller, cookie, from_another_site, is_unsafe};
 use crate::error::ApiError;
 use crate::throttle::Attempt;
 
@@ -228,6 +228,11 @@ pub async fn page_guard(
         })
         .into_response();
     }
+    // The form handlers check the form's anti-forgery value; a post that a browser says came
+    // from another site's page is refused before it is read.
+    if is_unsafe(request.method()) && from_another_site(request.headers()) {
+        return UiError(ApiError::Csrf).into_response();
+    }
     request.extensions_mut().insert(who);
     next.run(request).await
 }
@@ -269,6 +274,11 @@ fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// The cookie that carries the login form's anti-forgery value (double submit: the form's
+/// `csrf` field must equal it). Another site can neither read it nor, with `SameSite=Strict`,
+/// have the browser send it, so it cannot log a victim's browser into the attacker's account.
+const LOGIN_COOKIE: &str = "scry_login";
+
 /// `GET /login`.
 pub async fn login_page(State(state): State<AppState>, request: Request) -> Response {
     if let Ok(Some(_)) = caller(&state, request.headers()).await {
@@ -280,16 +290,54 @@ pub async fn login_page(State(state): State<AppState>, request: Request) -> Resp
         .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "next"))
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    login_form(StatusCode::OK, &next, None)
+    let form = match LoginForm::new(&state, cookie(request.headers(), LOGIN_COOKIE)) {
+        Ok(form) => form,
+        Err(e) => return UiError(e).into_response(),
+    };
+    form.render(StatusCode::OK, &next, None)
 }
 
-fn login_form(status: StatusCode, next: &str, error: Option<&str>) -> Response {
-    match templates()
-        .get_template("login.html")
-        .and_then(|t| t.render(context! { next => next, error => error }))
-    {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => ApiError::Internal(e.to_string()).into_response(),
+/// The login form and its anti-forgery value.
+struct LoginForm {
+    csrf: String,
+    secure: bool,
+}
+
+impl LoginForm {
+    /// The form for a browser that holds `kept` (its login cookie), or a new value.
+    fn new(state: &AppState, kept: Option<String>) -> Result<LoginForm, ApiError> {
+        let csrf =
+            match kept.filter(|v| v.len() >= 32 && v.chars().all(|c| c.is_ascii_alphanumeric())) {
+                Some(value) => value,
+                None => access::new_secret()
+                    .map_err(|e| ApiError::Internal(e.to_string()))?
+                    .trim_start_matches(access::TOKEN_PREFIX)
+                    .to_owned(),
+            };
+        Ok(LoginForm {
+            csrf,
+            secure: state.loaded.config.server.secure_cookies,
+        })
+    }
+
+    fn render(&self, status: StatusCode, next: &str, error: Option<&str>) -> Response {
+        let html = templates()
+            .get_template("login.html")
+            .and_then(|t| t.render(context! { next => next, error => error, csrf => self.csrf }));
+        let mut response = match html {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(e) => return ApiError::Internal(e.to_string()).into_response(),
+        };
+        let secure = if self.secure { "; Secure" } else { "" };
+        let cookie = format!(
+            "{LOGIN_COOKIE}={}; Path=/login; Max-Age=3600; HttpOnly; SameSite=Strict{secure}",
+            self.csrf
+        );
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&cookie).expect("the cookie is ASCII"),
+        );
+        response
     }
 }
 
@@ -311,13 +359,32 @@ fn local_path(next: &str) -> &str {
 /// a few failures a key is locked for a doubling time and refused with `429` and `Retry-After`
 /// without a password check. Every failure is logged (name and address, never the password)
 /// and counted in `/metrics`.
+///
+/// The form must carry the anti-forgery value of its login cookie, and a browser post from
+/// another site's page is refused: `403` with a fresh form, and nothing is checked or counted.
 pub async fn login(
     State(state): State<AppState>,
     client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let pairs = form_pairs(&body);
     let next = field(&pairs, "next").unwrap_or("/").to_owned();
+    let kept = cookie(&headers, LOGIN_COOKIE);
+    let forged =
+        from_another_site(&headers) || kept.is_none() || field(&pairs, "csrf") != kept.as_deref();
+    let form = match LoginForm::new(&state, kept.filter(|_| !forged)) {
+        Ok(form) => form,
+        Err(e) => return UiError(e).into_response(),
+    };
+    if forged {
+        tracing::warn!(address = ?client.map(|Extension(ConnectInfo(a))| a.ip()), "login refused: the form's anti-forgery value is missing or wrong");
+        return form.render(
+            StatusCode::FORBIDDEN,
+            &next,
+            Some("This login form did not come from this server, or it expired. Log in again."),
+        );
+    }
     let token = field(&pairs, "token").unwrap_or("").trim().to_owned();
     let user = field(&pairs, "user").unwrap_or("").trim().to_owned();
     let password = field(&pairs, "password").unwrap_or("").to_owned();
@@ -334,7 +401,7 @@ pub async fn login(
             state.metrics.login_refused();
             tracing::warn!(user = ?attempt.account, address = ?address, "login refused: too many failed logins");
             let seconds = wait.as_secs().max(1);
-            let mut response = login_form(
+            let mut response = form.render(
                 StatusCode::TOO_MANY_REQUESTS,
                 &next,
                 Some(&format!(
@@ -368,7 +435,7 @@ pub async fn login(
             state.logins.failed(permit, Instant::now());
             state.metrics.login_failed();
             tracing::warn!(user = ?attempt.account, address = ?address, "failed login");
-            return login_form(StatusCode::UNAUTHORIZED, &next, Some(refusal));
+            return form.render(StatusCode::UNAUTHORIZED, &next, Some(refusal));
         }
         Err(e) => {
             // Not the caller's fault: nothing is counted against them.
@@ -401,6 +468,10 @@ pub async fn login(
     response.headers_mut().append(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).expect("the cookie is ASCII"),
+    );
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        HeaderValue::from_static("scry_login=; Path=/login; Max-Age=0; HttpOnly; SameSite=Strict"),
     );
     response
 }

@@ -35,6 +35,7 @@ pub(crate) fn serve(
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let address = listener.local_addr()?;
+        let limits = scry_server::listen::Limits::from_config(loaded).map_err(usage)?;
         let worker = (!args.no_worker)
             .then(|| {
                 anyhow::Ok(
@@ -50,7 +51,8 @@ pub(crate) fn serve(
             .transpose()?;
         if !quiet {
             eprintln!(
-                "serving http://{address}/ on {}{}; Ctrl-C or SIGTERM stops it",
+                "serving {}://{address}/ on {}{}; Ctrl-C or SIGTERM stops it",
+                limits.scheme(),
                 scry_store::redact(&url),
                 if worker.is_some() {
                     ", with a worker"
@@ -77,6 +79,7 @@ pub(crate) fn serve(
         let server = tokio::spawn(scry_server::serve(
             state,
             listener,
+            limits,
             stopped(stop_rx.clone()),
         ));
         let signal = tokio::spawn(async move {

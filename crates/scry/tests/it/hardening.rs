@@ -229,12 +229,18 @@ fn wrong_passwords_are_throttled_and_do_not_stall_the_server() {
         .build()
         .expect("client");
     let base = served.base.clone();
+    let (cookie, csrf) = served.login_form(&browser);
     let (logins, health) = served.runtime.block_on(async {
         let mut guesses = tokio::task::JoinSet::new();
         for i in 0..32 {
             let request = browser
                 .post(format!("{base}/login"))
-                .form(&[("user", "bob"), ("password", &format!("guess number {i}"))]);
+                .header("cookie", &cookie)
+                .form(&[
+                    ("user", "bob"),
+                    ("password", &format!("guess number {i}")),
+                    ("csrf", &csrf),
+                ]);
             guesses.spawn(async move {
                 let response = request.send().await.expect("the server answers");
                 (
@@ -288,11 +294,7 @@ fn wrong_passwords_are_throttled_and_do_not_stall_the_server() {
     );
     let log_in = |user: &str, password: &str| {
         served
-            .raw(
-                browser
-                    .post(format!("{base}/login"))
-                    .form(&[("user", user), ("password", password)]),
-            )
+            .log_in(&browser, &[("user", user), ("password", password)])
             .status()
     };
     assert_eq!(
@@ -417,11 +419,14 @@ fn the_login_redirect_stays_on_this_server() {
         ("https://evil.example/", "/"),
         ("/queue?status=new", "/queue?status=new"),
     ] {
-        let response = served.raw(browser.post(format!("{}/login", served.base)).form(&[
-            ("user", "cat"),
-            ("password", "cat's long passphrase"),
-            ("next", next),
-        ]));
+        let response = served.log_in(
+            &browser,
+            &[
+                ("user", "cat"),
+                ("password", "cat's long passphrase"),
+                ("next", next),
+            ],
+        );
         assert_eq!(
             response.status(),
             reqwest::StatusCode::SEE_OTHER,
@@ -474,4 +479,438 @@ fn the_live_stream_ends_when_its_token_is_revoked() {
         .is_ok()
     });
     assert!(ended, "the stream went on after its token was revoked");
+}
+
+/// Forged requests from a logged-in analyst's browser are refused with `403` whatever their
+/// content type, and spend nothing: the API's anti-forgery check goes by how the caller
+/// authenticated (a session needs its value in the header; forms, text and multipart bodies get
+/// no exemption), a request a browser marks as coming from another site (another port of this
+/// host is `same-site`) is refused even with the value, and the login form carries its own
+/// value, so another site cannot log a victim into its account either. Positive controls: the
+/// same requests with the value are taken, and a login with the form's value opens a session.
+#[test]
+fn forged_browser_requests_are_refused() {
+    let served = super::serve::Served::start("");
+    let added = served.add_user("ann", "analyst", "ann's long passphrase");
+    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let base = served.base.clone();
+    let status = |request: reqwest::RequestBuilder| served.raw(request).status();
+    let body = |request: reqwest::RequestBuilder| {
+        let response = served.raw(request);
+        (
+            response.status(),
+            served.runtime.block_on(response.text()).expect("body"),
+        )
+    };
+
+    // Login CSRF: no value, a value without its cookie, a value that is not the cookie's, and
+    // the right pair from another site's page. None opens a session.
+    let (cookie, csrf) = served.login_form(&browser);
+    let (_, other_csrf) = served.login_form(&browser);
+    let credentials = [("user", "ann"), ("password", "ann's long passphrase")];
+    let forged_logins: Vec<(&str, reqwest::RequestBuilder)> = vec![
+        (
+            "no value",
+            browser
+                .post(format!("{base}/login"))
+                .header("cookie", &cookie)
+                .form(&credentials),
+        ),
+        (
+            "no cookie",
+            browser.post(format!("{base}/login")).form(&[
+                credentials[0],
+                credentials[1],
+                ("csrf", &csrf),
+            ]),
+        ),
+        (
+            "another form's value",
+            browser
+                .post(format!("{base}/login"))
+                .header("cookie", &cookie)
+                .form(&[credentials[0], credentials[1], ("csrf", &other_csrf)]),
+        ),
+        (
+            "another site's page",
+            browser
+                .post(format!("{base}/login"))
+                .header("cookie", &cookie)
+                .header("sec-fetch-site", "cross-site")
+                .form(&[credentials[0], credentials[1], ("csrf", &csrf)]),
+        ),
+    ];
+    for (case, request) in forged_logins {
+        let response = served.raw(request);
+        assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN, "{case}");
+        assert!(
+            !response
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .any(|v| v.to_str().is_ok_and(|v| v.starts_with("scry_session="))),
+            "{case}: a session was opened"
+        );
+    }
+    let logged_in = served.log_in(&browser, &credentials);
+    assert_eq!(logged_in.status(), reqwest::StatusCode::SEE_OTHER);
+    let session = logged_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("scry_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("a session")
+        .to_owned();
+    let page = body(browser.get(format!("{base}/")).header("cookie", &session)).1;
+    let session_csrf = page
+        .split("data-csrf=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page carries its anti-forgery value")
+        .to_owned();
+
+    // The API with the session cookie and no header value: every body type is refused.
+    let upload = format!("{base}/api/v1/indicators/upload");
+    let enrich = format!("{base}/api/v1/indicators/45.155.205.233/enrich");
+    for (content_type, target) in [
+        ("application/x-www-form-urlencoded", &upload),
+        ("multipart/form-data; boundary=x", &upload),
+        ("text/plain", &upload),
+        ("application/x-www-form-urlencoded", &enrich),
+        ("text/plain", &enrich),
+    ] {
+        let (code, answer) = body(
+            browser
+                .post(target)
+                .header("cookie", &session)
+                .header("content-type", content_type)
+                .body("45.155.205.233\n"),
+        );
+        assert_eq!(
+            code,
+            reqwest::StatusCode::FORBIDDEN,
+            "{content_type} {target}: {answer}"
+        );
+        assert!(answer.contains("\"csrf\""), "{answer}");
+    }
+    // With the value but from another port of this host (`same-site`): refused too.
+    assert_eq!(
+        status(
+            browser
+                .post(&enrich)
+                .header("cookie", &session)
+                .header("x-csrf-token", &session_csrf)
+                .header("sec-fetch-site", "same-site"),
+        ),
+        reqwest::StatusCode::FORBIDDEN
+    );
+    // A workbench form with its value, but posted from another site.
+    assert_eq!(
+        status(
+            browser
+                .post(format!("{base}/ui/submit"))
+                .header("cookie", &session)
+                .header("sec-fetch-site", "cross-site")
+                .form(&[
+                    ("csrf", session_csrf.as_str()),
+                    ("indicators", "45.155.205.233")
+                ]),
+        ),
+        reqwest::StatusCode::FORBIDDEN
+    );
+    let (_, listed) = served.get("/api/v1/indicators", &served.viewer);
+    assert_eq!(listed["items"], json!([]), "a forged request queued work");
+    assert!(
+        served.sandbox_asked().is_empty(),
+        "{:?}",
+        served.sandbox_asked()
+    );
+
+    // Positive control: the page's own request, with its value and from its own origin.
+    assert_eq!(
+        status(
+            browser
+                .post(&enrich)
+                .header("cookie", &session)
+                .header("x-csrf-token", &session_csrf)
+                .header("sec-fetch-site", "same-origin"),
+        ),
+        reqwest::StatusCode::ACCEPTED
+    );
+    served.wait_for(|s| !s.sandbox_asked().is_empty());
+}
+
+/// Opens `count` connections from `source` to `target` in a Python process (each process has
+/// its own descriptor limit, so two of them hold 20,000 between them) and keeps them open, sending
+/// nothing, until its stdin closes. Python 3 is on every machine `.ci/run` prepares.
+fn idle_connections(source: &str, target: &str, count: u32) -> std::process::Child {
+    let script = r#"
+import socket, sys
+source, host, port, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+held, failed = [], 0
+for _ in range(count):
+    s = socket.socket()
+    s.settimeout(5)
+    try:
+        s.bind((source, 0))
+        s.connect((host, port))
+        held.append(s)
+    except OSError:
+        failed += 1
+        s.close()
+print(f"{len(held)} {failed}", flush=True)
+sys.stdin.read()
+"#;
+    let (host, port) = target.rsplit_once(':').expect("host:port");
+    std::process::Command::new("python3")
+        .args(["-c", script, source, host, port, &count.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (install Python 3 to run this test)")
+}
+
+fn metric(metrics: &str, line_start: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+}
+
+/// 20,000 idle connections from one host (127.0.0.2) while a monitor on another (127.0.0.1)
+/// polls `/healthz` on fresh connections: the listener keeps `max_connections_per_address` of
+/// them (closed again after the header timeout) and closes the rest on arrival, so every probe
+/// is answered. The probe latencies are printed, not asserted; `/metrics` shows the refusals,
+/// the positive control that the attack took place.
+#[test]
+fn twenty_thousand_idle_connections_do_not_stop_healthz() {
+    let served = super::serve::Served::start("");
+    let target = served.base.trim_start_matches("http://").to_owned();
+    let mut attackers: Vec<_> = (0..2)
+        .map(|_| idle_connections("127.0.0.2", &target, 10_000))
+        .collect();
+    let probe = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let mut took = Vec::new();
+    let mut held = 0;
+    for attacker in &mut attackers {
+        // Probe while the attacker is still opening its connections, then once it holds them.
+        let mut line = String::new();
+        let stdout = attacker.stdout.take().expect("stdout");
+        let reader = std::thread::spawn(move || {
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+                .expect("the attacker reports");
+            line
+        });
+        while !reader.is_finished() || took.len() % 20 != 0 {
+            let started = std::time::Instant::now();
+            let response = served.runtime.block_on(async {
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(30),
+                    probe.get(format!("{}/healthz", served.base)).send(),
+                )
+                .await
+            });
+            let response = response
+                .expect("/healthz answered within 30 s")
+                .expect("/healthz answers");
+            assert_eq!(response.status(), reqwest::StatusCode::OK);
+            took.push(started.elapsed().as_secs_f64() * 1000.0);
+            assert!(took.len() < 100_000, "the attacker never finished");
+        }
+        let report = reader.join().expect("the reader ran");
+        let opened: u32 = report
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("the attacker said {report:?}"));
+        held += opened;
+    }
+    let (_, metrics) = served.get("/metrics", "");
+    let metrics = metrics.as_str().expect("text").to_owned();
+    for mut attacker in attackers {
+        drop(attacker.stdin.take());
+        let _ = attacker.wait();
+    }
+    took.sort_by(f64::total_cmp);
+    eprintln!(
+        "/healthz during {held} idle connections: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} probes)",
+        took[took.len() / 2],
+        took[(took.len() * 99 / 100).min(took.len() - 1)],
+        took[took.len() - 1],
+        took.len()
+    );
+    assert!(held >= 19_000, "only {held} connections were opened");
+    let refused = metric(
+        &metrics,
+        "scry_connections_refused_total{reason=\"per-address\"}",
+    )
+    .unwrap_or_else(|| panic!("no refusals counted: {metrics}"));
+    assert!(
+        refused >= 19_000.0,
+        "{refused} refused of {held}: {metrics}"
+    );
+    let open = metric(&metrics, "scry_connections_open").expect("the gauge");
+    assert!(open <= 130.0, "{open} connections open: {metrics}");
+}
+
+/// A connection that sends nothing, or sends headers and then too little of its body, is
+/// closed by the server after the configured time; at the overall cap the oldest silent
+/// connection makes room for a client that speaks.
+#[test]
+fn silent_and_slow_clients_are_cut_off() {
+    use std::io::{Read, Write};
+    let served = super::serve::Served::start_with(
+        "header_timeout_seconds = 1\nrequest_timeout_seconds = 1\nmax_connections = 40\nmax_connections_per_address = 1000",
+        "",
+    );
+    let target = served.base.trim_start_matches("http://").to_owned();
+    let bounded = |stream: &std::net::TcpStream| {
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .expect("a read timeout");
+    };
+    // Silent: the server closes it (end of stream) after the header timeout.
+    let mut silent = std::net::TcpStream::connect(&target).expect("connects");
+    bounded(&silent);
+    let mut rest = Vec::new();
+    let read = silent.read_to_end(&mut rest);
+    assert!(
+        read.is_ok() || rest.is_empty(),
+        "the server closes a silent connection: {read:?}"
+    );
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    // Slow body: the headers promise 100 bytes, 5 come; the request times out with 408.
+    let mut slow = std::net::TcpStream::connect(&target).expect("connects");
+    bounded(&slow);
+    write!(
+        slow,
+        "POST /api/v1/indicators HTTP/1.1\r\nHost: {target}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"ind",
+        served.analyst
+    )
+    .expect("writes");
+    let mut answer = Vec::new();
+    let _ = slow.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"request_timeout\""), "{answer}");
+    // At the cap of 40: 40 silent connections, then a client that speaks is still served.
+    let held: Vec<_> = (0..40)
+        .map(|_| std::net::TcpStream::connect(&target).expect("connects"))
+        .collect();
+    let (status, _) = served.get("/healthz", "");
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let (_, metrics) = served.get("/metrics", "");
+    let evicted = metric(
+        metrics.as_str().expect("text"),
+        "scry_connections_evicted_total",
+    );
+    assert!(evicted >= Some(1.0), "{metrics}");
+    drop(held);
+}
+
+/// With `tls_cert` and `tls_key`, `scry serve` speaks HTTPS (TAXII 2.1 requires it): a client
+/// that trusts the certificate reaches the API and TAXII, plain HTTP gets no answer, and a
+/// certificate that cannot be read, or a key without its certificate, stops the server before it
+/// listens with a message that names the setting.
+#[test]
+fn serve_speaks_https_with_a_certificate() {
+    let tls = tempfile::tempdir().expect("tempdir");
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("a certificate");
+    let (cert_path, key_path) = (tls.path().join("cert.pem"), tls.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).expect("write the certificate");
+    std::fs::write(&key_path, signing_key.serialize_pem()).expect("write the key");
+    let served = super::serve::Served::start_with(
+        &format!(
+            "tls_cert = {:?}\ntls_key = {:?}",
+            cert_path.display().to_string(),
+            key_path.display().to_string()
+        ),
+        "",
+    );
+    assert!(
+        served.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        served.base
+    );
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(cert.pem().as_bytes()).expect("the certificate"),
+        )
+        .https_only(true)
+        .build()
+        .expect("client");
+    let health = served.raw(client.get(format!("{}/healthz", served.base)));
+    assert_eq!(health.status(), reqwest::StatusCode::OK);
+    let discovery = served.raw(
+        client
+            .get(format!("{}/taxii2/", served.base))
+            .bearer_auth(&served.viewer)
+            .header("accept", "application/taxii+json;version=2.1"),
+    );
+    assert_eq!(discovery.status(), reqwest::StatusCode::OK);
+    // The same port over plain HTTP: no HTTP answer comes back.
+    let plain = served.runtime.block_on(async {
+        reqwest::Client::new()
+            .get(served.base.replacen("https://", "http://", 1) + "/healthz")
+            .timeout(std::time::Duration::from_secs(20))
+            .send()
+            .await
+    });
+    assert!(
+        plain.as_ref().map_or(true, |r| !r.status().is_success()),
+        "{plain:?}"
+    );
+
+    // Broken settings are refused before listening, naming the key and the file.
+    let home = tempfile::tempdir().expect("tempdir");
+    for (settings, expected) in [
+        (
+            format!(
+                "[server]\ntls_cert = \"{}/missing.pem\"\ntls_key = {:?}\n",
+                tls.path().display(),
+                key_path.display().to_string()
+            ),
+            "tls_cert",
+        ),
+        (
+            format!(
+                "[server]\ntls_cert = {:?}\ntls_key = {:?}\n",
+                key_path.display().to_string(),
+                key_path.display().to_string()
+            ),
+            "tls_cert",
+        ),
+        (
+            format!("[server]\ntls_key = {:?}\n", key_path.display().to_string()),
+            "tls_cert and tls_key go together",
+        ),
+    ] {
+        std::fs::write(home.path().join("scry.toml"), settings).expect("config");
+        let out = run(
+            {
+                let mut command = scry(home.path());
+                command.args(["serve", "--listen", "127.0.0.1:0"]);
+                command
+            },
+            b"",
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{}",
+            text(&out.stderr)
+        );
+    }
 }

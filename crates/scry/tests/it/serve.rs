@@ -99,8 +99,8 @@ impl Served {
         lines.read_line(&mut first).expect("the first line");
         let base = first
             .split_whitespace()
-            .find_map(|w| w.strip_prefix("http://"))
-            .map(|a| format!("http://{}", a.trim_end_matches('/')))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+            .map(|a| a.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| panic!("no address in {first:?}"));
         // Keep reading the log so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.lines() {});
@@ -153,6 +153,11 @@ impl Served {
             .expect("the server answers")
     }
 
+    /// What the Criminal IP sandbox behind this server was asked, in order.
+    pub(crate) fn sandbox_asked(&self) -> Vec<String> {
+        super::asked(&self._sandbox)
+    }
+
     pub(crate) fn client(&self) -> &reqwest::Client {
         &self.client
     }
@@ -162,6 +167,45 @@ impl Served {
         let mut command = scry(self.home.path());
         command.args(["--store", &self.store, "user", "add", name, "--role", role]);
         run(command, format!("{password}\n").as_bytes())
+    }
+
+    /// The login form's anti-forgery pair, as a browser gets it from `GET /login`: the cookie
+    /// (`scry_login=…`) and the form's `csrf` value.
+    pub(crate) fn login_form(&self, browser: &reqwest::Client) -> (String, String) {
+        let response = self.raw(browser.get(format!("{}/login", self.base)));
+        assert_eq!(response.status(), StatusCode::OK);
+        let cookie = set_cookie(&response, "scry_login").expect("the login form sets its cookie");
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/login"] {
+            assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+        }
+        let cookie = cookie.split(';').next().expect("name=value").to_owned();
+        let page = self.runtime.block_on(response.text()).expect("the page");
+        let csrf = page
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the login form carries its anti-forgery value")
+            .to_owned();
+        assert_eq!(cookie, format!("scry_login={csrf}"));
+        (cookie, csrf)
+    }
+
+    /// Posts the login form as a browser would: `form`'s fields with the form's anti-forgery
+    /// value and its cookie.
+    pub(crate) fn log_in(
+        &self,
+        browser: &reqwest::Client,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let (cookie, csrf) = self.login_form(browser);
+        let mut fields = form.to_vec();
+        fields.push(("csrf", &csrf));
+        self.raw(
+            browser
+                .post(format!("{}/login", self.base))
+                .header("cookie", cookie)
+                .form(&fields),
+        )
     }
 
     /// Submits indicators as the analyst and waits until the worker has stored them all.
@@ -1001,7 +1045,7 @@ fn pages_need_a_login_and_forms_their_anti_forgery_value() {
         "a password is in the database"
     );
 
-    let log_in = |form: &[(&str, &str)]| send(browser.post(format!("{base}/login")).form(form));
+    let log_in = |form: &[(&str, &str)]| served.log_in(&browser, form);
     let wrong = log_in(&[
         ("user", "bob"),
         ("password", "not the passphrase"),

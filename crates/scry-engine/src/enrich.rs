@@ -84,6 +84,10 @@ pub enum EngineError {
     Store(#[from] scry_store::StoreError),
     #[error("running rules on stored results failed (the run stopped): {0}")]
     Automation(#[from] crate::automation::AutomationError),
+    #[error(
+        "more than {max} distinct indicators in one request: split the input, or raise [server] max_indicators_per_request"
+    )]
+    TooManyIndicators { max: u64 },
 }
 
 /// Records saved to the store at once.
@@ -100,11 +104,11 @@ pub struct Engine {
     targeting: HashMap<String, crate::targeting::Targeting>,
 }
 
-type Fingerprints = HashSet<u64, BuildHasherDefault<PassThroughHasher>>;
+pub(crate) type Fingerprints = HashSet<u64, BuildHasherDefault<PassThroughHasher>>;
 
 /// The set's keys are already hashes; hashing them again would be wasted work.
 #[derive(Default)]
-struct PassThroughHasher(u64);
+pub(crate) struct PassThroughHasher(u64);
 
 impl Hasher for PassThroughHasher {
     fn finish(&self) -> u64 {
@@ -120,7 +124,7 @@ impl Hasher for PassThroughHasher {
     }
 }
 
-fn fingerprint(observable: &Observable) -> u64 {
+pub(crate) fn fingerprint(observable: &Observable) -> u64 {
     let mut hasher = DefaultHasher::new();
     observable.stix_type().hash(&mut hasher);
     observable.value().hash(&mut hasher);

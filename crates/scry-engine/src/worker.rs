@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 
 use crate::automation::{ACTION_JOB, Automation, AutomationError, JobsReport, Occasion, now_ms};
 use crate::enrich::{EngineError, Recorder, spawn_reader};
-use crate::input::{Candidate, InputFormat, InputSource, Item, Position, Rejection};
+use crate::input::{Candidate, InputError, InputFormat, InputSource, Item, Position, Rejection};
 use crate::record::{Record, Status};
 use crate::{Engine, Progress, Summary};
 
@@ -76,6 +76,9 @@ pub struct IngestRequest {
     pub max_attempts: u32,
     /// Who queued it, for the automation history: `ingest`, `api:TOKEN`, …
     pub origin: String,
+    /// At most this many distinct indicators: past it nothing is queued and the ingest fails
+    /// with [`EngineError::TooManyIndicators`]. `None` streams any amount (the command line).
+    pub max_indicators: Option<u64>,
 }
 
 /// How an ingest went.
@@ -88,6 +91,20 @@ pub struct IngestSummary {
     /// Enrichment jobs added to the queue.
     pub queued: u64,
     pub bytes: u64,
+}
+
+/// The distinct indicators in `input` read as `format`, counted without queuing anything: the
+/// server's check of an upload against its cap before it takes the upload on. Blocking: call it
+/// off the async threads.
+pub fn count_indicators(input: &InputSource, format: InputFormat) -> Result<u64, InputError> {
+    let mut seen = crate::enrich::Fingerprints::default();
+    let counters = crate::input::ReadCounters::default();
+    crate::input::read_input(input, format, &counters, &mut |item| {
+        if let Item::Candidate(candidate) = item {
+            seen.insert(crate::enrich::fingerprint(&candidate.observable));
+        }
+    })?;
+    Ok(seen.len() as u64)
 }
 
 /// Reads inputs and queues one enrichment job per unique indicator; rejected input goes to
@@ -138,14 +155,26 @@ pub async fn ingest(
                     max_attempts: request.max_attempts,
                 });
                 progress.done.fetch_add(1, Ordering::Relaxed);
-                if jobs.len() >= ENQUEUE_BATCH {
-                    summary.queued += store.enqueue_jobs(&jobs).await?;
-                    jobs.clear();
+                match request.max_indicators {
+                    // Capped: all or nothing, so a refused request has queued no work.
+                    Some(max) if jobs.len() as u64 > max => {
+                        drop(rx);
+                        let _ = reader.join();
+                        return Err(EngineError::TooManyIndicators { max });
+                    }
+                    Some(_) => {}
+                    None if jobs.len() >= ENQUEUE_BATCH => {
+                        summary.queued += store.enqueue_jobs(&jobs).await?;
+                        jobs.clear();
+                    }
+                    None => {}
                 }
             }
         }
     }
-    summary.queued += store.enqueue_jobs(&jobs).await?;
+    for batch in jobs.chunks(ENQUEUE_BATCH) {
+        summary.queued += store.enqueue_jobs(batch).await?;
+    }
     let _ = reader.join();
     summary.read = progress.items.load(Ordering::Relaxed);
     summary.duplicates = progress.duplicates.load(Ordering::Relaxed);

@@ -29,9 +29,18 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiQuery, ERROR_TABLE, ErrorBody};
+use crate::uploads::{self, UploadStatus};
 
-/// Most indicators one submission may hold (larger sets go as a file upload).
-pub const MAX_SUBMIT: usize = 10_000;
+/// Most indicators one action request may name.
+pub const MAX_ACTION_INDICATORS: usize = 1_000;
+
+/// A request over one of `[server]`'s work caps.
+fn too_much_work(field: &str, message: String) -> ApiError {
+    ApiError::TooMuchWork {
+        field: field.to_owned(),
+        message,
+    }
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,7 +49,7 @@ pub const MAX_SUBMIT: usize = 10_000;
         description = "Threat-intelligence enrichment and prioritization. Authenticate with `Authorization: Bearer <token>` (`scry token create`). Roles: viewer reads, analyst also submits and acts, admin also manages tokens. Errors share one shape, `{\"error\": {\"code\", \"message\", \"field\"}}`; the codes are listed under the ErrorBody schema."
     ),
     paths(
-        whoami, list_indicators, submit_indicators, upload_indicators, indicator_detail,
+        whoami, list_indicators, submit_indicators, upload_indicators, upload_status, indicator_detail,
         indicator_stix, enrich_indicator, act_on_indicators, pivot, rules, rule_test, history,
         sources, queue, blocklists, blocklist, list_tokens, create_token, revoke_token, dashboard,
         graph
@@ -370,7 +379,7 @@ pub struct SubmitRequest {
 }
 
 /// What a submission queued, and what it could not use.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SubmitResult {
     pub read: u64,
     pub queued: u64,
@@ -379,7 +388,7 @@ pub struct SubmitResult {
     pub rejections: Vec<Rejected>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Rejected {
     /// `indicators[3]`, or `NAME:LINE` in an upload.
     pub position: String,
@@ -399,23 +408,57 @@ pub(crate) async fn ingest(
     force: bool,
     positions: impl Fn(&scry_engine::input::Rejection) -> String + Send + Sync,
 ) -> Result<SubmitResult, ApiError> {
-    let default_tlp = match tlp {
-        Some(text) => Some(
-            text.parse::<Tlp>()
-                .map_err(|e| ApiError::parameter("tlp", e.to_string()))?,
-        ),
+    let tlp = parse_tlp(state, tlp)?;
+    ingest_tracked(
+        state,
+        caller.origin(),
+        input,
+        format,
+        tlp,
+        force,
+        positions,
+        Arc::default(),
+    )
+    .await
+}
+
+/// The TLP a submission gives, or the configured default.
+fn parse_tlp(state: &AppState, tlp: Option<&str>) -> Result<Option<Tlp>, ApiError> {
+    match tlp {
+        Some(text) => text
+            .parse::<Tlp>()
+            .map(Some)
+            .map_err(|e| ApiError::parameter("tlp", e.to_string())),
         None => state
             .loaded
             .default_tlp()
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
-    };
+            .map_err(|e| ApiError::Internal(e.to_string())),
+    }
+}
+
+/// Queues a submission's indicators, all or none: past `[server] max_indicators_per_request`
+/// nothing is queued and the answer is `too_much_work`.
+#[allow(clippy::too_many_arguments)]
+async fn ingest_tracked(
+    state: &AppState,
+    origin: String,
+    input: InputSource,
+    format: InputFormat,
+    default_tlp: Option<Tlp>,
+    force: bool,
+    positions: impl Fn(&scry_engine::input::Rejection) -> String + Send + Sync,
+    progress: Arc<Progress>,
+) -> Result<SubmitResult, ApiError> {
     let request = IngestRequest {
         inputs: vec![input],
         format,
         default_tlp,
         force,
         max_attempts: state.loaded.config.worker.max_attempts,
-        origin: caller.origin(),
+        origin,
+        max_indicators: Some(u64::from(
+            state.loaded.config.server.max_indicators_per_request,
+        )),
     };
     let mut rejections = Vec::new();
     let mut on_rejected = |r: &scry_engine::input::Rejection| {
@@ -427,14 +470,15 @@ pub(crate) async fn ingest(
             });
         }
     };
-    let summary: IngestSummary = scry_engine::worker::ingest(
-        state.store.as_ref(),
-        request,
-        Arc::new(Progress::default()),
-        &mut on_rejected,
-    )
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let summary: IngestSummary =
+        scry_engine::worker::ingest(state.store.as_ref(), request, progress, &mut on_rejected)
+            .await
+            .map_err(|e| match e {
+                scry_engine::EngineError::TooManyIndicators { .. } => {
+                    too_much_work("max_indicators_per_request", e.to_string())
+                }
+                other => ApiError::Internal(other.to_string()),
+            })?;
     state.metrics.ingested(summary.queued);
     Ok(SubmitResult {
         read: summary.read,
@@ -453,11 +497,12 @@ pub async fn submit_indicators(
     Extension(caller): Extension<Caller>,
     ApiJson(request): ApiJson<SubmitRequest>,
 ) -> Result<(StatusCode, axum::Json<SubmitResult>), ApiError> {
-    if request.indicators.len() > MAX_SUBMIT {
-        return Err(ApiError::body(
-            Some("indicators"),
+    let max = state.loaded.config.server.max_indicators_per_request;
+    if request.indicators.len() as u64 > u64::from(max) {
+        return Err(too_much_work(
+            "max_indicators_per_request",
             format!(
-                "{} indicators: submit at most {MAX_SUBMIT} at once, or upload a file",
+                "{} indicators: one request may submit at most {max} ([server] max_indicators_per_request)",
                 request.indicators.len()
             ),
         ));
@@ -499,14 +544,16 @@ pub struct UploadParams {
 }
 
 #[utoipa::path(post, path = "/api/v1/indicators/upload", tag = "indicators", params(UploadParams),
-    request_body(content = String, description = "the file as it is (gzip is read transparently)", content_type = "application/octet-stream"),
-    responses((status = 202, body = SubmitResult), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+    request_body(content = String, description = "the file as it is (gzip is expanded, up to [server] max_expanded_mib)", content_type = "application/octet-stream"),
+    responses((status = 202, body = UploadStatus, description = "taken on: its indicators are being queued; follow the Location header (`/api/v1/uploads/{id}`)"),
+        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "too many indicators, or expands too far")))]
 pub async fn upload_indicators(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiQuery(params): ApiQuery<UploadParams>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<(StatusCode, axum::Json<SubmitResult>), ApiError> {
+) -> Result<Response, ApiError> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge
@@ -520,18 +567,80 @@ pub async fn upload_indicators(
         .unwrap_or("auto")
         .parse()
         .map_err(|e: String| ApiError::parameter("format", e))?;
+    let tlp = parse_tlp(&state, params.tlp.as_deref())?;
     let name = params.name.clone().unwrap_or_else(|| "upload".to_owned());
-    let result = ingest(
-        &state,
-        &caller,
-        InputSource::upload(name, body.to_vec()),
-        format,
-        params.tlp.as_deref(),
+    let server = &state.loaded.config.server;
+    let (max_mib, max_indicators) = (server.max_expanded_mib, server.max_indicators_per_request);
+    // Expanding and counting read the whole upload: off the async threads.
+    let input_name = name.clone();
+    let (input, counted) = tokio::task::spawn_blocking(move || {
+        let bytes = uploads::expanded(&body, u64::from(max_mib) * 1024 * 1024, max_mib)?;
+        let input = InputSource::upload(input_name, bytes);
+        let counted = scry_engine::worker::count_indicators(&input, format)
+            .map_err(|e| ApiError::body(None, e.to_string()))?;
+        Ok::<_, ApiError>((input, counted))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("reading the upload: {e}")))??;
+    if counted > u64::from(max_indicators) {
+        return Err(too_much_work(
+            "max_indicators_per_request",
+            format!(
+                "{name} holds {counted} distinct indicators: one upload may hold at most {max_indicators} ([server] max_indicators_per_request); split it"
+            ),
+        ));
+    }
+    let upload = state
+        .uploads
+        .start(name, caller.principal.name.clone(), counted)?;
+    let status = upload.status();
+    let (worker_state, origin, force) = (
+        state.clone(),
+        caller.origin(),
         params.force.unwrap_or(false),
-        |r| r.position.to_string(),
+    );
+    let running = Arc::clone(&upload);
+    tokio::spawn(async move {
+        let outcome = ingest_tracked(
+            &worker_state,
+            origin,
+            input,
+            format,
+            tlp,
+            force,
+            |r| r.position.to_string(),
+            Arc::clone(&running.progress),
+        )
+        .await;
+        running.finish(outcome);
+    });
+    let location = format!("/api/v1/uploads/{}", upload.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(axum::http::header::LOCATION, location)],
+        axum::Json(status),
     )
-    .await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(result)))
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/uploads/{id}", tag = "indicators",
+    params(("id" = String, Path, description = "the id an upload's answer gave")),
+    responses((status = 200, body = UploadStatus, description = "running, done (with what was queued and rejected) or failed"),
+        (status = 404, body = ErrorBody, description = "no such upload on this server, or another account's")))]
+pub async fn upload_status(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<UploadStatus>, ApiError> {
+    state
+        .uploads
+        .find(
+            &id,
+            &caller.principal.name,
+            caller.principal.may(Role::Admin),
+        )
+        .map(|upload| axum::Json(upload.status()))
+        .ok_or_else(|| ApiError::NotFound(format!("no upload {id} on this server")))
 }
 
 /// Everything known about one indicator.
@@ -670,6 +779,45 @@ pub async fn enrich_indicator(
     Ok((StatusCode::ACCEPTED, axum::Json(result)))
 }
 
+/// The work caps of an action request: at most [`MAX_ACTION_INDICATORS`] indicators, `[server]
+/// max_actions_per_request` actions, and one action job per indicator and action, at most
+/// `max_indicators_per_request` in all.
+pub(crate) fn check_action_work(
+    state: &AppState,
+    indicators: usize,
+    actions: usize,
+) -> Result<(), ApiError> {
+    let server = &state.loaded.config.server;
+    if indicators > MAX_ACTION_INDICATORS {
+        return Err(too_much_work(
+            "indicators",
+            format!(
+                "{indicators} indicators: one request may act on at most {MAX_ACTION_INDICATORS}"
+            ),
+        ));
+    }
+    if actions as u64 > u64::from(server.max_actions_per_request) {
+        return Err(too_much_work(
+            "max_actions_per_request",
+            format!(
+                "{actions} actions: one request may ask for at most {} ([server] max_actions_per_request)",
+                server.max_actions_per_request
+            ),
+        ));
+    }
+    let jobs = (indicators * actions) as u64;
+    if jobs > u64::from(server.max_indicators_per_request) {
+        return Err(too_much_work(
+            "max_indicators_per_request",
+            format!(
+                "{indicators} indicators × {actions} actions would queue {jobs} action jobs; one request may queue at most {} ([server] max_indicators_per_request)",
+                server.max_indicators_per_request
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Actions on stored indicators, as rules write them (`{"do": "tag", "tag": "c2"}`,
 /// `{"do": "set-status", "status": "investigating"}`, `{"do": "block", "list": "edl"}`, …).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -694,15 +842,16 @@ pub async fn act_on_indicators(
     Extension(caller): Extension<Caller>,
     ApiJson(request): ApiJson<ActionRequest>,
 ) -> Result<(StatusCode, axum::Json<ActionResult>), ApiError> {
-    if request.indicators.is_empty() || request.indicators.len() > 1_000 {
+    if request.indicators.is_empty() {
         return Err(ApiError::body(
             Some("indicators"),
-            "name 1 to 1000 stored indicators",
+            "name at least one stored indicator",
         ));
     }
     if request.actions.is_empty() {
         return Err(ApiError::body(Some("actions"), "name at least one action"));
     }
+    check_action_work(&state, request.indicators.len(), request.actions.len())?;
     for (index, action) in request.actions.iter().enumerate() {
         state
             .automation

@@ -13,6 +13,7 @@ pub mod ops;
 pub mod taxii;
 pub mod throttle;
 pub mod ui;
+pub mod uploads;
 
 use std::future::Future;
 use std::ops::Deref;
@@ -46,6 +47,7 @@ pub struct Shared {
     pub automation: Arc<Automation>,
     pub metrics: Metrics,
     pub logins: throttle::LoginThrottle,
+    pub uploads: uploads::Uploads,
 }
 
 impl Deref for AppState {
@@ -70,6 +72,7 @@ impl AppState {
             automation,
             metrics: Metrics::default(),
             logins: throttle::LoginThrottle::default(),
+            uploads: uploads::Uploads::default(),
         }))
     }
 
@@ -107,6 +110,7 @@ pub fn router(state: AppState) -> Router {
     let analyst = Router::new()
         .route("/api/v1/indicators", post(api::submit_indicators))
         .route("/api/v1/indicators/upload", post(api::upload_indicators))
+        .route("/api/v1/uploads/{id}", get(api::upload_status))
         .route("/api/v1/indicators/actions", post(api::act_on_indicators))
         .route(
             "/api/v1/indicators/{indicator}/enrich",

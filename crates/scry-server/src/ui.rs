@@ -650,6 +650,7 @@ pub async fn actions(
     if selected.is_empty() {
         return Ok(redirect_with("/", "Select indicators first."));
     }
+    api::check_action_work(&state, selected.len(), 1)?;
     let action = field(&pairs, "action").unwrap_or("");
     let value = field(&pairs, "value").unwrap_or("").trim().to_owned();
     if action == "enrich" {

@@ -129,6 +129,7 @@ pub(crate) fn ingest(
             force: args.force,
             max_attempts: loaded.config.worker.max_attempts,
             origin: "ingest".into(),
+            max_indicators: None,
         };
         let mut on_rejected = |r: &scry_engine::input::Rejection| {
             if !quiet {

@@ -257,6 +257,7 @@ const ROUTE_ROLES: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/indicators", "viewer"),
     ("post", "/api/v1/indicators", "analyst"),
     ("post", "/api/v1/indicators/upload", "analyst"),
+    ("get", "/api/v1/uploads/{id}", "analyst"),
     ("post", "/api/v1/indicators/actions", "analyst"),
     ("get", "/api/v1/indicators/{indicator}", "viewer"),
     ("get", "/api/v1/indicators/{indicator}/stix", "viewer"),

@@ -13,6 +13,14 @@
 //! Here each pattern written in a condition is compiled once, when the rule loads, and a pattern
 //! computed at evaluation time is compiled once and kept (up to [`COMPUTED_PATTERNS`] of them).
 //! The syntax is the `regex` crate's, as it was under CEL's `matches`.
+//!
+//! CEL cannot loop forever, but loops over lists nest, and their costs multiply: four lists of
+//! 60 numbers nested in `exists` are 13 million steps, seconds per indicator on every save. A
+//! condition's cost is estimated when it compiles ([`estimated_cost`], the way cel-go's cost
+//! estimator bounds a program before running it): one step per node, a loop's body counted once
+//! per element of what it walks (a list written out counts its elements, a list read from the
+//! indicator is assumed to hold [`ASSUMED_LIST_LENGTH`]). Past [`MAX_COST`] the condition is
+//! refused with its estimate, so a costly condition fails `scry rules check` and never runs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -91,6 +99,62 @@ const KNOWN_FUNCTIONS: &[&str] = &[
     "cidr_match",
 ];
 
+/// The most steps a condition may be estimated to take on one indicator.
+pub const MAX_COST: u64 = 100_000;
+
+/// How long a list read from the indicator (its tags, CVEs, ports, services…) is assumed to be
+/// when a condition's cost is estimated.
+pub const ASSUMED_LIST_LENGTH: u64 = 100;
+
+/// The steps `node` is estimated to take at most: one per node, with a loop's condition and
+/// step counted once per element of the range it walks.
+pub fn estimated_cost(node: &IdedExpr) -> u64 {
+    match &node.expr {
+        Expr::Literal(_) | Expr::Ident(_) | Expr::Unspecified | Expr::Struct(_) => 1,
+        Expr::Select(select) => estimated_cost(&select.operand).saturating_add(1),
+        Expr::Call(call) => call
+            .target
+            .iter()
+            .map(|target| estimated_cost(target))
+            .chain(call.args.iter().map(estimated_cost))
+            .fold(1, u64::saturating_add),
+        Expr::List(list) => list
+            .elements
+            .iter()
+            .map(estimated_cost)
+            .fold(1, u64::saturating_add),
+        Expr::Map(map) => map
+            .entries
+            .iter()
+            .map(|entry| match &entry.expr {
+                EntryExpr::MapEntry(e) => {
+                    estimated_cost(&e.key).saturating_add(estimated_cost(&e.value))
+                }
+                EntryExpr::StructField(f) => estimated_cost(&f.value),
+            })
+            .fold(1, u64::saturating_add),
+        Expr::Comprehension(c) => {
+            let each = estimated_cost(&c.loop_cond).saturating_add(estimated_cost(&c.loop_step));
+            estimated_length(&c.iter_range)
+                .saturating_mul(each)
+                .saturating_add(estimated_cost(&c.iter_range))
+                .saturating_add(estimated_cost(&c.accu_init))
+                .saturating_add(estimated_cost(&c.result))
+        }
+    }
+}
+
+/// How many elements a loop over `node` walks at most.
+fn estimated_length(node: &IdedExpr) -> u64 {
+    match &node.expr {
+        Expr::List(list) => list.elements.len() as u64,
+        Expr::Map(map) => map.entries.len() as u64,
+        // `map` and `filter` give at most as many elements as they walk.
+        Expr::Comprehension(c) => estimated_length(&c.iter_range),
+        _ => ASSUMED_LIST_LENGTH,
+    }
+}
+
 /// The functions whose second argument names a list.
 const LIST_FUNCTIONS: &[&str] = &["in_list", "cidr_match"];
 
@@ -122,6 +186,16 @@ impl Condition {
             bound: Vec::new(),
         };
         check.expr(program.expression())?;
+        let cost = estimated_cost(program.expression());
+        if cost > MAX_COST {
+            return Err(ConditionError {
+                line: 1,
+                column: 1,
+                message: format!(
+                    "this condition may take about {cost} steps on each indicator, more than the {MAX_COST} allowed: loops over lists multiply (a list of 60 inside a list of 60 is 3,600 steps, and a list read from the indicator counts as {ASSUMED_LIST_LENGTH}); nest fewer loops or walk shorter lists"
+                ),
+            });
+        }
         let native = match subject {
             Subject::Indicator => {
                 native::compile(program.expression(), &|text| evaluator.patterns.get(text))

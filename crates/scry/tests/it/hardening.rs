@@ -6,7 +6,7 @@ use std::path::Path;
 use scry_sandbox::SandboxConfig;
 use serde_json::{Value, json};
 
-use super::{asked, run, runtime, scry, start_sandbox, text};
+use super::{asked, run, run_args, runtime, scry, start_sandbox, text};
 
 const RED_1_0: &str = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed";
 const GREEN_1_0: &str = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da";
@@ -1044,4 +1044,49 @@ fn work_per_request_is_capped() {
     assert_eq!(status, reqwest::StatusCode::FORBIDDEN);
     let (status, _) = served.get(&location, &served.admin);
     assert_eq!(status, reqwest::StatusCode::OK);
+}
+
+/// A rule whose condition nests loops over lists (four lists of 60 numbers: 13 million steps,
+/// seconds on every indicator) is refused by `scry rules check` with its estimated cost and the
+/// rule's name, while the same condition with two lists (3,600 steps) loads.
+#[test]
+fn a_costly_rule_condition_is_refused_when_rules_load() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let list = (0..60)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let nested = |depth: usize| {
+        let names = ["a", "b", "c", "d"];
+        let mut condition = format!("{} < 0", names[..depth].join(" + "));
+        for name in names[..depth].iter().rev() {
+            condition = format!("[{list}].exists({name}, {condition})");
+        }
+        condition
+    };
+    std::fs::create_dir(home.path().join("playbooks")).expect("mkdir");
+    std::fs::write(
+        home.path().join("scry.toml"),
+        "[automation]\nplaybooks = \"playbooks\"\n",
+    )
+    .expect("config");
+    let check = |condition: String| {
+        std::fs::write(
+            home.path().join("playbooks/costly.toml"),
+            format!(
+                "[[rules]]\nname = \"costly\"\non = [\"enriched\"]\nwhen = '{condition}'\nactions = [{{ do = \"tag\", tag = \"x\" }}]\n"
+            ),
+        )
+        .expect("rules");
+        run_args(home.path(), &["rules", "check"], b"")
+    };
+    let refused = check(nested(4));
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains("costly") && stderr.contains("steps") && stderr.contains("100000"),
+        "{stderr}"
+    );
+    let loaded = check(nested(2));
+    assert_eq!(loaded.status.code(), Some(0), "{}", text(&loaded.stderr));
 }

@@ -238,6 +238,10 @@ pub fn read_input(
         }
         chosen => chosen,
     };
+    let head = reader.fill_buf().map_err(fail)?;
+    if let Some(problem) = not_text(head) {
+        return Err(fail(io::Error::new(io::ErrorKind::InvalidData, problem)));
+    }
     let file: Arc<str> = Arc::from(name.as_str());
     match format {
         InputFormat::Lines | InputFormat::Auto => lines::read(&mut reader, &file, false, emit),
@@ -247,6 +251,18 @@ pub fn read_input(
         InputFormat::Stix => json::read_bundle(reader, &file, counters, emit),
     }
     Ok(format)
+}
+
+/// Why an input's first bytes (after decompression) are not text to read indicators from: a
+/// NUL byte means binary data (an executable, an archive, an image), whose printable runs would
+/// otherwise parse as made-up URLs and domains; UTF-16 text would read as nothing.
+fn not_text(head: &[u8]) -> Option<String> {
+    if head.starts_with(b"\xff\xfe") || head.starts_with(b"\xfe\xff") {
+        return Some("UTF-16 text, which is not read: save it as UTF-8".into());
+    }
+    head.iter().position(|b| *b == 0).map(|offset| {
+        format!("binary data (a NUL byte at offset {offset}), not text: nothing is read from it")
+    })
 }
 
 /// Wraps the raw input in a gzip decoder when it starts with the gzip magic number.
@@ -317,8 +333,33 @@ pub(crate) fn for_each_line(
             }));
             continue;
         }
+        if buf.contains(&0) {
+            // Text that turns binary (a log with an attachment, a file cut off mid-write): what
+            // came before stays, the binary part is not read as text.
+            emit(Item::Rejected(Rejection {
+                position: position(line_number),
+                input: String::new(),
+                reason: "binary data (a NUL byte) from here on: the rest of this input is not read"
+                    .into(),
+            }));
+            return;
+        }
+        if buf.iter().any(|b| is_binary_control(*b)) {
+            emit(Item::Rejected(Rejection {
+                position: position(line_number),
+                input: String::new(),
+                reason: "binary data (control bytes), not text".into(),
+            }));
+            continue;
+        }
         each(position(line_number), &line_text(&buf), emit);
     }
+}
+
+/// Control bytes that text does not hold: C0 controls but tab, line and page breaks, and the
+/// escape of terminal colours.
+fn is_binary_control(byte: u8) -> bool {
+    matches!(byte, 0x01..=0x08 | 0x0e..=0x1a | 0x1c..=0x1f)
 }
 
 /// Reads one line (up to `\n`) into `buf`, at most [`MAX_LINE_BYTES`]. Returns the number of

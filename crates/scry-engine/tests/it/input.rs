@@ -343,3 +343,34 @@ fn unreadable_files_are_errors_that_name_the_file() {
     .expect_err("missing");
     assert!(err.to_string().contains("/nonexistent/iocs.txt"), "{err}");
 }
+
+#[test]
+fn binary_and_utf16_inputs_are_errors_that_say_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut binary = b"MZ\x90\x00\x03".to_vec();
+    binary.extend(b"45.155.205.233/evil.example.com/x\n");
+    let utf16: Vec<u8> = b"\xff\xfe"
+        .iter()
+        .copied()
+        .chain("45.155.205.233\n".encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    for (name, content, expected) in [
+        ("tool.exe", binary, "binary data (a NUL byte at offset 3)"),
+        ("export.txt", utf16, "UTF-16"),
+    ] {
+        let path = write(dir.path(), name, &content);
+        for format in [InputFormat::Auto, InputFormat::Text, InputFormat::Csv] {
+            let err = read_input(
+                &InputSource::file(&path),
+                format,
+                &ReadCounters::default(),
+                &mut |item| panic!("{name}: nothing is read, got {item:?}"),
+            )
+            .expect_err("not text");
+            assert!(
+                err.to_string().contains(name) && err.to_string().contains(expected),
+                "{err}"
+            );
+        }
+    }
+}

@@ -1090,3 +1090,113 @@ fn a_costly_rule_condition_is_refused_when_rules_load() {
     let loaded = check(nested(2));
     assert_eq!(loaded.status.code(), Some(0), "{}", text(&loaded.stderr));
 }
+
+/// Bytes from a fixed-seed xorshift generator: the same "random binary file" on every run.
+fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 24) as u8
+        })
+        .collect()
+}
+
+/// A random binary file (an executable or archive dropped on the reader by mistake) yields no
+/// indicator, in any input format, and says why; a text file whose tail turns binary keeps the
+/// indicators of its text (the positive control) and says where the binary part starts.
+#[test]
+fn binary_noise_yields_no_indicators() {
+    let home = tempfile::tempdir().expect("tempdir");
+    for seed in [1u64, 7, 42] {
+        let file = home.path().join(format!("noise-{seed}.bin"));
+        std::fs::write(&file, noise(256 * 1024, seed)).expect("write");
+        for format in ["auto", "text", "lines", "csv", "jsonl"] {
+            let output = run_args(
+                home.path(),
+                &[
+                    "enrich",
+                    "--format",
+                    "json",
+                    "--input-format",
+                    format,
+                    &file.display().to_string(),
+                ],
+                b"",
+            );
+            let records: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+                panic!("JSON on stdout ({e}): {}", text(&output.stderr));
+            });
+            // Rejected pieces are listed too, without an indicator.
+            let records: Vec<&Value> = records
+                .iter()
+                .filter(|r| r["indicator"].is_string())
+                .collect();
+            assert!(
+                records.is_empty(),
+                "seed {seed}, {format}: {} indicators from noise, e.g. {:?}",
+                records.len(),
+                records
+                    .iter()
+                    .take(5)
+                    .map(|r| &r["indicator"])
+                    .collect::<Vec<_>>()
+            );
+            assert!(
+                text(&output.stderr).contains("binary data"),
+                "seed {seed}, {format}: {}",
+                text(&output.stderr)
+            );
+        }
+    }
+    let mut mixed = "45.155.205.233\nsecure-update.xyz\n"
+        .repeat(4000)
+        .into_bytes();
+    let text_lines = 8000;
+    mixed.extend(noise(4096, 9));
+    let file = home.path().join("mixed.txt");
+    std::fs::write(&file, &mixed).expect("write");
+    let output = run_args(
+        home.path(),
+        &[
+            "enrich",
+            "--format",
+            "json",
+            "--input-format",
+            "text",
+            &file.display().to_string(),
+        ],
+        b"",
+    );
+    let records: Vec<Value> = serde_json::from_slice(&output.stdout).expect("JSON");
+    let found: std::collections::BTreeSet<&str> = records
+        .iter()
+        .filter_map(|r| r["indicator"].as_str())
+        .collect();
+    assert_eq!(
+        found,
+        ["45.155.205.233", "secure-update.xyz"]
+            .into_iter()
+            .collect(),
+        "{}",
+        text(&output.stderr)
+    );
+    let stderr = text(&output.stderr);
+    let binary_lines: Vec<u64> = stderr
+        .lines()
+        .filter(|l| l.contains("binary data"))
+        .filter_map(|l| {
+            l.split("mixed.txt:")
+                .nth(1)?
+                .split(':')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(
+        !binary_lines.is_empty() && binary_lines.iter().all(|n| *n > text_lines),
+        "the binary tail is reported, and only it: {stderr}"
+    );
+}

@@ -119,9 +119,12 @@ impl Observable {
     /// Parses one token as exactly one indicator, undoing defanging first.
     pub fn parse(token: &str) -> Result<Observable, ParseError> {
         let refanged = refang(token.trim());
-        let text = refanged
-            .trim()
-            .trim_matches(|c| matches!(c, '"' | '\'' | '<' | '>' | '`'));
+        // White space, control characters and quotes around a token all go at once: trimming
+        // them in turn would leave `'` before a trailing NUL, which the URL parser then drops,
+        // so the stored value would not read back as itself.
+        let text = refanged.trim_matches(|c: char| {
+            c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '`')
+        });
         if text.is_empty() {
             return Err(ParseError::Empty);
         }
@@ -410,6 +413,25 @@ mod tests {
     fn norm(s: &str) -> (String, &'static str) {
         let o = parse(s);
         (o.value(), o.stix_type())
+    }
+
+    /// Found by fuzzing: a quote before trailing control characters was kept, the URL parser
+    /// then dropped the controls, and the stored value no longer read back as itself.
+    #[test]
+    fn values_read_back_as_themselves_whatever_surrounds_the_token() {
+        for token in [
+            "b.acoi.ns//i\0\0'\0\0\t\t",
+            "'evil.example.com/x'\u{1}",
+            "\0\"http://evil.example.com/a\"\0",
+            " <45.155.205.233>\u{7f}",
+        ] {
+            let value = parse(token).value();
+            assert_eq!(parse(&value).value(), value, "from {token:?}");
+            assert!(
+                !value.ends_with(['\'', '"', '>']),
+                "{value:?} from {token:?}"
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,6 @@ pub mod automation;
 pub mod config;
 pub mod dashboard;
 pub mod enrich;
-pub mod input;
 pub mod merge;
 pub mod pivot;
 pub mod record;
@@ -20,6 +19,9 @@ pub mod targeting;
 pub mod usage;
 pub mod view;
 pub mod worker;
+
+/// The input readers, in a crate of their own (`scry-input`) so they can be fuzzed alone.
+pub use scry_input as input;
 
 pub use enrich::{Engine, EngineError, EnrichRequest, Progress, Summary};
 pub use record::{Record, Status};

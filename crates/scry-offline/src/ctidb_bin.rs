@@ -606,7 +606,7 @@ fn read_v1(
             .filter(|at| buffer.get(*at..*at + 8) == Some(FOOTER_MAGIC))
     };
     let names_at = if let Some(at) = footer(24) {
-        u64_at(buffer, at + 16).unwrap_or(u64::MAX) as usize
+        within(buffer, u64_at(buffer, at + 16).unwrap_or(u64::MAX))
     } else if footer(16).is_some() {
         // The legacy footer has no name-table offset: the table follows the hot records.
         let last = (0..count)
@@ -633,6 +633,12 @@ fn read_v1(
     ))
 }
 
+/// An offset read from the file, as an index: one past the end stays past the end (reading there
+/// is an error that says so) without overflowing the arithmetic done on it.
+fn within(buffer: &[u8], offset: u64) -> usize {
+    usize::try_from(offset).map_or(buffer.len() + 1, |at| at.min(buffer.len() + 1))
+}
+
 fn read_v2(
     buffer: &[u8],
     minor: u16,
@@ -647,7 +653,7 @@ fn read_v2(
         let entry = buffer
             .get(at..at + 20)
             .ok_or_else(|| corrupt(format!("section directory entry {index} is cut off")))?;
-        sections[usize::from(entry[0])] = Some(u64_at(entry, 4).unwrap_or(0) as usize);
+        sections[usize::from(entry[0])] = Some(within(buffer, u64_at(entry, 4).unwrap_or(0)));
     }
     let count_at = |at: usize, what: &str| {
         u32_at(buffer, at)

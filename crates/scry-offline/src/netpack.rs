@@ -132,10 +132,11 @@ impl NetPack {
         flate2::read::GzDecoder::new(compressed)
             .read_to_end(&mut bytes)
             .map_err(|e| PackError::Corrupt(format!("does not decompress: {e}")))?;
-        NetPack::parse(&bytes)
+        NetPack::from_bytes(&bytes)
     }
 
-    fn parse(bytes: &[u8]) -> Result<NetPack, PackError> {
+    /// Reads a pack from its decompressed bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<NetPack, PackError> {
         let mut input = Cursor { bytes, at: 0 };
         if input.take(MAGIC.len(), "magic").ok() != Some(&MAGIC[..]) {
             return Err(PackError::NotAPack);
@@ -784,18 +785,21 @@ mod tests {
         flate2::read::GzDecoder::new(&bytes[..])
             .read_to_end(&mut raw)
             .expect("decompresses");
-        assert!(NetPack::parse(&raw).is_ok());
+        assert!(NetPack::from_bytes(&raw).is_ok());
         for cut in 0..raw.len() {
-            assert!(NetPack::parse(&raw[..cut]).is_err(), "cut at {cut}");
+            assert!(NetPack::from_bytes(&raw[..cut]).is_err(), "cut at {cut}");
         }
         let mut flipped = raw.clone();
         flipped[0] ^= 1;
-        assert!(matches!(NetPack::parse(&flipped), Err(PackError::NotAPack)));
+        assert!(matches!(
+            NetPack::from_bytes(&flipped),
+            Err(PackError::NotAPack)
+        ));
         for index in MAGIC.len()..raw.len() {
             let mut changed = raw.clone();
             changed[index] = changed[index].wrapping_add(0x80);
             // Any answer but a panic will do; most changes are caught.
-            let _ = NetPack::parse(&changed);
+            let _ = NetPack::from_bytes(&changed);
         }
         assert!(matches!(
             NetPack::from_gzip(&bytes[..bytes.len() / 2]),

@@ -1,5 +1,4 @@
-//! Integration tests of the engine: real files on disk, every input format, and whole runs
-//! against sources defined here that record what reaches them.
+//! Integration tests of the engine: whole runs against sources defined here that record what
+//! reaches them.
 
 mod enrich;
-mod input;

@@ -351,6 +351,24 @@ fn truncated_and_damaged_files_are_errors_not_panics() {
             }
         }
     }
+    // Section offsets at the top of the 64-bit range (found by fuzzing: `at + 4` overflowed):
+    // errors that say where, not an overflow.
+    let sections = {
+        let file = v2_full().bytes();
+        usize::from(u16::from_le_bytes([file[14], file[15]]))
+    };
+    assert!(sections > 3, "the test file has the sections to damage");
+    for far in [u64::MAX, u64::MAX - 2, u64::MAX / 2] {
+        // One section at a time, so each is read with the others intact.
+        for index in 0..sections {
+            let mut file = v2_full().bytes();
+            let at = 16 + index * 20 + 4;
+            file[at..at + 8].copy_from_slice(&far.to_le_bytes());
+            if let Err(error) = PackedDb::from_bytes(file, &Verification::Skip) {
+                assert!(error.to_string().contains("past the end"), "{error}");
+            }
+        }
+    }
     let error = PackedDb::from_bytes(&v2_full().bytes()[..200], &Verification::Skip)
         .expect_err("cut short");
     assert!(error.to_string().contains("corrupt"), "{error}");

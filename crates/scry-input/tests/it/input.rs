@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use scry_core::Tlp;
-use scry_engine::input::{InputFormat, InputSource, Item, ReadCounters, read_input};
+use scry_input::{InputFormat, InputSource, Item, ReadCounters, read_input};
 
 struct Read {
     format: InputFormat,
@@ -314,10 +314,7 @@ fn gzip_is_read_transparently_whatever_the_name() {
 fn overlong_and_non_utf8_lines_are_rejected_not_fatal() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut content = b"8.8.8.8\n".to_vec();
-    content.extend(std::iter::repeat_n(
-        b'a',
-        scry_engine::input::MAX_LINE_BYTES + 10,
-    ));
+    content.extend(std::iter::repeat_n(b'a', scry_input::MAX_LINE_BYTES + 10));
     content.extend(b"\n\xff\xfe1.1.1.1\n9.9.9.9\n");
     let path = write(dir.path(), "big.txt", &content);
     let r = read(&path, InputFormat::Lines);

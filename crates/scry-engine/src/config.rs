@@ -536,7 +536,10 @@ allowlist_files = []
 concurrency = 32
 # TLP assumed for indicators whose input states none (clear, green, amber,
 # amber+strict, red). An indicator above a source's maximum TLP is not sent to it.
-# default_tlp = "amber"
+# Unset, an unmarked indicator may be sent to any source; "amber+strict" keeps unmarked
+# input home while marked CLEAR, GREEN and AMBER input goes out (a stated but unknown
+# marking always counts as RED).
+# default_tlp = "amber+strict"
 
 [worker]
 # `scry ingest` queues indicators; `scry worker` (or `scry jobs run`) enriches them,

@@ -139,6 +139,42 @@ fn tlp_red_stix_and_jsonl_input_never_reaches_criminal_ip() {
     }
 }
 
+/// The recommended setting for inputs that may have lost their markings: with `[enrich]
+/// default_tlp = "amber+strict"`, an indicator whose input states no TLP stays home, while one
+/// marked GREEN in the same input is sent (the positive control).
+#[test]
+fn the_recommended_default_tlp_keeps_unmarked_input_home() {
+    let rt = runtime();
+    let sandbox = start_sandbox(&rt, SandboxConfig::default());
+    let home = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        home.path().join("scry.toml"),
+        "[enrich]\ndefault_tlp = \"amber+strict\"\n",
+    )
+    .expect("config");
+    let file = home.path().join("mixed.jsonl");
+    std::fs::write(
+        &file,
+        "{\"indicator\": \"45.10.0.20\"}\n{\"indicator\": \"45.10.0.21\", \"tlp\": \"green\"}\n",
+    )
+    .expect("input");
+    let records = enrich(home.path(), &sandbox.url(), &file);
+    let asked = asked(&sandbox).join("\n");
+    assert!(
+        !asked.contains("45.10.0.20"),
+        "the unmarked one was sent:\n{asked}"
+    );
+    assert_eq!(
+        records["45.10.0.20"]["skip_reason"], "tlp",
+        "{}",
+        records["45.10.0.20"]
+    );
+    assert!(
+        asked.contains("45.10.0.21"),
+        "the green one was not sent:\n{asked}"
+    );
+}
+
 /// `scry enrich --format json FILE` against `sandbox_url`: the records by indicator.
 fn enrich(home: &Path, sandbox_url: &str, file: &Path) -> std::collections::HashMap<String, Value> {
     let mut command = scry(home);
@@ -225,10 +261,7 @@ fn wrong_passwords_are_throttled_and_do_not_stall_the_server() {
         let added = served.add_user(name, "viewer", password);
         assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
     }
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let browser = super::serve::browser();
     let base = served.base.clone();
     let (cookie, csrf) = served.login_form(&browser);
     let (logins, health) = served.runtime.block_on(async {
@@ -406,10 +439,7 @@ fn the_login_redirect_stays_on_this_server() {
     let served = super::serve::Served::start("");
     let added = served.add_user("cat", "viewer", "cat's long passphrase");
     assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let browser = super::serve::browser();
     for (next, expected) in [
         ("/\t/evil.example/", "/"),
         ("/\n/evil.example/", "/"),
@@ -494,10 +524,7 @@ fn forged_browser_requests_are_refused() {
     let served = super::serve::Served::start("");
     let added = served.add_user("ann", "analyst", "ann's long passphrase");
     assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let browser = super::serve::browser();
     let base = served.base.clone();
     let status = |request: reqwest::RequestBuilder| served.raw(request).status();
     let body = |request: reqwest::RequestBuilder| {
@@ -549,32 +576,18 @@ fn forged_browser_requests_are_refused() {
         let response = served.raw(request);
         assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN, "{case}");
         assert!(
-            !response
-                .headers()
-                .get_all("set-cookie")
-                .iter()
-                .any(|v| v.to_str().is_ok_and(|v| v.starts_with("scry_session="))),
+            super::serve::set_cookie(&response, "scry_session").is_none(),
             "{case}: a session was opened"
         );
     }
     let logged_in = served.log_in(&browser, &credentials);
     assert_eq!(logged_in.status(), reqwest::StatusCode::SEE_OTHER);
-    let session = logged_in
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("scry_session="))
-        .and_then(|v| v.split(';').next())
-        .expect("a session")
-        .to_owned();
+    let session = super::serve::set_cookie(&logged_in, "scry_session")
+        .and_then(|cookie| cookie.split(';').next().map(str::to_owned))
+        .expect("a session");
     let page = body(browser.get(format!("{base}/")).header("cookie", &session)).1;
-    let session_csrf = page
-        .split("data-csrf=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the page carries its anti-forgery value")
-        .to_owned();
+    let session_csrf = super::serve::attribute_after(&page, "data-csrf=\"")
+        .expect("the page carries its anti-forgery value");
 
     // The API with the session cookie and no header value: every body type is refused.
     let upload = format!("{base}/api/v1/indicators/upload");

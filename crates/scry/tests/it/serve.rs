@@ -180,12 +180,8 @@ impl Served {
         }
         let cookie = cookie.split(';').next().expect("name=value").to_owned();
         let page = self.runtime.block_on(response.text()).expect("the page");
-        let csrf = page
-            .split("name=\"csrf\" value=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .expect("the login form carries its anti-forgery value")
-            .to_owned();
+        let csrf = attribute_after(&page, "name=\"csrf\" value=\"")
+            .expect("the login form carries its anti-forgery value");
         assert_eq!(cookie, format!("scry_login={csrf}"));
         (cookie, csrf)
     }
@@ -1005,8 +1001,25 @@ print(json.dumps(out))
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
+/// A client that behaves as a browser does with redirects here: it shows them instead of
+/// following them, so a test sees where a form leads.
+pub(crate) fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The text between `before` and the next `"` in `page`: a value written into an attribute.
+pub(crate) fn attribute_after(page: &str, before: &str) -> Option<String> {
+    page.split(before)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(str::to_owned)
+}
+
 /// The value of `name` in a response's `Set-Cookie` headers, with the attributes.
-fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+pub(crate) fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
     response
         .headers()
         .get_all("set-cookie")
@@ -1019,10 +1032,7 @@ fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
 #[test]
 fn pages_need_a_login_and_forms_their_anti_forgery_value() {
     let served = Served::start("");
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let browser = browser();
     let base = served.base.clone();
     let send = |request: reqwest::RequestBuilder| served.raw(request);
     let body =
@@ -1073,12 +1083,8 @@ fn pages_need_a_login_and_forms_their_anti_forgery_value() {
     let bob = cookie.split(';').next().expect("name=value").to_owned();
     let page = body(send(browser.get(format!("{base}/")).header("cookie", &bob)));
     assert!(page.contains("bob") && page.contains("(viewer)"), "{page}");
-    let csrf = page
-        .split("data-csrf=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the page carries its anti-forgery value")
-        .to_owned();
+    let csrf =
+        attribute_after(&page, "data-csrf=\"").expect("the page carries its anti-forgery value");
     // A viewer may look but not submit.
     let submit = send(
         browser
@@ -1097,12 +1103,7 @@ fn pages_need_a_login_and_forms_their_anti_forgery_value() {
         .expect("pair")
         .to_owned();
     let page = body(send(browser.get(format!("{base}/")).header("cookie", &ana)));
-    let csrf = page
-        .split("data-csrf=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("csrf")
-        .to_owned();
+    let csrf = attribute_after(&page, "data-csrf=\"").expect("csrf");
     let forged = send(
         browser
             .post(format!("{base}/ui/submit"))

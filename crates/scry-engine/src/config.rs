@@ -279,6 +279,10 @@ pub struct ServerConfig {
     pub max_actions_per_request: u32,
     /// Largest size a compressed upload may expand to, in MiB.
     pub max_expanded_mib: u32,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client:
+    /// login throttling and logs then go by the client's address instead of the proxy's. Empty:
+    /// the header is ignored, since any client could write it.
+    pub trusted_proxies: Vec<String>,
     /// PEM certificate chain: with `tls_key`, `scry serve` speaks HTTPS (TAXII 2.1 requires it).
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
@@ -301,6 +305,7 @@ impl Default for ServerConfig {
             max_indicators_per_request: 10_000,
             max_actions_per_request: 10,
             max_expanded_mib: 64,
+            trusted_proxies: Vec::new(),
             tls_cert: None,
             tls_key: None,
         }
@@ -570,6 +575,8 @@ request_timeout_seconds = 60     # for a request's body and answer
 max_indicators_per_request = 10000   # per submission, upload or action request
 max_actions_per_request = 10
 max_expanded_mib = 64            # a compressed upload may expand to this much
+# Reverse proxies whose X-Forwarded-For names the client (for login throttling and logs).
+trusted_proxies = []             # e.g. ["127.0.0.1", "10.0.0.0/8"]
 # HTTPS (TAXII 2.1 requires it): a PEM certificate chain and its private key.
 # tls_cert = "/etc/scry/tls/cert.pem"
 # tls_key = "/etc/scry/tls/key.pem"
@@ -840,6 +847,7 @@ impl LoadedConfig {
                 return Err(self.value_error(format!("[server] {key} must be at least 1")));
             }
         }
+        self.trusted_proxies()?;
         if server.tls_cert.is_some() != server.tls_key.is_some() {
             return Err(self.value_error(
                 "[server] tls_cert and tls_key go together: set both for HTTPS, or neither".into(),
@@ -850,6 +858,25 @@ impl LoadedConfig {
         // Source settings (keys above all) are checked where sources are built — `enrich`,
         // `import`, `sources test`, `config check` — so that `show` or `pivot` need no key.
         Ok(())
+    }
+
+    /// `[server] trusted_proxies` as networks (an address is a network of one).
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.config
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        self.value_error(format!(
+                            "[server] trusted_proxies: {entry:?} is not an address or a CIDR block"
+                        ))
+                    })
+            })
+            .collect()
     }
 
     pub fn default_tlp(&self) -> Result<Option<Tlp>, ConfigError> {

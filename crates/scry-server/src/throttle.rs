@@ -36,6 +36,35 @@ struct Record {
     last_seen: Instant,
 }
 
+/// The client behind a connection from `peer`: `peer` itself, unless it is one of `trusted`
+/// proxies, in which case the nearest address in `X-Forwarded-For` (read from the right) that
+/// is not a trusted proxy. A header that does not parse leaves the peer.
+pub fn client_address(
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |address: &std::net::IpAddr| trusted.iter().any(|net| net.contains(address));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Option<Vec<std::net::IpAddr>> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|value| value.to_str().ok())
+        .collect::<Option<Vec<&str>>>()
+        .and_then(|values| {
+            values
+                .iter()
+                .flat_map(|v| v.split(','))
+                .map(|hop| hop.trim().parse().ok())
+                .collect()
+        });
+    forwarded
+        .and_then(|hops| hops.into_iter().rev().find(|hop| !is_trusted(hop)))
+        .unwrap_or(peer)
+}
+
 /// Who a login attempt is by: the account name given (none for a token, which names no
 /// account until it is found) and the client's address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +196,46 @@ mod tests {
             account: Some(account.into()),
             address: Some(address.parse().expect("address")),
         }
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_a_trusted_proxy_names_another() {
+        let trusted: Vec<ipnet::IpNet> = vec![
+            "127.0.0.1/32".parse().expect("net"),
+            "10.0.0.0/8".parse().expect("net"),
+        ];
+        let headers = |value: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert("x-forwarded-for", value.parse().expect("header"));
+            headers
+        };
+        let ip = |text: &str| -> std::net::IpAddr { text.parse().expect("address") };
+        let cases = [
+            // An untrusted peer's header is ignored: anyone can write it.
+            ("198.51.100.9", "203.0.113.5", "198.51.100.9"),
+            // Through one trusted proxy, and through a chain (the nearest untrusted hop wins,
+            // not the leftmost, which the client itself may have written).
+            ("127.0.0.1", "203.0.113.5", "203.0.113.5"),
+            (
+                "127.0.0.1",
+                "192.0.2.66, 203.0.113.5, 10.1.2.3",
+                "203.0.113.5",
+            ),
+            // Only trusted hops, or a header that does not parse: the peer.
+            ("127.0.0.1", "10.1.2.3", "127.0.0.1"),
+            ("127.0.0.1", "not an address", "127.0.0.1"),
+        ];
+        for (peer, forwarded, expected) in cases {
+            assert_eq!(
+                client_address(ip(peer), &headers(forwarded), &trusted),
+                ip(expected),
+                "{peer} forwarding {forwarded:?}"
+            );
+        }
+        assert_eq!(
+            client_address(ip("127.0.0.1"), &axum::http::HeaderMap::new(), &trusted),
+            ip("127.0.0.1")
+        );
     }
 
     #[test]

@@ -370,6 +370,11 @@ pub async fn login(
 ) -> Response {
     let pairs = form_pairs(&body);
     let next = field(&pairs, "next").unwrap_or("/").to_owned();
+    // The client's address: behind a trusted proxy, the one its X-Forwarded-For names.
+    let trusted = state.loaded.trusted_proxies().unwrap_or_default();
+    let address = client.map(|Extension(ConnectInfo(peer))| {
+        crate::throttle::client_address(peer.ip(), &headers, &trusted)
+    });
     let kept = cookie(&headers, LOGIN_COOKIE);
     let forged =
         from_another_site(&headers) || kept.is_none() || field(&pairs, "csrf") != kept.as_deref();
@@ -378,7 +383,7 @@ pub async fn login(
         Err(e) => return UiError(e).into_response(),
     };
     if forged {
-        tracing::warn!(address = ?client.map(|Extension(ConnectInfo(a))| a.ip()), "login refused: the form's anti-forgery value is missing or wrong");
+        tracing::warn!(address = ?address, "login refused: the form's anti-forgery value is missing or wrong");
         return form.render(
             StatusCode::FORBIDDEN,
             &next,
@@ -388,7 +393,7 @@ pub async fn login(
     let token = field(&pairs, "token").unwrap_or("").trim().to_owned();
     let user = field(&pairs, "user").unwrap_or("").trim().to_owned();
     let password = field(&pairs, "password").unwrap_or("").to_owned();
-    let address = client.map(|Extension(ConnectInfo(address))| address.ip());
+
     let attempt = Attempt {
         // A wrong token names no account: it counts against the address only, so guessing
         // tokens cannot lock everyone else's token logins.

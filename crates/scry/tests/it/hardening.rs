@@ -1213,3 +1213,80 @@ fn binary_noise_yields_no_indicators() {
         "the binary tail is reported, and only it: {stderr}"
     );
 }
+
+/// 32 concurrent wrong logins, each for another made-up user, each with `forwarded` as its
+/// `X-Forwarded-For` (`{i}` is replaced by the attempt's number): how many got `401` and `429`.
+fn login_burst(served: &super::serve::Served, forwarded: &str) -> (usize, usize) {
+    let browser = super::serve::browser();
+    let (cookie, csrf) = served.login_form(&browser);
+    let base = served.base.clone();
+    let statuses = served.runtime.block_on(async {
+        let mut attempts = tokio::task::JoinSet::new();
+        for i in 0..32 {
+            let request = browser
+                .post(format!("{base}/login"))
+                .header("cookie", &cookie)
+                .header("x-forwarded-for", forwarded.replace("{i}", &i.to_string()))
+                .form(&[
+                    ("user", format!("nobody{i}")),
+                    ("password", "a wrong passphrase".to_owned()),
+                    ("csrf", csrf.clone()),
+                ]);
+            attempts.spawn(async move { request.send().await.expect("answers").status() });
+        }
+        let mut statuses = Vec::new();
+        while let Some(status) = attempts.join_next().await {
+            statuses.push(status.expect("the task ran"));
+        }
+        statuses
+    });
+    let count = |wanted: reqwest::StatusCode| statuses.iter().filter(|s| **s == wanted).count();
+    (
+        count(reqwest::StatusCode::UNAUTHORIZED),
+        count(reqwest::StatusCode::TOO_MANY_REQUESTS),
+    )
+}
+
+/// Login throttling goes by the client's address. Without `[server] trusted_proxies` a client's
+/// own `X-Forwarded-For` is ignored: 32 guesses that each claim another address still share
+/// the peer's allowance (20) and the rest are refused. Behind a trusted proxy the header names
+/// the client: one client's 32 guesses are throttled while 32 clients' single guesses are not,
+/// and another client behind the same proxy still logs in.
+#[test]
+fn login_throttling_goes_by_the_client_behind_a_trusted_proxy() {
+    let direct = super::serve::Served::start("");
+    let (wrong, refused) = login_burst(&direct, "198.51.100.{i}");
+    assert!(
+        wrong <= 20 && refused >= 12 && wrong + refused == 32,
+        "spoofed addresses escaped the throttle: {wrong} checked, {refused} refused"
+    );
+
+    let proxied = super::serve::Served::start_with("trusted_proxies = [\"127.0.0.1\"]", "");
+    let added = proxied.add_user("dan", "viewer", "dan's long passphrase");
+    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    let (wrong, refused) = login_burst(&proxied, "192.0.2.1, 203.0.113.5");
+    assert!(
+        wrong <= 20 && refused >= 12 && wrong + refused == 32,
+        "one client behind the proxy: {wrong} checked, {refused} refused"
+    );
+    let (wrong, refused) = login_burst(&proxied, "198.51.100.{i}");
+    assert_eq!(
+        (wrong, refused),
+        (32, 0),
+        "32 clients behind the proxy, one guess each"
+    );
+    let browser = super::serve::browser();
+    let (cookie, csrf) = proxied.login_form(&browser);
+    let response = proxied.raw(
+        browser
+            .post(format!("{}/login", proxied.base))
+            .header("cookie", cookie)
+            .header("x-forwarded-for", "198.51.100.77")
+            .form(&[
+                ("user", "dan"),
+                ("password", "dan's long passphrase"),
+                ("csrf", csrf.as_str()),
+            ]),
+    );
+    assert_eq!(response.status(), reqwest::StatusCode::SEE_OTHER);
+}

@@ -613,17 +613,18 @@ fn forged_browser_requests_are_refused() {
         );
         assert!(answer.contains("\"csrf\""), "{answer}");
     }
-    // With the value but from another port of this host (`same-site`): refused too.
-    assert_eq!(
+    // The page's own enrich request, with its value, as a browser marks it coming from `site`.
+    let enrich_from = |site: &str| {
         status(
             browser
                 .post(&enrich)
                 .header("cookie", &session)
                 .header("x-csrf-token", &session_csrf)
-                .header("sec-fetch-site", "same-site"),
-        ),
-        reqwest::StatusCode::FORBIDDEN
-    );
+                .header("sec-fetch-site", site),
+        )
+    };
+    // With the value but from another port of this host (`same-site`): refused too.
+    assert_eq!(enrich_from("same-site"), reqwest::StatusCode::FORBIDDEN);
     // A workbench form with its value, but posted from another site.
     assert_eq!(
         status(
@@ -647,16 +648,7 @@ fn forged_browser_requests_are_refused() {
     );
 
     // Positive control: the page's own request, with its value and from its own origin.
-    assert_eq!(
-        status(
-            browser
-                .post(&enrich)
-                .header("cookie", &session)
-                .header("x-csrf-token", &session_csrf)
-                .header("sec-fetch-site", "same-origin"),
-        ),
-        reqwest::StatusCode::ACCEPTED
-    );
+    assert_eq!(enrich_from("same-origin"), reqwest::StatusCode::ACCEPTED);
     served.wait_for(|s| !s.sandbox_asked().is_empty());
 }
 

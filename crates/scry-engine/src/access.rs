@@ -228,9 +228,14 @@ const LAST_USED_GRANULARITY_MS: i64 = 60_000;
 
 /// A fresh secret: the prefix and 256 random bits in hex.
 pub fn new_secret() -> Result<String, AccessError> {
+    Ok(format!("{TOKEN_PREFIX}{}", random_hex()?))
+}
+
+/// 256 random bits in hex, without the token prefix: anti-forgery values and ids.
+pub fn random_hex() -> Result<String, AccessError> {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| AccessError::Random)?;
-    Ok(format!("{TOKEN_PREFIX}{}", hex(&bytes)))
+    Ok(hex(&bytes))
 }
 
 fn valid_name(name: &str) -> bool {
@@ -313,7 +318,7 @@ pub async fn open_session(
     valid_for_ms: i64,
 ) -> Result<OpenedSession, AccessError> {
     let cookie = new_secret()?;
-    let csrf = new_secret()?.trim_start_matches(TOKEN_PREFIX).to_owned();
+    let csrf = random_hex()?;
     let now = now_ms();
     store
         .create_session(

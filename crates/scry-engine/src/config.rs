@@ -273,7 +273,8 @@ pub struct ServerConfig {
     pub header_timeout_seconds: f64,
     /// Time a request has for its body and its answer (a live stream, once started, runs on).
     pub request_timeout_seconds: f64,
-    /// Indicators one request may submit or act on (a JSON list, or an uploaded file's lines).
+    /// Distinct indicators one submission or upload may hold, and action jobs (indicators ×
+    /// actions) one request may queue.
     pub max_indicators_per_request: u32,
     /// Actions one request may ask for on each indicator.
     pub max_actions_per_request: u32,

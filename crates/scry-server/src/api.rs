@@ -574,7 +574,7 @@ pub async fn upload_indicators(
     // Expanding and counting read the whole upload: off the async threads.
     let input_name = name.clone();
     let (input, counted) = tokio::task::spawn_blocking(move || {
-        let bytes = uploads::expanded(&body, u64::from(max_mib) * 1024 * 1024, max_mib)?;
+        let bytes = uploads::expanded(&body, max_mib)?;
         let input = InputSource::upload(input_name, bytes);
         let counted = scry_engine::worker::count_indicators(&input, format)
             .map_err(|e| ApiError::body(None, e.to_string()))?;

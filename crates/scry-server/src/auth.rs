@@ -109,8 +109,18 @@ pub fn from_another_site(headers: &HeaderMap) -> bool {
 }
 
 /// Whether a request changes state: every method but GET and HEAD.
-pub fn is_unsafe(method: &Method) -> bool {
+fn is_unsafe(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD)
+}
+
+/// Refuses a request that changes state when a browser says another site's page made it; the
+/// API and the workbench's forms share this rule.
+pub fn refuse_other_sites(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+    if is_unsafe(method) && from_another_site(headers) {
+        Err(ApiError::Csrf)
+    } else {
+        Ok(())
+    }
 }
 
 /// Lets a request through when its caller has at least `needed`.
@@ -135,9 +145,7 @@ pub async fn guard(
         });
     }
     if is_unsafe(request.method()) && caller.session_csrf.is_some() {
-        if from_another_site(request.headers()) {
-            return Err(ApiError::Csrf);
-        }
+        refuse_other_sites(request.method(), request.headers())?;
         let given = request
             .headers()
             .get(CSRF_HEADER)

@@ -48,6 +48,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub logins: throttle::LoginThrottle,
     pub uploads: uploads::Uploads,
+    /// `[server] trusted_proxies`, parsed once (the configuration was checked when it loaded).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Deref for AppState {
@@ -65,6 +67,7 @@ impl AppState {
         engine: Arc<Engine>,
         automation: Arc<Automation>,
     ) -> AppState {
+        let trusted_proxies = loaded.trusted_proxies().unwrap_or_default();
         AppState(Arc::new(Shared {
             store,
             loaded,
@@ -73,6 +76,7 @@ impl AppState {
             metrics: Metrics::default(),
             logins: throttle::LoginThrottle::default(),
             uploads: uploads::Uploads::default(),
+            trusted_proxies,
         }))
     }
 
@@ -269,6 +273,6 @@ pub async fn serve(
     limits: listen::Limits,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state.clone());
-    listen::serve(state, app, listener, limits, stop).await
+    let metrics = state.metrics.clone();
+    listen::serve(router(state), metrics, listener, limits, stop).await
 }

@@ -15,7 +15,7 @@
 //! - **Graceful stop.** On stop, no new connection is taken and open ones finish their current
 //!   request, for at most [`STOP_GRACE`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,8 +34,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tower_service::Service as _;
 
-use crate::AppState;
-use crate::ops::Refusal;
+use crate::ops::{Metrics, Refusal};
 
 /// How long a stopping server waits for requests in progress (a live stream never ends itself).
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -128,7 +127,6 @@ fn tls_acceptor(cert: &str, key: &str) -> Result<TlsAcceptor, ListenError> {
 struct Connections {
     next: u64,
     open: BTreeMap<u64, Open>,
-    per_address: HashMap<IpAddr, usize>,
 }
 
 struct Open {
@@ -141,7 +139,6 @@ struct Open {
 /// A connection let in: its place in the table, freed when dropped.
 struct Admitted {
     id: u64,
-    address: IpAddr,
     spoke: Arc<AtomicBool>,
     close: Arc<Notify>,
     table: Arc<Mutex<Connections>>,
@@ -150,22 +147,11 @@ struct Admitted {
 impl Drop for Admitted {
     fn drop(&mut self) {
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        if table.open.remove(&self.id).is_some() {
-            table.release(self.address);
-        }
+        table.open.remove(&self.id);
     }
 }
 
 impl Connections {
-    fn release(&mut self, address: IpAddr) {
-        if let Some(n) = self.per_address.get_mut(&address) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_address.remove(&address);
-            }
-        }
-    }
-
     /// Lets a connection from `address` in (with whether another was closed for it), or says
     /// why not; at the overall cap the oldest connection that has sent nothing is told to close
     /// and loses its place.
@@ -175,7 +161,9 @@ impl Connections {
         limits: &Limits,
     ) -> Result<(Admitted, bool), Refusal> {
         let mut this = table.lock().unwrap_or_else(|e| e.into_inner());
-        if this.per_address.get(&address).copied().unwrap_or(0) >= limits.max_per_address {
+        // At most `max_connections` entries: counting them is cheaper than keeping a count.
+        let from_address = this.open.values().filter(|o| o.address == address).count();
+        if from_address >= limits.max_per_address {
             return Err(Refusal::PerAddress);
         }
         let mut evicted = false;
@@ -189,7 +177,6 @@ impl Connections {
                 return Err(Refusal::Full);
             };
             let open = this.open.remove(&id).expect("found above");
-            this.release(open.address);
             open.close.notify_one();
             evicted = true;
         }
@@ -205,11 +192,9 @@ impl Connections {
                 close: Arc::clone(&close),
             },
         );
-        *this.per_address.entry(address).or_default() += 1;
         Ok((
             Admitted {
                 id,
-                address,
                 spoke,
                 close,
                 table: Arc::clone(table),
@@ -219,10 +204,11 @@ impl Connections {
     }
 }
 
-/// Serves `router` on `listener` within `limits` until `stop` completes.
+/// Serves `router` on `listener` within `limits` until `stop` completes, counting connections
+/// in `metrics`.
 pub async fn serve(
-    state: AppState,
     router: axum::Router,
+    metrics: Metrics,
     listener: TcpListener,
     limits: Limits,
     stop: impl Future<Output = ()> + Send + 'static,
@@ -251,12 +237,12 @@ pub async fn serve(
         let admitted = match Connections::admit(&table, peer.ip(), &limits) {
             Ok((admitted, evicted)) => {
                 if evicted {
-                    state.metrics.connection_evicted();
+                    metrics.connection_evicted();
                 }
                 admitted
             }
             Err(refusal) => {
-                state.metrics.connection_refused(refusal);
+                metrics.connection_refused(refusal);
                 drop(stream);
                 continue;
             }
@@ -275,7 +261,7 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let tls = limits.tls.clone();
         let header_timeout = limits.header_timeout;
-        let metrics = state.metrics.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             metrics.connection_opened();
             let close = Arc::clone(&admitted.close);

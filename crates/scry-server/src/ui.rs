@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::api::{self, HistoryParams, ListParams};
-use crate::auth::{Caller, SESSION_COOKIE, caller, cookie, from_another_site, is_unsafe};
+use crate::auth::{Caller, SESSION_COOKIE, caller, cookie, from_another_site, refuse_other_sites};
 use crate::error::ApiError;
 use crate::throttle::Attempt;
 
@@ -230,8 +230,8 @@ pub async fn page_guard(
     }
     // The form handlers check the form's anti-forgery value; a post that a browser says came
     // from another site's page is refused before it is read.
-    if is_unsafe(request.method()) && from_another_site(request.headers()) {
-        return UiError(ApiError::Csrf).into_response();
+    if let Err(forged) = refuse_other_sites(request.method(), request.headers()) {
+        return UiError(forged).into_response();
     }
     request.extensions_mut().insert(who);
     next.run(request).await
@@ -309,10 +309,7 @@ impl LoginForm {
         let csrf =
             match kept.filter(|v| v.len() >= 32 && v.chars().all(|c| c.is_ascii_alphanumeric())) {
                 Some(value) => value,
-                None => access::new_secret()
-                    .map_err(|e| ApiError::Internal(e.to_string()))?
-                    .trim_start_matches(access::TOKEN_PREFIX)
-                    .to_owned(),
+                None => access::random_hex().map_err(|e| ApiError::Internal(e.to_string()))?,
             };
         Ok(LoginForm {
             csrf,
@@ -371,9 +368,8 @@ pub async fn login(
     let pairs = form_pairs(&body);
     let next = field(&pairs, "next").unwrap_or("/").to_owned();
     // The client's address: behind a trusted proxy, the one its X-Forwarded-For names.
-    let trusted = state.loaded.trusted_proxies().unwrap_or_default();
     let address = client.map(|Extension(ConnectInfo(peer))| {
-        crate::throttle::client_address(peer.ip(), &headers, &trusted)
+        crate::throttle::client_address(peer.ip(), &headers, &state.trusted_proxies)
     });
     let kept = cookie(&headers, LOGIN_COOKIE);
     let forged =

@@ -66,13 +66,9 @@ impl Uploads {
         owner: String,
         indicators: u64,
     ) -> Result<Arc<Upload>, ApiError> {
-        let secret =
-            scry_engine::access::new_secret().map_err(|e| ApiError::Internal(e.to_string()))?;
-        let id = secret
-            .trim_start_matches(scry_engine::access::TOKEN_PREFIX)
-            .chars()
-            .take(32)
-            .collect();
+        let id = scry_engine::access::random_hex()
+            .map_err(|e| ApiError::Internal(e.to_string()))?[..32]
+            .to_owned();
         let upload = Arc::new(Upload {
             id,
             name,
@@ -135,11 +131,12 @@ impl Upload {
     }
 }
 
-/// The upload as the readers will see it: a gzip body is expanded here, at most `max_bytes`,
+/// The upload as the readers will see it: a gzip body is expanded here, at most `max_mib` MiB,
 /// so that a small file that expands without end is refused before any work; a compressed file
 /// inside a compressed file is refused too, since the readers would expand it again unbounded.
-pub fn expanded(body: &[u8], max_bytes: u64, max_mib: u32) -> Result<Vec<u8>, ApiError> {
+pub fn expanded(body: &[u8], max_mib: u32) -> Result<Vec<u8>, ApiError> {
     const GZIP: [u8; 2] = [0x1f, 0x8b];
+    let max_bytes = u64::from(max_mib) * 1024 * 1024;
     if !body.starts_with(&GZIP) {
         return Ok(body.to_vec());
     }

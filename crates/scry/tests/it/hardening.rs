@@ -175,6 +175,20 @@ fn the_recommended_default_tlp_keeps_unmarked_input_home() {
     );
 }
 
+/// Prints the p50, p99 and maximum of `/healthz` probe times in milliseconds (figures for the
+/// closing notes; speed is not asserted in tests).
+fn print_latencies(during: &str, mut took: Vec<f64>) {
+    took.sort_by(f64::total_cmp);
+    let at = |share: usize| took[(took.len() * share / 100).min(took.len() - 1)];
+    eprintln!(
+        "/healthz during {during}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} probes)",
+        at(50),
+        at(99),
+        took[took.len() - 1],
+        took.len()
+    );
+}
+
 /// `scry enrich --format json FILE` against `sandbox_url`: the records by indicator.
 fn enrich(home: &Path, sandbox_url: &str, file: &Path) -> std::collections::HashMap<String, Value> {
     let mut command = scry(home);
@@ -317,15 +331,7 @@ fn wrong_passwords_are_throttled_and_do_not_stall_the_server() {
         .count();
     assert!((1..=5).contains(&wrong), "{logins:?}");
     assert_eq!(wrong + refused, 32, "{logins:?}");
-    let mut sorted = health.clone();
-    sorted.sort_by(f64::total_cmp);
-    eprintln!(
-        "/healthz during 32 concurrent wrong logins: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} probes)",
-        sorted[sorted.len() / 2],
-        sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)],
-        sorted[sorted.len() - 1],
-        sorted.len()
-    );
+    print_latencies("32 concurrent wrong logins", health);
     let log_in = |user: &str, password: &str| {
         served
             .log_in(&browser, &[("user", user), ("password", password)])
@@ -753,14 +759,7 @@ fn twenty_thousand_idle_connections_do_not_stop_healthz() {
         drop(attacker.stdin.take());
         let _ = attacker.wait();
     }
-    took.sort_by(f64::total_cmp);
-    eprintln!(
-        "/healthz during {held} idle connections: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} probes)",
-        took[took.len() / 2],
-        took[(took.len() * 99 / 100).min(took.len() - 1)],
-        took[took.len() - 1],
-        took.len()
-    );
+    print_latencies(&format!("{held} idle connections"), took);
     assert!(held >= 19_000, "only {held} connections were opened");
     let refused = metric(
         &metrics,

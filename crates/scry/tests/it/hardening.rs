@@ -1095,6 +1095,29 @@ fn a_costly_rule_condition_is_refused_when_rules_load() {
     assert_eq!(loaded.status.code(), Some(0), "{}", text(&loaded.stderr));
 }
 
+/// `scry enrich --format json --input-format FORMAT FILE` with the offline sources only: the
+/// records that name an indicator (rejected pieces are listed too, without one), and stderr.
+fn enrich_offline(home: &Path, format: &str, file: &Path) -> (Vec<Value>, String) {
+    let file = file.display().to_string();
+    let args = [
+        "enrich",
+        "--format",
+        "json",
+        "--input-format",
+        format,
+        &file,
+    ];
+    let output = run_args(home, &args, b"");
+    let stderr = text(&output.stderr);
+    let records: Vec<Value> = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("JSON on stdout ({e}): {stderr}"));
+    let named = records
+        .into_iter()
+        .filter(|r| r["indicator"].is_string())
+        .collect();
+    (named, stderr)
+}
+
 /// Bytes from a fixed-seed xorshift generator: the same "random binary file" on every run.
 fn noise(len: usize, mut seed: u64) -> Vec<u8> {
     (0..len)
@@ -1117,26 +1140,7 @@ fn binary_noise_yields_no_indicators() {
         let file = home.path().join(format!("noise-{seed}.bin"));
         std::fs::write(&file, noise(256 * 1024, seed)).expect("write");
         for format in ["auto", "text", "lines", "csv", "jsonl"] {
-            let output = run_args(
-                home.path(),
-                &[
-                    "enrich",
-                    "--format",
-                    "json",
-                    "--input-format",
-                    format,
-                    &file.display().to_string(),
-                ],
-                b"",
-            );
-            let records: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-                panic!("JSON on stdout ({e}): {}", text(&output.stderr));
-            });
-            // Rejected pieces are listed too, without an indicator.
-            let records: Vec<&Value> = records
-                .iter()
-                .filter(|r| r["indicator"].is_string())
-                .collect();
+            let (records, stderr) = enrich_offline(home.path(), format, &file);
             assert!(
                 records.is_empty(),
                 "seed {seed}, {format}: {} indicators from noise, e.g. {:?}",
@@ -1148,9 +1152,8 @@ fn binary_noise_yields_no_indicators() {
                     .collect::<Vec<_>>()
             );
             assert!(
-                text(&output.stderr).contains("binary data"),
-                "seed {seed}, {format}: {}",
-                text(&output.stderr)
+                stderr.contains("binary data"),
+                "seed {seed}, {format}: {stderr}"
             );
         }
     }
@@ -1161,19 +1164,7 @@ fn binary_noise_yields_no_indicators() {
     mixed.extend(noise(4096, 9));
     let file = home.path().join("mixed.txt");
     std::fs::write(&file, &mixed).expect("write");
-    let output = run_args(
-        home.path(),
-        &[
-            "enrich",
-            "--format",
-            "json",
-            "--input-format",
-            "text",
-            &file.display().to_string(),
-        ],
-        b"",
-    );
-    let records: Vec<Value> = serde_json::from_slice(&output.stdout).expect("JSON");
+    let (records, stderr) = enrich_offline(home.path(), "text", &file);
     let found: std::collections::BTreeSet<&str> = records
         .iter()
         .filter_map(|r| r["indicator"].as_str())
@@ -1183,10 +1174,8 @@ fn binary_noise_yields_no_indicators() {
         ["45.155.205.233", "secure-update.xyz"]
             .into_iter()
             .collect(),
-        "{}",
-        text(&output.stderr)
+        "{stderr}"
     );
-    let stderr = text(&output.stderr);
     let binary_lines: Vec<u64> = stderr
         .lines()
         .filter(|l| l.contains("binary data"))

@@ -507,15 +507,66 @@ fn the_live_stream_ends_when_its_token_is_revoked() {
         None,
     );
     assert_eq!(status, reqwest::StatusCode::NO_CONTENT);
-    // Keep-alive comments may still arrive; the stream must then end (bounded: 30 s).
-    let ended = served.runtime.block_on(async {
+    assert!(
+        stream_ends(&served, &mut stream),
+        "the stream went on after its token was revoked"
+    );
+}
+
+/// Whether a live stream ends: keep-alive comments may still arrive, then it must stop
+/// (bounded: 30 s).
+fn stream_ends(served: &super::serve::Served, stream: &mut reqwest::Response) -> bool {
+    served.runtime.block_on(async {
         tokio::time::timeout(std::time::Duration::from_secs(30), async {
             while let Ok(Some(_)) = stream.chunk().await {}
         })
         .await
         .is_ok()
-    });
-    assert!(ended, "the stream went on after its token was revoked");
+    })
+}
+
+/// The live stream of a browser session ends once that session logs out.
+#[test]
+fn the_live_stream_ends_at_logout() {
+    let served = super::serve::Served::start("");
+    let added = served.add_user("liv", "viewer", "liv's long passphrase");
+    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    let browser = super::serve::browser();
+    let logged_in = served.log_in(
+        &browser,
+        &[("user", "liv"), ("password", "liv's long passphrase")],
+    );
+    let session = super::serve::set_cookie(&logged_in, "scry_session")
+        .and_then(|cookie| cookie.split(';').next().map(str::to_owned))
+        .expect("a session");
+    let page = served.runtime.block_on(
+        served
+            .raw(
+                browser
+                    .get(format!("{}/", served.base))
+                    .header("cookie", &session),
+            )
+            .text(),
+    );
+    let csrf = super::serve::attribute_after(&page.expect("the page"), "data-csrf=\"")
+        .expect("the page carries its anti-forgery value");
+    let mut stream = served.raw(
+        browser
+            .get(format!("{}/ui/events", served.base))
+            .header("cookie", &session),
+    );
+    assert_eq!(stream.status(), reqwest::StatusCode::OK);
+    let logout = served.raw(
+        browser
+            .post(format!("{}/logout", served.base))
+            .header("cookie", &session)
+            .form(&[("csrf", csrf.as_str())]),
+    );
+    assert_eq!(logout.status(), reqwest::StatusCode::SEE_OTHER);
+    assert!(
+        stream_ends(&served, &mut stream),
+        "the stream went on after its session logged out"
+    );
 }
 
 /// Forged requests from a logged-in analyst's browser are refused with `403` whatever their

@@ -5,14 +5,16 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
-use scry_rules::{ActionSpec, IndicatorContext, NamedLists, RuleSet, RuleSpec, Trigger};
+use scry_rules::{
+    ActionSpec, IndicatorContext, NamedLists, RuleSet, RuleSource, RuleSpec, Trigger,
+};
 
 use crate::data::Dice;
 
 /// Rules in W2's set.
 pub const RULES: usize = 50;
 
-fn spec(name: String, when: String) -> (String, RuleSpec) {
+fn spec(name: String, when: String) -> RuleSource {
     let spec = RuleSpec {
         name,
         description: String::new(),
@@ -24,7 +26,7 @@ fn spec(name: String, when: String) -> (String, RuleSpec) {
         enabled: true,
         cooldown_hours: None,
     };
-    ("bench".to_owned(), spec)
+    RuleSource::unplaced("bench", spec)
 }
 
 fn rule_set(conditions: Vec<String>, lists: NamedLists) -> RuleSet {

@@ -18,7 +18,7 @@ pub async fn source_context(store: &Arc<dyn Store>) -> Result<SourceContext, Sto
     Ok(SourceContext {
         archive: Some(Arc::clone(&archive) as Arc<dyn AnswerArchive>),
         rate_ledger: Some(archive as Arc<dyn RateLedger>),
-        spent: crate::usage::spent_by_source(store.as_ref()).await?,
+        spent: crate::usage::spent_by_account(store.as_ref()).await?,
         clock: scry_sources::clock::system(),
     })
 }

@@ -24,7 +24,7 @@ use scry_rules::rule::Targets;
 use scry_rules::template::EMAIL_SUBJECT;
 use scry_rules::{
     ActionSpec, BudgetContext, CriminalIpContext, IndicatorContext, NamedLists, PreviousContext,
-    RuleSet, RuleSpec, Template, Trigger,
+    RuleSet, RuleSource, RuleSpec, Template, Trigger, read_playbook, read_rules,
 };
 use scry_sources::Secret;
 use scry_store::{
@@ -233,16 +233,14 @@ pub fn load(loaded: &LoadedConfig, sources: &[String]) -> Result<Automation, Vec
     };
     let channels = endpoints("channels", &config.channels);
     let tickets = endpoints("tickets", &config.tickets);
-    let mut specs: Vec<(String, RuleSpec)> = loaded
-        .config
-        .rules
-        .iter()
-        .map(|r| (origin.clone(), r.clone()))
-        .collect();
+    let mut specs = config_rules(loaded, &origin, &mut errors);
     if let Some(folder) = &config.playbooks {
         match playbook_rules(&loaded.resolve(folder)) {
-            Ok(more) => specs.extend(more),
-            Err(mut e) => errors.append(&mut e),
+            Ok((more, mut mistakes)) => {
+                specs.extend(more);
+                errors.append(&mut mistakes);
+            }
+            Err(e) => errors.push(e),
         }
     }
     let targets = Targets {
@@ -480,21 +478,35 @@ fn build_mail(
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PlaybookFile {
-    #[serde(default)]
-    rules: Vec<RuleSpec>,
+/// The rules of the configuration file, read from the file with their positions; rules given
+/// without a file (a configuration built in code) are read without.
+fn config_rules(loaded: &LoadedConfig, origin: &str, errors: &mut Vec<String>) -> Vec<RuleSource> {
+    if let Some(path) = &loaded.path {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let (rules, mistakes) = read_rules(origin, &text);
+                errors.extend(mistakes.iter().map(ToString::to_string));
+                return rules;
+            }
+            Err(e) => errors.push(format!("{origin}: cannot read the rules: {e}")),
+        }
+        return Vec::new();
+    }
+    let mut rules = Vec::new();
+    for (index, raw) in loaded.config.rules.iter().enumerate() {
+        match raw.deserialize::<RuleSpec>() {
+            Ok(spec) => rules.push(RuleSource::unplaced(origin, spec)),
+            Err(e) => errors.push(format!("{origin}: rule #{}: {e}", index + 1)),
+        }
+    }
+    rules
 }
 
-/// The rules of every `*.toml` file in `folder`, in file-name order.
-fn playbook_rules(folder: &Path) -> Result<Vec<(String, RuleSpec)>, Vec<String>> {
-    let entries = std::fs::read_dir(folder).map_err(|e| {
-        vec![format!(
-            "cannot read playbooks folder {}: {e}",
-            folder.display()
-        )]
-    })?;
+/// The rules of every `*.toml` file in `folder`, in file-name order, with every mistake in them;
+/// an error when the folder cannot be read.
+fn playbook_rules(folder: &Path) -> Result<(Vec<RuleSource>, Vec<String>), String> {
+    let entries = std::fs::read_dir(folder)
+        .map_err(|e| format!("cannot read playbooks folder {}: {e}", folder.display()))?;
     let mut files: Vec<_> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -504,25 +516,17 @@ fn playbook_rules(folder: &Path) -> Result<Vec<(String, RuleSpec)>, Vec<String>>
     let mut rules = Vec::new();
     let mut errors = Vec::new();
     for file in files {
-        let parsed: Result<PlaybookFile, _> = figment::Figment::from(
-            <figment::providers::Toml as figment::providers::Format>::file_exact(&file),
-        )
-        .extract();
-        match parsed {
-            Ok(playbook) => rules.extend(
-                playbook
-                    .rules
-                    .into_iter()
-                    .map(|r| (file.display().to_string(), r)),
-            ),
-            Err(e) => errors.push(format!("{}: {e}", file.display())),
+        let name = file.display().to_string();
+        match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                let (more, mistakes) = read_playbook(&name, &text);
+                rules.extend(more);
+                errors.extend(mistakes.iter().map(ToString::to_string));
+            }
+            Err(e) => errors.push(format!("{name}: {e}")),
         }
     }
-    if errors.is_empty() {
-        Ok(rules)
-    } else {
-        Err(errors)
-    }
+    Ok((rules, errors))
 }
 
 /// What a condition sees of a stored indicator.

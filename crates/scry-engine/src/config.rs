@@ -38,8 +38,11 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub feeds: FeedsConfig,
     pub server: ServerConfig,
-    /// Rules written in this file; playbook files in `[automation] playbooks` add more.
-    pub rules: Vec<scry_rules::RuleSpec>,
+    /// Rules written in this file; playbook files in `[automation] playbooks` add more. Kept
+    /// as written here: the automation reads them from the file with their positions
+    /// ([`scry_rules::read_rules`]), so a mistake in one rule does not stop the configuration
+    /// from loading and every mistake is reported where it is.
+    pub rules: Vec<figment::value::Value>,
 }
 
 /// `[feeds]`: threat feeds pulled on an interval, each in its own `[feeds.NAME]` table.
@@ -236,10 +239,13 @@ pub struct EnrichConfig {
     pub default_tlp: Option<String>,
 }
 
+/// `[enrich] concurrency` when the configuration does not set it.
+pub const DEFAULT_ENRICH_CONCURRENCY: usize = 32;
+
 impl Default for EnrichConfig {
     fn default() -> EnrichConfig {
         EnrichConfig {
-            concurrency: 32,
+            concurrency: DEFAULT_ENRICH_CONCURRENCY,
             default_tlp: None,
         }
     }

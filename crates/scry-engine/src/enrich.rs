@@ -576,7 +576,7 @@ impl<'a> Recorder<'a> {
     /// Keeps only the history of a record that is not saved (an attempt that will be retried).
     pub(crate) fn add_history_only(&mut self, record: &Record) {
         if let Some(stored) = stored_form(record) {
-            history_events(record, &stored, &mut self.events);
+            history_events(self.engine, record, &stored, &mut self.events);
         }
     }
 
@@ -628,7 +628,7 @@ impl<'a> Recorder<'a> {
                 (self.sink)(record)?;
                 continue;
             };
-            history_events(&record, &stored, &mut self.events);
+            history_events(self.engine, &record, &stored, &mut self.events);
             self.events
                 .extend(kept.iter().map(|k| kept_event(k, &stored)));
             // A record repeated within the batch compares with its state just before.
@@ -748,8 +748,14 @@ fn input_name(position: &str) -> &str {
 }
 
 /// The automation history of one record: why it was not sent out, and every vendor call (paid,
-/// answered from the cache, or failed) with its cost.
-fn history_events(record: &Record, stored: &IndicatorRecord, events: &mut Vec<scry_store::Event>) {
+/// answered from the cache, or failed) with its cost and the account of `engine`'s source it was
+/// charged to.
+fn history_events(
+    engine: &Engine,
+    record: &Record,
+    stored: &IndicatorRecord,
+    events: &mut Vec<scry_store::Event>,
+) {
     let event =
         |kind: &str, outcome: &str, origin: String, credits: u32, detail| scry_store::Event {
             credits: i64::from(credits),
@@ -783,6 +789,11 @@ fn history_events(record: &Record, stored: &IndicatorRecord, events: &mut Vec<sc
         };
         events.push(scry_store::Event {
             duration_ms: source.elapsed_ms.map(|ms| ms as i64),
+            account: engine
+                .sources()
+                .iter()
+                .find(|s| s.name() == name)
+                .and_then(|s| s.account()),
             ..event(
                 "call",
                 outcome,

@@ -51,8 +51,11 @@ impl Targeting {
             None => None,
             Some(text) => {
                 let evaluator = Evaluator::new(lists);
-                let condition = Condition::compile(&evaluator, text, Subject::Indicator)
-                    .map_err(|e| format!("enrich_when: {e}"))?;
+                let condition =
+                    Condition::compile(&evaluator, text, Subject::Indicator).map_err(|errors| {
+                        let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                        format!("enrich_when: {}", all.join("; "))
+                    })?;
                 Some((condition, evaluator))
             }
         };

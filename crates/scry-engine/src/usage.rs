@@ -176,16 +176,26 @@ fn percentiles(sorted: &[i64]) -> Option<(i64, i64, i64)> {
     Some((rank(50.0), rank(95.0), rank(99.0)))
 }
 
-/// Credits spent today and this month (UTC) per source, from the history: what the budgets of
-/// sources built now start from, so limits hold across processes.
-pub async fn spent_by_source(store: &dyn Store) -> Result<HashMap<String, (u64, u64)>, StoreError> {
+/// Credits spent today and this month (UTC) per account (a key at a service address), from the
+/// history: what the budgets of sources built now start from, so limits hold across processes,
+/// and credits spent against `scry sandbox` do not count against the real service. Calls recorded
+/// before accounts were are keyed by their source's name and count against every account of it.
+pub async fn spent_by_account(
+    store: &dyn Store,
+) -> Result<HashMap<String, (u64, u64)>, StoreError> {
     let (_, today, month) = period_counts(store).await?;
     let mut spent: HashMap<String, (u64, u64)> = HashMap::new();
+    let key = |count: &CallCount| {
+        count
+            .account
+            .clone()
+            .unwrap_or_else(|| count.source.clone())
+    };
     for count in &today {
-        spent.entry(count.source.clone()).or_default().0 += count.credits;
+        spent.entry(key(count)).or_default().0 += count.credits;
     }
     for count in &month {
-        spent.entry(count.source.clone()).or_default().1 += count.credits;
+        spent.entry(key(count)).or_default().1 += count.credits;
     }
     Ok(spent)
 }
@@ -272,6 +282,7 @@ impl BudgetNotice {
             action: None,
             outcome: self.budget.event.clone(),
             origin: format!("source:{}", self.budget.source),
+            account: None,
             duration_ms: None,
             credits: 0,
             detail: json!({
@@ -295,6 +306,7 @@ pub fn take_attempt_events(engine: &Engine) -> Vec<Event> {
         .iter()
         .flat_map(|source| {
             let origin = format!("source:{}", source.name());
+            let account = source.account();
             source
                 .take_attempts()
                 .into_iter()
@@ -308,6 +320,7 @@ pub fn take_attempt_events(engine: &Engine) -> Vec<Event> {
                     action: attempt.retry.then(|| "retry".to_owned()),
                     outcome: attempt.outcome.as_str().to_owned(),
                     origin: origin.clone(),
+                    account: account.clone(),
                     duration_ms: Some(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX)),
                     credits: 0,
                     detail: serde_json::Value::Null,

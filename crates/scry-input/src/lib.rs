@@ -218,14 +218,23 @@ pub fn read_input(
         source,
     };
     let raw: Box<dyn Read + Send> = match (&input.path, &input.upload) {
+        (Some(path), _) if path.is_dir() => {
+            return Err(fail(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "it is a folder; name the files in it instead",
+            )));
+        }
         (Some(path), _) => Box::new(File::open(path).map_err(fail)?),
         (None, Some(upload)) => Box::new(io::Cursor::new(Arc::clone(&upload.bytes))),
         (None, None) => Box::new(io::stdin()),
     };
-    let mut reader = open_decompressed(CountingReader {
-        inner: raw,
-        counters,
-    })
+    let mut reader = decoded(
+        open_decompressed(CountingReader {
+            inner: raw,
+            counters,
+        })
+        .map_err(fail)?,
+    )
     .map_err(fail)?;
     let format = match format {
         InputFormat::Auto => {
@@ -253,16 +262,46 @@ pub fn read_input(
     Ok(format)
 }
 
-/// Why an input's first bytes (after decompression) are not text to read indicators from: a
-/// NUL byte means binary data (an executable, an archive, an image), whose printable runs would
-/// otherwise parse as made-up URLs and domains; UTF-16 text would read as nothing.
-fn not_text(head: &[u8]) -> Option<String> {
+/// UTF-16 text with a byte-order mark (what Windows tools write: PowerShell's `Out-File`, Excel's
+/// "Unicode text") decoded to UTF-8 as it streams; anything else as it is.
+fn decoded<'a>(mut reader: Box<dyn BufRead + 'a>) -> io::Result<Box<dyn BufRead + 'a>> {
+    let head = reader.fill_buf()?;
     if head.starts_with(b"\xff\xfe") || head.starts_with(b"\xfe\xff") {
-        return Some("UTF-16 text, which is not read: save it as UTF-8".into());
+        let decoder = encoding_rs_io::DecodeReaderBytesBuilder::new()
+            .bom_sniffing(true)
+            .build(reader);
+        return Ok(Box::new(BufReader::with_capacity(BUFFER_SIZE, decoder)));
     }
-    head.iter().position(|b| *b == 0).map(|offset| {
-        format!("binary data (a NUL byte at offset {offset}), not text: nothing is read from it")
-    })
+    Ok(reader)
+}
+
+/// Why an input's first bytes (after decompression and decoding) are not text to read
+/// indicators from: a NUL byte means binary data (an executable, an archive, an image), whose
+/// printable runs would otherwise parse as made-up URLs and domains, or UTF-16 text without a
+/// byte-order mark, whose encoding cannot be told for sure.
+fn not_text(head: &[u8]) -> Option<String> {
+    let offset = head.iter().position(|b| *b == 0)?;
+    if looks_like_bomless_utf16(head) {
+        return Some(
+            "UTF-16 text without a byte-order mark, which cannot be told from binary data: save it as UTF-8, or as UTF-16 with a byte-order mark (\"Unicode\" in Windows tools)".into(),
+        );
+    }
+    Some(format!(
+        "binary data (a NUL byte at offset {offset}), not text: nothing is read from it"
+    ))
+}
+
+/// Mostly ASCII characters with a NUL byte beside each (UTF-16 of Latin text, either byte order).
+fn looks_like_bomless_utf16(head: &[u8]) -> bool {
+    let pairs: Vec<&[u8]> = head.chunks_exact(2).take(512).collect();
+    if pairs.len() < 4 {
+        return false;
+    }
+    let ascii_beside_nul = |pair: &&[u8]| {
+        (pair[0] == 0 && pair[1].is_ascii() && pair[1] != 0)
+            || (pair[1] == 0 && pair[0].is_ascii() && pair[0] != 0)
+    };
+    pairs.iter().filter(|p| ascii_beside_nul(p)).count() * 10 >= pairs.len() * 9
 }
 
 /// Wraps the raw input in a gzip decoder when it starts with the gzip magic number.

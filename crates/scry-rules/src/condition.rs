@@ -2,11 +2,12 @@
 //!
 //! CEL is small, side-effect free and not Turing-complete: a condition cannot loop forever, touch
 //! the network or change anything. Conditions are compiled once, when rules load, and checked
-//! there: a syntax error, a name other than the one the rule sees (`indicator`, or `budget` for
-//! `budget-alert` rules), an unknown function, or a list name that
-//! is not a literal naming a configured list is an error with its line and column, and so is a
-//! regular expression written in the condition that does not compile, so a mistake shows at
-//! `scry rules check` instead of at 3 a.m. on the first matching indicator.
+//! there ([`crate::check`]): a syntax error, a name other than the one the rule sees
+//! (`indicator`, or `budget` for `budget-alert` rules), a field the context does not have, a
+//! comparison or function on the wrong type, an unknown function, a list name that is not a
+//! literal naming a configured list, or a regular expression that does not compile is an error
+//! with its line and column, all of them at once, so a mistake shows at `scry rules check`
+//! instead of at 3 a.m. on the first matching indicator.
 //!
 //! `matches` is scry's own rather than CEL's: CEL's compiles its regular expression on every
 //! call, which made a rule set with a handful of patterns spend most of its time compiling them.
@@ -25,13 +26,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
+use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use cel::common::types::{CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelString};
 use cel::common::value::Val;
 use cel::extractors::This;
 use cel::{Context, Env, ExecutionError, Program, Value};
 use regex::Regex;
 
+use crate::check::Check;
 use crate::context::{BudgetContext, CriminalIpContext, IndicatorContext, PreviousContext};
 use crate::lists::NamedLists;
 use crate::native::{self, Native};
@@ -71,33 +73,6 @@ pub struct Condition {
     program: Program,
     native: Option<Native>,
 }
-
-/// CEL's standard functions and macros, and the ones scry adds.
-const KNOWN_FUNCTIONS: &[&str] = &[
-    "size",
-    "matches",
-    "startsWith",
-    "endsWith",
-    "contains",
-    "int",
-    "uint",
-    "double",
-    "string",
-    "bool",
-    "bytes",
-    "type",
-    "dyn",
-    "exists",
-    "all",
-    "exists_one",
-    "map",
-    "filter",
-    "has",
-    "max",
-    "min",
-    "in_list",
-    "cidr_match",
-];
 
 /// The most steps a condition may be estimated to take on one indicator.
 pub const MAX_COST: u64 = 100_000;
@@ -155,9 +130,6 @@ fn estimated_length(node: &IdedExpr) -> u64 {
     }
 }
 
-/// The functions whose second argument names a list.
-const LIST_FUNCTIONS: &[&str] = &["in_list", "cidr_match"];
-
 impl Condition {
     /// Compiles and checks `source`, about `subject`, against the evaluator's lists; the regular
     /// expressions it writes out are compiled into the evaluator's patterns.
@@ -165,36 +137,40 @@ impl Condition {
         evaluator: &Evaluator,
         source: &str,
         subject: Subject,
-    ) -> Result<Condition, ConditionError> {
+    ) -> Result<Condition, Vec<ConditionError>> {
         let program = evaluator.env.compile(source).map_err(|errors| {
-            let first = errors.errors.first();
-            let (line, column) = first.map_or((1, 1), |e| (e.pos.0.max(1), e.pos.1.max(1)));
-            ConditionError {
-                line: line as usize,
-                column: column as usize,
-                message: first
-                    .map(|e| e.msg.clone())
-                    .unwrap_or_else(|| errors.to_string()),
+            let mut found: Vec<ConditionError> = errors
+                .errors
+                .iter()
+                .map(|e| ConditionError {
+                    line: e.pos.0.max(1) as usize,
+                    column: e.pos.1.max(1) as usize,
+                    message: e.msg.clone(),
+                })
+                .collect();
+            if found.is_empty() {
+                found.push(ConditionError {
+                    line: 1,
+                    column: 1,
+                    message: errors.to_string(),
+                });
             }
+            found
         })?;
-        let mut check = Check {
-            source,
-            lists: &evaluator.lists,
-            patterns: &evaluator.patterns,
-            program: &program,
-            subject,
-            bound: Vec::new(),
-        };
-        check.expr(program.expression())?;
+        let load_pattern = |text: &str| evaluator.patterns.load(text);
+        let errors = Check::new(source, &evaluator.lists, &program, subject, &load_pattern).run();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         let cost = estimated_cost(program.expression());
         if cost > MAX_COST {
-            return Err(ConditionError {
+            return Err(vec![ConditionError {
                 line: 1,
                 column: 1,
                 message: format!(
                     "this condition may take about {cost} steps on each indicator, more than the {MAX_COST} allowed: loops over lists multiply (a list of 60 inside a list of 60 is 3,600 steps, and a list read from the indicator counts as {ASSUMED_LIST_LENGTH}); nest fewer loops or walk shorter lists"
                 ),
-            });
+            }]);
         }
         let native = match subject {
             Subject::Indicator => {
@@ -211,131 +187,6 @@ impl Condition {
 
     pub fn source(&self) -> &str {
         &self.source
-    }
-}
-
-/// Walks a compiled condition looking for names it cannot resolve.
-struct Check<'a> {
-    source: &'a str,
-    lists: &'a NamedLists,
-    patterns: &'a Patterns,
-    program: &'a Program,
-    subject: Subject,
-    /// Variables bound by comprehensions (`tags.exists(t, …)`) around the current node.
-    bound: Vec<String>,
-}
-
-impl Check<'_> {
-    fn error(&self, node: &IdedExpr, message: String) -> ConditionError {
-        let offset = self
-            .program
-            .source_info()
-            .offset_for(node.id)
-            .map_or(0, |(start, _)| start as usize);
-        let before: String = self.source.chars().take(offset).collect();
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        ConditionError {
-            line,
-            column,
-            message,
-        }
-    }
-
-    fn expr(&mut self, node: &IdedExpr) -> Result<(), ConditionError> {
-        match &node.expr {
-            Expr::Ident(name) => {
-                let subject = self.subject.name();
-                if name != subject && !self.bound.iter().any(|b| b == name) {
-                    return Err(self.error(
-                        node,
-                        format!("unknown name `{name}`: this condition sees `{subject}` (its fields are listed in the rules documentation)"),
-                    ));
-                }
-            }
-            Expr::Call(call) => {
-                let name = call.func_name.as_str();
-                let operator = name.starts_with('_') || name.starts_with('@') || name == "!_";
-                if !operator && !KNOWN_FUNCTIONS.contains(&name) {
-                    return Err(self.error(node, format!("unknown function `{name}`")));
-                }
-                if LIST_FUNCTIONS.contains(&name) {
-                    match call.args.get(1).map(|a| &a.expr) {
-                        Some(Expr::Literal(LiteralValue::String(list))) if call.args.len() == 2 => {
-                            if !self.lists.contains_list(list.inner()) {
-                                let known: Vec<&str> = self.lists.names().collect();
-                                return Err(self.error(
-                                    &call.args[1],
-                                    format!(
-                                        "no list named {:?} (configured: {})",
-                                        list.inner(),
-                                        if known.is_empty() {
-                                            "none".to_owned()
-                                        } else {
-                                            known.join(", ")
-                                        }
-                                    ),
-                                ));
-                            }
-                        }
-                        _ => {
-                            return Err(self.error(
-                                node,
-                                format!("{name}(value, \"list name\") takes a value and a list name written as a string"),
-                            ));
-                        }
-                    }
-                }
-                if name == "matches" {
-                    // `value.matches(re)` or `matches(value, re)`.
-                    let pattern = call.args.get(usize::from(call.target.is_none()));
-                    if let Some(pattern) = pattern
-                        && let Expr::Literal(LiteralValue::String(text)) = &pattern.expr
-                        && let Err(message) = self.patterns.load(text.inner())
-                    {
-                        return Err(self.error(pattern, message));
-                    }
-                }
-                if let Some(target) = &call.target {
-                    self.expr(target)?;
-                }
-                for arg in &call.args {
-                    self.expr(arg)?;
-                }
-            }
-            Expr::Comprehension(c) => {
-                self.expr(&c.iter_range)?;
-                self.bound.push(c.iter_var.clone());
-                if let Some(second) = &c.iter_var2 {
-                    self.bound.push(second.clone());
-                }
-                self.bound.push(c.accu_var.clone());
-                for part in [&c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
-                    self.expr(part)?;
-                }
-                self.bound
-                    .truncate(self.bound.len() - 2 - usize::from(c.iter_var2.is_some()));
-            }
-            Expr::List(list) => {
-                for element in &list.elements {
-                    self.expr(element)?;
-                }
-            }
-            Expr::Map(map) => {
-                for entry in &map.entries {
-                    if let EntryExpr::MapEntry(e) = &entry.expr {
-                        self.expr(&e.key)?;
-                        self.expr(&e.value)?;
-                    }
-                }
-            }
-            Expr::Select(select) => self.expr(&select.operand)?,
-            Expr::Struct(_) => {
-                return Err(self.error(node, "message construction is not supported".into()));
-            }
-            Expr::Literal(_) | Expr::Unspecified => {}
-        }
-        Ok(())
     }
 }
 
@@ -674,9 +525,17 @@ mod tests {
 
     fn run(source: &str) -> Result<bool, String> {
         let evaluator = Evaluator::new(lists());
-        let condition = Condition::compile(&evaluator, source, Subject::Indicator)
-            .map_err(|e| e.to_string())?;
+        let condition =
+            Condition::compile(&evaluator, source, Subject::Indicator).map_err(|e| joined(&e))?;
         evaluator.evaluate(&[&condition], &indicator()).remove(0)
+    }
+
+    fn joined(errors: &[ConditionError]) -> String {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     #[test]
@@ -717,9 +576,7 @@ mod tests {
     fn mistakes_are_found_when_loading_with_their_position() {
         let evaluator = Evaluator::new(lists());
         let error = |source: &str| {
-            Condition::compile(&evaluator, source, Subject::Indicator)
-                .expect_err(source)
-                .to_string()
+            joined(&Condition::compile(&evaluator, source, Subject::Indicator).expect_err(source))
         };
         assert_eq!(
             error("indicator.priority >= 80 &&\n  in_list(indicator.asn, 'isps')"),
@@ -728,7 +585,7 @@ mod tests {
         assert!(error("indicator.priority >= && 3").starts_with("line 1, column 23: "));
         assert_eq!(
             error("priority > 3"),
-            "line 1, column 1: unknown name `priority`: this condition sees `indicator` (its fields are listed in the rules documentation)"
+            "line 1, column 1: unknown name `priority`: this condition sees `indicator`; did you mean `indicator.priority`? (its fields are in docs/rules.md)"
         );
         assert_eq!(
             error("indicator.priority > 3 || launch(1)"),
@@ -951,5 +808,116 @@ mod tests {
                 .contains("not true or false")
         );
         assert!(run("indicator.nope == 1").is_err());
+        // Known only when it runs: a value made dynamic on purpose.
+        assert!(
+            run("dyn(indicator.priority)")
+                .unwrap_err()
+                .contains("not true or false")
+        );
+    }
+
+    /// Fields and types are checked against the documented context, every mistake at once, each
+    /// where it is.
+    #[test]
+    fn fields_and_types_are_checked_when_loading() {
+        let evaluator = Evaluator::new(lists());
+        let errors = |source: &str| -> Vec<String> {
+            Condition::compile(&evaluator, source, Subject::Indicator)
+                .expect_err(source)
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(
+            errors("indicator.priorty > 80"),
+            [
+                "line 1, column 10: `indicator` has no field `priorty`; did you mean `indicator.priority`? (every field is in docs/rules.md)"
+            ]
+        );
+        assert_eq!(
+            errors(
+                "indicator.criminalip.inbond == 'critical' ||\n  indicator.asn == \"13335\" ||\n  indicator.tags.startsWith('c2')"
+            ),
+            [
+                "line 1, column 21: `indicator.criminalip` has no field `inbond`; did you mean `indicator.criminalip.inbound`? (every field is in docs/rules.md)",
+                "line 2, column 17: compares a int with a string: they are never equal (write both sides as the same type, e.g. a number without quotes)",
+                "line 3, column 28: startsWith() works on text, not on a list of string (for a list, use `.exists(x, x.…)` or `in`)",
+            ]
+        );
+        for (source, expected) in [
+            (
+                "indicator.priority > '80'",
+                "cannot order a int against a string",
+            ),
+            ("indicator.value.size > 3", "`.size` on a string"),
+            (
+                "indicator.value in 'abc'",
+                "`in` looks in a list, not a string",
+            ),
+            (
+                "80 in indicator.tags",
+                "looks for a int in a list of string",
+            ),
+            (
+                "indicator.tags && true",
+                "`&&` takes true or false, not a list of string",
+            ),
+            (
+                "indicator.tags.exists(t, t > 3)",
+                "cannot order a string against a int",
+            ),
+            (
+                "size(indicator.priority) > 1",
+                "size() measures text or a list, not a int",
+            ),
+            (
+                "indicator.country + 1 == 'x'",
+                "cannot add a string and a int",
+            ),
+            (
+                "indicator.zzz",
+                "`indicator` has no field `zzz` (its fields: type, value",
+            ),
+            ("indicator", "gives a `indicator`, not true or false"),
+        ] {
+            let found = errors(source).join("\n");
+            assert!(found.contains(expected), "{source}: {found}");
+        }
+        // What CEL accepts is accepted: numbers across kinds, loops, maps, `has`, ternaries.
+        for source in [
+            "indicator.phishing_probability > 80",
+            "indicator.priority > 50.5",
+            "indicator.tags.exists(t, t.startsWith('c'))",
+            "indicator.tags.map(t, t.size()).exists(n, n > 3)",
+            "has(indicator.criminalip.inbound)",
+            "(indicator.priority > 50 ? 'hot' : 'cold') == 'hot'",
+            "{'a': 1}['a'] == 1",
+            "indicator['priority'] > 3",
+            "indicator.tags[0] == 'c2'",
+            "indicator.cves.filter(c, c.startsWith('CVE-2023')).size() > 0",
+            "indicator.priority - indicator.previous.priority >= 20",
+            "indicator.tlp in ['amber', 'red']",
+        ] {
+            assert!(
+                Condition::compile(&evaluator, source, Subject::Indicator).is_ok(),
+                "{source}: {:?}",
+                Condition::compile(&evaluator, source, Subject::Indicator).err()
+            );
+        }
+        // A budget rule sees `budget`, with its own fields.
+        let budget = Condition::compile(&evaluator, "budget.percnt > 80", Subject::Budget)
+            .expect_err("typo");
+        assert!(
+            budget[0].message.contains("did you mean `budget.percent`"),
+            "{budget:?}"
+        );
+        assert!(
+            Condition::compile(
+                &evaluator,
+                "budget.percent > 80 && budget.event == 'alert'",
+                Subject::Budget
+            )
+            .is_ok()
+        );
     }
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::condition::{Condition, Evaluator, Subject};
 use crate::context::{BudgetContext, IndicatorContext};
+use crate::file::{Place, RuleSource};
 use crate::lists::NamedLists;
 
 /// What makes rules run.
@@ -43,6 +44,17 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// Every trigger, in the order the reference lists them.
+    pub const ALL: &[Trigger] = &[
+        Trigger::Created,
+        Trigger::Ingested,
+        Trigger::Updated,
+        Trigger::Enriched,
+        Trigger::Schedule,
+        Trigger::Manual,
+        Trigger::BudgetAlert,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Created => "created",
@@ -196,14 +208,25 @@ pub struct Targets {
     pub sources: BTreeSet<String>,
 }
 
-/// A rule that does not load: where it is and what is wrong.
+/// A rule that does not load: where the mistake is and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}: rule {rule:?}: {message}")]
+#[error("{place}: {}{message}", if rule.is_empty() { String::new() } else { format!("rule {rule:?}: ") })]
 pub struct RuleError {
-    /// The file it came from (or the configuration).
-    pub origin: String,
+    /// The file, line and column (the line is 0 when not known).
+    pub place: Place,
+    /// The rule's name (`#2` for a second rule without one); empty for the file as a whole.
     pub rule: String,
     pub message: String,
+}
+
+impl RuleError {
+    pub fn new(place: Place, rule: &str, message: String) -> RuleError {
+        RuleError {
+            place,
+            rule: rule.to_owned(),
+            message,
+        }
+    }
 }
 
 /// A loaded rule.
@@ -211,8 +234,8 @@ pub struct RuleError {
 pub struct Rule {
     pub spec: RuleSpec,
     pub condition: Condition,
-    /// The file it came from.
-    pub origin: String,
+    /// Where it is written.
+    pub place: Place,
 }
 
 /// What a rule did with one indicator.
@@ -242,10 +265,11 @@ fn list_names(targets: &BTreeSet<String>) -> String {
 }
 
 impl RuleSet {
-    /// Compiles rules given as (origin, spec). Every problem in every rule is reported, not just
-    /// the first.
+    /// Compiles rules as read ([`crate::file::read_rules`], or [`RuleSource::unplaced`] for rules
+    /// built in code). Every problem in every rule is reported, not just the first, each where it
+    /// is written.
     pub fn compile(
-        specs: Vec<(String, RuleSpec)>,
+        sources: Vec<RuleSource>,
         lists: NamedLists,
         targets: &Targets,
     ) -> Result<RuleSet, Vec<RuleError>> {
@@ -253,60 +277,73 @@ impl RuleSet {
         let mut errors = Vec::new();
         let mut rules = Vec::new();
         let mut names = HashSet::new();
-        for (origin, spec) in specs {
-            let fail = |message: String| RuleError {
-                origin: origin.clone(),
-                rule: spec.name.clone(),
-                message,
+        for source in sources {
+            let RuleSource {
+                spec,
+                place,
+                when,
+                actions: action_places,
+                incomplete,
+            } = source;
+            let mut fail = |at: &Place, message: String| {
+                errors.push(RuleError::new(at.clone(), &spec.name, message));
             };
-            if spec.name.trim().is_empty() {
-                errors.push(fail("a rule needs a name".into()));
-                continue;
+            if !incomplete {
+                if spec.name.trim().is_empty() {
+                    fail(&place, "a rule needs a name".into());
+                    continue;
+                }
+                if spec.on.is_empty() {
+                    fail(&place, "`on` lists no trigger".into());
+                }
+                if spec.actions.is_empty() {
+                    fail(&place, "`actions` is empty".into());
+                }
             }
-            if !names.insert(spec.name.clone()) {
-                errors.push(fail("another rule has the same name".into()));
+            if !spec.name.is_empty() && !names.insert(spec.name.clone()) {
+                fail(&place, "another rule has the same name".into());
             }
-            if spec.on.is_empty() {
-                errors.push(fail("`on` lists no trigger".into()));
-            }
+            let action_place = |index: usize| action_places.get(index).unwrap_or(&place).clone();
             let subject = if spec.on.contains(&Trigger::BudgetAlert) {
                 if spec.on.len() > 1 {
-                    errors.push(fail(
+                    fail(
+                        &place,
                         "`budget-alert` sees a budget, not an indicator: list it alone in `on` and write the indicator triggers in another rule".into(),
-                    ));
+                    );
                 }
                 for (index, action) in spec.actions.iter().enumerate() {
                     if !matches!(action, ActionSpec::Notify { .. }) {
-                        errors.push(fail(format!(
-                            "action {} ({}): a budget-alert rule has no indicator to act on; it can only notify",
-                            index + 1,
-                            action.name()
-                        )));
+                        fail(
+                            &action_place(index),
+                            format!(
+                                "action {} ({}): a budget-alert rule has no indicator to act on; it can only notify",
+                                index + 1,
+                                action.name()
+                            ),
+                        );
                     }
                 }
                 Subject::Budget
             } else {
                 Subject::Indicator
             };
-            if spec.actions.is_empty() {
-                errors.push(fail("`actions` is empty".into()));
-            }
             if let Some(hours) = spec.cooldown_hours
                 && !(hours.is_finite() && hours > 0.0)
             {
-                errors.push(fail(format!(
-                    "`cooldown_hours` is {hours}; it must be a positive number of hours"
-                )));
+                fail(
+                    &place,
+                    format!("`cooldown_hours` is {hours}; it must be a positive number of hours"),
+                );
             }
             for (index, action) in spec.actions.iter().enumerate() {
                 let step = index + 1;
                 let missing = |kind: &str, name: &str, known: &BTreeSet<String>| {
                     (!known.contains(name)).then(|| {
-                        fail(format!(
+                        format!(
                             "action {step} ({}): no {kind} named {name:?} ({})",
                             action.name(),
                             list_names(known)
-                        ))
+                        )
                     })
                 };
                 let problem = match action {
@@ -322,25 +359,39 @@ impl RuleSet {
                     ActionSpec::Enrich {
                         source: Some(source),
                     } => missing("source", source, &targets.sources),
-                    ActionSpec::SetPriority { priority } if *priority > 100 => Some(fail(format!(
+                    ActionSpec::SetPriority { priority } if *priority > 100 => Some(format!(
                         "action {step} (set-priority): {priority} is above 100"
-                    ))),
+                    )),
                     ActionSpec::Tag { tag } | ActionSpec::Untag { tag }
                         if tag.trim().is_empty() =>
                     {
-                        Some(fail(format!("action {step}: the tag is empty")))
+                        Some(format!("action {step}: the tag is empty"))
                     }
                     _ => None,
                 };
-                errors.extend(problem);
+                if let Some(message) = problem {
+                    fail(&action_place(index), message);
+                }
             }
             match Condition::compile(&evaluator, &spec.when, subject) {
-                Ok(condition) => rules.push(Rule {
+                Ok(condition) if !incomplete => rules.push(Rule {
                     spec,
                     condition,
-                    origin,
+                    place,
                 }),
-                Err(e) => errors.push(fail(format!("condition {e}"))),
+                Ok(_) => {}
+                Err(found) => {
+                    for e in found {
+                        if when.line == 0 {
+                            fail(&when, format!("condition {e}"));
+                        } else {
+                            fail(
+                                &when.within(e.line, e.column),
+                                format!("condition: {}", e.message),
+                            );
+                        }
+                    }
+                }
             }
         }
         if errors.is_empty() {
@@ -468,7 +519,7 @@ mod tests {
         RuleSet::compile(
             file.rules
                 .into_iter()
-                .map(|r| ("playbooks/high.toml".to_owned(), r))
+                .map(|r| RuleSource::unplaced("playbooks/high.toml", r))
                 .collect(),
             lists,
             &targets(),

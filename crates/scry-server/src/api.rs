@@ -1031,7 +1031,7 @@ pub(crate) async fn rule_rows(state: &AppState) -> Result<Vec<RuleRow>, ApiError
             on: spec.on.iter().map(|t| t.as_str().to_owned()).collect(),
             when: spec.when.clone(),
             actions: spec.actions.iter().map(ActionSpec::describe).collect(),
-            origin: rule.origin.clone(),
+            origin: rule.place.to_string(),
             last_fired: last.first().map(|e| e.at),
         });
     }

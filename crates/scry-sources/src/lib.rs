@@ -134,10 +134,40 @@ pub trait RateLedger: Send + Sync {
 pub struct SourceContext {
     pub archive: Option<std::sync::Arc<dyn AnswerArchive>>,
     pub rate_ledger: Option<std::sync::Arc<dyn RateLedger>>,
-    /// Credits spent today and this month (UTC) by source name, from the store's history.
+    /// Credits spent today and this month (UTC) by account ([`account`]), from the store's
+    /// history; calls recorded before accounts were are under the source's name.
     pub spent: std::collections::HashMap<String, (u64, u64)>,
     /// The wall clock: the system's in a run, a [`clock::ManualClock`] in a test.
     pub clock: std::sync::Arc<dyn clock::Clock>,
+}
+
+impl SourceContext {
+    /// Credits spent today and this month with `account` of `source`: its own, and those
+    /// recorded before accounts were (counted against every account, so no limit is exceeded
+    /// for want of knowing whose they were).
+    pub fn spent_by(&self, source: &str, account: &str) -> (u64, u64) {
+        let own = self.spent.get(account).copied().unwrap_or_default();
+        let unattributed = self.spent.get(source).copied().unwrap_or_default();
+        (own.0 + unattributed.0, own.1 + unattributed.1)
+    }
+}
+
+/// The account a paid source calls with: its key's fingerprint at the service's address
+/// (`3f9a0c2b7e11@api.criminalip.io`). Budgets, rate windows and the history count per account,
+/// so credits spent against `scry sandbox` are not counted against the real service, and two
+/// keys are two budgets. Neither part is secret.
+pub fn account(key_fingerprint: &str, base_url: &str) -> String {
+    let address = url::Url::parse(base_url)
+        .ok()
+        .and_then(|u| {
+            let host = u.host_str()?.to_owned();
+            Some(match u.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            })
+        })
+        .unwrap_or_else(|| base_url.to_owned());
+    format!("{key_fingerprint}@{address}")
 }
 
 impl Default for SourceContext {
@@ -193,6 +223,11 @@ pub trait Source: Send + Sync {
     /// Checks that the source is usable (key accepted, service reachable) and says how it is
     /// configured, without enriching anything.
     fn check(&self) -> SourceFuture<'_, Result<String, SourceError>>;
+
+    /// The account paid calls are charged to ([`account`]); `None` for sources that pay nothing.
+    fn account(&self) -> Option<String> {
+        None
+    }
 
     /// The HTTP requests sent since the last call (latency, outcome by kind, retry or not), for
     /// the history; sources that send nothing have none.

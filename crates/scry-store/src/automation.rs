@@ -231,8 +231,8 @@ impl SqlStore {
 
     pub(crate) async fn count_calls(&self, since: i64) -> Result<Vec<CallCount>, StoreError> {
         let sql = format!(
-            "SELECT origin, outcome, COUNT(*) AS n, CAST(COALESCE(SUM(credits), 0) AS BIGINT) AS credits FROM events \
-             WHERE at >= {} AND kind = 'call' GROUP BY origin, outcome ORDER BY origin, outcome",
+            "SELECT origin, account, outcome, COUNT(*) AS n, CAST(COALESCE(SUM(credits), 0) AS BIGINT) AS credits FROM events \
+             WHERE at >= {} AND kind = 'call' GROUP BY origin, account, outcome ORDER BY origin, account, outcome",
             self.placeholder(1)
         );
         sqlx::query(AssertSqlSafe(sql.as_str()))
@@ -244,6 +244,7 @@ impl SqlStore {
                 let origin: String = row.try_get("origin")?;
                 Ok(CallCount {
                     source: origin.strip_prefix("source:").unwrap_or(&origin).to_owned(),
+                    account: row.try_get("account")?,
                     outcome: row.try_get("outcome")?,
                     calls: row.try_get::<i64, _>("n")? as u64,
                     credits: row.try_get::<i64, _>("credits")? as u64,
@@ -313,8 +314,8 @@ impl SqlStore {
     pub(crate) async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {
         for chunk in events.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO events (at, kind, stix_id, indicator, rule, action, outcome, origin, duration_ms, credits, detail) VALUES {}",
-                self.value_rows(chunk.len(), 11)
+                "INSERT INTO events (at, kind, stix_id, indicator, rule, action, outcome, origin, account, duration_ms, credits, detail) VALUES {}",
+                self.value_rows(chunk.len(), 12)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
             for e in chunk {
@@ -327,6 +328,7 @@ impl SqlStore {
                     .bind(e.action.as_deref())
                     .bind(e.outcome.as_str())
                     .bind(e.origin.as_str())
+                    .bind(e.account.as_deref())
                     .bind(e.duration_ms)
                     .bind(e.credits)
                     .bind(e.detail.to_string());
@@ -362,7 +364,7 @@ impl SqlStore {
             next("id", "<");
         }
         let sql = format!(
-            "SELECT id, at, kind, stix_id, indicator, rule, action, outcome, origin, duration_ms, credits, detail FROM events {} ORDER BY id DESC LIMIT {}",
+            "SELECT id, at, kind, stix_id, indicator, rule, action, outcome, origin, account, duration_ms, credits, detail FROM events {} ORDER BY id DESC LIMIT {}",
             if conditions.is_empty() {
                 String::new()
             } else {
@@ -396,6 +398,7 @@ impl SqlStore {
                     action: row.try_get("action")?,
                     outcome: row.try_get("outcome")?,
                     origin: row.try_get("origin")?,
+                    account: row.try_get("account")?,
                     duration_ms: row.try_get("duration_ms")?,
                     credits: row.try_get("credits")?,
                     detail: json_column(row, "detail")?,

@@ -26,10 +26,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use model::{
-    Account, AnswerKey, AttemptCount, BlockEntry, CallCount, Change, Event, EventFilter,
-    IndicatorCursor, IndicatorOrder, IndicatorPage, IndicatorQuery, IndicatorRecord, Job,
-    JobOutcome, ListedIndicator, NewJob, Overview, PivotCursor, QueueDepth, SaveReport, ScorePoint,
-    Session, StaleIndicator, StoredIndicator, VendorAnswer, Workflow,
+    Account, AnswerKey, AttemptCount, BlockEntry, CallCount, Change, EVENT_KINDS, Event,
+    EventFilter, IndicatorCursor, IndicatorOrder, IndicatorPage, IndicatorQuery, IndicatorRecord,
+    Job, JobOutcome, ListedIndicator, NewJob, Overview, PivotCursor, QueueDepth, SaveReport,
+    ScorePoint, Session, StaleIndicator, StoredIndicator, VendorAnswer, Workflow,
 };
 pub use search::MAX_PAGE;
 pub use sql::{SqlStore, redact};
@@ -45,11 +45,12 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("cannot open the store at {url}: {source}")]
     Open { url: String, source: sqlx::Error },
-    #[error("cannot create the store's directory {path}: {source}")]
-    Directory {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(
+        "the folder {0} does not exist: create it first (scry makes only its default store's folder), or check the path for a typo"
+    )]
+    MissingFolder(String),
+    #[error("cannot reach the PostgreSQL server at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
     #[error("store migration {version} ({name}) failed: {source}")]
     Migration {
         version: u32,

@@ -204,6 +204,11 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX rate_ledger_by_scope ON rate_ledger (scope, at)",
         ],
     },
+    Migration {
+        version: 9,
+        name: "history: the account (key and service address) each vendor call was paid with",
+        statements: &["ALTER TABLE events ADD COLUMN account TEXT"],
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -45,6 +45,8 @@ pub struct StoredIndicator {
 pub struct CallCount {
     /// The source's name.
     pub source: String,
+    /// The account paid with; `None` for calls recorded before accounts were.
+    pub account: Option<String>,
     pub outcome: String,
     pub calls: u64,
     pub credits: u64,
@@ -286,6 +288,29 @@ pub struct QueueDepth {
     pub failed: u64,
 }
 
+/// Every kind of history entry, with what it records (`scry history --kind`).
+pub const EVENT_KINDS: &[(&str, &str)] = &[
+    ("rule", "a rule matched (or, in a rehearsal, would have)"),
+    ("action", "an action and its outcome"),
+    ("skip", "an indicator not sent out, and why"),
+    (
+        "call",
+        "a vendor call: paid, cached or failed, with its credits",
+    ),
+    (
+        "attempt",
+        "one HTTP request to a vendor: latency, outcome, retry",
+    ),
+    (
+        "kept",
+        "an earlier answer kept when a refresh could not replace it",
+    ),
+    (
+        "budget",
+        "a credit budget's alert share crossed, limit reached or refusal",
+    ),
+];
+
 /// One line of the automation history: a rule that matched, an action and its outcome, a skip
 /// and its reason, a vendor call and its cost, a change and where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -303,6 +328,9 @@ pub struct Event {
     pub outcome: String,
     /// Who caused it: `manual`, `source:NAME`, `rule:NAME`, `schedule`.
     pub origin: String,
+    /// For vendor calls and requests: the account paid with (key fingerprint and service
+    /// address, see `scry_sources::account`), so a budget counts one key at one service only.
+    pub account: Option<String>,
     pub duration_ms: Option<i64>,
     pub credits: i64,
     pub detail: Value,
@@ -329,6 +357,7 @@ impl Event {
             action: None,
             outcome: outcome.to_owned(),
             origin: origin.to_owned(),
+            account: None,
             duration_ms: None,
             credits: 0,
             detail,

@@ -46,10 +46,16 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// How long a PostgreSQL server has to accept the first connection.
+pub(crate) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub(crate) const INDICATOR_COLUMNS: &str = "stix_id, kind, value, priority, severity, enrichment_status, skip_reason, tlp, tags, reasons, sources, observed_at, first_seen, last_changed";
 
 impl SqlStore {
-    /// Connects to `url` (`sqlite://PATH` creates the file and its directory; `postgres://…`).
+    /// Connects to `url`: `sqlite://PATH` creates the file, in a folder that must exist (a
+    /// mistyped folder is an error, not a new empty store elsewhere); `postgres://…` must answer
+    /// within [`CONNECT_TIMEOUT`], and when it does not, the error says why (refused, no such
+    /// host, timed out).
     pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
@@ -58,11 +64,9 @@ impl SqlStore {
             if let Some(dir) = std::path::Path::new(file)
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
+                .filter(|d| !d.is_dir())
             {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
+                return Err(StoreError::MissingFolder(dir.display().to_string()));
             }
             let url = if path.contains('?') {
                 url.to_owned()
@@ -71,6 +75,30 @@ impl SqlStore {
             };
             (Backend::Sqlite, url)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // One connection first, with a deadline: the pool would retry until its own
+            // timeout and then say only that it timed out.
+            match tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                <sqlx::AnyConnection as sqlx::Connection>::connect(url),
+            )
+            .await
+            {
+                Ok(Ok(connection)) => {
+                    let _ = sqlx::Connection::close(connection).await;
+                }
+                Ok(Err(source)) => {
+                    return Err(StoreError::Unreachable {
+                        url: redact(url),
+                        reason: source.to_string(),
+                    });
+                }
+                Err(_) => {
+                    return Err(StoreError::Unreachable {
+                        url: redact(url),
+                        reason: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                    });
+                }
+            }
             (Backend::Postgres, url.to_owned())
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));

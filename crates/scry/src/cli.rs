@@ -244,6 +244,9 @@ pub(crate) enum RulesCommand {
         /// The indicator, as stored (defanged input is fine)
         indicator: String,
     },
+    /// Print the rules reference (Markdown): triggers, every field a condition can use with its
+    /// type, functions and actions; the same text as docs/rules.md
+    Reference,
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,8 +269,8 @@ pub(crate) struct HistoryArgs {
     /// Only this rule
     #[arg(long)]
     pub(crate) rule: Option<String>,
-    /// Only this kind: rule, action, skip, call, kept, budget
-    #[arg(long)]
+    /// Only this kind of entry
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(scry_store::EVENT_KINDS.iter().map(|(kind, meaning)| clap::builder::PossibleValue::new(*kind).help(*meaning))))]
     pub(crate) kind: Option<String>,
     /// Only on or after this UTC date (YYYY-MM-DD)
     #[arg(long, value_name = "DATE")]
@@ -400,8 +403,14 @@ pub(crate) struct EnrichArgs {
     #[arg(long)]
     pub(crate) force: bool,
 
-    /// Indicators enriched at once [default: from the configuration, 8]
-    #[arg(long, value_name = "N")]
+    #[arg(
+        long,
+        value_name = "N",
+        help = format!(
+            "Indicators enriched at once [default: [enrich] concurrency, {}]",
+            scry_engine::config::DEFAULT_ENRICH_CONCURRENCY
+        )
+    )]
     pub(crate) concurrency: Option<usize>,
 
     /// Never show the progress bar

@@ -145,6 +145,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sandbox(args) => sandbox(args),
         Command::Rules(RulesCommand::Check) => automation::rules_check(&loaded),
+        Command::Rules(RulesCommand::Reference) => {
+            out!("{}", scry_rules::reference::markdown().trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Rules(RulesCommand::Test { indicator }) => {
             automation::rules_test(&loaded, cli.store.as_deref(), &indicator)
         }
@@ -439,6 +443,7 @@ fn enrich(
         let style = TableStyle {
             color: colour_stdout(),
             widest_indicator: sorter.widest_indicator(),
+            width: table_width(),
         };
         let stdout = io::stdout();
         let mut out = io::BufWriter::new(stdout.lock());
@@ -530,6 +535,12 @@ fn enrich(
 /// Opens the store, creating and migrating it as needed. A URL scry does not understand is a usage
 /// error; a store that cannot be reached is not.
 pub(crate) async fn open_store(url: &str) -> anyhow::Result<Arc<dyn scry_store::Store>> {
+    // The default store's folder is scry's to make; a folder named in --store is the user's.
+    if url == config::default_store_url() {
+        let folder = config::default_data_dir();
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("creating the store's folder {}", folder.display()))?;
+    }
     match scry_store::open(url).await {
         Ok(store) => {
             OPENED_STORES
@@ -538,7 +549,10 @@ pub(crate) async fn open_store(url: &str) -> anyhow::Result<Arc<dyn scry_store::
                 .push(Arc::clone(&store));
             Ok(store)
         }
-        Err(error @ scry_store::StoreError::UnsupportedUrl(_)) => Err(usage(error)),
+        Err(
+            error @ (scry_store::StoreError::UnsupportedUrl(_)
+            | scry_store::StoreError::MissingFolder(_)),
+        ) => Err(usage(error)),
         Err(error) => Err(anyhow::Error::new(error)
             .context("check --store, SCRY_STORE or [store] url, or run with --no-store")),
     }
@@ -1023,10 +1037,33 @@ fn resolve_inputs(args: &[String]) -> anyhow::Result<Vec<InputSource>> {
                         path.display()
                     ))
                 })?;
+                if path.is_dir() {
+                    return Err(usage(anyhow!(
+                        "cannot read {}: it is a folder; name the files in it ({}/*.txt) instead",
+                        path.display(),
+                        path.display()
+                    )));
+                }
             }
             Ok(input)
         })
         .collect()
+}
+
+/// The width a table keeps to: `COLUMNS` when set, else the terminal's when stdout is one; none
+/// for a file or a pipe, where each row stays on one line.
+fn table_width() -> Option<usize> {
+    if let Some(columns) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|c| *c > 0)
+    {
+        return Some(columns);
+    }
+    if !io::stdout().is_terminal() {
+        return None;
+    }
+    terminal_size::terminal_size_of(io::stdout()).map(|(terminal_size::Width(w), _)| usize::from(w))
 }
 
 fn no_color() -> bool {
@@ -1105,7 +1142,10 @@ fn peak_memory_kib() -> Option<u64> {
 }
 
 fn config_check(loaded: &LoadedConfig, store: Option<&str>) -> anyhow::Result<ExitCode> {
+    // Everything is built first: "configuration OK" is printed only when all of it is.
     let gate = loaded.egress_gate().map_err(usage)?;
+    let default_tlp = loaded.default_tlp().map_err(usage)?;
+    let services = runtime()?.block_on(queue::services(loaded, None, Rules::Off))?;
     let origin = loaded.path.as_ref().map_or_else(
         || "built-in defaults (no file found)".to_owned(),
         |p| p.display().to_string(),
@@ -1115,16 +1155,12 @@ fn config_check(loaded: &LoadedConfig, store: Option<&str>) -> anyhow::Result<Ex
     out!("allowlist: {} entries", gate.policy().len());
     out!(
         "default TLP: {}",
-        loaded
-            .default_tlp()
-            .map_err(usage)?
-            .map_or_else(|| "none".to_owned(), |t| t.to_string())
+        default_tlp.map_or_else(|| "none".to_owned(), |t| t.to_string())
     );
     out!(
         "enrichment concurrency: {}",
         loaded.config.enrich.concurrency
     );
-    let services = runtime()?.block_on(queue::services(loaded, None, Rules::Off))?;
     let names: Vec<String> = services
         .engine
         .sources()

@@ -17,6 +17,41 @@ const MAX_INDICATOR_COLUMN: usize = 60;
 pub(crate) struct TableStyle {
     pub(crate) color: bool,
     pub(crate) widest_indicator: usize,
+    /// The terminal's width: a row's details wrap between words to keep within it. `None`
+    /// (output to a file or a pipe) keeps each row on one line.
+    pub(crate) width: Option<usize>,
+}
+
+/// The least room the details get beside the other columns; with less, they go on lines of
+/// their own under the row.
+const MIN_DETAILS_COLUMN: usize = 40;
+
+/// How far details on lines of their own are indented.
+const DETAILS_INDENT: usize = 6;
+
+/// The details of a row laid out for `width`: `(indent, lines)` — beside the other columns
+/// (indented to the DETAILS column) when there is room for them and their longest word, else on
+/// lines of their own. Words are never cut (a URL stays whole, even past the width).
+fn wrapped_details(details: &str, column: usize, width: usize) -> (usize, Vec<String>) {
+    let longest = details
+        .split(' ')
+        .map(textwrap::core::display_width)
+        .max()
+        .unwrap_or(0);
+    let beside = width.saturating_sub(column);
+    let (indent, room) = if beside >= MIN_DETAILS_COLUMN && longest <= beside {
+        (column, beside)
+    } else {
+        (DETAILS_INDENT, width.saturating_sub(DETAILS_INDENT).max(20))
+    };
+    let options = textwrap::Options::new(room)
+        .break_words(false)
+        .word_splitter(textwrap::WordSplitter::NoHyphenation);
+    let lines = textwrap::wrap(details, options)
+        .into_iter()
+        .map(|line| line.into_owned())
+        .collect();
+    (indent, lines)
 }
 
 /// Writes every record in `format`. Rejected records are left out of tables (they were reported
@@ -208,8 +243,8 @@ fn write_table(
         if r.status == Status::Rejected && r.indicator.is_none() {
             continue;
         }
-        let line = format!(
-            "{:>3} {} {} {} {} {}",
+        let head = format!(
+            "{:>3} {} {} {} {} ",
             r.priority,
             cell(
                 r.severity.as_str(),
@@ -225,9 +260,27 @@ fn write_table(
                 false
             ),
             cell(r.status.as_str(), 8, status_style(r.status), style.color),
-            printable(&details(&r)),
         );
-        writeln!(out, "{}", line.trim_end())?;
+        let details = printable(&details(&r)).into_owned();
+        let line = format!("{head}{details}");
+        let line = line.trim_end();
+        match style.width {
+            Some(width) if textwrap::core::display_width(line) > width && !details.is_empty() => {
+                // Where DETAILS starts: the five columns before it and their separators.
+                let column = 3 + 1 + 8 + 1 + 17 + 1 + indicator_width + 1 + 8 + 1;
+                let (indent, lines) = wrapped_details(&details, column, width);
+                let mut lines = lines.into_iter();
+                if indent == column {
+                    writeln!(out, "{head}{}", lines.next().unwrap_or_default())?;
+                } else {
+                    writeln!(out, "{}", head.trim_end())?;
+                }
+                for rest in lines {
+                    writeln!(out, "{}{rest}", " ".repeat(indent))?;
+                }
+            }
+            _ => writeln!(out, "{line}")?,
+        }
     }
     Ok(())
 }
@@ -348,6 +401,7 @@ mod tests {
         let style = TableStyle {
             color: true,
             widest_indicator: 14,
+            width: None,
         };
         write_table(std::iter::once(Ok(record)), &mut out, &style).expect("written");
         let text = String::from_utf8(out).expect("UTF-8");

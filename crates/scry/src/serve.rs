@@ -198,11 +198,8 @@ pub(crate) fn user(
         match command {
             UserCommand::Add { name, role } => {
                 let role: Role = role.parse().map_err(usage)?;
-                let mut password = String::new();
-                std::io::stdin()
-                    .read_line(&mut password)
-                    .context("reading the password from standard input")?;
-                let password = password.trim_end_matches(['\r', '\n']);
+                let password = read_password(&name)?;
+                let password = password.as_str();
                 let account = access::create_user(store.as_ref(), &name, role, password)
                     .await
                     .map_err(|e| match e {
@@ -224,6 +221,29 @@ pub(crate) fn user(
         }
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The new user's password: asked for twice, without echo, at a terminal; else the first line
+/// of standard input (`scry user add dana < pw`).
+fn read_password(name: &str) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("password for {name}: "))
+            .context("reading the password at the terminal")?;
+        let again = rpassword::prompt_password("the same password again: ")
+            .context("reading the password at the terminal")?;
+        if first != again {
+            return Err(usage(anyhow!(
+                "the two passwords differ; no user was added"
+            )));
+        }
+        return Ok(first);
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    Ok(password.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 /// Revokes the account `name` (a token or a user) with its sessions; exit 1 when none was live.

@@ -342,18 +342,21 @@ fn unreadable_files_are_errors_that_name_the_file() {
 }
 
 #[test]
-fn binary_and_utf16_inputs_are_errors_that_say_so() {
+fn binary_and_bomless_utf16_inputs_are_errors_that_say_so() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut binary = b"MZ\x90\x00\x03".to_vec();
     binary.extend(b"45.155.205.233/evil.example.com/x\n");
-    let utf16: Vec<u8> = b"\xff\xfe"
-        .iter()
-        .copied()
-        .chain("45.155.205.233\n".encode_utf16().flat_map(u16::to_le_bytes))
+    let bomless: Vec<u8> = "45.155.205.233\n"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
         .collect();
     for (name, content, expected) in [
         ("tool.exe", binary, "binary data (a NUL byte at offset 3)"),
-        ("export.txt", utf16, "UTF-16"),
+        (
+            "export.txt",
+            bomless,
+            "UTF-16 text without a byte-order mark",
+        ),
     ] {
         let path = write(dir.path(), name, &content);
         for format in [InputFormat::Auto, InputFormat::Text, InputFormat::Csv] {
@@ -368,6 +371,74 @@ fn binary_and_utf16_inputs_are_errors_that_say_so() {
                 err.to_string().contains(name) && err.to_string().contains(expected),
                 "{err}"
             );
+        }
+    }
+}
+
+/// UTF-16 with a byte-order mark, as Windows tools write it (PowerShell's `Out-File`, Excel's
+/// "Unicode text"), little- and big-endian, plain or gzip-compressed, in every format.
+#[test]
+fn utf16_with_a_byte_order_mark_is_read_like_utf8() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let encode = |text: &str, big_endian: bool| -> Vec<u8> {
+        let units = text.encode_utf16();
+        if big_endian {
+            [0xfe, 0xff]
+                .into_iter()
+                .chain(units.flat_map(u16::to_be_bytes))
+                .collect()
+        } else {
+            [0xff, 0xfe]
+                .into_iter()
+                .chain(units.flat_map(u16::to_le_bytes))
+                .collect()
+        }
+    };
+    let cases = [
+        (
+            "list.txt",
+            "45.155.205.233\r\nevil.example.com # note\r\n999.1.1.1\r\n",
+            InputFormat::Auto,
+            vec!["45.155.205.233", "evil.example.com"],
+            1,
+        ),
+        (
+            "export.csv",
+            "ip,comment\r\n45.155.205.233,café\r\n",
+            InputFormat::Auto,
+            vec!["45.155.205.233"],
+            0,
+        ),
+        (
+            "mail.txt",
+            "Blocked hxxp://evil[.]com/a — see 45.155.205[.]233 ✓\n",
+            InputFormat::Text,
+            vec!["45.155.205.233", "http://evil.com/a"],
+            0,
+        ),
+    ];
+    for big_endian in [false, true] {
+        for (name, text, format, expected, rejected) in &cases {
+            let bytes = encode(text, big_endian);
+            let mut gzipped = Vec::new();
+            {
+                use std::io::Write;
+                let mut encoder = GzEncoder::new(&mut gzipped, Compression::fast());
+                encoder.write_all(&bytes).expect("gzip");
+                encoder.finish().expect("gzip");
+            }
+            for (file, content) in [(name.to_string(), bytes), (format!("{name}.gz"), gzipped)] {
+                let path = write(dir.path(), &file, &content);
+                let r = read(&path, *format);
+                let mut found = values(&r);
+                found.sort();
+                assert_eq!(
+                    &found, expected,
+                    "{file} big-endian {big_endian}: {:?}",
+                    r.rejected
+                );
+                assert_eq!(r.rejected.len(), *rejected, "{file}: {:?}", r.rejected);
+            }
         }
     }
 }

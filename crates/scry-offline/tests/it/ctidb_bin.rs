@@ -405,6 +405,9 @@ fn python_answers(path: &std::path::Path) -> Value {
 
 #[test]
 fn answers_match_the_vendors_python_reader() {
+    if !crate::vendor_reader("ctidb_bin", "ctidb-bin==0.0.7") {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let files = [
         ("v1.0", v1_file(0, &v1_ranges())),

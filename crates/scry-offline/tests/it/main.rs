@@ -6,6 +6,12 @@ mod ctidb_bin;
 #[path = "../support/ctidb_bin_writer.rs"]
 mod ctidb_bin_writer;
 
+/// True when Python and the vendor's reader `module` (pip `package`) are there; otherwise the test
+/// is skipped (or fails under `CI=true`) with how to install it.
+pub(crate) fn vendor_reader(module: &str, package: &str) -> bool {
+    scry_testkit::python_modules(&[module], package)
+}
+
 /// What a Python script printed, from the vendor's reader `package` (named in the message when
 /// the script fails, with how to install it).
 pub(crate) fn vendor_python(script: &str, package: &str) -> String {

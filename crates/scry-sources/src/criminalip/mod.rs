@@ -170,15 +170,14 @@ impl CriminalIp {
             settings.max_requests,
             settings.per,
         ));
+        let account = crate::account(&settings.api_key.fingerprint(), &settings.base_url);
         if let Some(ledger) = &context.rate_ledger {
-            // The service counts calls per key, so processes share a window per key.
-            let scope = format!("criminalip:{}", settings.api_key.fingerprint());
-            limiter.share(Arc::clone(ledger), scope);
+            // The service counts calls per key, so processes share a window per account.
+            limiter.share(Arc::clone(ledger), format!("criminalip:{account}"));
         }
         let budget = Arc::new(Budget::new(settings.budget));
-        if let Some((today, month)) = context.spent.get("criminalip") {
-            budget.seed(context.clock.today(), *today, *month);
-        }
+        let (today, month) = context.spent_by("criminalip", &account);
+        budget.seed(context.clock.today(), today, month);
         let metrics = Arc::new(CallMetrics::default());
         let client = Client::new(
             &settings.base_url,
@@ -635,6 +634,13 @@ impl Source for CriminalIp {
 
     fn take_attempts(&self) -> Vec<crate::guard::Attempt> {
         self.metrics.take_attempts()
+    }
+
+    fn account(&self) -> Option<String> {
+        Some(crate::account(
+            &self.settings.api_key.fingerprint(),
+            &self.settings.base_url,
+        ))
     }
 
     fn status_line(&self) -> Option<String> {

@@ -270,6 +270,7 @@ pub(crate) async fn history_filters_and_pages(t: &TestStore) {
         action: None,
         outcome: "ok".into(),
         origin: "source:criminalip".into(),
+        account: None,
         duration_ms: Some(12),
         credits: 1,
         detail: json!({"n": at}),

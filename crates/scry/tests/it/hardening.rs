@@ -754,6 +754,10 @@ fn metric(metrics: &str, line_start: &str) -> Option<f64> {
 /// the positive control that the attack took place.
 #[test]
 fn twenty_thousand_idle_connections_do_not_stop_healthz() {
+    // The attackers are Python processes: 20,000 sockets in two processes of their own.
+    if !scry_testkit::python_modules(&[], "") {
+        return;
+    }
     let served = super::serve::Served::start("");
     let target = served.base.trim_start_matches("http://").to_owned();
     let mut attackers: Vec<_> = (0..2)

@@ -8,6 +8,7 @@ mod criminalip;
 #[path = "../../../scry-offline/tests/support/ctidb_bin_writer.rs"]
 mod ctidb_bin_writer;
 mod feeds;
+mod first_hour;
 mod hardening;
 mod memory;
 mod offline;

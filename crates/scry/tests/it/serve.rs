@@ -901,6 +901,12 @@ fn analysts_act_through_the_queue_and_firewalls_poll_the_blocklist() {
 
 #[test]
 fn taxii_clients_page_through_collections_of_valid_stix() {
+    if !scry_testkit::python_modules(
+        &["taxii2client", "stix2validator"],
+        "taxii2-client==2.3.0 stix2-validator==3.3.2",
+    ) {
+        return;
+    }
     let served = Served::start("");
     let ips = addresses(12);
     let refs: Vec<&str> = ips.iter().map(String::as_str).collect();

@@ -159,6 +159,26 @@ fn architecture_names_only_what_exists() {
 
 /// Sources are given what they need from outside (archive, rate ledger, spent credits) when
 /// they are built, by the composition root; nothing hands it to them afterwards.
+/// `docs/rules.md` is what `scry rules reference` prints, generated from the definitions the
+/// rules checker uses, so the document cannot drift from what `scry rules check` accepts.
+#[test]
+fn the_rules_reference_is_generated_from_the_checker() {
+    let path = workspace().join("docs/rules.md");
+    let written = std::fs::read_to_string(&path).expect("docs/rules.md");
+    let home = tempfile::tempdir().expect("tempdir");
+    let printed = super::run_args(home.path(), &["rules", "reference"], b"");
+    assert_eq!(printed.status.code(), Some(0));
+    let printed = super::text(&printed.stdout);
+    assert!(
+        printed.contains("`indicator.priority` | int") && printed.contains("`budget-alert`"),
+        "the positive control: fields and triggers are listed: {printed}"
+    );
+    assert!(
+        written == printed,
+        "docs/rules.md is out of date: regenerate it with `cargo run -- rules reference > docs/rules.md`"
+    );
+}
+
 #[test]
 fn sources_are_wired_at_construction_only() {
     let mut files = Vec::new();

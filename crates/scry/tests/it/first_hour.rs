@@ -260,6 +260,15 @@ fn user_add_at_a_terminal_prompts_and_does_not_echo() {
                 screen.push_str(&String::from_utf8_lossy(&chunk));
             };
             answered = found + prompt.len();
+            // The prompt is written just before echo is turned off; a person types after that.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !echo_is_off(child.id()) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "echo stayed on after {prompt:?}: {screen}"
+                );
+                std::thread::yield_now();
+            }
             stdin
                 .write_all(format!("{password}\n").as_bytes())
                 .expect("type");
@@ -284,6 +293,39 @@ fn user_add_at_a_terminal_prompts_and_does_not_echo() {
     assert!(shown.contains("password for dana"), "a prompt: {shown}");
     assert!(shown.contains("user dana (analyst) added"), "{shown}");
     assert!(!shown.contains(password), "not echoed: {shown}");
+}
+
+/// Whether a process under `script` (pid `root`) reads from a terminal with echo off, asked of
+/// the terminal itself with `stty`.
+fn echo_is_off(root: u32) -> bool {
+    let children = |pid: u32| -> Vec<u32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    };
+    let mut pending = children(root);
+    while let Some(pid) = pending.pop() {
+        pending.extend(children(pid));
+        let Ok(terminal) = std::fs::read_link(format!("/proc/{pid}/fd/0")) else {
+            continue;
+        };
+        if !terminal.starts_with("/dev/pts") {
+            continue;
+        }
+        let settings = std::process::Command::new("stty")
+            .arg("-F")
+            .arg(&terminal)
+            .arg("-a")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        if settings.split_whitespace().any(|flag| flag == "-echo") {
+            return true;
+        }
+    }
+    false
 }
 
 /// In a 120-column terminal each row keeps to 120 columns: the details wrap between words onto

@@ -27,6 +27,11 @@ pub struct PeriodUsage {
     pub cached: u64,
     pub failed: u64,
     pub credits: u64,
+    /// Of the credits, those of each account (key at a service address; see
+    /// `scry_sources::account`), which is what a budget limits: credits spent against
+    /// `scry sandbox` and against the service are two accounts. Calls recorded before accounts
+    /// were are under [`UNRECORDED_ACCOUNT`].
+    pub credits_by_account: BTreeMap<String, u64>,
     /// HTTP requests sent (every attempt, retries and key checks included).
     pub attempts: u64,
     /// Of them, requests that repeated a failed one.
@@ -61,6 +66,7 @@ impl PeriodUsage {
             "requests": self.attempts, "retries": self.retries, "errors": self.errors,
             "error_percent": self.error_percent(),
             "credits": self.credits, "credit_limit": credit_limit,
+            "credits_by_account": self.credits_by_account,
         })
     }
 
@@ -79,8 +85,22 @@ impl PeriodUsage {
             _ => self.failed += count.calls,
         }
         self.credits += count.credits;
+        if count.credits > 0 {
+            *self
+                .credits_by_account
+                .entry(
+                    count
+                        .account
+                        .clone()
+                        .unwrap_or_else(|| UNRECORDED_ACCOUNT.to_owned()),
+                )
+                .or_default() += count.credits;
+        }
     }
 }
+
+/// The account of calls recorded before the history named accounts.
+pub const UNRECORDED_ACCOUNT: &str = "(not recorded)";
 
 /// One source's report.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -7,6 +7,8 @@
 //! missing and how to get it, and the test returns early (it shows as passed; the line is how the
 //! skip is seen). Under `CI=true` nothing may be skipped: a missing prerequisite fails the test
 //! with the same line. `.ci/run` installs and starts everything.
+//!
+//! Inputs more than one crate's tests write ([`utf16_with_bom`]) live here too.
 
 use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
@@ -169,6 +171,23 @@ pub fn python_modules(modules: &[&str], packages: &str) -> bool {
         &how,
     )
     .is_some()
+}
+
+/// `text` as UTF-16 with its byte-order mark, as Windows tools write it (PowerShell's
+/// `Out-File`, Excel's "Unicode text"): little-endian, or big-endian.
+pub fn utf16_with_bom(text: &str, big_endian: bool) -> Vec<u8> {
+    let units = text.encode_utf16();
+    if big_endian {
+        [0xfe, 0xff]
+            .into_iter()
+            .chain(units.flat_map(u16::to_be_bytes))
+            .collect()
+    } else {
+        [0xff, 0xfe]
+            .into_iter()
+            .chain(units.flat_map(u16::to_le_bytes))
+            .collect()
+    }
 }
 
 fn plural(n: usize) -> &'static str {

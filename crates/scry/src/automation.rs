@@ -254,6 +254,12 @@ pub(crate) fn sources_status(
                 p.retries,
                 percent(p.error_percent())
             );
+            // A budget limits one account (a key at a service address): with several, each.
+            if p.credits_by_account.len() > 1 {
+                for (account, credits) in &p.credits_by_account {
+                    out!("{:<19} {credits} credits with {account}", "");
+                }
+            }
         }
         if !u.today.errors.is_empty() {
             let kinds: Vec<String> = u

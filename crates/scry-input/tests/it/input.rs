@@ -380,20 +380,6 @@ fn binary_and_bomless_utf16_inputs_are_errors_that_say_so() {
 #[test]
 fn utf16_with_a_byte_order_mark_is_read_like_utf8() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let encode = |text: &str, big_endian: bool| -> Vec<u8> {
-        let units = text.encode_utf16();
-        if big_endian {
-            [0xfe, 0xff]
-                .into_iter()
-                .chain(units.flat_map(u16::to_be_bytes))
-                .collect()
-        } else {
-            [0xff, 0xfe]
-                .into_iter()
-                .chain(units.flat_map(u16::to_le_bytes))
-                .collect()
-        }
-    };
     let cases = [
         (
             "list.txt",
@@ -419,7 +405,7 @@ fn utf16_with_a_byte_order_mark_is_read_like_utf8() {
     ];
     for big_endian in [false, true] {
         for (name, text, format, expected, rejected) in &cases {
-            let bytes = encode(text, big_endian);
+            let bytes = scry_testkit::utf16_with_bom(text, big_endian);
             let mut gzipped = Vec::new();
             {
                 use std::io::Write;

@@ -352,15 +352,7 @@ fn a_spent_budget_skips_instead_of_failing() {
     );
     assert!(stderr.contains("daily credit budget spent"), "{stderr}");
     assert!(stderr.contains("credits today 5/5"), "{stderr}");
-    assert_eq!(
-        sandbox
-            .log()
-            .entries()
-            .iter()
-            .filter(|e| e.path == "/v1/asset/ip/report")
-            .count(),
-        5
-    );
+    assert_eq!(super::requests_to(&sandbox, "/v1/asset/ip/report"), 5);
 }
 
 /// `scry sandbox` as a person runs it: a child process on a loopback port.
@@ -654,13 +646,7 @@ fn answers_kept_in_the_store_are_not_paid_for_twice() {
     let forced = enrich(&["--force"]);
     assert!(forced.iter().all(|r| r["status"] == "enriched"));
     assert!(
-        sandbox
-            .log()
-            .entries()
-            .iter()
-            .filter(|e| e.path == "/v1/asset/ip/report")
-            .count()
-            >= 4,
+        super::requests_to(&sandbox, "/v1/asset/ip/report") >= 4,
         "--force asked again"
     );
 }

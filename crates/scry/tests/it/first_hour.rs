@@ -10,21 +10,6 @@ use serde_json::Value;
 
 use super::{run, run_args, runtime, scry, start_sandbox, text, workspace};
 
-fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
-    let units = text.encode_utf16();
-    if big_endian {
-        [0xfe, 0xff]
-            .into_iter()
-            .chain(units.flat_map(u16::to_be_bytes))
-            .collect()
-    } else {
-        [0xff, 0xfe]
-            .into_iter()
-            .chain(units.flat_map(u16::to_le_bytes))
-            .collect()
-    }
-}
-
 fn jsonl(output: &Output) -> Vec<Value> {
     text(&output.stdout)
         .lines()
@@ -41,7 +26,7 @@ fn utf16_lists_from_windows_tools_are_enriched() {
         let file = home.path().join("export.txt");
         std::fs::write(
             &file,
-            utf16(
+            scry_testkit::utf16_with_bom(
                 "45.155.205.233\r\nevil-login.example.com\r\n999.1.1.1\r\n",
                 big_endian,
             ),
@@ -396,14 +381,7 @@ fn sandbox_credits_do_not_count_against_the_real_budget() {
             .args(["enrich", "--format", "jsonl", "-"]);
         run(c, ips.as_bytes())
     };
-    let reports = |sandbox: &scry_sandbox::Sandbox| {
-        sandbox
-            .log()
-            .entries()
-            .iter()
-            .filter(|e| e.path == "/v1/asset/ip/report")
-            .count()
-    };
+    let reports = |sandbox| super::requests_to(sandbox, "/v1/asset/ip/report");
     let spent = enrich(&rehearsal.url(), "45.1.1.1\n45.2.2.2\n45.3.3.3\n45.4.4.4\n");
     assert_eq!(spent.status.code(), Some(0), "{}", text(&spent.stderr));
     assert_eq!(reports(&rehearsal), 3, "the rehearsal spends its 3 credits");
@@ -419,6 +397,20 @@ fn sandbox_credits_do_not_count_against_the_real_budget() {
     let again = enrich(&rehearsal.url(), "45.7.7.7\n");
     assert_eq!(reports(&rehearsal), 3, "{}", text(&again.stderr));
     assert_eq!(jsonl(&again)[0]["skip_reason"], "budget");
+    // `sources status` shows each account's credits beside the total.
+    let status = run_args(home.path(), &["sources", "status"], b"");
+    let status = text(&status.stdout);
+    let address =
+        |sandbox: &scry_sandbox::Sandbox| sandbox.url().trim_start_matches("http://").to_owned();
+    for (sandbox, credits) in [(&rehearsal, 3), (&real, 2)] {
+        assert!(
+            status.lines().any(|l| l
+                .trim_start()
+                .starts_with(&format!("{credits} credits with "))
+                && l.ends_with(&format!("@{}", address(sandbox)))),
+            "{status}"
+        );
+    }
 }
 
 /// `scry rules check` reports every mistake of every file at once, each with its file, line,

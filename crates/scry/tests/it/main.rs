@@ -92,6 +92,16 @@ pub(crate) fn start_sandbox(
         .expect("sandbox starts")
 }
 
+/// How many requests the sandbox got for `path` (`/v1/asset/ip/report`: paid IP reports).
+pub(crate) fn requests_to(sandbox: &scry_sandbox::Sandbox, path: &str) -> usize {
+    sandbox
+        .log()
+        .entries()
+        .iter()
+        .filter(|e| e.path == path)
+        .count()
+}
+
 /// Every request the sandbox got, as `path?query`: what left the machine.
 pub(crate) fn asked(sandbox: &scry_sandbox::Sandbox) -> Vec<String> {
     sandbox

@@ -114,6 +114,15 @@ fn comparable(a: &Type, b: &Type) -> bool {
     }
 }
 
+/// CEL does arithmetic on two numbers of one kind only.
+fn mixed_numbers(a: &Type, b: &Type) -> String {
+    format!(
+        "arithmetic on a {} and a {}: CEL does not mix them; convert one with int() or double()",
+        a.name(),
+        b.name()
+    )
+}
+
 /// Whether `<`, `<=`, `>`, `>=` are defined between these types.
 fn orderable(a: &Type, b: &Type) -> bool {
     match (a, b) {
@@ -435,6 +444,10 @@ impl<'a> Check<'a> {
                         }
                     }
                     _ if a.is_numeric() && a == b => a,
+                    _ if a.is_numeric() && b.is_numeric() => {
+                        self.error(node, mixed_numbers(&a, &b));
+                        Type::Dyn
+                    }
                     _ => {
                         self.error(
                             node,
@@ -458,7 +471,14 @@ impl<'a> Check<'a> {
                     );
                     return Type::Dyn;
                 }
-                if a == b { a } else { Type::Dyn }
+                match (&a, &b) {
+                    (Type::Dyn, other) | (other, Type::Dyn) => other.clone(),
+                    _ if a == b => a,
+                    _ => {
+                        self.error(node, mixed_numbers(&a, &b));
+                        Type::Dyn
+                    }
+                }
             }
             "_?_:_" => {
                 if !arg(0).is(&Type::Bool) {
@@ -557,7 +577,12 @@ impl<'a> Check<'a> {
             "size" => {
                 if !matches!(
                     value,
-                    Type::Text | Type::Bytes | Type::List(_) | Type::Map | Type::Dyn
+                    Type::Text
+                        | Type::Bytes
+                        | Type::List(_)
+                        | Type::Map
+                        | Type::Record(_)
+                        | Type::Dyn
                 ) {
                     self.error(
                         node,

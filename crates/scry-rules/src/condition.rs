@@ -874,6 +874,11 @@ mod tests {
                 "indicator.country + 1 == 'x'",
                 "cannot add a string and a int",
             ),
+            ("indicator.priority + 0.5 > 50.0", "CEL does not mix them"),
+            (
+                "indicator.phishing_probability - indicator.priority > 1.0",
+                "CEL does not mix them",
+            ),
             (
                 "indicator.zzz",
                 "`indicator` has no field `zzz` (its fields: type, value",
@@ -897,6 +902,8 @@ mod tests {
             "indicator.cves.filter(c, c.startsWith('CVE-2023')).size() > 0",
             "indicator.priority - indicator.previous.priority >= 20",
             "indicator.tlp in ['amber', 'red']",
+            "size(indicator) > 3",
+            "double(indicator.priority) + 0.5 > indicator.phishing_probability",
         ] {
             assert!(
                 Condition::compile(&evaluator, source, Subject::Indicator).is_ok(),

@@ -11,7 +11,8 @@
 //!
 //! Where the real service's behaviour is unknown, the sandbox documents its choice: a rate-limited
 //! request is answered HTTP 429 with `Retry-After: 1`; a refused concurrent call is status 400
-//! with the service's message "unable to call api at the same time"; errors carry their status
+//! (or 403, `concurrent_status`, as it has also been seen) with the service's message "unable to
+//! call api at the same time"; errors carry their status
 //! both in HTTP and in the body unless `errors_in_body` asks for HTTP 200 with the status only in
 //! the body (clients must handle both).
 
@@ -49,6 +50,9 @@ pub struct SandboxConfig {
     pub credits: Option<u64>,
     /// Refuse a call while another call with the same key is in flight.
     pub refuse_concurrent: bool,
+    /// The status of that refusal: 400 by default; 403 as it has also been seen, which a client
+    /// that reads statuses before messages mistakes for spent credits.
+    pub concurrent_status: u16,
     /// Fractions of requests answered with a fault.
     pub faults: Faults,
     /// Errors as HTTP 200 with the status only in the body.
@@ -80,6 +84,7 @@ impl Default for SandboxConfig {
             rate_limit: None,
             credits: None,
             refuse_concurrent: false,
+            concurrent_status: 400,
             faults: Faults::default(),
             errors_in_body: false,
             scan_duration: Duration::from_secs(2),
@@ -487,7 +492,7 @@ async fn answer(
     tokio::time::sleep(latency(config, number)).await;
     if config.refuse_concurrent && in_flight > 1 {
         return Answer::error(
-            400,
+            config.concurrent_status,
             "unable to call api at the same time",
             "concurrent-refused",
         );

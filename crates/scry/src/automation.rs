@@ -140,7 +140,7 @@ pub(crate) fn history(
                     serde_json::json!({
                         "id": e.id, "at": format_ms(e.at), "kind": e.kind, "indicator": e.indicator,
                         "stix_id": e.stix_id, "rule": e.rule, "action": e.action, "outcome": e.outcome,
-                        "origin": e.origin, "duration_ms": e.duration_ms, "credits": e.credits, "detail": e.detail,
+                        "origin": e.origin, "account": e.account, "duration_ms": e.duration_ms, "credits": e.credits, "detail": e.detail,
                     })
                 ),
                 HistoryFormat::Table => {

@@ -332,6 +332,9 @@ pub(crate) struct SandboxArgs {
     /// Refuse a call while another is in flight with the same key
     #[arg(long)]
     pub(crate) refuse_concurrent: bool,
+    /// The HTTP status of that refusal (the service's is not documented; 400 and 403 are seen)
+    #[arg(long, default_value_t = 400, value_name = "STATUS")]
+    pub(crate) concurrent_status: u16,
     /// Share of requests answered 429
     #[arg(long, default_value_t = 0.0)]
     pub(crate) rate_limited_rate: f64,

@@ -292,6 +292,7 @@ fn sandbox(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         rate_limit: args.rate_limit.map(|n| (n, Duration::from_secs(1))),
         credits: args.credits,
         refuse_concurrent: args.refuse_concurrent,
+        concurrent_status: args.concurrent_status,
         faults: scry_sandbox::Faults {
             rate_limited: args.rate_limited_rate,
             server_error: args.server_error_rate,

@@ -348,14 +348,21 @@ pub fn interpret(http_status: u16, text: &str) -> Result<Value, CipError> {
             message.clone()
         }
     };
-    Err(if lower.contains("invalid api key") || status == 401 {
-        CipError::InvalidKey(message_or("401"))
-    } else if lower.contains("limit exceeded") || status == 403 {
-        CipError::LimitExceeded(message_or("403"))
+    // The message first: the service's statuses for its errors are not documented (a refused
+    // concurrent call has been seen as 400 and as 403), its messages are. A status decides only
+    // when the message says nothing known.
+    Err(if lower.contains("invalid api key") {
+        CipError::InvalidKey(message)
     } else if lower.contains("at the same time") {
         CipError::Concurrent(message)
     } else if lower.contains("still scanning") {
         CipError::StillScanning(message)
+    } else if lower.contains("limit exceeded") {
+        CipError::LimitExceeded(message)
+    } else if status == 401 {
+        CipError::InvalidKey(message_or("401"))
+    } else if status == 403 {
+        CipError::LimitExceeded(message_or("403"))
     } else if status == 429 || http_status == 429 {
         CipError::RateLimited(message_or("429"))
     } else if status >= 500 || http_status >= 500 {
@@ -415,13 +422,32 @@ mod tests {
             interpret(200, r#"{"status":403,"message":"limit exceeded"}"#),
             Err(CipError::LimitExceeded("limit exceeded".into()))
         );
-        assert!(matches!(
-            interpret(
+        // A refused concurrent call is a concurrency error whatever its status: it is retried,
+        // and it never stops calls for the day as spent credits do.
+        for (http, body) in [
+            (
                 200,
-                r#"{"status":400,"message":"unable to call api at the same time"}"#
+                r#"{"status":400,"message":"unable to call api at the same time"}"#,
             ),
-            Err(CipError::Concurrent(_))
-        ));
+            (
+                403,
+                r#"{"status":403,"message":"unable to call api at the same time"}"#,
+            ),
+            (
+                200,
+                r#"{"status":403,"message":"Unable to call API at the same time."}"#,
+            ),
+        ] {
+            assert!(
+                matches!(interpret(http, body), Err(CipError::Concurrent(_))),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            interpret(403, r#"{"status":403}"#),
+            Err(CipError::LimitExceeded("403".into())),
+            "403 without a message keeps its documented meaning"
+        );
         assert!(matches!(
             interpret(
                 400,

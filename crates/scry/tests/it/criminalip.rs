@@ -904,3 +904,47 @@ fn the_key_check_shares_the_rate_window_with_the_calls_after_it() {
         log.iter().map(|e| &e.outcome).collect::<Vec<_>>()
     );
 }
+
+/// A refused concurrent call answered with HTTP 403 (as it has been seen from the service) is a
+/// concurrency refusal, read from its message: it is retried, every indicator is enriched, and
+/// nothing is skipped for a budget or alerted as spent credits. Read by its status first, it
+/// stopped every call until the next UTC day.
+#[test]
+fn a_concurrent_refusal_sent_as_403_is_retried_not_taken_for_spent_credits() {
+    let rt = runtime();
+    let sandbox = start(
+        &rt,
+        SandboxConfig {
+            latency_median: Duration::from_millis(40),
+            latency_p99: Duration::from_millis(60),
+            refuse_concurrent: true,
+            concurrent_status: 403,
+            ..SandboxConfig::default()
+        },
+    );
+    let home = tempfile::tempdir().expect("tempdir");
+    fast_config(home.path(), "concurrency = 3\nretries = 10\n");
+    let mut command = scry_at(home.path(), &sandbox.url());
+    command.args(["enrich", "--format", "json", "-"]);
+    let ips: String = (1..=12).map(|i| format!("45.{i}.2.2\n")).collect();
+    let output = run(command, ips.as_bytes());
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let log = sandbox.log().entries();
+    assert!(
+        log.iter()
+            .any(|e| e.outcome == "concurrent-refused" && e.status == 403),
+        "the positive control: the sandbox refused concurrent calls with 403"
+    );
+    let records = records(&output);
+    assert_eq!(
+        records.iter().filter(|r| r["status"] == "enriched").count(),
+        12,
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(records.iter().all(|r| r["skip_reason"].is_null()));
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("credits are used up"), "{stderr}");
+    let history = super::run_args(home.path(), &["history", "--kind", "budget"], b"");
+    assert_eq!(text(&history.stdout).trim(), "", "no budget event");
+}

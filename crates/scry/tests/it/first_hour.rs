@@ -397,6 +397,17 @@ fn sandbox_credits_do_not_count_against_the_real_budget() {
     let again = enrich(&rehearsal.url(), "45.7.7.7\n");
     assert_eq!(reports(&rehearsal), 3, "{}", text(&again.stderr));
     assert_eq!(jsonl(&again)[0]["skip_reason"], "budget");
+    // The history names the account each paid call was charged to.
+    let calls = run_args(
+        home.path(),
+        &["history", "--kind", "call", "--format", "jsonl"],
+        b"",
+    );
+    let accounts: std::collections::BTreeSet<String> = jsonl(&calls)
+        .iter()
+        .filter_map(|e| e["account"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(accounts.len(), 2, "{}", text(&calls.stdout));
     // `sources status` shows each account's credits beside the total.
     let status = run_args(home.path(), &["sources", "status"], b"");
     let status = text(&status.stdout);

@@ -39,10 +39,29 @@ fn is_separator(c: char) -> bool {
         )
 }
 
+/// `token` without the sentence punctuation around it, and without brackets that are not its
+/// own: a pair around the whole token (`[1.2.3.4]`), or one that closes or opens nothing inside
+/// it. Brackets that pair up inside the token stay (`http://evil.com/p[1]`).
 fn trim_punctuation(token: &str) -> &str {
-    token
-        .trim_start_matches(['[', '.', ':', '*', '-', '='])
-        .trim_end_matches([']', '.', ':', '!', '?', '*', '='])
+    let mut token = token;
+    loop {
+        let before = token;
+        token = token
+            .trim_start_matches(['.', ':', '*', '-', '='])
+            .trim_end_matches(['.', ':', '!', '?', '*', '=']);
+        let opens = token.matches('[').count();
+        let closes = token.matches(']').count();
+        if token.len() >= 2 && token.starts_with('[') && token.ends_with(']') {
+            token = &token[1..token.len() - 1];
+        } else if token.ends_with(']') && closes > opens {
+            token = &token[..token.len() - 1];
+        } else if token.starts_with('[') && opens > closes {
+            token = &token[1..];
+        }
+        if token == before {
+            return token;
+        }
+    }
 }
 
 /// Every indicator in `line`, in order of appearance (duplicates within the line included).
@@ -132,6 +151,20 @@ mod tests {
                 "x@phish-mail.net",
             ]
         );
+    }
+
+    /// Brackets that pair up inside a URL are part of it; those around it are not.
+    #[test]
+    fn brackets_belong_to_a_token_only_when_they_pair_up_inside_it() {
+        assert_eq!(
+            values("see http://evil.com/p[1] and [http://evil.com/r]. Also [45.155.205.233]: bad"),
+            [
+                "http://evil.com/p%5B1%5D",
+                "http://evil.com/r",
+                "45.155.205.233"
+            ]
+        );
+        assert_eq!(values("(x: http://evil.com/q]"), ["http://evil.com/q"]);
     }
 
     #[test]

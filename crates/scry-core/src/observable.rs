@@ -368,6 +368,7 @@ fn parse_url(text: &str) -> Result<UrlObservable, ParseError> {
     if !URL_SCHEMES.contains(&scheme.as_str()) {
         return Err(ParseError::UrlScheme(scheme));
     }
+    strictly_encoded(&mut parsed);
     let host = match parsed.host() {
         Some(url::Host::Domain(name)) => UrlHost::Domain(DomainName::parse(name)?),
         Some(url::Host::Ipv4(v4)) => UrlHost::Ip(IpAddr::V4(v4)),
@@ -380,6 +381,42 @@ fn parse_url(text: &str) -> Result<UrlObservable, ParseError> {
         host,
         port: parsed.port(),
     })
+}
+
+/// Percent-encodes what RFC 3986 does not allow in a URL's path, query and fragment and the
+/// WHATWG URL Standard leaves as written (`[`, `]`, `|`, `^`, `{`, `}`, `\`, a `%` not followed
+/// by two hex digits), so every stored URL is a valid URI (STIX `url` values must be). Escapes
+/// already there stay, so a stored URL reads back as itself.
+fn strictly_encoded(url: &mut url::Url) {
+    fn encode(part: &str) -> String {
+        let bytes = part.as_bytes();
+        let mut out = String::with_capacity(part.len());
+        for (i, &b) in bytes.iter().enumerate() {
+            let escape = b == b'%'
+                && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+            if escape || b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?".contains(&b) {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+    let path = encode(url.path());
+    if path != url.path() {
+        url.set_path(&path);
+    }
+    if let Some(query) = url.query().map(encode)
+        && Some(query.as_str()) != url.query()
+    {
+        url.set_query(Some(&query));
+    }
+    if let Some(fragment) = url.fragment().map(encode)
+        && Some(fragment.as_str()) != url.fragment()
+    {
+        url.set_fragment(Some(&fragment));
+    }
 }
 
 fn parse_email(local: &str, domain: &str) -> Result<Observable, ParseError> {
@@ -507,6 +544,29 @@ mod tests {
             Observable::parse("http://exa mple.com"),
             Err(ParseError::Url(_))
         ));
+    }
+
+    /// What RFC 3986 does not allow is percent-encoded (the STIX validator refuses a URL with a
+    /// stray `%` or `[`), escapes already there stay, and a stored URL reads back as itself.
+    #[test]
+    fn urls_are_valid_uris() {
+        for (written, stored) in [
+            ("http://evil.com/p[1]", "http://evil.com/p%5B1%5D"),
+            ("http://evil.com/a%zz/b%4", "http://evil.com/a%25zz/b%254"),
+            ("http://evil.com/a%41%2f", "http://evil.com/a%41%2f"),
+            (
+                "http://evil.com/x?q=a|b^c{d}&e=[f]",
+                "http://evil.com/x?q=a%7Cb%5Ec%7Bd%7D&e=%5Bf%5D",
+            ),
+            ("http://evil.com/x#frag[1]", "http://evil.com/x#frag%5B1%5D"),
+            (
+                "http://evil.com/ok/path;p=1?a=b&c=d",
+                "http://evil.com/ok/path;p=1?a=b&c=d",
+            ),
+        ] {
+            assert_eq!(norm(written), (stored.to_owned(), "url"), "{written}");
+            assert_eq!(norm(stored), (stored.to_owned(), "url"), "{stored} again");
+        }
     }
 
     #[test]

@@ -324,3 +324,64 @@ fn the_database_file_alone_holds_everything_after_a_command() {
     assert_eq!(again.status.code(), Some(2), "{}", text(&again.stderr));
     assert!(text(&again.stderr).contains("exists already"));
 }
+
+/// URLs as analysts paste them — a stray `%`, brackets in the path or query, `|` and `^` — are
+/// stored percent-encoded (the input kept as written), so a STIX export of them passes the OASIS
+/// validator in strict mode. Stored as written, the export was refused.
+#[test]
+fn odd_urls_export_as_valid_stix() {
+    if !scry_testkit::python_modules(&["stix2validator"], "stix2-validator==3.3.2") {
+        return;
+    }
+    let home = tempfile::tempdir().expect("tempdir");
+    let list = "http://evil-odd.example.com/p[1]\nhttp://evil-odd.example.com/a%zz\n\
+                http://evil-odd.example.com/x?q=a|b^c&r=[2]\n";
+    let prose = "see http://evil-odd.example.com/doc[3] now\n";
+    for (format, input) in [("lines", list), ("text", prose)] {
+        let import = run_args(
+            home.path(),
+            &["import", "--input-format", format, "-"],
+            input.as_bytes(),
+        );
+        assert_eq!(import.status.code(), Some(0), "{}", text(&import.stderr));
+    }
+    let bundle = home.path().join("export.stix.json");
+    let export = run_args(
+        home.path(),
+        &[
+            "export",
+            "--format",
+            "stix",
+            "--output",
+            &bundle.display().to_string(),
+        ],
+        b"",
+    );
+    assert_eq!(export.status.code(), Some(0), "{}", text(&export.stderr));
+    let exported = std::fs::read_to_string(&bundle).expect("bundle");
+    for stored in [
+        "http://evil-odd.example.com/p%5B1%5D",
+        "http://evil-odd.example.com/a%25zz",
+        "http://evil-odd.example.com/x?q=a%7Cb%5Ec&r=%5B2%5D",
+        "http://evil-odd.example.com/doc%5B3%5D",
+    ] {
+        assert!(exported.contains(stored), "{stored} in the export");
+    }
+    let check = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys\nfrom stix2validator import validate_file, ValidationOptions\n\
+             r = validate_file(sys.argv[1], ValidationOptions(version='2.1', strict=True, disabled=['302']))\n\
+             print('\\n'.join(str(e) for o in r.object_results for e in o.errors))\n\
+             sys.exit(0 if r.is_valid else 1)",
+        ])
+        .arg(&bundle)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        check.status.success(),
+        "the OASIS validator refused the export: {}{}",
+        text(&check.stdout),
+        text(&check.stderr)
+    );
+}

@@ -360,9 +360,10 @@ fn stix_value(
                     _ => continue,
                 };
                 usable += 1;
-                emit(candidate_or_rejection(
+                emit(typed_candidate(
                     position.clone(),
                     &value,
+                    &comparison.object_type,
                     tlp,
                     Some(context.clone()),
                 ));
@@ -379,29 +380,54 @@ fn stix_value(
                     .find_map(|k| h.get(*k)?.as_str())
             });
             match hash {
-                Some(value) => emit(candidate_or_rejection(position, value, tlp, Some(context))),
+                Some(value) => emit(typed_candidate(position, value, "file", tlp, Some(context))),
                 None => ignore(counters),
             }
         }
-        sco => match SCO_VALUE.iter().find(|(t, _)| *t == sco) {
-            Some((_, property)) => match object.get(*property) {
-                Some(Value::String(value)) => {
-                    emit(candidate_or_rejection(position, value, tlp, Some(context)))
-                }
-                Some(Value::Number(number)) => emit(candidate_or_rejection(
-                    position,
-                    &format!("AS{number}"),
-                    tlp,
-                    Some(context),
-                )),
-                _ => emit(Item::Rejected(Rejection {
-                    position,
-                    input: id.to_owned(),
-                    reason: format!("{sco} object has no {property:?}"),
-                })),
-            },
-            None => ignore(counters),
-        },
+        sco => {
+            match SCO_VALUE.iter().find(|(t, _)| *t == sco) {
+                Some((_, property)) => match object.get(*property) {
+                    Some(Value::String(value)) => {
+                        emit(typed_candidate(position, value, sco, tlp, Some(context)))
+                    }
+                    Some(Value::Number(number)) if sco == "autonomous-system" => emit(
+                        typed_candidate(position, &format!("AS{number}"), sco, tlp, Some(context)),
+                    ),
+                    _ => emit(Item::Rejected(Rejection {
+                        position,
+                        input: id.to_owned(),
+                        reason: format!("{sco} object has no {property:?}"),
+                    })),
+                },
+                None => ignore(counters),
+            }
+        }
+    }
+}
+
+/// The indicator a STIX object of `object_type` holds, or a rejection when its value is not
+/// of that type (an `ipv4-addr` whose value is a number, a `domain-name` holding an address):
+/// the object's type is what its producer meant, and a value read as something else is a
+/// mistake to report, not an indicator to guess.
+fn typed_candidate(
+    position: Position,
+    value: &str,
+    object_type: &str,
+    tlp: Option<Tlp>,
+    context: Option<Map<String, Value>>,
+) -> Item {
+    match candidate_or_rejection(position, value, tlp, context) {
+        Item::Candidate(candidate) if candidate.observable.stix_type() != object_type => {
+            Item::Rejected(Rejection {
+                reason: format!(
+                    "{value:?} is not a {object_type} value (it reads as {}): the object's type and value disagree",
+                    candidate.observable.stix_type()
+                ),
+                position: candidate.position,
+                input: candidate.input,
+            })
+        }
+        other => other,
     }
 }
 

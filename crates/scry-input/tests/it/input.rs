@@ -428,3 +428,58 @@ fn utf16_with_a_byte_order_mark_is_read_like_utf8() {
         }
     }
 }
+
+/// A STIX object's value must be of the object's type: an `ipv4-addr` whose value is a number
+/// was read as `AS12345`, a `domain-name` holding an address as that address. Each is now a
+/// rejection that says so; values of the right type, and an ASN's number, still read.
+#[test]
+fn stix_values_must_be_of_their_objects_type() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = serde_json::json!({
+        "type": "bundle",
+        "id": "bundle--3f0b1f7e-3f7c-4c4e-9d7e-4f1b6b1a2c3d",
+        "objects": [
+            {"type": "ipv4-addr", "id": "ipv4-addr--1", "value": 12345},
+            {"type": "ipv4-addr", "id": "ipv4-addr--2", "value": "12345"},
+            {"type": "domain-name", "id": "domain-name--3", "value": "45.155.205.233"},
+            {"type": "indicator", "id": "indicator--4", "pattern_type": "stix",
+             "pattern": "[domain-name:value = '45.155.205.234']"},
+            {"type": "ipv4-addr", "id": "ipv4-addr--5", "value": "45.155.205.235"},
+            {"type": "autonomous-system", "id": "autonomous-system--6", "number": 12345},
+            {"type": "url", "id": "url--7", "value": "http://evil.example.com/a"},
+            {"type": "indicator", "id": "indicator--8", "pattern_type": "stix",
+             "pattern": "[ipv4-addr:value = '45.155.205.236']"}
+        ]
+    });
+    let path = write(dir.path(), "bundle.json", bundle.to_string().as_bytes());
+    let r = read(&path, InputFormat::Stix);
+    assert_eq!(
+        values(&r),
+        [
+            "45.155.205.235",
+            "AS12345",
+            "http://evil.example.com/a",
+            "45.155.205.236"
+        ]
+    );
+    let reasons: Vec<&str> = r
+        .rejected
+        .iter()
+        .map(|(_, reason)| reason.as_str())
+        .collect();
+    assert_eq!(reasons.len(), 4, "{reasons:#?}");
+    assert!(
+        reasons[0].contains("ipv4-addr object has no \"value\""),
+        "{reasons:#?}"
+    );
+    assert!(
+        reasons[1].contains("not a recognized indicator"),
+        "{reasons:#?}"
+    );
+    assert!(
+        reasons[2]
+            .contains("\"45.155.205.233\" is not a domain-name value (it reads as ipv4-addr)"),
+        "{reasons:#?}"
+    );
+    assert!(reasons[3].contains("45.155.205.234"), "{reasons:#?}");
+}

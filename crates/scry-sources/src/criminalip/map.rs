@@ -235,7 +235,12 @@ fn host(mapped: &MappedIp) -> Host {
         score: mapped.score,
         asn: mapped.asn.as_ref().and_then(as_number),
         as_name: mapped.as_name.clone(),
-        country: mapped.country.clone(),
+        // Upper case, as every other country code scry keeps (the service sends `us` here).
+        country: mapped
+            .country
+            .as_deref()
+            .map(|c| c.trim().to_ascii_uppercase())
+            .filter(|c| !c.is_empty()),
     }
 }
 

@@ -630,6 +630,18 @@ async fn domains_reuse_recent_reports_or_scan_once_at_a_time() {
             "{}",
             finding.details
         );
+        // The sandbox sends connected addresses' countries in lower case, as the service does
+        // in places; they are kept upper case, like every other country code.
+        let hosts = ["mapped_ips", "connected_ips"]
+            .iter()
+            .flat_map(|list| finding.details[*list].as_array().into_iter().flatten());
+        for mapped in hosts {
+            let country = mapped["country"].as_str().unwrap_or("");
+            assert!(
+                country.len() == 2 && country == country.to_ascii_uppercase(),
+                "{mapped}"
+            );
+        }
         if finding.raw[0].1["reused"] == true {
             assert_eq!(finding.credits, 2, "the listing and the report");
             reused += 1

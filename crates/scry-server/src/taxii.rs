@@ -329,11 +329,9 @@ impl Filters {
                 "match[type]" => filters.types.extend(list(&value)),
                 "match[version]" => filters.versions.extend(list(&value)),
                 "match[spec_version]" => filters.spec_versions.extend(list(&value)),
-                other => {
-                    return Err(TaxiiError::bad_request(format!(
-                        "unknown parameter {other:?} (added_after, limit, next, match[id|type|version|spec_version])"
-                    )));
-                }
+                // TAXII 2.1 (3.5): a filter the server does not support is ignored, not an
+                // error; so is any other parameter (a client's cache-buster, a vendor's own).
+                _ => {}
             }
         }
         for version in &filters.versions {

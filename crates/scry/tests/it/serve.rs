@@ -1007,6 +1007,43 @@ print(json.dumps(out))
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
+/// A filter or parameter the server does not know is ignored (TAXII 2.1, 3.5), not answered
+/// 400: the same page comes back as without it. A known parameter with a bad value is still an
+/// error, as a TAXII error object.
+#[test]
+fn taxii_ignores_parameters_it_does_not_know() {
+    let served = Served::start("");
+    served.submit_and_wait(&["45.155.205.233", "193.32.162.159"]);
+    let (status, collections) = served.get("/taxii2/api/collections/", &served.viewer);
+    assert_eq!(status, StatusCode::OK, "{collections}");
+    let id = collections["collections"][0]["id"]
+        .as_str()
+        .expect("a collection")
+        .to_owned();
+    let objects = format!("/taxii2/api/collections/{id}/objects/");
+    let (status, plain) = served.get(&objects, &served.viewer);
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        plain["objects"].as_array().is_some_and(|o| !o.is_empty()),
+        "the positive control: {plain}"
+    );
+    for extra in [
+        "?_=1733390000",
+        "?match[relationship_type]=indicates",
+        "?foo=bar&limit=1000",
+    ] {
+        let (status, page) = served.get(&format!("{objects}{extra}"), &served.viewer);
+        assert_eq!(status, StatusCode::OK, "{extra}: {page}");
+        assert_eq!(page["objects"], plain["objects"], "{extra}");
+    }
+    let (status, error) = served.get(&format!("{objects}?limit=x"), &served.viewer);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error["title"].is_string() && error["http_status"] == "400",
+        "{error}"
+    );
+}
+
 /// A client that behaves as a browser does with redirects here: it shows them instead of
 /// following them, so a test sees where a form leads.
 pub(crate) fn browser() -> reqwest::Client {

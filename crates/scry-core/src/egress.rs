@@ -34,6 +34,19 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    /// True for what is the organization's own or known good — a special-use address, an
+    /// internal or reserved name, an allowlisted entry — rather than a threat: such entries are
+    /// kept out of exports and feeds unless asked for.
+    pub fn is_own(self) -> bool {
+        matches!(
+            self,
+            SkipReason::Address(_)
+                | SkipReason::InternalDomain
+                | SkipReason::ReservedDomain
+                | SkipReason::Allowlisted
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             SkipReason::Address(class) => class.as_str(),

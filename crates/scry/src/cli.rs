@@ -500,6 +500,11 @@ pub(crate) struct ExportArgs {
     /// EDL: the blocklist to write
     #[arg(long, value_name = "NAME")]
     pub(crate) list: Option<String>,
+
+    /// Also export your own entries: private and other special-use addresses, internal and
+    /// reserved names, allowlisted indicators (left out by default: they are not threats to share)
+    #[arg(long)]
+    pub(crate) include_own: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

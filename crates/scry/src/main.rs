@@ -925,7 +925,7 @@ fn export(
                 "last_changed",
             ])?)?;
         }
-        let (mut after, mut written) = (0_i64, 0_u64);
+        let (mut after, mut written, mut own) = (0_i64, 0_u64, 0_u64);
         loop {
             let page = store
                 .export_page(args.min_priority, since, after, PAGE)
@@ -934,6 +934,15 @@ fn export(
             after = *last;
             for (_, stored) in &page {
                 let r = &stored.record;
+                let is_own = r
+                    .skip_reason
+                    .as_deref()
+                    .and_then(|reason| reason.parse::<scry_core::SkipReason>().ok())
+                    .is_some_and(scry_core::SkipReason::is_own);
+                if is_own && !args.include_own {
+                    own += 1;
+                    continue;
+                }
                 let report_url = scry_engine::view::report_url(stored);
                 match args.format {
                     ExportFormat::Stix => {
@@ -977,11 +986,19 @@ fn export(
             bundle.finish(&mut out)?;
         }
         out.flush()?;
-        Ok::<_, anyhow::Error>(written)
+        Ok::<_, anyhow::Error>((written, own))
     })?;
+    let (written, own) = written;
     eprintln!(
-        "exported {written} indicators from {}",
-        scry_store::redact(&url)
+        "exported {written} indicators from {}{}",
+        scry_store::redact(&url),
+        if own > 0 {
+            format!(
+                "; {own} of your own (private, internal, allowlisted) left out: --include-own adds them"
+            )
+        } else {
+            String::new()
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -216,17 +216,40 @@ fn export_writes_what_is_stored_filtered_and_paged() {
         .collect();
     assert_eq!(
         rows.len(),
-        19,
-        "every stored indicator, none of the rejected lines"
+        13,
+        "every stored indicator but the organization's own, none of the rejected lines"
     );
     assert!(
         rows.iter()
             .all(|r| r["stix_id"].is_string() && r["reasons"].is_array())
     );
+    // Private and documentation addresses, internal and reserved names are the organization's
+    // own, not threats to share: left out unless asked for, and said so.
+    let own = [
+        "private",
+        "documentation",
+        "internal-domain",
+        "reserved-domain",
+    ];
     assert!(
-        text(&jsonl.stderr).contains("exported 19 indicators"),
+        rows.iter()
+            .all(|r| !own.contains(&r["skip_reason"].as_str().unwrap_or(""))),
+        "{rows:#?}"
+    );
+    assert!(
+        text(&jsonl.stderr).contains("exported 13 indicators from sqlite://")
+            && text(&jsonl.stderr).contains(
+                "; 6 of your own (private, internal, allowlisted) left out: --include-own adds them"
+            ),
         "{}",
         text(&jsonl.stderr)
+    );
+    let everything = run_args(home.path(), &["export", "--include-own"], b"");
+    assert_eq!(
+        text(&everything.stdout).lines().count(),
+        19,
+        "every stored indicator: {}",
+        text(&everything.stderr)
     );
 
     let file = home.path().join("out/high.csv");
@@ -245,7 +268,7 @@ fn export_writes_what_is_stored_filtered_and_paged() {
     assert_eq!(csv_out.status.code(), Some(0), "{}", text(&csv_out.stderr));
     let mut reader = csv::Reader::from_path(&file).expect("csv file");
     assert_eq!(&reader.headers().expect("header")[0], "indicator");
-    assert_eq!(reader.records().count(), 19);
+    assert_eq!(reader.records().count(), 13);
 
     // Without an external source, only the phishing heuristics give points.
     let scored = run_args(
@@ -334,9 +357,9 @@ fn odd_urls_export_as_valid_stix() {
         return;
     }
     let home = tempfile::tempdir().expect("tempdir");
-    let list = "http://evil-odd.example.com/p[1]\nhttp://evil-odd.example.com/a%zz\n\
-                http://evil-odd.example.com/x?q=a|b^c&r=[2]\n";
-    let prose = "see http://evil-odd.example.com/doc[3] now\n";
+    let list = "http://odd-urls-phish.xyz/p[1]\nhttp://odd-urls-phish.xyz/a%zz\n\
+                http://odd-urls-phish.xyz/x?q=a|b^c&r=[2]\n";
+    let prose = "see http://odd-urls-phish.xyz/doc[3] now\n";
     for (format, input) in [("lines", list), ("text", prose)] {
         let import = run_args(
             home.path(),
@@ -360,10 +383,10 @@ fn odd_urls_export_as_valid_stix() {
     assert_eq!(export.status.code(), Some(0), "{}", text(&export.stderr));
     let exported = std::fs::read_to_string(&bundle).expect("bundle");
     for stored in [
-        "http://evil-odd.example.com/p%5B1%5D",
-        "http://evil-odd.example.com/a%25zz",
-        "http://evil-odd.example.com/x?q=a%7Cb%5Ec&r=%5B2%5D",
-        "http://evil-odd.example.com/doc%5B3%5D",
+        "http://odd-urls-phish.xyz/p%5B1%5D",
+        "http://odd-urls-phish.xyz/a%25zz",
+        "http://odd-urls-phish.xyz/x?q=a%7Cb%5Ec&r=%5B2%5D",
+        "http://odd-urls-phish.xyz/doc%5B3%5D",
     ] {
         assert!(exported.contains(stored), "{stored} in the export");
     }

@@ -47,10 +47,7 @@ pub async fn edl(
         body.push('\n');
     }
     let etag = format!("\"{}\"", &digest_hex(&body)[..32]);
-    let unchanged = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let unchanged = none_match(&headers, &etag);
     let etag_header = HeaderValue::from_str(&etag).expect("hex is a valid header");
     if unchanged {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response());
@@ -67,6 +64,21 @@ pub async fn edl(
         body,
     )
         .into_response())
+}
+
+/// Whether `If-None-Match` names the current representation, whose entity tag is `etag`
+/// (RFC 9110, 13.1.2): `*`, or any listed tag equal to it by the weak comparison (`W/"x"` and
+/// `"x"` match, as firewalls and proxies send either). Eleven lines of the RFC, so written here
+/// rather than bringing in a typed-headers crate for them.
+pub(crate) fn none_match(headers: &HeaderMap, etag: &str) -> bool {
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+    let current = opaque(etag);
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| tag.trim() == "*" || opaque(tag) == current)
 }
 
 /// `GET /healthz`: 200 when the store answers, 503 when it does not.

@@ -246,10 +246,7 @@ pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
         "\"{}\"",
         &scry_sources::secret::digest_hex(&String::from_utf8_lossy(bytes))[..16]
     );
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
-    {
+    if crate::ops::none_match(&headers, &etag) {
         return StatusCode::NOT_MODIFIED.into_response();
     }
     (

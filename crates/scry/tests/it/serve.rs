@@ -798,13 +798,23 @@ fn analysts_act_through_the_queue_and_firewalls_poll_the_blocklist() {
         served.runtime.block_on(response.text()).expect("text"),
         "45.155.205.233\n"
     );
-    let again = served.raw(
-        served
-            .client()
-            .get(format!("{}/edl/edl.txt", served.base))
-            .header("if-none-match", &etag),
-    );
-    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    // If-None-Match as RFC 9110 has it: the tag itself, its weak form (as proxies and firewalls
+    // send it), `*`, or a list holding it; any other tag gets the list again.
+    for (sent, expected) in [
+        (etag.clone(), StatusCode::NOT_MODIFIED),
+        (format!("W/{etag}"), StatusCode::NOT_MODIFIED),
+        ("*".to_owned(), StatusCode::NOT_MODIFIED),
+        (format!("\"other\", W/{etag}"), StatusCode::NOT_MODIFIED),
+        ("\"other\"".to_owned(), StatusCode::OK),
+    ] {
+        let again = served.raw(
+            served
+                .client()
+                .get(format!("{}/edl/edl.txt", served.base))
+                .header("if-none-match", &sent),
+        );
+        assert_eq!(again.status(), expected, "If-None-Match: {sent}");
+    }
     // The workflow state shows in the list and the detail, and filters the list (once the last
     // of the three actions, the tag, has run).
     served.wait_for(|s| {

@@ -197,9 +197,9 @@ impl<'a> Check<'a> {
             .source_info()
             .offset_for(node.id)
             .map_or(0, |(start, _)| start as usize);
+        // CEL counts offsets in characters.
         let before: String = self.source.chars().take(offset).collect();
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let (line, column) = crate::file::line_and_column(&before);
         self.errors.push(ConditionError {
             line,
             column,

@@ -31,9 +31,7 @@ impl Place {
     }
 
     fn at(file: &str, text: &str, offset: usize) -> Place {
-        let before = &text[..offset.min(text.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let (line, column) = line_and_column(&text[..offset.min(text.len())]);
         Place {
             file: file.to_owned(),
             line,
@@ -66,6 +64,13 @@ impl std::fmt::Display for Place {
             write!(f, "{}:{}:{}", self.file, self.line, self.column)
         }
     }
+}
+
+/// The 1-based line and column (in characters) just after `before`, the text up to a place.
+pub(crate) fn line_and_column(before: &str) -> (usize, usize) {
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
 }
 
 /// A rule as written, with where it and its parts are.

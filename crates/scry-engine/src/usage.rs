@@ -175,13 +175,20 @@ pub async fn source_usage(store: &dyn Store) -> Result<Vec<SourceUsage>, StoreEr
     Ok(usage)
 }
 
-/// Today's HTTP request latencies of `source` (ms, the newest [`LATENCY_SAMPLES`] at most), for
-/// a histogram.
-pub async fn request_latencies(store: &dyn Store, source: &str) -> Result<Vec<i64>, StoreError> {
-    let (day_start, _) = period_starts(now_ms());
-    store
-        .attempt_latencies(source, day_start, LATENCY_SAMPLES)
-        .await
+/// Every call and HTTP request the history holds, per source, in the order of their names: what
+/// `/metrics` counts, so its counters only grow (until the history is pruned).
+pub async fn lifetime_usage(store: &dyn Store) -> Result<Vec<(String, PeriodUsage)>, StoreError> {
+    let mut usage: BTreeMap<String, PeriodUsage> = BTreeMap::new();
+    for count in store.call_counts(0).await? {
+        usage.entry(count.source.clone()).or_default().add(&count);
+    }
+    for count in store.attempt_counts(0).await? {
+        usage
+            .entry(count.source.clone())
+            .or_default()
+            .add_attempts(&count);
+    }
+    Ok(usage.into_iter().collect())
 }
 
 /// p50, p95 and p99 of sorted samples (nearest rank).

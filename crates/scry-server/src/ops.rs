@@ -4,7 +4,9 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -122,6 +124,12 @@ struct CallLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AccountLabels {
+    source: String,
+    account: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: String,
 }
@@ -140,11 +148,9 @@ pub struct Metrics {
     logins_refused: Counter,
 }
 
-/// Histogram buckets in seconds, for the server's answers and the vendors'.
+/// A histogram of the server's answer times.
 fn latency_histogram() -> Histogram {
-    Histogram::new([
-        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-    ])
+    Histogram::new(LATENCY_BOUNDS)
 }
 
 impl Default for Metrics {
@@ -228,8 +234,128 @@ struct RefusalLabels {
     reason: &'static str,
 }
 
-/// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+/// Latency bounds of the histograms, in seconds, for the server's answers and the vendors'.
+const LATENCY_BOUNDS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The two exposition formats a scraper may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exposition {
+    /// Prometheus text format 0.0.4: what `promtool check metrics` and most scrapers read.
+    Text,
+    /// OpenMetrics 1.0, which Prometheus asks for first.
+    OpenMetrics,
+}
+
+impl Exposition {
+    /// The format `Accept` prefers (RFC 9110 quality values); text when it names neither.
+    pub(crate) fn negotiate(headers: &HeaderMap) -> Exposition {
+        let mut best = (Exposition::Text, 0.0_f32);
+        for range in headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+        {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let quality = parts
+                .filter_map(|p| p.strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let format = match media.as_str() {
+                "application/openmetrics-text" => Exposition::OpenMetrics,
+                "text/plain" | "text/*" | "*/*" => Exposition::Text,
+                _ => continue,
+            };
+            // At equal quality the text format wins: it is the one every reader knows.
+            if quality > best.1 || (quality == best.1 && format == Exposition::Text) {
+                best = (format, quality);
+            }
+        }
+        best.0
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Exposition::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Exposition::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+/// The text format 0.0.4 of an OpenMetrics exposition (what `prometheus_client` writes; the
+/// crates that write 0.0.4 keep registries of their own). For the families written here the two
+/// differ in three ways: a counter's HELP and TYPE name its samples' `_total` name, there is no
+/// `# UNIT` and no `# EOF`.
+fn prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut text = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        text.push_str(renamed.as_deref().unwrap_or(line));
+        text.push('\n');
+    }
+    text
+}
+
+/// The vendors' request latencies, counted by the store at each scrape: a histogram per source
+/// whose buckets are not observed here, so it is written as a collector.
+#[derive(Debug)]
+struct VendorLatencies(Vec<scry_store::LatencyHistogram>);
+
+impl Collector for VendorLatencies {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "vendor_request_duration_seconds",
+            "How long vendors took to answer scry's HTTP requests, every request the history holds",
+            None,
+            MetricType::Histogram,
+        )?;
+        for histogram in &self.0 {
+            let labels = SourceLabels {
+                source: histogram.source.clone(),
+            };
+            let buckets: Vec<(f64, u64)> = LATENCY_BOUNDS
+                .iter()
+                .copied()
+                .zip(histogram.at_or_under.iter().copied())
+                .chain(std::iter::once((f64::INFINITY, histogram.count)))
+                .collect();
+            family
+                .encode_family(&labels)?
+                .encode_histogram::<NoLabelSet>(
+                    histogram.sum_ms as f64 / 1000.0,
+                    histogram.count,
+                    &buckets,
+                    None,
+                )?;
+        }
+        Ok(())
+    }
+}
+
+/// `GET /metrics`: the text format 0.0.4, or OpenMetrics when `Accept` prefers it. What the
+/// vendors were asked and what they cost are counters over the whole history, read from the store
+/// at each scrape, so they are true for every worker writing to it.
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let mut registry = Registry::with_prefix("scry");
     let m = &state.metrics;
     registry.register(
@@ -287,103 +413,83 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
             .set(n as i64);
     }
     registry.register("jobs", "Jobs in the queue by state", jobs);
-    let usage = scry_engine::usage::source_usage(state.store.as_ref()).await?;
-    let calls = Family::<CallLabels, Gauge>::default();
-    let credits_today = Family::<SourceLabels, Gauge>::default();
-    let credits_month = Family::<SourceLabels, Gauge>::default();
-    for u in &usage {
+    let calls = Family::<CallLabels, Counter>::default();
+    let credits = Family::<AccountLabels, Counter>::default();
+    let requests = Family::<CallLabels, Counter>::default();
+    let retries = Family::<SourceLabels, Counter>::default();
+    let call = |source: &str, outcome: &str| CallLabels {
+        source: source.to_owned(),
+        outcome: outcome.to_owned(),
+    };
+    for (source, usage) in scry_engine::usage::lifetime_usage(state.store.as_ref()).await? {
         for (outcome, n) in [
-            ("paid", u.today.paid),
-            ("cached", u.today.cached),
-            ("failed", u.today.failed),
+            ("paid", usage.paid),
+            ("cached", usage.cached),
+            ("failed", usage.failed),
         ] {
-            calls
-                .get_or_create(&CallLabels {
-                    source: u.source.clone(),
-                    outcome: outcome.into(),
-                })
-                .set(n as i64);
+            calls.get_or_create(&call(&source, outcome)).inc_by(n);
         }
-        let source = SourceLabels {
-            source: u.source.clone(),
-        };
-        credits_today
-            .get_or_create(&source)
-            .set(u.today.credits as i64);
-        credits_month
-            .get_or_create(&source)
-            .set(u.month.credits as i64);
-    }
-    // The vendors' side, from the history every process writes: each HTTP request today (UTC),
-    // by outcome kind, its retries, and its latency as a histogram. Counted afresh at each
-    // scrape, so they start again from zero each day, as after a restart.
-    let requests = Family::<CallLabels, Gauge>::default();
-    let retries = Family::<SourceLabels, Gauge>::default();
-    let latency = Family::<SourceLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-        latency_histogram,
-    );
-    for u in &usage {
-        let source = SourceLabels {
-            source: u.source.clone(),
-        };
-        let errors: u64 = u.today.errors.values().sum();
+        for (account, n) in &usage.credits_by_account {
+            credits
+                .get_or_create(&AccountLabels {
+                    source: source.clone(),
+                    account: account.clone(),
+                })
+                .inc_by(*n);
+        }
+        let errors: u64 = usage.errors.values().sum();
         requests
-            .get_or_create(&CallLabels {
-                source: u.source.clone(),
-                outcome: "ok".into(),
+            .get_or_create(&call(&source, "ok"))
+            .inc_by(usage.attempts.saturating_sub(errors));
+        for (kind, n) in &usage.errors {
+            requests.get_or_create(&call(&source, kind)).inc_by(*n);
+        }
+        retries
+            .get_or_create(&SourceLabels {
+                source: source.clone(),
             })
-            .set(u.today.attempts.saturating_sub(errors) as i64);
-        for (kind, n) in &u.today.errors {
-            requests
-                .get_or_create(&CallLabels {
-                    source: u.source.clone(),
-                    outcome: kind.clone(),
-                })
-                .set(*n as i64);
-        }
-        retries.get_or_create(&source).set(u.today.retries as i64);
-        let samples =
-            scry_engine::usage::request_latencies(state.store.as_ref(), &u.source).await?;
-        let histogram = latency.get_or_create(&source);
-        for ms in samples {
-            histogram.observe(ms as f64 / 1000.0);
-        }
+            .inc_by(usage.retries);
     }
     registry.register(
-        "vendor_requests_today",
-        "HTTP requests to vendors today (UTC) by outcome: ok, 429, 5xx, timeout, refused, limit, other",
+        "source_calls",
+        "Source calls by outcome: paid (bought), cached (answered from the cache or the archive), failed",
+        calls,
+    );
+    registry.register(
+        "credits_spent",
+        "Credits spent, per account (a key at a service address)",
+        credits,
+    );
+    registry.register(
+        "vendor_requests",
+        "HTTP requests to vendors by outcome: ok, 429, 5xx, timeout, refused, limit, other",
         requests,
     );
     registry.register(
-        "vendor_retries_today",
-        "HTTP requests to vendors today (UTC) that repeated a failed one",
+        "vendor_retries",
+        "HTTP requests to vendors that repeated a failed one",
         retries,
     );
-    registry.register(
-        "vendor_request_duration_seconds_today",
-        "How long vendors took to answer today's HTTP requests (UTC)",
-        latency,
-    );
-    registry.register(
-        "vendor_calls_today",
-        "Source calls today (UTC) by outcome: paid, cached (cache hits), failed",
-        calls,
-    );
-    registry.register("credits_today", "Credits spent today (UTC)", credits_today);
-    registry.register(
-        "credits_month",
-        "Credits spent this month (UTC)",
-        credits_month,
-    );
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry)
+    let bounds_ms: Vec<u64> = LATENCY_BOUNDS
+        .iter()
+        .map(|seconds| (seconds * 1000.0).round() as u64)
+        .collect();
+    let latencies = state.store.attempt_latency_histograms(&bounds_ms).await?;
+    registry.register_collector(Box::new(VendorLatencies(latencies)));
+    let mut openmetrics = String::new();
+    prometheus_client::encoding::text::encode(&mut openmetrics, &registry)
         .map_err(|e| ApiError::Internal(format!("encoding metrics: {e}")))?;
+    let format = Exposition::negotiate(&headers);
+    let body = match format {
+        Exposition::OpenMetrics => openmetrics,
+        Exposition::Text => prometheus_text(&openmetrics),
+    };
     Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "Accept"),
+        ],
+        body,
     )
         .into_response())
 }

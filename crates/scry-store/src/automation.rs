@@ -11,8 +11,8 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::StoreError;
 use crate::model::{
-    AttemptCount, BlockEntry, CallCount, Event, EventFilter, Job, JobOutcome, NewJob, QueueDepth,
-    Workflow,
+    AttemptCount, BlockEntry, CallCount, Event, EventFilter, Job, JobOutcome, LatencyHistogram,
+    NewJob, QueueDepth, Workflow,
 };
 use crate::sql::SqlStore;
 
@@ -284,6 +284,41 @@ impl SqlStore {
             .await?
             .iter()
             .map(|row| Ok(row.try_get("duration_ms")?))
+            .collect()
+    }
+
+    pub(crate) async fn latency_histograms(
+        &self,
+        bounds_ms: &[u64],
+    ) -> Result<Vec<LatencyHistogram>, StoreError> {
+        // The bounds are numbers, written into the statement as such.
+        let buckets: String = bounds_ms
+            .iter()
+            .enumerate()
+            .map(|(i, bound)| {
+                format!(", CAST(SUM(CASE WHEN duration_ms <= {bound} THEN 1 ELSE 0 END) AS BIGINT) AS b{i}")
+            })
+            .collect();
+        let sql = format!(
+            "SELECT origin, COUNT(*) AS n, CAST(COALESCE(SUM(duration_ms), 0) AS BIGINT) AS total{buckets} FROM events \
+             WHERE kind = 'attempt' AND duration_ms IS NOT NULL GROUP BY origin ORDER BY origin"
+        );
+        sqlx::query(AssertSqlSafe(sql.as_str()))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let origin: String = row.try_get("origin")?;
+                let at_or_under = (0..bounds_ms.len())
+                    .map(|i| Ok(row.try_get::<i64, _>(format!("b{i}").as_str())? as u64))
+                    .collect::<Result<Vec<u64>, StoreError>>()?;
+                Ok(LatencyHistogram {
+                    source: origin.strip_prefix("source:").unwrap_or(&origin).to_owned(),
+                    count: row.try_get::<i64, _>("n")? as u64,
+                    sum_ms: row.try_get::<i64, _>("total")?.max(0) as u64,
+                    at_or_under,
+                })
+            })
             .collect()
     }
 

@@ -28,8 +28,8 @@ use std::sync::Arc;
 pub use model::{
     Account, AnswerKey, AttemptCount, BlockEntry, CallCount, Change, EVENT_KINDS, Event,
     EventFilter, IndicatorCursor, IndicatorOrder, IndicatorPage, IndicatorQuery, IndicatorRecord,
-    Job, JobOutcome, ListedIndicator, NewJob, Overview, PivotCursor, QueueDepth, SaveReport,
-    ScorePoint, Session, StaleIndicator, StoredIndicator, VendorAnswer, Workflow,
+    Job, JobOutcome, LatencyHistogram, ListedIndicator, NewJob, Overview, PivotCursor, QueueDepth,
+    SaveReport, ScorePoint, Session, StaleIndicator, StoredIndicator, VendorAnswer, Workflow,
 };
 pub use search::MAX_PAGE;
 pub use sql::{SqlStore, redact};
@@ -244,6 +244,13 @@ pub trait Store: Send + Sync {
         since: i64,
         limit: u32,
     ) -> StoreFuture<'a, Vec<i64>>;
+
+    /// Every HTTP request the history holds, per source, counted against `bounds_ms` (ascending
+    /// latency bounds in ms): what a cumulative latency histogram is made of.
+    fn attempt_latency_histograms<'a>(
+        &'a self,
+        bounds_ms: &'a [u64],
+    ) -> StoreFuture<'a, Vec<LatencyHistogram>>;
 
     /// Automation history, newest first.
     fn events<'a>(&'a self, filter: &'a EventFilter) -> StoreFuture<'a, Vec<Event>>;

@@ -63,6 +63,18 @@ pub struct AttemptCount {
     pub retries: u64,
 }
 
+/// Every HTTP request of one source the history holds, as a latency histogram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    pub source: String,
+    /// Requests with a recorded latency.
+    pub count: u64,
+    /// Their latencies added up, in ms.
+    pub sum_ms: u64,
+    /// For each bound asked for, in that order, how many took that long or less.
+    pub at_or_under: Vec<u64>,
+}
+
 /// An indicator due for a scheduled refresh.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaleIndicator {

@@ -12,9 +12,9 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 use crate::migrations::{MIGRATIONS, Migration, latest_version};
 use crate::model::{
     Account, AnswerKey, AttemptCount, BlockEntry, CallCount, Change, Event, EventFilter,
-    IndicatorPage, IndicatorQuery, IndicatorRecord, Job, JobOutcome, NewJob, Overview, PivotCursor,
-    QueueDepth, SaveReport, ScorePoint, Session, StaleIndicator, StoredIndicator, VendorAnswer,
-    Workflow,
+    IndicatorPage, IndicatorQuery, IndicatorRecord, Job, JobOutcome, LatencyHistogram, NewJob,
+    Overview, PivotCursor, QueueDepth, SaveReport, ScorePoint, Session, StaleIndicator,
+    StoredIndicator, VendorAnswer, Workflow,
 };
 use crate::{Store, StoreError, StoreFuture};
 
@@ -1207,6 +1207,13 @@ impl Store for SqlStore {
         limit: u32,
     ) -> StoreFuture<'a, Vec<i64>> {
         Box::pin(self.durations("attempt", source, None, since, limit))
+    }
+
+    fn attempt_latency_histograms<'a>(
+        &'a self,
+        bounds_ms: &'a [u64],
+    ) -> StoreFuture<'a, Vec<LatencyHistogram>> {
+        Box::pin(self.latency_histograms(bounds_ms))
     }
 
     fn finish_job<'a>(

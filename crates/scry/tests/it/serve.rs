@@ -883,30 +883,98 @@ fn analysts_act_through_the_queue_and_firewalls_poll_the_blocklist() {
     );
     assert_eq!(status, StatusCode::OK, "{pivot}");
     assert_eq!(pivot["items"][0]["indicator"], "45.155.205.99", "{pivot}");
-    // Metrics count requests and read the queue and the sources' calls from the store.
-    let (_, metrics) = served.get("/metrics", "");
-    let metrics = metrics.as_str().expect("text").to_owned();
+    // Metrics count requests and read the queue and the sources' calls from the store: the text
+    // format 0.0.4 unless OpenMetrics is preferred, as Prometheus asks for it.
+    let scrape = |accept: Option<&str>| {
+        let mut request = served.client().get(format!("{}/metrics", served.base));
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        let response = served.raw(request);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        let body = served.runtime.block_on(response.text()).expect("text");
+        (content_type, body)
+    };
+    let (content_type, metrics) = scrape(None);
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    let (plain_type, _) = scrape(Some("text/plain"));
+    assert_eq!(plain_type, content_type);
+    let prometheus_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let (open_type, openmetrics) = scrape(Some(prometheus_accept));
+    assert_eq!(
+        open_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(openmetrics.ends_with("# EOF\n"), "{openmetrics}");
+    assert!(!metrics.contains("# EOF"), "{metrics}");
     for line in [
         "scry_http_requests_total{method=\"POST\",route=\"/api/v1/indicators/actions\",status=\"202\"} 1",
         "scry_jobs{state=\"done\"}",
-        "scry_vendor_calls_today{source=\"criminalip\",outcome=\"paid\"}",
-        "scry_vendor_requests_today{source=\"criminalip\",outcome=\"ok\"}",
-        "scry_vendor_retries_today{source=\"criminalip\"} 0",
-        "scry_vendor_request_duration_seconds_today_bucket{le=\"0.005\",source=\"criminalip\"}",
+        "scry_source_calls_total{source=\"criminalip\",outcome=\"paid\"}",
+        "scry_vendor_requests_total{source=\"criminalip\",outcome=\"ok\"}",
+        "scry_vendor_retries_total{source=\"criminalip\"} 0",
+        "scry_vendor_request_duration_seconds_bucket{le=\"0.005\",source=\"criminalip\"}",
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
+        assert!(openmetrics.contains(line), "{line} in\n{openmetrics}");
     }
-    // One latency sample per request the vendor answered.
-    let count = metrics
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(
-                "scry_vendor_request_duration_seconds_today_count{source=\"criminalip\"} ",
-            )
-        })
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .expect("a histogram count");
-    assert!(count > 0, "{metrics}");
+    // In the text format a counter's HELP and TYPE name its samples; in OpenMetrics, its family.
+    assert!(
+        metrics.contains("# TYPE scry_credits_spent_total counter"),
+        "{metrics}"
+    );
+    assert!(
+        openmetrics.contains("# TYPE scry_credits_spent counter"),
+        "{openmetrics}"
+    );
+    // One latency sample per request the vendor answered, and as many as requests counted.
+    let number = |text: &str, prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{prefix} in\n{text}"))
+    };
+    let count = number(
+        &metrics,
+        "scry_vendor_request_duration_seconds_count{source=\"criminalip\"} ",
+    );
+    let requests = number(
+        &metrics,
+        "scry_vendor_requests_total{source=\"criminalip\",outcome=\"ok\"} ",
+    );
+    assert!(count > 0 && count == requests, "{metrics}");
+    // Prometheus's own checker reads it without a complaint (HELP on every family, counters
+    // ending in `_total`, base units).
+    if let Some([promtool]) = scry_testkit::programs(
+        ["promtool"],
+        "Prometheus's promtool: `apt-get download prometheus && dpkg -x prometheus_*.deb root` puts it in root/usr/bin",
+    ) {
+        let mut check = Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool starts");
+        use std::io::Write as _;
+        check
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(metrics.as_bytes())
+            .expect("metrics written");
+        let checked = check.wait_with_output().expect("promtool ends");
+        assert!(
+            checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
+            "promtool check metrics: {}\n{}{}\n{metrics}",
+            checked.status,
+            text(&checked.stdout),
+            text(&checked.stderr)
+        );
+    }
 }
 
 #[test]

@@ -1255,6 +1255,9 @@ impl Automation {
             }
             ActionSpec::Block { list, days } => {
                 let config = self.blocklists.get(list).cloned().unwrap_or_default();
+                if let Err(refusal) = crate::blocklist::admits(list, &config, &record.value) {
+                    return Ok(Ok(Acted::Nothing(refusal)));
+                }
                 let days = days.unwrap_or(config.days);
                 let now = now_ms();
                 self.store()?

@@ -195,7 +195,8 @@ impl Default for EndpointConfig {
     }
 }
 
-/// A named blocklist, served as a plain-text EDL.
+/// A named blocklist, served as a plain-text EDL (`/edl/NAME.txt`, `scry export --format edl`)
+/// and as a TAXII collection. See `crate::blocklist` for what each setting does to the list.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BlocklistConfig {
@@ -203,6 +204,13 @@ pub struct BlocklistConfig {
     pub days: u32,
     /// Entries whose indicator falls below this priority are removed.
     pub min_priority: u8,
+    /// What the list holds: firewalls read one entry type per list.
+    #[serde(rename = "type")]
+    pub entry_type: EntryType,
+    /// Whose firewall reads it: sets the form of URL entries and the default size cap.
+    pub vendor: FirewallVendor,
+    /// Entries served at most (the newest first); `None`: the vendor's limit, if it has one.
+    pub max_entries: Option<usize>,
 }
 
 impl Default for BlocklistConfig {
@@ -210,8 +218,50 @@ impl Default for BlocklistConfig {
         BlocklistConfig {
             days: 7,
             min_priority: 0,
+            entry_type: EntryType::Any,
+            vendor: FirewallVendor::Generic,
+            max_entries: None,
         }
     }
+}
+
+/// The one kind of entry a blocklist holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryType {
+    /// IPv4 and IPv6 addresses and CIDR blocks.
+    Ip,
+    /// Domain names.
+    Domain,
+    /// URLs.
+    Url,
+    /// Every kind in one list, for readers that take mixed lists (no firewall named here does).
+    Any,
+}
+
+impl EntryType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryType::Ip => "ip",
+            EntryType::Domain => "domain",
+            EntryType::Url => "url",
+            EntryType::Any => "any",
+        }
+    }
+}
+
+/// The firewall a blocklist is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FirewallVendor {
+    /// Entries as stored; no cap unless `max_entries` sets one.
+    Generic,
+    /// Palo Alto Networks PAN-OS external dynamic lists: URL entries without `http(s)://`, as
+    /// its formatting guidelines ask; 50,000 entries (the IP limit of most models).
+    PanOs,
+    /// Fortinet FortiGate threat feeds: URL entries with their scheme; 131,072 entries or
+    /// 10 MB, the limit of each feed before FortiOS 7.4.4.
+    Fortigate,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -859,6 +909,19 @@ impl LoadedConfig {
             return Err(self.value_error(
                 "[server] tls_cert and tls_key go together: set both for HTTPS, or neither".into(),
             ));
+        }
+        for (name, list) in &self.config.automation.blocklists {
+            if list.entry_type == EntryType::Any && list.vendor != FirewallVendor::Generic {
+                return Err(self.value_error(format!(
+                    "[automation.blocklists.{name}] a {} list holds one type of entry: set type = \"ip\", \"domain\" or \"url\"",
+                    crate::blocklist::vendor_name(list.vendor)
+                )));
+            }
+            if list.max_entries == Some(0) {
+                return Err(self.value_error(format!(
+                    "[automation.blocklists.{name}] max_entries must be at least 1"
+                )));
+            }
         }
         self.default_tlp()?;
         self.egress_gate()?;

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod archive;
 pub mod automation;
+pub mod blocklist;
 pub mod config;
 pub mod dashboard;
 pub mod enrich;

@@ -1285,7 +1285,20 @@ pub async fn queue(State(state): State<AppState>) -> Result<axum::Json<QueueStat
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BlocklistSummary {
     pub name: String,
+    /// Entries stored (not expired).
     pub entries: usize,
+    /// Entries the EDL serves: those of the list's type, up to its cap.
+    pub served: usize,
+    /// Stored entries of another type than the list's, which the EDL leaves out.
+    pub left_out_other_types: usize,
+    /// Entries past the list's cap, which the EDL leaves out (the oldest).
+    pub left_out_over_cap: usize,
+    /// What to do about entries past the cap, when there are any.
+    pub warning: Option<String>,
+    /// `ip`, `domain`, `url` or `any`.
+    pub entry_type: &'static str,
+    /// The firewall the list is written for.
+    pub vendor: &'static str,
     /// Default days an entry stays.
     pub days: u32,
     /// The plain-text list firewalls poll.
@@ -1300,8 +1313,17 @@ pub async fn blocklists(
     let now = scry_engine::automation::now_ms();
     let mut out = Vec::new();
     for (name, config) in &state.loaded.config.automation.blocklists {
+        let entries = state.store.blocklist(name, now).await?;
+        let stored = entries.len();
+        let rendered = scry_engine::blocklist::render(config, entries);
         out.push(BlocklistSummary {
-            entries: state.store.blocklist(name, now).await?.len(),
+            entries: stored,
+            served: rendered.served,
+            left_out_other_types: rendered.other_types,
+            left_out_over_cap: rendered.over_cap,
+            warning: rendered.cap_warning(name, config),
+            entry_type: config.entry_type.as_str(),
+            vendor: scry_engine::blocklist::vendor_name(config.vendor),
             days: config.days,
             edl_path: format!("/edl/{name}.txt"),
             name: name.clone(),
@@ -1320,12 +1342,18 @@ pub struct BlockRow {
     pub origin: String,
 }
 
-pub(crate) fn known_blocklist(state: &AppState, name: &str) -> Result<(), ApiError> {
-    if state.loaded.config.automation.blocklists.contains_key(name) {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound(format!("no blocklist named {name:?}")))
-    }
+/// The configuration of the blocklist `name`, or 404.
+pub(crate) fn known_blocklist<'s>(
+    state: &'s AppState,
+    name: &str,
+) -> Result<&'s scry_engine::config::BlocklistConfig, ApiError> {
+    state
+        .loaded
+        .config
+        .automation
+        .blocklists
+        .get(name)
+        .ok_or_else(|| ApiError::NotFound(format!("no blocklist named {name:?}")))
 }
 
 #[utoipa::path(get, path = "/api/v1/blocklists/{name}", tag = "blocklists",

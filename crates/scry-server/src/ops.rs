@@ -38,16 +38,16 @@ pub async fn edl(
         }
     }
     let name = name.strip_suffix(".txt").unwrap_or(&name).to_owned();
-    known_blocklist(&state, &name)?;
+    let config = known_blocklist(&state, &name)?;
     let entries = state
         .store
         .blocklist(&name, scry_engine::automation::now_ms())
         .await?;
-    let mut body = String::with_capacity(entries.len() * 16);
-    for entry in &entries {
-        body.push_str(&entry.value);
-        body.push('\n');
+    let rendered = scry_engine::blocklist::render(config, entries);
+    if let Some(warning) = rendered.cap_warning(&name, config) {
+        tracing::warn!("{warning}");
     }
+    let body = rendered.body;
     let etag = format!("\"{}\"", &digest_hex(&body)[..32]);
     let unchanged = none_match(&headers, &etag);
     let etag_header = HeaderValue::from_str(&etag).expect("hex is a valid header");

@@ -471,6 +471,10 @@ async fn read_items(
                 .store
                 .blocklist(name, scry_engine::automation::now_ms())
                 .await?;
+            // Of a typed list, the entries its EDL serves: a firewall polling either sees one list.
+            if let Some(config) = state.loaded.config.automation.blocklists.get(name.as_str()) {
+                entries.retain(|e| scry_engine::blocklist::admits(name, config, &e.value).is_ok());
+            }
             entries.sort_by(|a, b| (a.added_at, &a.value).cmp(&(b.added_at, &b.value)));
             let start = |e: &scry_store::BlockEntry| format!("{}~{}", e.added_at, e.value);
             let mut items = Vec::new();

@@ -945,17 +945,22 @@ pub async fn blocklists(
     let now = scry_engine::automation::now_ms();
     let mut lists = Vec::new();
     for (name, config) in &state.loaded.config.automation.blocklists {
-        let entries: Vec<Value> = state
-            .store
-            .blocklist(name, now)
-            .await?
-            .into_iter()
+        let stored = state.store.blocklist(name, now).await?;
+        let entries: Vec<Value> = stored
+            .iter()
             .map(|e| {
                 json!({"value": e.value, "added_at": e.added_at, "expires_at": e.expires_at,
                     "reason": e.reason, "origin": e.origin})
             })
             .collect();
-        lists.push(json!({"name": name, "days": config.days, "entries": entries}));
+        let rendered = scry_engine::blocklist::render(config, stored);
+        lists.push(
+            json!({"name": name, "days": config.days, "entries": entries,
+            "entry_type": config.entry_type.as_str(),
+            "vendor": scry_engine::blocklist::vendor_name(config.vendor),
+            "served": rendered.served, "other_types": rendered.other_types,
+            "warning": rendered.cap_warning(name, config)}),
+        );
     }
     Ok(Page {
         caller: &who,

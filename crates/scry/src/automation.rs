@@ -337,9 +337,12 @@ pub(crate) fn export_edl(
     runtime.block_on(async {
         let store = open_store(&url).await?;
         let entries = store.blocklist(list, now_ms()).await?;
-        for entry in &entries {
-            writeln!(out, "{}", entry.value)?;
+        let config = &loaded.config.automation.blocklists[list];
+        let rendered = scry_engine::blocklist::render(config, entries);
+        if let Some(warning) = rendered.cap_warning(list, config) {
+            eprintln!("warning: {warning}");
         }
-        anyhow::Ok(entries.len() as u64)
+        out.write_all(rendered.body.as_bytes())?;
+        anyhow::Ok(rendered.served as u64)
     })
 }

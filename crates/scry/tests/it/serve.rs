@@ -977,6 +977,118 @@ fn analysts_act_through_the_queue_and_firewalls_poll_the_blocklist() {
     }
 }
 
+/// Each blocklist holds one type of entry in its firewall's form (PAN-OS URLs without their
+/// scheme), a block the list cannot hold is refused and recorded, and a list past its cap
+/// serves the newest entries and says how many it left out.
+#[test]
+fn typed_blocklists_serve_one_type_in_the_vendors_form_within_a_cap() {
+    let served = Served::start(
+        "[automation.blocklists.pan_ip]\ntype = \"ip\"\nvendor = \"pan-os\"\nmax_entries = 2\n\n\
+         [automation.blocklists.pan_url]\ntype = \"url\"\nvendor = \"pan-os\"\n\n\
+         [automation.blocklists.forti_url]\ntype = \"url\"\nvendor = \"fortigate\"\n",
+    );
+    let ips = ["45.155.205.233", "45.155.205.99", "193.32.162.159"];
+    let urls = [
+        "https://login-micros0ft-365.com/owa/auth/logon.aspx",
+        "http://paypal-account-verify.info/signin?session=8f3a",
+    ];
+    let domain = "secure-update.xyz";
+    let all: Vec<&str> = ips.iter().chain(&urls).chain([&domain]).copied().collect();
+    served.submit_and_wait(&all);
+    // Blocked one after the other, so "newest" is well defined: the last IP is the newest.
+    for indicator in &all {
+        let (status, body) = served.call(
+            Method::POST,
+            "/api/v1/indicators/actions",
+            &served.analyst,
+            Some(json!({"indicators": [indicator], "actions": [
+                {"do": "block", "list": "pan_ip"}, {"do": "block", "list": "pan_url"},
+                {"do": "block", "list": "forti_url"}, {"do": "block", "list": "edl"}]})),
+        );
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        served.wait_for(|s| {
+            let (_, history) = s.get(
+                &format!(
+                    "/api/v1/history?indicator={}&kind=action",
+                    urlencode(indicator)
+                ),
+                &s.viewer,
+            );
+            history["items"].as_array().map_or(0, Vec::len) >= 4
+        });
+    }
+    let edl = |name: &str| {
+        let (status, body) = served.get(&format!("/edl/{name}.txt"), "");
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body.as_str().expect("text").to_owned()
+    };
+    // The cap of 2 keeps the two newest IPs; no domain or URL in an IP list.
+    assert_eq!(edl("pan_ip"), "193.32.162.159\n45.155.205.99\n");
+    assert_eq!(
+        edl("pan_url"),
+        "login-micros0ft-365.com/owa/auth/logon.aspx\npaypal-account-verify.info/signin?session=8f3a\n"
+    );
+    assert_eq!(edl("forti_url"), format!("{}\n{}\n", urls[1], urls[0]));
+    // The untyped list holds everything, as before.
+    assert_eq!(edl("edl").lines().count(), all.len());
+    // The summary says what each list left out and why.
+    let (_, lists) = served.get("/api/v1/blocklists", &served.viewer);
+    let pan_ip = lists
+        .as_array()
+        .expect("lists")
+        .iter()
+        .find(|l| l["name"] == "pan_ip")
+        .expect("pan_ip")
+        .clone();
+    assert_eq!(pan_ip["entries"], 3, "{pan_ip}");
+    assert_eq!(pan_ip["served"], 2, "{pan_ip}");
+    assert_eq!(pan_ip["left_out_over_cap"], 1, "{pan_ip}");
+    assert_eq!(pan_ip["entry_type"], "ip", "{pan_ip}");
+    assert!(
+        pan_ip["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("1 entries left out") && w.contains("PAN-OS")),
+        "{pan_ip}"
+    );
+    // The refused blocks are in the history, saying why.
+    let (_, history) = served.get(
+        &format!("/api/v1/history?indicator={domain}&kind=action"),
+        &served.viewer,
+    );
+    let refusals: Vec<String> = history["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["detail"].to_string())
+        .filter(|d| d.contains("not added"))
+        .collect();
+    assert_eq!(refusals.len(), 3, "{history}");
+    assert!(
+        refusals
+            .iter()
+            .any(|d| d
+                .contains("secure-update.xyz is a domain and blocklist pan_ip holds ip entries")),
+        "{refusals:?}"
+    );
+    // A list for a firewall that reads one type must say which.
+    let home = tempfile::tempdir().expect("home");
+    std::fs::write(
+        home.path().join("scry.toml"),
+        "[automation.blocklists.fw]\nvendor = \"pan-os\"\n",
+    )
+    .expect("config");
+    let mut check = scry(home.path());
+    check.current_dir(home.path()).args(["config", "check"]);
+    let output = run(check, b"");
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr)
+            .contains("[automation.blocklists.fw] a PAN-OS list holds one type of entry"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
 #[test]
 fn taxii_clients_page_through_collections_of_valid_stix() {
     if !scry_testkit::python_modules(

@@ -132,7 +132,7 @@ pub fn render(config: &BlocklistConfig, mut entries: Vec<BlockEntry>) -> Rendere
             continue;
         }
         let fits = max_entries.is_none_or(|max| lines.len() < max)
-            && max_bytes.is_none_or(|max| bytes + line.len() + 1 <= max);
+            && max_bytes.is_none_or(|max| bytes + line.len() < max);
         if fits {
             bytes += line.len() + 1;
             lines.push(line);

@@ -23,7 +23,7 @@ use scry_store::{
     EventFilter, IndicatorCursor, IndicatorOrder, IndicatorQuery, PivotCursor, StoredIndicator,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::AppState;
@@ -55,7 +55,7 @@ fn too_much_work(field: &str, message: String) -> ApiError {
         graph
     ),
     components(schemas(ErrorBody)),
-    modifiers(&Security),
+    modifiers(&Security, &EveryAnswer),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
@@ -78,6 +78,101 @@ impl utoipa::Modify for Security {
             && let utoipa::openapi::schema::Schema::Object(object) = schema
         {
             object.description = Some(format!("Error codes: {}", table.join("; ")));
+        }
+    }
+}
+
+/// Every answer an operation can give, described: a success without a description gets its
+/// status's, and each operation lists the error answers the server gives on every route (401,
+/// 403, 408, 500, 503), on routes with parameters (400, 404 for a path's), and on routes with a
+/// body (400, 413, 415), each with the codes of the error table it may carry.
+struct EveryAnswer;
+
+impl EveryAnswer {
+    /// The error answer with `status`: the table's codes for it, and the one error shape.
+    fn error(status: u16) -> utoipa::openapi::Response {
+        let codes: Vec<String> = ERROR_TABLE
+            .iter()
+            .filter(|(_, s, _)| *s == status)
+            .map(|(code, _, meaning)| format!("`{code}`: {meaning}"))
+            .collect();
+        utoipa::openapi::ResponseBuilder::new()
+            .description(codes.join("; "))
+            .content(
+                "application/json",
+                utoipa::openapi::content::Content::new(Some(
+                    utoipa::openapi::Ref::from_schema_name("ErrorBody"),
+                )),
+            )
+            .build()
+    }
+}
+
+impl utoipa::Modify for EveryAnswer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::path::ParameterIn;
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let parameters = operation.parameters.as_deref().unwrap_or_default();
+                let in_path = parameters.iter().any(
+                    |p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Path)),
+                );
+                let mut statuses = vec![401, 403, 408, 500, 503];
+                if !parameters.is_empty() {
+                    statuses.push(400);
+                }
+                if in_path {
+                    statuses.push(404);
+                }
+                if operation.request_body.is_some() {
+                    statuses.extend([400, 413, 415]);
+                }
+                let responses = &mut operation.responses.responses;
+                for status in statuses {
+                    let error = Self::error(status);
+                    match responses.entry(status.to_string()) {
+                        std::collections::btree_map::Entry::Vacant(slot) => {
+                            slot.insert(RefOr::T(error));
+                        }
+                        std::collections::btree_map::Entry::Occupied(mut slot) => {
+                            if let RefOr::T(response) = slot.get_mut()
+                                && response.description.is_empty()
+                            {
+                                response.description = error.description;
+                            }
+                        }
+                    }
+                }
+                for (status, response) in responses.iter_mut() {
+                    if let RefOr::T(response) = response
+                        && response.description.is_empty()
+                    {
+                        let known = status
+                            .parse::<u16>()
+                            .ok()
+                            .filter(|s| ERROR_TABLE.iter().any(|(_, t, _)| t == s));
+                        response.description = match known {
+                            Some(error) => Self::error(error).description,
+                            None => status
+                                .parse::<axum::http::StatusCode>()
+                                .ok()
+                                .and_then(|s| s.canonical_reason())
+                                .unwrap_or("The answer")
+                                .to_owned(),
+                        };
+                    }
+                }
+            }
         }
     }
 }
@@ -645,16 +740,78 @@ pub async fn upload_status(
 
 /// Everything known about one indicator.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct IndicatorDetail {
-    /// The stored indicator: value, type, priority, severity, reasons, tags, per-source details.
-    #[schema(value_type = Object)]
+    /// The stored indicator, as `scry show --format json` writes it too.
+    #[schema(value_type = Indicator)]
     pub indicator: Value,
-    /// Analyst and rule state: status, labels, priority override, ticket.
-    #[schema(value_type = Object)]
-    pub workflow: Value,
+    pub workflow: WorkflowView,
     pub report_url: Option<String>,
     pub neighbours: Vec<NeighbourRow>,
     pub history: Vec<HistoryPoint>,
+}
+
+/// Analyst and rule state of an indicator.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowView {
+    /// `new` until a person or a rule sets another.
+    pub status: String,
+    /// Tags added by rules or people, on top of the sources' tags.
+    pub labels: Vec<String>,
+    /// A priority set by hand or by a rule, shown instead of the computed one.
+    pub priority_override: Option<u8>,
+    /// The ticket opened for it.
+    pub ticket: Option<String>,
+    /// When it last changed (Unix ms; 0: never).
+    pub updated_at: i64,
+    /// Who changed it last (`manual:NAME`, `rule:NAME`).
+    pub origin: String,
+}
+
+/// A stored indicator as the API and `scry show --format json` give it (`view::stored_json`):
+/// the document's description of that JSON, which the contract test holds it to.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Indicator {
+    /// The normalized value.
+    indicator: String,
+    /// Its STIX type: `ipv4-addr`, `ipv6-addr`, `domain-name`, `url`, …
+    #[serde(rename = "type")]
+    kind: String,
+    stix_id: String,
+    /// 0–100, computed from the reasons.
+    priority: u8,
+    /// `info`, `low`, `medium`, `high` or `critical`.
+    severity: String,
+    /// How enrichment ended: `enriched`, `cached`, `skipped`, `failed`, …
+    status: String,
+    /// Why it was not enriched, when it was not.
+    skip_reason: Option<String>,
+    /// Its TLP marking (`clear`, `green`, `amber`, `amber+strict`, `red`); none when unmarked.
+    tlp: Option<String>,
+    /// The sources' tags.
+    tags: Vec<String>,
+    /// What the priority is made of, the most points first.
+    reasons: Vec<ReasonView>,
+    /// What each source found, by source name (`criminalip`, `geo`, `feeds`, …); each source's
+    /// details have a shape of their own.
+    #[schema(value_type = std::collections::HashMap<String, Object>)]
+    sources: Value,
+    /// When it was first stored (Unix ms).
+    first_seen: i64,
+    /// When its state last changed (Unix ms).
+    last_changed: i64,
+}
+
+/// One reason of a priority: a signal a source gave and the points it is worth.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonView {
+    source: String,
+    signal: String,
+    value: String,
+    points: i32,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -689,9 +846,14 @@ pub(crate) async fn detail(
     Ok(IndicatorDetail {
         report_url: view::report_url(&stored).map(str::to_owned),
         indicator: view::stored_json(&stored),
-        workflow: json!({"status": workflow.status, "labels": workflow.labels,
-            "priority_override": workflow.priority_override, "ticket": workflow.ticket,
-            "updated_at": workflow.updated_at, "origin": workflow.origin}),
+        workflow: WorkflowView {
+            status: workflow.status,
+            labels: workflow.labels,
+            priority_override: workflow.priority_override,
+            ticket: workflow.ticket,
+            updated_at: workflow.updated_at,
+            origin: workflow.origin,
+        },
         neighbours: neighbours
             .into_iter()
             .map(|n| NeighbourRow {
@@ -1129,7 +1291,8 @@ pub struct HistoryEvent {
     pub origin: String,
     pub duration_ms: Option<i64>,
     pub credits: i64,
-    #[schema(value_type = Object)]
+    /// What the event says, by kind (a skip's reason, an action's outcome, …); null when nothing more.
+    #[schema(value_type = Option<Object>)]
     pub detail: Value,
 }
 
@@ -1218,12 +1381,38 @@ pub struct SourceRow {
     pub name: String,
     /// Whether it sends indicators off the machine.
     pub external: bool,
-    #[schema(value_type = Object)]
+    #[schema(value_type = PeriodSummary)]
     pub today: Value,
-    #[schema(value_type = Object)]
+    #[schema(value_type = PeriodSummary)]
     pub month: Value,
     /// p50, p95, p99 of today's HTTP requests to the vendor, ms.
     pub latency_ms: Option<[i64; 3]>,
+}
+
+/// One source's calls and credits in a period (UTC day or month), as `scry sources status
+/// --format json` gives them too (`PeriodUsage::summary`).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodSummary {
+    /// Paid, cached and failed calls.
+    calls: u64,
+    /// Answers bought.
+    paid: u64,
+    /// Answers reused from the cache or the answer archive.
+    cached: u64,
+    failed: u64,
+    cache_hit_percent: Option<f64>,
+    /// HTTP requests sent, retries and key checks included.
+    requests: u64,
+    retries: u64,
+    /// Requests that did not succeed, by kind: `429`, `5xx`, `timeout`, `refused`, `limit`, `other`.
+    errors: std::collections::BTreeMap<String, u64>,
+    error_percent: Option<f64>,
+    credits: u64,
+    /// The budget of the period, when one is set.
+    credit_limit: Option<u64>,
+    /// Credits by account (a key at a service address).
+    credits_by_account: std::collections::BTreeMap<String, u64>,
 }
 
 #[utoipa::path(get, path = "/api/v1/sources", tag = "operations",

@@ -769,6 +769,286 @@ fn the_openapi_document_describes_the_api() {
     }
     assert!(doc["paths"]["/api/v1/indicators"]["post"]["requestBody"].is_object());
     assert!(doc["components"]["schemas"]["IndicatorList"].is_object());
+    // The indicator itself is typed, not a bare object.
+    assert_eq!(
+        doc["components"]["schemas"]["Indicator"]["properties"]["priority"]["type"],
+        "integer"
+    );
+    if !scry_testkit::python_modules(
+        &["openapi_spec_validator", "jsonschema"],
+        "openapi-spec-validator==0.9.0",
+    ) {
+        return;
+    }
+    // Real answers, successes and errors, to be held to the document.
+    served.submit_and_wait(&["45.155.205.233", "45.155.205.99"]);
+    let (status, _) = served.call(
+        Method::POST,
+        "/api/v1/indicators/actions",
+        &served.analyst,
+        Some(json!({"indicators": ["45.155.205.233"], "actions": [{"do": "block", "list": "edl"}, {"do": "tag", "tag": "contract"}]})),
+    );
+    assert_eq!(status, StatusCode::ACCEPTED);
+    served.wait_for(|s| {
+        s.get("/api/v1/indicators/45.155.205.233", &s.viewer).1["workflow"]["labels"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|t| t == "contract"))
+    });
+    let (viewer, analyst, admin) = (&served.viewer, &served.analyst, &served.admin);
+    let cases: Vec<(Method, &str, String, &str, Option<Value>)> = vec![
+        (
+            Method::GET,
+            "/api/v1/whoami",
+            "/api/v1/whoami".into(),
+            viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/whoami",
+            "/api/v1/whoami".into(),
+            "",
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/indicators",
+            "/api/v1/indicators?limit=5".into(),
+            viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/indicators",
+            "/api/v1/indicators?limit=nine".into(),
+            viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/indicators/{indicator}",
+            "/api/v1/indicators/45.155.205.233".into(),
+            viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/indicators/{indicator}",
+            "/api/v1/indicators/203.0.113.250".into(),
+            viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/indicators/{indicator}/pivot",
+            "/api/v1/indicators/45.155.205.233/pivot?by=subnet".into(),
+            viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/rules",
+            "/api/v1/rules".into(),
+            viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/history",
+            "/api/v1/history?limit=20".into(),
+            viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/sources",
+            "/api/v1/sources".into(),
+            viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/queue",
+            "/api/v1/queue".into(),
+            viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/dashboard",
+            "/api/v1/dashboard".into(),
+            viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/graph",
+            "/api/v1/graph?indicator=45.155.205.233".into(),
+            viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/blocklists",
+            "/api/v1/blocklists".into(),
+            viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/blocklists/{name}",
+            "/api/v1/blocklists/edl".into(),
+            viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/blocklists/{name}",
+            "/api/v1/blocklists/none".into(),
+            viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/tokens",
+            "/api/v1/tokens".into(),
+            admin,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/tokens",
+            "/api/v1/tokens".into(),
+            viewer,
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/v1/indicators",
+            "/api/v1/indicators".into(),
+            analyst,
+            Some(json!({"indicators": ["45.155.205.100"]})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/indicators",
+            "/api/v1/indicators".into(),
+            viewer,
+            Some(json!({"indicators": ["45.155.205.100"]})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/indicators",
+            "/api/v1/indicators".into(),
+            analyst,
+            Some(json!({"indicator": "x"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/rules/test",
+            "/api/v1/rules/test".into(),
+            analyst,
+            Some(json!({"indicator": "45.155.205.233"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/tokens",
+            "/api/v1/tokens".into(),
+            admin,
+            Some(json!({"name": "contract", "role": "viewer"})),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/tokens/{name}",
+            "/api/v1/tokens/contract".into(),
+            admin,
+            None,
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/tokens/{name}",
+            "/api/v1/tokens/contract".into(),
+            admin,
+            None,
+        ),
+    ];
+    let mut answers = Vec::new();
+    for (method, template, path, token, body) in cases {
+        let (status, value) = served.call(method.clone(), &path, token, body);
+        answers.push(
+            json!({"method": method.as_str().to_lowercase(), "template": template,
+            "path": path, "status": status.as_u16(), "body": value}),
+        );
+    }
+    // A body of another media type: 415.
+    let response = served.raw(
+        served
+            .client()
+            .post(format!("{}/api/v1/indicators", served.base))
+            .bearer_auth(&served.analyst)
+            .header("content-type", "application/xml")
+            .body("<indicators/>"),
+    );
+    let status = response.status().as_u16();
+    let body: Value = served.runtime.block_on(response.json()).expect("json");
+    answers.push(json!({"method": "post", "template": "/api/v1/indicators",
+        "path": "/api/v1/indicators", "status": status, "body": body}));
+    let statuses: std::collections::BTreeSet<u64> = answers
+        .iter()
+        .filter_map(|a| a["status"].as_u64())
+        .collect();
+    for expected in [200, 201, 202, 204, 400, 401, 403, 404, 415] {
+        assert!(
+            statuses.contains(&expected),
+            "{expected} among {statuses:?}"
+        );
+    }
+    let script = r#"
+import json, sys
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+
+doc, answers = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+validate(doc)
+problems, checked = [], 0
+for a in answers:
+    operation = doc["paths"].get(a["template"], {}).get(a["method"])
+    if operation is None:
+        problems.append(f"{a['method']} {a['template']}: not in the document")
+        continue
+    response = operation["responses"].get(str(a["status"]))
+    if response is None:
+        problems.append(f"{a['method']} {a['path']}: {a['status']} is not documented")
+        continue
+    schema = response.get("content", {}).get("application/json", {}).get("schema")
+    if a["status"] == 204:
+        continue
+    if schema is None:
+        problems.append(f"{a['method']} {a['path']}: {a['status']} has no JSON schema")
+        continue
+    validator = Draft202012Validator({**doc, **schema})
+    for error in validator.iter_errors(a["body"]):
+        problems.append(f"{a['method']} {a['path']} {a['status']}: {error.json_path}: {error.message}")
+    checked += 1
+print(json.dumps({"checked": checked, "problems": problems}))
+"#;
+    let dir = tempfile::tempdir().expect("dir");
+    let doc_path = dir.path().join("openapi.json");
+    let answers_path = dir.path().join("answers.json");
+    std::fs::write(&doc_path, doc.to_string()).expect("doc");
+    std::fs::write(&answers_path, Value::Array(answers.clone()).to_string()).expect("answers");
+    let output = Command::new("python3")
+        .args(["-c", script])
+        .arg(&doc_path)
+        .arg(&answers_path)
+        .output()
+        .expect("python3 runs");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("a report");
+    assert_eq!(report["problems"], json!([]), "{report:#}");
+    // Every answer but the 204s was checked against a schema.
+    let with_body = answers.iter().filter(|a| a["status"] != 204).count();
+    assert_eq!(report["checked"], with_body, "{report}");
 }
 
 #[test]

@@ -142,6 +142,7 @@ pub(crate) async fn run(
             expires_at: now + 86_400_000,
             reason: "bench".into(),
             origin: "bench".into(),
+            version_us: 0,
         })
         .collect();
     for entry in &blocked {

@@ -77,6 +77,12 @@ pub fn days_from_timestamp(timestamp: &str) -> Option<i64> {
 /// Parses `"YYYY-MM-DD HH:MM:SS"`, `"YYYY-MM-DDTHH:MM:SS[.fff][Z]"` or `"YYYY-MM-DD"` (UTC) as
 /// Unix milliseconds; `None` when it is not a valid time.
 pub fn ms_from_timestamp(timestamp: &str) -> Option<i64> {
+    us_from_timestamp(timestamp).map(|us| us.div_euclid(1000))
+}
+
+/// [`ms_from_timestamp`] in Unix microseconds: a fraction is read to the µs (digits past the
+/// sixth are dropped), as TAXII clients send back the `date_added` they were given.
+pub fn us_from_timestamp(timestamp: &str) -> Option<i64> {
     let text = timestamp.trim();
     let days = days_from_timestamp(text)?;
     let rest = text.get(10..)?.trim_start_matches([' ', 'T']);
@@ -91,14 +97,17 @@ pub fn ms_from_timestamp(timestamp: &str) -> Option<i64> {
         };
         seconds = next(24)? * 3600 + next(60)? * 60 + next(61)?;
     }
-    let millis = match fraction.get(..3.min(fraction.len())) {
+    if !fraction.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let micros = match fraction.get(..6.min(fraction.len())) {
         Some(digits) if !digits.is_empty() => {
             let n: i64 = digits.parse().ok()?;
-            n * 10_i64.pow(3 - digits.len() as u32)
+            n * 10_i64.pow(6 - digits.len() as u32)
         }
         _ => 0,
     };
-    Some(days * 86_400_000 + seconds * 1000 + millis)
+    Some((days * 86_400 + seconds) * 1_000_000 + micros)
 }
 
 #[cfg(test)]
@@ -122,6 +131,16 @@ mod tests {
         assert_eq!(ms_from_timestamp("1970-01-02"), Some(86_400_000));
         assert_eq!(ms_from_timestamp("1970-01-01 25:00:00"), None);
         assert_eq!(ms_from_timestamp("N/A"), None);
+        assert_eq!(
+            us_from_timestamp("1970-01-01T00:00:01.000123Z"),
+            Some(1_000_123)
+        );
+        assert_eq!(us_from_timestamp("1970-01-01T00:00:00.5Z"), Some(500_000));
+        assert_eq!(
+            us_from_timestamp("1970-01-01T00:00:00.1234567Z"),
+            Some(123_456)
+        );
+        assert_eq!(us_from_timestamp("1970-01-01T00:00:00.12x"), None);
         let t = UtcTime::from_ms(-1);
         assert_eq!(
             (t.date, t.hour, t.minute, t.second, t.millis),

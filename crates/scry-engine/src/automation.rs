@@ -1269,6 +1269,7 @@ impl Automation {
                         expires_at: now + i64::from(days) * 86_400_000,
                         reason: format!("priority {} ({})", context.priority, job.rule),
                         origin: origin.to_owned(),
+                        version_us: 0,
                     })
                     .await?;
                 if !state.labels.iter().any(|l| l == BLOCKED_LABEL) {

@@ -167,6 +167,7 @@ mod tests {
             expires_at: i64::MAX,
             reason: String::new(),
             origin: String::new(),
+            version_us: added_at * 1000,
         }
     }
 

@@ -4,7 +4,7 @@
 
 use scry_core::Tlp;
 use scry_stix::{IndicatorState, MapOptions, StixObject};
-use scry_store::{Change, StoredIndicator};
+use scry_store::{Change, StoredIndicator, Workflow};
 use serde_json::{Value, json};
 
 /// A stored indicator as JSON.
@@ -33,9 +33,11 @@ pub enum ViewError {
     Unreadable { value: String, reason: String },
 }
 
-/// The STIX objects of a stored indicator; one stored without TLP is marked `unmarked_tlp`.
+/// The STIX objects of a stored indicator with its analyst state (`workflow`: labels and a
+/// priority override are published); one stored without TLP is marked `unmarked_tlp`.
 pub fn stix_objects(
     stored: &StoredIndicator,
+    workflow: Option<&Workflow>,
     unmarked_tlp: Tlp,
     options: &MapOptions,
 ) -> Result<Vec<StixObject>, ViewError> {
@@ -63,6 +65,9 @@ pub fn stix_objects(
         sources: &r.sources,
         first_seen_ms: stored.first_seen,
         last_changed_ms: stored.last_changed,
+        labels: workflow.map_or(&[], |w| w.labels.as_slice()),
+        priority_override: workflow.and_then(|w| w.priority_override),
+        version_us: stored.version_us,
     };
     scry_stix::indicator_objects(&state, options).map_err(|e| unreadable(e.to_string()))
 }

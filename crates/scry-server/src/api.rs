@@ -397,6 +397,7 @@ impl ListParams {
                 .as_deref()
                 .map(|t| time_param("until", t))
                 .transpose()?,
+            version_after: None,
             text: self.q.clone(),
             order,
             descending,
@@ -895,8 +896,14 @@ pub async fn indicator_stix(
     Path(indicator): Path<String>,
 ) -> Result<Response, ApiError> {
     let stored = find(&state, &indicator).await?;
-    let objects = view::stix_objects(&stored, state.unmarked_tlp(), &Default::default())
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let workflow = state.store.workflow(&stored.record.stix_id).await?;
+    let objects = view::stix_objects(
+        &stored,
+        workflow.as_ref(),
+        state.unmarked_tlp(),
+        &Default::default(),
+    )
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut out = Vec::new();
     let mut bundle =
         scry_stix::BundleWriter::start(&mut out).map_err(|e| ApiError::Internal(e.to_string()))?;

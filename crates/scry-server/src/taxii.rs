@@ -3,10 +3,12 @@
 //! scry's intelligence as STIX 2.1.
 //!
 //! Collections: every enriched indicator, those at or above `[server] high_priority`, and each
-//! blocklist. An indicator's objects (the graph `scry export --format stix` writes) are added to
-//! a collection when the indicator last changed, which is also the version of its indicator
-//! object. Pages are keyset pages over the store; `next` says where the next page starts, down to
-//! the object within an indicator, so `limit` is never exceeded.
+//! blocklist. An indicator's objects (the graph `scry export --format stix` writes, with what
+//! people and rules added) are added to a collection with each version of the indicator: its
+//! `date_added` is the store's commit stamp of that version (`StoredIndicator::version_us`), which
+//! increases in commit order whichever process saved, so `added_after` never skips a version that
+//! commits after a poll read. Pages are keyset pages in that order; `next` says where the next
+//! page starts, down to the object within an indicator, so `limit` is never exceeded.
 //!
 //! Objects several indicators share (scry's identity, markings, networks, locations) come with
 //! every page that refers to them, once per page, so each page is a graph that stands alone; a
@@ -272,9 +274,10 @@ async fn collection(
     Ok(taxii_json(collection_json(&find_collection(&state, &id)?)))
 }
 
-/// A TAXII timestamp: RFC 3339 UTC with milliseconds.
-fn taxii_time(ms: i64) -> String {
-    scry_stix::timestamp::stix_time(ms)
+/// A TAXII timestamp of a commit stamp: RFC 3339 UTC with microseconds, so every version the
+/// store commits has a `date_added` of its own.
+fn taxii_time(us: i64) -> String {
+    scry_stix::timestamp::stix_time_us(us)
 }
 
 /// The filters of an objects or manifest request (section 3.5).
@@ -308,7 +311,7 @@ impl Filters {
             match key.as_str() {
                 "added_after" => {
                     filters.added_after = Some(
-                        scry_core::calendar::ms_from_timestamp(&value).ok_or_else(|| {
+                        scry_core::calendar::us_from_timestamp(&value).ok_or_else(|| {
                             TaxiiError::bad_request(format!(
                                 "added_after {value:?} is not a timestamp"
                             ))
@@ -336,7 +339,7 @@ impl Filters {
         }
         for version in &filters.versions {
             if !matches!(version.as_str(), "first" | "last" | "all")
-                && scry_core::calendar::ms_from_timestamp(version).is_none()
+                && scry_core::calendar::us_from_timestamp(version).is_none()
             {
                 return Err(TaxiiError::bad_request(format!(
                     "match[version] {version:?}: expected first, last, all or a timestamp"
@@ -367,14 +370,14 @@ impl Filters {
         let timestamps: Vec<i64> = self
             .versions
             .iter()
-            .filter_map(|v| scry_core::calendar::ms_from_timestamp(v))
+            .filter_map(|v| scry_core::calendar::us_from_timestamp(v))
             .collect();
         let keywords = self
             .versions
             .iter()
             .any(|v| matches!(v.as_str(), "first" | "last" | "all"));
         if !timestamps.is_empty() && !keywords {
-            let ours = scry_core::calendar::ms_from_timestamp(version);
+            let ours = scry_core::calendar::us_from_timestamp(version);
             return ours.is_some_and(|o| timestamps.contains(&o));
         }
         true
@@ -405,7 +408,8 @@ impl Resume {
     }
 }
 
-/// One indicator of a collection: when it was added, its objects, and its cursor.
+/// One indicator of a collection: when its current version was committed (the store's commit
+/// stamp, Unix µs), its objects, and its cursor.
 struct Item {
     date_added: i64,
     objects: Vec<Value>,
@@ -422,12 +426,31 @@ async fn read_items(
     want: u32,
 ) -> Result<(Vec<Item>, bool), TaxiiError> {
     let options = scry_stix::MapOptions::default();
-    let objects_of = |stored: &scry_store::StoredIndicator| -> Result<Vec<Value>, TaxiiError> {
-        Ok(view::stix_objects(stored, state.unmarked_tlp(), &options)
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .into_iter()
-            .map(|o| o.json)
-            .collect())
+    // Each indicator's objects carry what people and rules added (labels, a priority override).
+    let workflows = |stored: &[&scry_store::StoredIndicator]| {
+        let ids: Vec<String> = stored.iter().map(|s| s.record.stix_id.clone()).collect();
+        async move {
+            Ok::<_, TaxiiError>(
+                state
+                    .store
+                    .workflows(&ids)
+                    .await?
+                    .into_iter()
+                    .map(|w| (w.stix_id.clone(), w))
+                    .collect::<std::collections::HashMap<_, _>>(),
+            )
+        }
+    };
+    let objects_of = |stored: &scry_store::StoredIndicator,
+                      workflow: Option<&scry_store::Workflow>|
+     -> Result<Vec<Value>, TaxiiError> {
+        Ok(
+            view::stix_objects(stored, workflow, state.unmarked_tlp(), &options)
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .into_iter()
+                .map(|o| o.json)
+                .collect(),
+        )
     };
     match &collection.holding {
         Holding::Enriched | Holding::HighPriority(_) => {
@@ -442,25 +465,30 @@ async fn read_items(
                         .map_err(|_| TaxiiError::bad_request("next is not one this server gave"))
                 })
                 .transpose()?;
+            // In commit order: a version committed after a poll has a later stamp than every
+            // version that poll could see, so `added_after` never skips one.
             let page = state
                 .store
                 .search_indicators(&IndicatorQuery {
                     min_priority,
                     enrichment: Some("enriched".into()),
-                    changed_since: added_after.map(|t| t + 1),
-                    order: IndicatorOrder::LastChanged,
+                    version_after: added_after,
+                    order: IndicatorOrder::Version,
                     descending: false,
                     after,
                     limit: want,
                     ..IndicatorQuery::default()
                 })
                 .await?;
+            let stored: Vec<&scry_store::StoredIndicator> =
+                page.rows.iter().map(|l| &l.stored).collect();
+            let workflows = workflows(&stored).await?;
             let mut items = Vec::with_capacity(page.rows.len());
             for listed in &page.rows {
                 let stored = &listed.stored;
                 items.push(Item {
-                    date_added: stored.last_changed,
-                    objects: objects_of(stored)?,
+                    date_added: stored.version_us,
+                    objects: objects_of(stored, workflows.get(&stored.record.stix_id))?,
                     cursor: listed.cursor.to_string(),
                 });
             }
@@ -475,35 +503,45 @@ async fn read_items(
             if let Some(config) = state.loaded.config.automation.blocklists.get(name.as_str()) {
                 entries.retain(|e| scry_engine::blocklist::admits(name, config, &e.value).is_ok());
             }
-            entries.sort_by(|a, b| (a.added_at, &a.value).cmp(&(b.added_at, &b.value)));
-            let start = |e: &scry_store::BlockEntry| format!("{}~{}", e.added_at, e.value);
-            let mut items = Vec::new();
+            // An entry is added again when it is renewed or its indicator changes: its stamp is
+            // the later of the two versions.
+            let mut stamped = Vec::with_capacity(entries.len());
+            for entry in entries {
+                if let Some(stored) = state.store.indicator_by_id(&entry.stix_id).await? {
+                    let stamp = entry.version_us.max(stored.version_us);
+                    stamped.push((stamp, entry, stored));
+                }
+            }
+            stamped.sort_by(|a, b| (a.0, &a.1.value).cmp(&(b.0, &b.1.value)));
+            let resume = block_key_of(after);
+            let mut chosen = Vec::new();
             let mut more = false;
-            for entry in entries
-                .iter()
-                .filter(|e| added_after.is_none_or(|t| e.added_at > t))
-                .filter(|e| after.is_empty() || block_key(e) > block_key_of(after))
+            for (stamp, entry, stored) in stamped
+                .into_iter()
+                .filter(|(stamp, _, _)| added_after.is_none_or(|t| *stamp > t))
+                .filter(|(stamp, entry, _)| {
+                    after.is_empty() || (*stamp, entry.value.clone()) > resume
+                })
             {
-                if items.len() == want as usize {
+                if chosen.len() == want as usize {
                     more = true;
                     break;
                 }
-                let Some(stored) = state.store.indicator_by_id(&entry.stix_id).await? else {
-                    continue;
-                };
+                chosen.push((stamp, entry, stored));
+            }
+            let stored: Vec<&scry_store::StoredIndicator> = chosen.iter().map(|c| &c.2).collect();
+            let workflows = workflows(&stored).await?;
+            let mut items = Vec::with_capacity(chosen.len());
+            for (stamp, entry, stored) in &chosen {
                 items.push(Item {
-                    date_added: entry.added_at,
-                    objects: objects_of(&stored)?,
-                    cursor: start(entry),
+                    date_added: *stamp,
+                    objects: objects_of(stored, workflows.get(&stored.record.stix_id))?,
+                    cursor: format!("{stamp}~{}", entry.value),
                 });
             }
             Ok((items, more))
         }
     }
-}
-
-fn block_key(e: &scry_store::BlockEntry) -> (i64, String) {
-    (e.added_at, e.value.clone())
 }
 
 fn block_key_of(cursor: &str) -> (i64, String) {

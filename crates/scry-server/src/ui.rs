@@ -692,6 +692,19 @@ pub async fn actions(
             "status" => ActionSpec::SetStatus {
                 status: needs_value("status")?,
             },
+            "priority" => ActionSpec::SetPriority {
+                priority: needs_value("priority")?
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|p| *p <= 100)
+                    .ok_or_else(|| {
+                        ApiError::body(
+                            Some("value"),
+                            format!("{value:?} is not a priority from 0 to 100"),
+                        )
+                    })?,
+            },
+            "revert-priority" => ActionSpec::RevertPriority,
             other => {
                 return Err(
                     ApiError::body(Some("action"), format!("unknown action {other:?}")).into(),

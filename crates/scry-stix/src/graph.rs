@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::id::observable_id;
 use crate::pattern::observable_pattern;
-use crate::timestamp::{parse_text_time, stix_time};
+use crate::timestamp::{parse_text_time, stix_time, stix_time_us};
 
 /// Namespace of the hashes behind scry's deterministic SDO and SRO ids.
 const SCRY_NAMESPACE: Uuid = Uuid::from_u128(0x5c7e_0b1d_8f0a_4c35_9a53_6f1e_2b7d_4c10);
@@ -176,6 +176,13 @@ pub struct IndicatorState<'a> {
     pub sources: &'a Value,
     pub first_seen_ms: i64,
     pub last_changed_ms: i64,
+    /// Labels people and rules added (the workflow's), published with the sources' tags.
+    pub labels: &'a [String],
+    /// A priority set by hand or by a rule: the published score instead of the computed one.
+    pub priority_override: Option<u8>,
+    /// The store's commit stamp of this version (Unix µs; 0 when unknown): the `modified` of the
+    /// indicator's own objects, so every change people or sources make is a new STIX version.
+    pub version_us: i64,
 }
 
 /// Choices of the mapping.
@@ -287,10 +294,16 @@ struct Graph {
 
 impl Graph {
     fn new(state: &IndicatorState<'_>) -> Graph {
+        let changed_ms = state.last_changed_ms.max(state.first_seen_ms);
+        let modified = if state.version_us / 1000 >= changed_ms {
+            stix_time_us(state.version_us)
+        } else {
+            stix_time(changed_ms)
+        };
         Graph {
             tlp: state.tlp,
             created: stix_time(state.first_seen_ms),
-            modified: stix_time(state.last_changed_ms.max(state.first_seen_ms)),
+            modified,
             objects: Vec::new(),
         }
     }
@@ -308,6 +321,14 @@ impl Graph {
             .as_str()
             .expect("every object has an id")
             .to_owned();
+        // An object other indicators lead to as well (a location, a vulnerability, a link
+        // between two observables) is one object with one version whichever indicator brings
+        // it, so its `created` and `modified` are scry's epoch, not this indicator's times.
+        // Marking definitions keep the dates the TLP 2.0 definitions have.
+        if shared && json.contains_key("created") && !id.starts_with("marking-definition--") {
+            json.insert("created".into(), SCRY_EPOCH.into());
+            json.insert("modified".into(), SCRY_EPOCH.into());
+        }
         json.insert(
             "object_marking_refs".into(),
             json!([tlp_marking_id(self.tlp)]),
@@ -437,10 +458,19 @@ impl Graph {
         let until = state.last_changed_ms.max(state.first_seen_ms)
             + i64::from(options.validity_days.max(1)) * 86_400_000;
         indicator.insert("valid_until".into(), stix_time(until).into());
-        if !state.tags.is_empty() {
-            indicator.insert("labels".into(), json!(state.tags));
+        let mut labels: Vec<&String> = state.tags.iter().chain(state.labels).collect();
+        labels.sort();
+        labels.dedup();
+        if !labels.is_empty() {
+            indicator.insert("labels".into(), json!(labels));
         }
-        indicator.insert("x_opencti_score".into(), state.priority.into());
+        indicator.insert(
+            "x_opencti_score".into(),
+            state.priority_override.unwrap_or(state.priority).into(),
+        );
+        if state.priority_override.is_some() {
+            indicator.insert("x_scry_computed_priority".into(), state.priority.into());
+        }
         indicator.insert("x_scry_severity".into(), state.severity.into());
         if let Some(data) = criminalip_data(state) {
             for (property, level) in [

@@ -446,34 +446,33 @@ impl SqlStore {
         &self,
         stix_id: &str,
     ) -> Result<Option<Workflow>, StoreError> {
-        let sql = format!(
-            "SELECT stix_id, status, labels, priority_override, ticket, updated_at, origin FROM workflow WHERE stix_id = {}",
-            self.placeholder(1)
-        );
-        let row = sqlx::query(AssertSqlSafe(sql.as_str()))
-            .bind(stix_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| {
-            let labels = serde_json::from_value(json_column(&row, "labels")?)
-                .map_err(|e| StoreError::Corrupt(format!("labels: {e}")))?;
-            let priority: Option<i64> = row.try_get("priority_override")?;
-            Ok(Workflow {
-                stix_id: row.try_get("stix_id")?,
-                status: row.try_get("status")?,
-                labels,
-                priority_override: priority
-                    .map(|p| {
-                        u8::try_from(p)
-                            .map_err(|_| StoreError::Corrupt(format!("priority_override {p}")))
-                    })
-                    .transpose()?,
-                ticket: row.try_get("ticket")?,
-                updated_at: row.try_get("updated_at")?,
-                origin: row.try_get("origin")?,
-            })
-        })
-        .transpose()
+        Ok(self
+            .select_workflows(&[stix_id.to_owned()])
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// The workflow states of those of `stix_ids` someone or something touched.
+    pub(crate) async fn select_workflows(
+        &self,
+        stix_ids: &[String],
+    ) -> Result<Vec<Workflow>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in stix_ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT stix_id, status, labels, priority_override, ticket, updated_at, origin FROM workflow WHERE stix_id IN ({})",
+                self.in_order_list(1, chunk.len())
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                out.push(workflow_of(&row)?);
+            }
+        }
+        Ok(out)
     }
 
     pub(crate) async fn upsert_workflow(&self, w: &Workflow) -> Result<(), StoreError> {
@@ -484,6 +483,9 @@ impl SqlStore {
              updated_at = excluded.updated_at, origin = excluded.origin",
             self.value_rows(1, 7)
         );
+        // The indicator's analyst state is part of what it publishes (labels, score): a change
+        // of it is a new version of the indicator, stamped in the same transaction.
+        let mut tx = self.begin_write().await?;
         sqlx::query(AssertSqlSafe(sql.as_str()))
             .bind(w.stix_id.as_str())
             .bind(w.status.as_str())
@@ -492,19 +494,34 @@ impl SqlStore {
             .bind(w.ticket.as_deref())
             .bind(w.updated_at)
             .bind(w.origin.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        let version = self.stamp(&mut tx, 1).await?;
+        let sql = format!(
+            "UPDATE indicators SET version_us = {} WHERE stix_id = {}",
+            self.placeholder(1),
+            self.placeholder(2)
+        );
+        sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(version)
+            .bind(w.stix_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     pub(crate) async fn upsert_block(&self, e: &BlockEntry) -> Result<(), StoreError> {
         let sql = format!(
-            "INSERT INTO blocklist_entries (list, value, stix_id, added_at, expires_at, reason, origin) VALUES {} \
+            "INSERT INTO blocklist_entries (list, value, stix_id, added_at, expires_at, reason, origin, version_us) VALUES {} \
              ON CONFLICT (list, value) DO UPDATE SET \
              expires_at = CASE WHEN excluded.expires_at > blocklist_entries.expires_at THEN excluded.expires_at ELSE blocklist_entries.expires_at END, \
-             reason = excluded.reason, origin = excluded.origin",
-            self.value_rows(1, 7)
+             reason = excluded.reason, origin = excluded.origin, version_us = excluded.version_us",
+            self.value_rows(1, 8)
         );
+        // A new or renewed entry is a new version of the list's entry, for TAXII readers.
+        let mut tx = self.begin_write().await?;
+        let version = self.stamp(&mut tx, 1).await?;
         sqlx::query(AssertSqlSafe(sql.as_str()))
             .bind(e.list.as_str())
             .bind(e.value.as_str())
@@ -513,8 +530,10 @@ impl SqlStore {
             .bind(e.expires_at)
             .bind(e.reason.as_str())
             .bind(e.origin.as_str())
-            .execute(&self.pool)
+            .bind(version)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -538,7 +557,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<Vec<BlockEntry>, StoreError> {
         let sql = format!(
-            "SELECT list, value, stix_id, added_at, expires_at, reason, origin FROM blocklist_entries \
+            "SELECT list, value, stix_id, added_at, expires_at, reason, origin, version_us FROM blocklist_entries \
              WHERE list = {} AND expires_at > {} ORDER BY value",
             self.placeholder(1),
             self.placeholder(2)
@@ -575,7 +594,7 @@ impl SqlStore {
     ) -> Result<Vec<BlockEntry>, StoreError> {
         let sql = format!(
             "DELETE FROM blocklist_entries WHERE expires_at <= {} \
-             RETURNING list, value, stix_id, added_at, expires_at, reason, origin",
+             RETURNING list, value, stix_id, added_at, expires_at, reason, origin, version_us",
             self.placeholder(1)
         );
         let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
@@ -599,6 +618,26 @@ fn block_entry(row: &AnyRow) -> Result<BlockEntry, StoreError> {
         added_at: row.try_get("added_at")?,
         expires_at: row.try_get("expires_at")?,
         reason: row.try_get("reason")?,
+        origin: row.try_get("origin")?,
+        version_us: row.try_get("version_us")?,
+    })
+}
+
+fn workflow_of(row: &AnyRow) -> Result<Workflow, StoreError> {
+    let labels = serde_json::from_value(json_column(row, "labels")?)
+        .map_err(|e| StoreError::Corrupt(format!("labels: {e}")))?;
+    let priority: Option<i64> = row.try_get("priority_override")?;
+    Ok(Workflow {
+        stix_id: row.try_get("stix_id")?,
+        status: row.try_get("status")?,
+        labels,
+        priority_override: priority
+            .map(|p| {
+                u8::try_from(p).map_err(|_| StoreError::Corrupt(format!("priority_override {p}")))
+            })
+            .transpose()?,
+        ticket: row.try_get("ticket")?,
+        updated_at: row.try_get("updated_at")?,
         origin: row.try_get("origin")?,
     })
 }

@@ -255,6 +255,9 @@ pub trait Store: Send + Sync {
     /// Automation history, newest first.
     fn events<'a>(&'a self, filter: &'a EventFilter) -> StoreFuture<'a, Vec<Event>>;
 
+    /// The workflow states of those of `stix_ids` someone or something touched, in no order.
+    fn workflows<'a>(&'a self, stix_ids: &'a [String]) -> StoreFuture<'a, Vec<Workflow>>;
+
     /// The workflow state of an indicator (`None`: untouched).
     fn workflow<'a>(&'a self, stix_id: &'a str) -> StoreFuture<'a, Option<Workflow>>;
 

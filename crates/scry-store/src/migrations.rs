@@ -209,6 +209,26 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "history: the account (key and service address) each vendor call was paid with",
         statements: &["ALTER TABLE events ADD COLUMN account TEXT"],
     },
+    Migration {
+        version: 10,
+        name: "versions: a commit clock every saving transaction stamps what it changes with, in commit order",
+        statements: &[
+            // One row: the last stamp given (Unix µs). A transaction that changes an indicator
+            // or a blocklist entry takes the next stamps from it; the row stays locked until that
+            // transaction commits, so stamps increase in commit order whichever process writes.
+            "CREATE TABLE commit_clock (
+                id BIGINT PRIMARY KEY,
+                last_us BIGINT NOT NULL
+            )",
+            "ALTER TABLE indicators ADD COLUMN version_us BIGINT NOT NULL DEFAULT 0",
+            "UPDATE indicators SET version_us = last_changed * 1000 + id % 1000",
+            "CREATE INDEX indicators_by_version ON indicators (version_us, id)",
+            "ALTER TABLE blocklist_entries ADD COLUMN version_us BIGINT NOT NULL DEFAULT 0",
+            "UPDATE blocklist_entries SET version_us = added_at * 1000",
+            "INSERT INTO commit_clock (id, last_us) SELECT 1, COALESCE(MAX(v), 0) FROM \
+             (SELECT MAX(version_us) AS v FROM indicators UNION ALL SELECT MAX(version_us) AS v FROM blocklist_entries) stamps",
+        ],
+    },
 ];
 
 /// The newest schema version this binary knows.

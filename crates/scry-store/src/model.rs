@@ -37,6 +37,9 @@ pub struct StoredIndicator {
     pub first_seen: i64,
     /// When its state last changed.
     pub last_changed: i64,
+    /// The commit stamp of its current version (Unix µs): a stored change of its state, its
+    /// workflow or a merge stamps a new one, strictly increasing in commit order.
+    pub version_us: i64,
 }
 
 /// Vendor calls of one source with one outcome (`ok`, `cached`, `failed`) in a period, from the
@@ -432,6 +435,9 @@ pub struct BlockEntry {
     pub expires_at: i64,
     pub reason: String,
     pub origin: String,
+    /// The commit stamp of this entry's current version (Unix µs); the store sets it when the
+    /// entry is written.
+    pub version_us: i64,
 }
 
 /// What the indicator list is ordered by; ties are broken by storage order, so every order is a
@@ -443,6 +449,9 @@ pub enum IndicatorOrder {
     LastChanged,
     FirstSeen,
     Value,
+    /// The commit order of versions (`StoredIndicator::version_us`): what TAXII pages by.
+    /// Not offered to people (not in [`IndicatorOrder::NAMES`]).
+    Version,
 }
 
 impl IndicatorOrder {
@@ -455,11 +464,15 @@ impl IndicatorOrder {
             IndicatorOrder::LastChanged => "last_changed",
             IndicatorOrder::FirstSeen => "first_seen",
             IndicatorOrder::Value => "value",
+            IndicatorOrder::Version => "version",
         }
     }
 
     pub(crate) fn column(self) -> &'static str {
-        self.name()
+        match self {
+            IndicatorOrder::Version => "version_us",
+            other => other.name(),
+        }
     }
 }
 
@@ -472,6 +485,7 @@ impl std::str::FromStr for IndicatorOrder {
             "last_changed" => Ok(IndicatorOrder::LastChanged),
             "first_seen" => Ok(IndicatorOrder::FirstSeen),
             "value" => Ok(IndicatorOrder::Value),
+            "version" => Ok(IndicatorOrder::Version),
             other => Err(format!(
                 "unknown order {other:?} (expected one of {})",
                 IndicatorOrder::NAMES.join(", ")
@@ -552,6 +566,9 @@ pub struct IndicatorQuery {
     pub changed_since: Option<i64>,
     /// Changed before (Unix ms).
     pub changed_before: Option<i64>,
+    /// Its current version was committed after this stamp (Unix µs, see
+    /// `StoredIndicator::version_us`).
+    pub version_after: Option<i64>,
     /// The value contains this text.
     pub text: Option<String>,
     pub order: IndicatorOrder,
@@ -573,6 +590,7 @@ impl Default for IndicatorQuery {
             enrichment: None,
             changed_since: None,
             changed_before: None,
+            version_after: None,
             text: None,
             order: IndicatorOrder::Priority,
             descending: true,

@@ -115,6 +115,14 @@ impl SqlStore {
                 &mut binds,
             );
         }
+        if let Some(after) = query.version_after {
+            add(
+                &|p| format!("i.version_us > {}", p()),
+                vec![Bound::Int(after)],
+                &mut conditions,
+                &mut binds,
+            );
+        }
         if let Some(text) = query.text.as_deref().filter(|t| !t.is_empty()) {
             add(
                 &|p| format!("LOWER(i.value) LIKE {} ESCAPE '\\'", p()),
@@ -218,6 +226,7 @@ impl SqlStore {
                     IndicatorOrder::LastChanged => stored.last_changed.to_string(),
                     IndicatorOrder::FirstSeen => stored.first_seen.to_string(),
                     IndicatorOrder::Value => stored.record.value.clone(),
+                    IndicatorOrder::Version => stored.version_us.to_string(),
                 },
                 id: row.try_get("id")?,
             };

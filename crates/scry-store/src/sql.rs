@@ -49,7 +49,7 @@ pub(crate) fn now_ms() -> i64 {
 /// How long a PostgreSQL server has to accept the first connection.
 pub(crate) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub(crate) const INDICATOR_COLUMNS: &str = "stix_id, kind, value, priority, severity, enrichment_status, skip_reason, tlp, tags, reasons, sources, observed_at, first_seen, last_changed";
+pub(crate) const INDICATOR_COLUMNS: &str = "stix_id, kind, value, priority, severity, enrichment_status, skip_reason, tlp, tags, reasons, sources, observed_at, first_seen, last_changed, version_us";
 
 impl SqlStore {
     /// Connects to `url`: `sqlite://PATH` creates the file, in a folder that must exist (a
@@ -328,6 +328,37 @@ impl SqlStore {
         }
     }
 
+    /// Takes `n` stamps of the commit clock inside `tx` and returns the first; the others follow
+    /// it one µs apart. Stamps are Unix µs, never behind the wall clock unless the clock row is
+    /// ahead of it, and strictly increasing in commit order: the clock row stays locked until
+    /// `tx` ends, so a transaction stamping after this one waits and takes later stamps. What a
+    /// transaction stamps is a new version (of an indicator, of a blocklist entry) for readers
+    /// that follow the clock, as TAXII's `added_after` does.
+    pub(crate) async fn stamp(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        n: usize,
+    ) -> Result<i64, StoreError> {
+        let n = n.max(1) as i64;
+        let now_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        let floor = now_us + n - 1;
+        let sql = format!(
+            "UPDATE commit_clock SET last_us = CASE WHEN last_us + {n} > {floor} THEN last_us + {n} ELSE {floor} END \
+             WHERE id = 1 RETURNING last_us",
+            n = self.placeholder(1),
+            floor = self.placeholder(2)
+        );
+        let last: i64 = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(n)
+            .bind(floor)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("last_us")?;
+        Ok(last - n + 1)
+    }
+
     /// The `n`th (1-based) placeholder.
     pub(crate) fn placeholder(&self, n: usize) -> String {
         match self.backend {
@@ -486,10 +517,21 @@ impl SqlStore {
                 // A record repeated within one batch compares with its earlier state: the last wins.
                 stored.insert(record.stix_id.clone(), candidate);
             }
+            // Every new or changed indicator is a new version, stamped in commit order.
+            let versions = new.len() + changed.len();
+            let mut next_stamp = if versions > 0 {
+                self.stamp(&mut tx, versions).await?
+            } else {
+                0
+            };
+            let mut stamp = || {
+                next_stamp += 1;
+                next_stamp - 1
+            };
             if !new.is_empty() {
                 let insert = format!(
                     "INSERT INTO indicators ({INDICATOR_COLUMNS}) VALUES {}",
-                    self.value_rows(new.len(), 14)
+                    self.value_rows(new.len(), 15)
                 );
                 let mut query = sqlx::query(AssertSqlSafe(insert.as_str()));
                 for (record, c) in &new {
@@ -500,14 +542,15 @@ impl SqlStore {
                     query = bind_state(query, record, c)
                         .bind(record.observed_at)
                         .bind(record.observed_at)
-                        .bind(record.observed_at);
+                        .bind(record.observed_at)
+                        .bind(stamp());
                 }
                 query.execute(&mut *tx).await?;
                 report.inserted += new.len() as u64;
             }
             let assignments: Vec<String> = STATE_COLUMNS
                 .iter()
-                .chain(["observed_at", "last_changed"].iter())
+                .chain(["observed_at", "last_changed", "version_us"].iter())
                 .enumerate()
                 .map(|(i, column)| format!("{column} = {}", self.placeholder(i + 1)))
                 .collect();
@@ -520,6 +563,7 @@ impl SqlStore {
                 bind_state(sqlx::query(AssertSqlSafe(update.as_str())), record, c)
                     .bind(record.observed_at)
                     .bind(record.observed_at)
+                    .bind(stamp())
                     .bind(record.stix_id.as_str())
                     .execute(&mut *tx)
                     .await?;
@@ -634,6 +678,7 @@ impl SqlStore {
             },
             first_seen: row.try_get("first_seen")?,
             last_changed: row.try_get("last_changed")?,
+            version_us: row.try_get("version_us")?,
         })
     }
 }
@@ -1240,6 +1285,10 @@ impl Store for SqlStore {
 
     fn workflow<'a>(&'a self, stix_id: &'a str) -> StoreFuture<'a, Option<Workflow>> {
         Box::pin(self.select_workflow(stix_id))
+    }
+
+    fn workflows<'a>(&'a self, stix_ids: &'a [String]) -> StoreFuture<'a, Vec<Workflow>> {
+        Box::pin(self.select_workflows(stix_ids))
     }
 
     fn save_workflow<'a>(&'a self, workflow: &'a Workflow) -> StoreFuture<'a, ()> {

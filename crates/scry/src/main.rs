@@ -932,6 +932,20 @@ fn export(
                 .await?;
             let Some((last, _)) = page.last() else { break };
             after = *last;
+            // What people and rules added (labels, a priority override) is published too.
+            let workflows: std::collections::HashMap<String, scry_store::Workflow> =
+                if matches!(args.format, ExportFormat::Stix) {
+                    let ids: Vec<String> =
+                        page.iter().map(|(_, s)| s.record.stix_id.clone()).collect();
+                    store
+                        .workflows(&ids)
+                        .await?
+                        .into_iter()
+                        .map(|w| (w.stix_id.clone(), w))
+                        .collect()
+                } else {
+                    Default::default()
+                };
             for (_, stored) in &page {
                 let r = &stored.record;
                 let is_own = r
@@ -946,8 +960,12 @@ fn export(
                 let report_url = scry_engine::view::report_url(stored);
                 match args.format {
                     ExportFormat::Stix => {
-                        let objects =
-                            scry_engine::view::stix_objects(stored, unmarked_tlp, &stix_options)?;
+                        let objects = scry_engine::view::stix_objects(
+                            stored,
+                            workflows.get(&r.stix_id),
+                            unmarked_tlp,
+                            &stix_options,
+                        )?;
                         bundle
                             .as_mut()
                             .expect("a STIX export has a bundle")

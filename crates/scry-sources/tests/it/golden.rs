@@ -79,6 +79,9 @@ impl Case {
             sources: &sources,
             first_seen_ms: FIRST_SEEN,
             last_changed_ms: LAST_CHANGED,
+            labels: &[],
+            priority_override: None,
+            version_us: 0,
         };
         let objects = indicator_objects(&state, options).expect("maps");
         let mut out = Vec::new();

@@ -383,6 +383,7 @@ pub(crate) async fn workflow_and_blocklists_round_trip(t: &TestStore) {
         expires_at,
         reason: "priority 92".into(),
         origin: "rule:block-high".into(),
+        version_us: 0,
     };
     store
         .block(&entry("fw", "203.0.113.9", 1_000))
@@ -411,6 +412,11 @@ pub(crate) async fn workflow_and_blocklists_round_trip(t: &TestStore) {
             .map(|e| (e.value.as_str(), e.expires_at))
             .collect::<Vec<_>>(),
         [("198.51.100.7", 500), ("203.0.113.9", 3_000)]
+    );
+    // The store stamps each write from its commit clock: the entry written last is the newest.
+    assert!(
+        list[0].version_us > 0 && list[1].version_us > list[0].version_us,
+        "{list:?}"
     );
     assert_eq!(
         store.blocklist("fw", 600).await.expect("list").len(),

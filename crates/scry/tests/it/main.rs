@@ -16,6 +16,7 @@ mod pipeline;
 mod queue;
 mod serve;
 mod store;
+mod taxii;
 mod tidy;
 
 use std::io::Write;
@@ -121,6 +122,46 @@ print(json.dumps({"objects": len(objects), "problems": problems, "allowed": allo
         problems,
         (count("302"), count("103")),
     ))
+}
+
+/// A schema of its own on the test PostgreSQL server, dropped when this goes; `None` (the test
+/// skipped, or failed under `CI=true`) without a server.
+pub(crate) struct PostgresSchema {
+    base: String,
+    name: String,
+    /// The store URL that works in the schema.
+    pub(crate) url: String,
+}
+
+impl PostgresSchema {
+    pub(crate) fn create(prefix: &str) -> Option<PostgresSchema> {
+        let base = scry_testkit::postgres()?;
+        let name = format!("{prefix}_{}", std::process::id());
+        PostgresSchema::admin(&base, &format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+        PostgresSchema::admin(&base, &format!("CREATE SCHEMA {name}"));
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{name}");
+        Some(PostgresSchema { base, name, url })
+    }
+
+    fn admin(base: &str, sql: &str) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let store = scry_store::SqlStore::connect(base)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL at {base}: {e}"));
+            store.execute_raw(sql).await.expect("admin statement");
+        });
+    }
+}
+
+impl Drop for PostgresSchema {
+    fn drop(&mut self) {
+        PostgresSchema::admin(&self.base, &format!("DROP SCHEMA {} CASCADE", self.name));
+    }
 }
 
 pub(crate) fn text(bytes: &[u8]) -> String {

@@ -19,10 +19,10 @@ const KEY: &str = "ck-serve-5b1f0c";
 /// A running `scry serve`, its tokens, and what it talks to; stopped on drop.
 pub(crate) struct Served {
     pub(crate) runtime: tokio::runtime::Runtime,
-    _sandbox: scry_sandbox::Sandbox,
+    pub(crate) sandbox: scry_sandbox::Sandbox,
     pub(crate) home: tempfile::TempDir,
     pub(crate) store: String,
-    child: Child,
+    pub(crate) child: Child,
     pub(crate) base: String,
     pub(crate) admin: String,
     pub(crate) analyst: String,
@@ -53,6 +53,11 @@ impl Served {
     }
 
     pub(crate) fn start_with(server: &str, extra: &str) -> Served {
+        Served::start_on(None, server, extra)
+    }
+
+    /// A server on `store` (a SQLite file of its own when `None`).
+    pub(crate) fn start_on(store: Option<&str>, server: &str, extra: &str) -> Served {
         let runtime = runtime();
         let sandbox = start_sandbox(
             &runtime,
@@ -64,7 +69,10 @@ impl Served {
         );
         let home = tempfile::tempdir().expect("tempdir");
         std::fs::write(home.path().join("scry.toml"), config(server, extra)).expect("write config");
-        let store = format!("sqlite://{}", home.path().join("scry.db").display());
+        let store = store.map_or_else(
+            || format!("sqlite://{}", home.path().join("scry.db").display()),
+            str::to_owned,
+        );
         let token = |name: &str, role: &str| {
             let out = run(
                 scry_with(
@@ -106,7 +114,7 @@ impl Served {
         std::thread::spawn(move || for _ in lines.lines() {});
         Served {
             runtime,
-            _sandbox: sandbox,
+            sandbox,
             home,
             store,
             child,
@@ -155,7 +163,7 @@ impl Served {
 
     /// What the Criminal IP sandbox behind this server was asked, in order.
     pub(crate) fn sandbox_asked(&self) -> Vec<String> {
-        super::asked(&self._sandbox)
+        super::asked(&self.sandbox)
     }
 
     pub(crate) fn client(&self) -> &reqwest::Client {
@@ -204,6 +212,33 @@ impl Served {
         )
     }
 
+    /// A workbench login of a new user with `role`: the session cookie and the pages'
+    /// anti-forgery value, for posting forms as a browser does.
+    pub(crate) fn workbench_session(&self, role: &str) -> (reqwest::Client, String, String) {
+        let name = format!("{role}-person");
+        let password = "a long workbench passphrase";
+        let added = self.add_user(&name, role, password);
+        assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+        let browser = browser();
+        let logged_in = self.log_in(&browser, &[("user", &name), ("password", password)]);
+        let session = set_cookie(&logged_in, "scry_session")
+            .and_then(|cookie| cookie.split(';').next().map(str::to_owned))
+            .expect("a session");
+        let page = self
+            .runtime
+            .block_on(
+                self.raw(
+                    browser
+                        .get(format!("{}/", self.base))
+                        .header("cookie", &session),
+                )
+                .text(),
+            )
+            .expect("the page");
+        let csrf = attribute_after(&page, "data-csrf=\"").expect("the anti-forgery value");
+        (browser, session, csrf)
+    }
+
     /// Submits indicators as the analyst and waits until the worker has stored them all.
     pub(crate) fn submit_and_wait(&self, indicators: &[&str]) {
         let (status, body) = self.call(
@@ -229,7 +264,12 @@ impl Served {
     }
 }
 
-fn scry_with(home: &Path, sandbox: &scry_sandbox::Sandbox, store: &str, args: &[&str]) -> Command {
+pub(crate) fn scry_with(
+    home: &Path,
+    sandbox: &scry_sandbox::Sandbox,
+    store: &str,
+    args: &[&str],
+) -> Command {
     let mut command = scry(home);
     command
         .env("CRIMINALIP_API_KEY", KEY)
@@ -240,7 +280,7 @@ fn scry_with(home: &Path, sandbox: &scry_sandbox::Sandbox, store: &str, args: &[
 }
 
 /// Public addresses the sandbox answers for (documentation ranges are not sent out).
-fn addresses(n: usize) -> Vec<String> {
+pub(crate) fn addresses(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| format!("45.155.{}.{}", 200 + i / 200, 1 + i % 200))
         .collect()
@@ -542,7 +582,7 @@ fn pages_follow_each_order_without_gaps_or_repeats() {
     assert!(!found["items"].as_array().expect("items").is_empty());
 }
 
-fn urlencode(text: &str) -> String {
+pub(crate) fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 

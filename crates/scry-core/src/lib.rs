@@ -12,6 +12,7 @@ pub mod exposure;
 pub mod extract;
 pub mod facet;
 pub mod ip;
+pub mod network;
 pub mod observable;
 pub mod refang;
 pub mod score;

@@ -14,7 +14,25 @@ pub fn stored_json(stored: &StoredIndicator) -> Value {
         "indicator": r.value, "type": r.kind, "stix_id": r.stix_id, "priority": r.priority, "severity": r.severity,
         "status": r.enrichment_status, "skip_reason": r.skip_reason, "tlp": r.tlp, "tags": r.tags, "reasons": r.reasons,
         "sources": r.sources, "first_seen": stored.first_seen, "last_changed": stored.last_changed,
+        "network": scry_core::network::place(&scry_core::network::claims(&r.sources)),
     })
+}
+
+/// A run's result for one input as JSON (`scry enrich --format json|jsonl`): the record with the
+/// network placement the stored indicator shows too.
+pub fn record_json(record: &crate::record::Record) -> Value {
+    let mut json = serde_json::to_value(record).unwrap_or_default();
+    let sources = json.get("sources").cloned().unwrap_or_default();
+    if let Some(object) = json.as_object_mut() {
+        object.insert(
+            "network".into(),
+            serde_json::to_value(scry_core::network::place(&scry_core::network::claims(
+                &sources,
+            )))
+            .unwrap_or_default(),
+        );
+    }
+    json
 }
 
 /// The Criminal IP (or other) report link of a stored indicator, when a source gave one.

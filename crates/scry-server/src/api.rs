@@ -803,6 +803,40 @@ pub struct Indicator {
     first_seen: i64,
     /// When its state last changed (Unix ms).
     last_changed: i64,
+    /// Its autonomous system and location as the precedence picks them among the sources
+    /// (most specific, then freshest, then Criminal IP, its database, scry's data), and what
+    /// the other sources said where they disagree.
+    network: NetworkPlacement,
+}
+
+/// An address's place on the network among the sources' claims.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkPlacement {
+    /// The claim whose autonomous system is shown and exported.
+    autonomous_system: Option<NetworkClaim>,
+    /// The claim whose location is shown and exported.
+    location: Option<NetworkClaim>,
+    /// Claims whose autonomous system or country differ from those (absent when none do).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    alternatives: Vec<NetworkClaim>,
+}
+
+/// What one source says of an address's place on the network.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkClaim {
+    source: String,
+    asn: Option<u64>,
+    as_name: Option<String>,
+    /// ISO 3166 alpha-2, upper case.
+    country: Option<String>,
+    region: Option<String>,
+    city: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    /// The date of the source's data; absent for a live answer.
+    data_as_of: Option<String>,
 }
 
 /// One reason of a priority: a signal a source gave and the points it is worth.

@@ -17,6 +17,7 @@
 //! `extension-definition` as a top-level property extension.
 
 use scry_core::exposure::{Exposure, Host};
+use scry_core::network;
 use scry_core::{Observable, Tlp};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -250,22 +251,28 @@ pub fn indicator_objects(
     );
 
     let criminalip = criminalip_data(state);
+    let mut infrastructure = None;
     if let Some(data) = &criminalip {
-        let infrastructure = graph.infrastructure(state, &observable, data, options);
+        let infra = graph.infrastructure(state, &observable, data, options);
         graph.relate(
             &indicator,
             "indicates",
-            &infrastructure,
+            &infra,
             None,
             Map::new(),
             Author::Scry,
         );
-        let host = graph.observed_host(&observable, &observed, &infrastructure);
+        let host = graph.observed_host(&observable, &observed, &infra);
         if matches!(observable, Observable::Ip(_)) {
-            graph.ip_context(&observed, &infrastructure, data, options);
+            graph.ip_context(&observed, &infra, data, options);
         } else {
-            graph.site_context(host.as_deref(), &infrastructure, data, options);
+            graph.site_context(host.as_deref(), &infra, data, options);
         }
+        infrastructure = Some(infra);
+    }
+    if matches!(observable, Observable::Ip(_)) {
+        let placement = network::place(&network::claims(state.sources));
+        graph.network(&observed, infrastructure.as_deref(), &placement);
     }
     Ok(graph.finish())
 }
@@ -282,6 +289,26 @@ fn criminalip_data(state: &IndicatorState<'_>) -> Option<Exposure> {
 enum Author {
     Scry,
     CriminalIp,
+}
+
+impl Author {
+    /// The author of what a source said: Criminal IP for its API and its offline database,
+    /// scry for its own data.
+    fn of_source(source: &str) -> Author {
+        match source {
+            "criminalip" | "ctidb" => Author::CriminalIp,
+            _ => Author::Scry,
+        }
+    }
+
+    /// What sets a shared object's id apart by author (nothing for Criminal IP, whose ids came
+    /// first and stay as they were).
+    fn id_suffix(self) -> &'static str {
+        match self {
+            Author::CriminalIp => "",
+            Author::Scry => "|scry",
+        }
+    }
 }
 
 /// Builds one indicator's objects.
@@ -486,6 +513,16 @@ impl Graph {
                 indicator.insert("x_scry_phishing_probability".into(), p.into());
             }
         }
+        // Where sources disagree on an address's system or country, what the others said.
+        if matches!(observable, Observable::Ip(_)) {
+            let placement = network::place(&network::claims(state.sources));
+            if !placement.alternatives.is_empty() {
+                indicator.insert(
+                    "x_scry_network_alternatives".into(),
+                    serde_json::to_value(&placement.alternatives).unwrap_or_default(),
+                );
+            }
+        }
         if !reasons.is_empty() {
             indicator.insert(
                 "x_scry_reasons".into(),
@@ -629,6 +666,59 @@ impl Graph {
         object
     }
 
+    /// An address's autonomous system and location, as the precedence of
+    /// `scry_core::network` picks them among every source's claims: the address `belongs-to` the
+    /// one and is `related-to` the other (which Criminal IP's view of it, when there is one, is
+    /// `located-at`).
+    fn network(&mut self, ip: &str, infrastructure: Option<&str>, placement: &network::Placement) {
+        if let Some(claim) = &placement.autonomous_system
+            && let Some(asn) = claim.asn
+        {
+            let system = self.autonomous_system(asn, claim.as_name.as_deref());
+            self.relate(
+                ip,
+                "belongs-to",
+                &system,
+                None,
+                Map::new(),
+                Author::of_source(&claim.source),
+            );
+        }
+        if let Some(claim) = &placement.location {
+            let author = Author::of_source(&claim.source);
+            let place = Exposure {
+                country: claim.country.clone(),
+                region: claim.region.clone(),
+                city: claim.city.clone(),
+                latitude: claim.latitude,
+                longitude: claim.longitude,
+                ..Exposure::default()
+            };
+            if let Some(location) = self.location(&place, author) {
+                // STIX 2.1 lists `located-at` for SDOs only (the validator's check 202): the
+                // address is `related-to` its location, Criminal IP's view `located-at` it.
+                self.relate(
+                    ip,
+                    "located-at",
+                    &location,
+                    Some("the address is located here"),
+                    Map::new(),
+                    author,
+                );
+                if let Some(infrastructure) = infrastructure {
+                    self.relate(
+                        infrastructure,
+                        "located-at",
+                        &location,
+                        None,
+                        Map::new(),
+                        author,
+                    );
+                }
+            }
+        }
+    }
+
     fn ip_context(
         &mut self,
         ip: &str,
@@ -636,27 +726,6 @@ impl Graph {
         data: &Exposure,
         options: &MapOptions,
     ) {
-        if let Some(asn) = data.asn {
-            let system = self.autonomous_system(asn, data.as_name.as_deref());
-            self.relate(
-                ip,
-                "belongs-to",
-                &system,
-                None,
-                Map::new(),
-                Author::CriminalIp,
-            );
-        }
-        if let Some(location) = self.location(data) {
-            self.relate(
-                infrastructure,
-                "located-at",
-                &location,
-                None,
-                Map::new(),
-                Author::CriminalIp,
-            );
-        }
         let mut software_seen = Vec::new();
         for service in data.services.iter().take(options.max_related) {
             let Some(product) = &service.product else {
@@ -803,10 +872,13 @@ impl Graph {
                 continue;
             }
             let location = self
-                .location(&Exposure {
-                    country: Some(country.clone()),
-                    ..Exposure::default()
-                })
+                .location(
+                    &Exposure {
+                        country: Some(country.clone()),
+                        ..Exposure::default()
+                    },
+                    Author::CriminalIp,
+                )
                 .expect("a country is a location");
             self.relate(
                 infrastructure,
@@ -854,7 +926,7 @@ impl Graph {
 
     /// A location from the country, region, city, latitude and longitude; `None` without a
     /// country.
-    fn location(&mut self, data: &Exposure) -> Option<String> {
+    fn location(&mut self, data: &Exposure, author: Author) -> Option<String> {
         let country = data.country.as_deref()?.to_ascii_uppercase();
         let mut properties = Map::new();
         let mut name: Vec<&str> = Vec::new();
@@ -873,8 +945,15 @@ impl Graph {
             properties.insert("latitude".into(), lat.into());
             properties.insert("longitude".into(), lon.into());
         }
-        let id = derived_id("location", &Value::Object(properties.clone()).to_string());
-        let mut object = self.sdo("location", id, Author::CriminalIp);
+        let id = derived_id(
+            "location",
+            &format!(
+                "{}{}",
+                Value::Object(properties.clone()),
+                author.id_suffix()
+            ),
+        );
+        let mut object = self.sdo("location", id, author);
         object.insert("name".into(), name.join(", ").into());
         object.extend(properties);
         Some(self.push(true, object))
@@ -891,7 +970,11 @@ impl Graph {
         author: Author,
     ) -> String {
         let kind = relationship_type(stix_type_of(source), wanted, stix_type_of(target));
-        let id = derived_id("relationship", &format!("{source}|{kind}|{target}"));
+        let own = source.starts_with("indicator--") || source.starts_with("infrastructure--");
+        // A link other indicators lead to as well is one object per author: the same address
+        // in the same system said by Criminal IP and by scry's own data are two assertions.
+        let suffix = if own { "" } else { author.id_suffix() };
+        let id = derived_id("relationship", &format!("{source}|{kind}|{target}{suffix}"));
         let mut object = self.sdo("relationship", id, author);
         object.insert("relationship_type".into(), kind.into());
         object.insert("source_ref".into(), source.into());
@@ -902,7 +985,6 @@ impl Graph {
         object.extend(custom);
         // Links out of this indicator's own objects exist once per indicator; the rest (an
         // address's autonomous system, a domain's addresses) other indicators can lead to too.
-        let own = source.starts_with("indicator--") || source.starts_with("infrastructure--");
         self.push(!own, object)
     }
 

@@ -67,7 +67,7 @@ pub(crate) fn write_records(
         OutputFormat::Json => write_json(records, out),
         OutputFormat::Jsonl => {
             for record in records {
-                serde_json::to_writer(&mut *out, &record?)?;
+                serde_json::to_writer(&mut *out, &scry_engine::view::record_json(&record?))?;
                 out.write_all(b"\n")?;
             }
             Ok(())
@@ -83,7 +83,7 @@ fn write_json(
     out.write_all(b"[")?;
     let mut first = true;
     for record in records {
-        let pretty = serde_json::to_string_pretty(&record?)?;
+        let pretty = serde_json::to_string_pretty(&scry_engine::view::record_json(&record?))?;
         out.write_all(if first { b"\n" } else { b",\n" })?;
         first = false;
         for (i, line) in pretty.lines().enumerate() {

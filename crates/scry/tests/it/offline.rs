@@ -355,6 +355,146 @@ fn a_criminal_ip_database_file_scores_and_maps_like_the_api() {
     }));
     assert!(of_type("domain-name").any(|o| o["value"] == "c2.example.test"));
     assert!(of_type("software").any(|o| o["name"] == "OpenSSH"));
+
+    // The file and the built-in network data disagree on 45.155.205.233's country: the file's
+    // city-level location wins (more specific), the other is kept as an alternative.
+    let hosting = find("45.155.205.233");
+    assert_eq!(
+        hosting["network"]["location"]["source"], "ctidb",
+        "{hosting:#}"
+    );
+    assert_eq!(hosting["network"]["location"]["country"], "NL");
+    assert_eq!(hosting["network"]["location"]["city"], "Amsterdam");
+    let alternatives = hosting["network"]["alternatives"]
+        .as_array()
+        .expect("alternatives");
+    assert!(
+        alternatives
+            .iter()
+            .any(|a| a["source"] == "geo" && a["country"].as_str().is_some_and(|c| c != "NL")),
+        "{hosting:#}"
+    );
+    let address = of_type("ipv4-addr")
+        .find(|o| o["value"] == "45.155.205.233")
+        .and_then(|o| o["id"].as_str())
+        .expect("the address");
+    let links = |kind: &'static str, target: &'static str| {
+        objects
+            .iter()
+            .filter(move |o| o["source_ref"] == address && o["relationship_type"] == kind)
+            .filter_map(|o| o["target_ref"].as_str())
+            .filter(move |t| t.starts_with(target))
+            .collect::<Vec<&str>>()
+    };
+    // STIX 2.1 lists `located-at` for SDOs only: an address is `related-to` its location.
+    let located = links("related-to", "location--");
+    assert_eq!(located.len(), 1, "one location is exported: {located:?}");
+    let location = objects
+        .iter()
+        .find(|o| o["id"] == located[0])
+        .expect("the location");
+    assert_eq!(
+        (&location["country"], &location["city"]),
+        (&Value::from("NL"), &Value::from("Amsterdam"))
+    );
+    let systems = links("belongs-to", "autonomous-system--");
+    assert_eq!(
+        systems.len(),
+        1,
+        "one autonomous system is exported: {systems:?}"
+    );
+    let system = objects
+        .iter()
+        .find(|o| o["id"] == systems[0])
+        .expect("the AS");
+    assert_eq!(
+        system["number"],
+        hosting["network"]["autonomous_system"]["asn"]
+    );
+    let indicator = of_type("indicator")
+        .find(|o| o["name"] == "45.155.205.233")
+        .expect("the indicator");
+    assert_eq!(
+        &indicator["x_scry_network_alternatives"],
+        &hosting["network"]["alternatives"]
+    );
+}
+
+/// Indicators enriched with nothing but the network data built into scry reach the graph with
+/// their autonomous system (`belongs-to`) and country (`related-to` a location: STIX lists
+/// `located-at` for SDOs only), authored by scry.
+#[test]
+fn offline_addresses_reach_the_graph_with_their_network() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let enrich = run_args(
+        home.path(),
+        &["enrich", "-q", "-"],
+        b"45.155.205.233
+185.220.101.47
+2a03:2880:f12f:83:face:b00c:0:25de
+",
+    );
+    assert_eq!(enrich.status.code(), Some(0), "{}", text(&enrich.stderr));
+    let path = home.path().join("bundle.json");
+    let export = run_args(
+        home.path(),
+        &[
+            "export",
+            "--format",
+            "stix",
+            "--output",
+            &path.display().to_string(),
+        ],
+        b"",
+    );
+    assert_eq!(export.status.code(), Some(0), "{}", text(&export.stderr));
+    let bundle: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("export")).expect("JSON");
+    let objects = bundle["objects"].as_array().expect("objects");
+    let scry = objects
+        .iter()
+        .find(|o| o["type"] == "identity" && o["name"] == "scry")
+        .and_then(|o| o["id"].as_str())
+        .expect("scry's identity");
+    for address in [
+        "45.155.205.233",
+        "185.220.101.47",
+        "2a03:2880:f12f:83:face:b00c:0:25de",
+    ] {
+        let id = objects
+            .iter()
+            .find(|o| o["value"] == address)
+            .and_then(|o| o["id"].as_str())
+            .unwrap_or_else(|| panic!("{address} exported"));
+        for (kind, target) in [
+            ("belongs-to", "autonomous-system--"),
+            ("related-to", "location--"),
+        ] {
+            let links: Vec<&Value> = objects
+                .iter()
+                .filter(|o| o["source_ref"] == id && o["relationship_type"] == kind)
+                .filter(|o| {
+                    o["target_ref"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with(target))
+                })
+                .collect();
+            assert_eq!(links.len(), 1, "{address} {kind}: {links:#?}");
+            assert_eq!(links[0]["created_by_ref"], scry, "{address} {kind}");
+        }
+    }
+    let countries: Vec<&str> = objects
+        .iter()
+        .filter(|o| o["type"] == "location")
+        .filter_map(|o| o["country"].as_str())
+        .collect();
+    assert!(!countries.is_empty());
+    assert!(
+        countries
+            .iter()
+            .all(|c| c.len() == 2 && c.chars().all(|ch| ch.is_ascii_uppercase())),
+        "{countries:?}"
+    );
 }
 
 #[test]

@@ -344,6 +344,16 @@ impl Engine {
             }
             sources.insert(source.name().to_owned(), source_record);
         }
+        // An imported STIX object's own judgement is one more source's answer.
+        if let Some(finding) = candidate
+            .context
+            .as_ref()
+            .and_then(crate::imported::imported_finding)
+        {
+            reasons.extend(finding.reasons.iter().cloned());
+            tags.extend(finding.tags.iter().cloned());
+            sources.insert(crate::imported::STIX_IMPORT.to_owned(), ok_record(finding));
+        }
         let (status, skip_reason, error) = self.status(&subject, &external, &sources);
         let mut record = assemble(&candidate, &reasons, &tags, sources);
         record.status = status;

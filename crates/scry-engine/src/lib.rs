@@ -11,6 +11,7 @@ pub mod blocklist;
 pub mod config;
 pub mod dashboard;
 pub mod enrich;
+pub mod imported;
 pub mod merge;
 pub mod pivot;
 pub mod record;

@@ -314,6 +314,18 @@ fn stix_value(
     if let Some(labels) = object.get("labels").filter(|l| l.is_array()) {
         context.insert("labels".into(), labels.clone());
     }
+    // What the producer judged, kept for the `stix-import` source: its score (OpenCTI's
+    // property), its confidence, who made it and its markings.
+    for key in [
+        "x_opencti_score",
+        "confidence",
+        "created_by_ref",
+        "object_marking_refs",
+    ] {
+        if let Some(value) = object.get(key).filter(|v| !v.is_null()) {
+            context.insert(key.into(), value.clone());
+        }
+    }
     match kind {
         "indicator" => {
             let pattern_type = object

@@ -397,3 +397,78 @@ fn odd_urls_export_as_valid_stix() {
         "the OASIS validator refused the export: {problems:#?}"
     );
 }
+
+/// A STIX bundle from another platform keeps what its producer judged: the score, the
+/// confidence, the labels, the author and the markings are the `stix-import` source's answer,
+/// which counts in the priority like any source's and stays when the indicator is enriched again
+/// without the file.
+#[test]
+fn an_imported_bundle_keeps_its_score_confidence_labels_and_markings() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let amber = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82";
+    let bundle = serde_json::json!({
+        "type": "bundle", "id": "bundle--8a5e0f5a-3b55-4c8e-9f2e-6a4c1f0b2d11",
+        "objects": [{
+            "type": "indicator", "spec_version": "2.1",
+            "id": "indicator--0b7c6f1e-2f4c-4c8d-9e1a-3a2b1c0d9e8f",
+            "created": "2026-11-01T00:00:00.000Z", "modified": "2026-11-01T00:00:00.000Z",
+            "name": "C2 from a partner", "pattern": "[ipv4-addr:value = '45.155.205.233']",
+            "pattern_type": "stix", "valid_from": "2026-11-01T00:00:00.000Z",
+            "labels": ["Botnet", "c2"], "confidence": 90, "x_opencti_score": 80,
+            "created_by_ref": "identity--5a3b2c1d-0e9f-4a8b-8c7d-6e5f4a3b2c1d",
+            "object_marking_refs": [amber]
+        }]
+    });
+    let file = home.path().join("partner.json");
+    std::fs::write(&file, bundle.to_string()).expect("bundle");
+    let import = run_args(home.path(), &["import", &file.display().to_string()], b"");
+    assert_eq!(import.status.code(), Some(0), "{}", text(&import.stderr));
+    let show = |home: &std::path::Path| -> serde_json::Value {
+        let shown = run_args(home, &["show", "45.155.205.233", "--format", "json"], b"");
+        assert_eq!(shown.status.code(), Some(0), "{}", text(&shown.stderr));
+        serde_json::from_slice(&shown.stdout).expect("JSON")
+    };
+    let stored = show(home.path());
+    let imported = &stored["sources"]["stix-import"];
+    assert_eq!(imported["status"], "ok", "{stored:#}");
+    assert_eq!(imported["data"]["score"], 80);
+    assert_eq!(imported["data"]["confidence"], 90);
+    assert_eq!(
+        imported["data"]["object_marking_refs"],
+        serde_json::json!([amber])
+    );
+    assert_eq!(stored["tlp"], "amber");
+    let tags = stored["tags"].as_array().expect("tags");
+    assert!(
+        tags.contains(&"botnet".into()) && tags.contains(&"c2".into()),
+        "{tags:?}"
+    );
+    let reason = stored["reasons"]
+        .as_array()
+        .expect("reasons")
+        .iter()
+        .find(|r| r["source"] == "stix-import")
+        .expect("the imported score counts");
+    assert_eq!(reason["points"], 36, "80 × 90 / 200");
+    assert!(stored["priority"].as_u64() >= Some(36), "{stored:#}");
+    // Enriched again from a plain list, the imported judgement stays (stale, not erased).
+    let again = run_args(
+        home.path(),
+        &["enrich", "-q", "--force", "-"],
+        b"45.155.205.233\n",
+    );
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    let refreshed = show(home.path());
+    assert_eq!(
+        refreshed["sources"]["stix-import"]["data"]["score"], 80,
+        "{refreshed:#}"
+    );
+    assert!(
+        refreshed["reasons"]
+            .as_array()
+            .expect("reasons")
+            .iter()
+            .any(|r| r["source"] == "stix-import"),
+        "{refreshed:#}"
+    );
+}

@@ -143,6 +143,7 @@ pub(crate) async fn run(
             reason: "bench".into(),
             origin: "bench".into(),
             version_us: 0,
+            removed_at: None,
         })
         .collect();
     for entry in &blocked {

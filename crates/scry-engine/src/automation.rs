@@ -1270,6 +1270,7 @@ impl Automation {
                         reason: format!("priority {} ({})", context.priority, job.rule),
                         origin: origin.to_owned(),
                         version_us: 0,
+                        removed_at: None,
                     })
                     .await?;
                 if !state.labels.iter().any(|l| l == BLOCKED_LABEL) {

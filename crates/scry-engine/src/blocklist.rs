@@ -168,6 +168,7 @@ mod tests {
             reason: String::new(),
             origin: String::new(),
             version_us: added_at * 1000,
+            removed_at: None,
         }
     }
 

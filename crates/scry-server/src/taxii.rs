@@ -3,7 +3,7 @@
 //! scry's intelligence as STIX 2.1.
 //!
 //! Collections: every enriched indicator, those at or above `[server] high_priority`, and each
-//! blocklist. An indicator's objects (the graph `scry export --format stix` writes, with what
+//! blocklist (the feed of its entries: each an indicator of its own, revoked once removed). An indicator's objects (the graph `scry export --format stix` writes, with what
 //! people and rules added) are added to a collection with each version of the indicator: its
 //! `date_added` is the store's commit stamp of that version (`StoredIndicator::version_us`), which
 //! increases in commit order whichever process saved, so `added_after` never skips a version that
@@ -495,48 +495,60 @@ async fn read_items(
             Ok((items, page.next.is_some()))
         }
         Holding::Blocklist(name) => {
+            // The list's changes in commit order: each entry as an indicator of its own, and a
+            // removed one (unblocked, expired) as that indicator revoked, so a firewall or a TIP
+            // polling the feed learns of removals too.
+            let config = state.loaded.config.automation.blocklists.get(name.as_str());
+            let resume = (!after.is_empty()).then(|| block_key_of(after).0);
+            let since = added_after.max(resume).unwrap_or(i64::MIN);
             let mut entries = state
                 .store
-                .blocklist(name, scry_engine::automation::now_ms())
+                .blocklist_changes(name, since, want.saturating_add(1))
                 .await?;
-            // Of a typed list, the entries its EDL serves: a firewall polling either sees one list.
-            if let Some(config) = state.loaded.config.automation.blocklists.get(name.as_str()) {
-                entries.retain(|e| scry_engine::blocklist::admits(name, config, &e.value).is_ok());
-            }
-            // An entry is added again when it is renewed or its indicator changes: its stamp is
-            // the later of the two versions.
-            let mut stamped = Vec::with_capacity(entries.len());
-            for entry in entries {
-                if let Some(stored) = state.store.indicator_by_id(&entry.stix_id).await? {
-                    let stamp = entry.version_us.max(stored.version_us);
-                    stamped.push((stamp, entry, stored));
+            let more = entries.len() > want as usize;
+            entries.truncate(want as usize);
+            let mut items = Vec::with_capacity(entries.len());
+            for entry in &entries {
+                if let Some(config) = config
+                    && scry_engine::blocklist::admits(name, config, &entry.value).is_err()
+                {
+                    continue;
                 }
-            }
-            stamped.sort_by(|a, b| (a.0, &a.1.value).cmp(&(b.0, &b.1.value)));
-            let resume = block_key_of(after);
-            let mut chosen = Vec::new();
-            let mut more = false;
-            for (stamp, entry, stored) in stamped
-                .into_iter()
-                .filter(|(stamp, _, _)| added_after.is_none_or(|t| *stamp > t))
-                .filter(|(stamp, entry, _)| {
-                    after.is_empty() || (*stamp, entry.value.clone()) > resume
+                let tlp = match state.store.indicator_by_id(&entry.stix_id).await? {
+                    Some(stored) => stored
+                        .record
+                        .tlp
+                        .as_deref()
+                        .and_then(|t| t.parse().ok())
+                        .unwrap_or_else(|| state.unmarked_tlp()),
+                    None => state.unmarked_tlp(),
+                };
+                let objects = scry_stix::blocklist_entry_objects(&scry_stix::BlockState {
+                    list: name,
+                    value: &entry.value,
+                    reason: &entry.reason,
+                    tlp,
+                    added_ms: entry.added_at,
+                    expires_ms: entry.expires_at,
+                    version_us: entry.version_us,
+                    removed: entry.removed_at.is_some(),
                 })
-            {
-                if chosen.len() == want as usize {
-                    more = true;
-                    break;
-                }
-                chosen.push((stamp, entry, stored));
-            }
-            let stored: Vec<&scry_store::StoredIndicator> = chosen.iter().map(|c| &c.2).collect();
-            let workflows = workflows(&stored).await?;
-            let mut items = Vec::with_capacity(chosen.len());
-            for (stamp, entry, stored) in &chosen {
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
                 items.push(Item {
-                    date_added: *stamp,
-                    objects: objects_of(stored, workflows.get(&stored.record.stix_id))?,
-                    cursor: format!("{stamp}~{}", entry.value),
+                    date_added: entry.version_us,
+                    objects: objects.into_iter().map(|o| o.json).collect(),
+                    cursor: format!("{}~{}", entry.version_us, entry.value),
+                });
+            }
+            // A page of entries of other types still moves the cursor on.
+            if items.is_empty()
+                && more
+                && let Some(last) = entries.last()
+            {
+                items.push(Item {
+                    date_added: last.version_us,
+                    objects: Vec::new(),
+                    cursor: format!("{}~{}", last.version_us, last.value),
                 });
             }
             Ok((items, more))

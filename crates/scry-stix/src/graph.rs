@@ -277,6 +277,73 @@ pub fn indicator_objects(
     Ok(graph.finish())
 }
 
+/// One entry of a blocklist, as its feed publishes it.
+#[derive(Debug, Clone)]
+pub struct BlockState<'a> {
+    pub list: &'a str,
+    /// The value on the list, as stored.
+    pub value: &'a str,
+    pub reason: &'a str,
+    pub tlp: Tlp,
+    pub added_ms: i64,
+    pub expires_ms: i64,
+    /// The commit stamp of this version of the entry (Unix µs).
+    pub version_us: i64,
+    /// Removed (unblocked or expired): the version revokes the entry's indicator.
+    pub removed: bool,
+}
+
+/// A blocklist entry as a feed's objects: an `indicator` of its own (one per list and value, so
+/// revoking it says "no longer blocked here" without touching the enriched indicator), valid from
+/// when it was blocked until it expires, `revoked` once removed; with the identities, extension
+/// and marking it refers to.
+pub fn blocklist_entry_objects(state: &BlockState<'_>) -> Result<Vec<StixObject>, MapError> {
+    let observable = Observable::parse(state.value).map_err(|e| MapError::Unreadable {
+        kind: "blocklist entry".to_owned(),
+        value: state.value.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let Some(pattern) = observable_pattern(&observable) else {
+        return Err(MapError::Unreadable {
+            kind: observable.stix_type().to_owned(),
+            value: state.value.to_owned(),
+            reason: "no STIX pattern matches it".to_owned(),
+        });
+    };
+    let mut graph = Graph {
+        tlp: state.tlp,
+        created: stix_time(state.added_ms),
+        modified: stix_time_us(state.version_us.max(state.added_ms * 1000)),
+        objects: Vec::new(),
+    };
+    graph.meta();
+    let id = derived_id(
+        "indicator",
+        &format!("blocklist|{}|{}", state.list, observable_id(&observable)),
+    );
+    let mut indicator = graph.sdo("indicator", id, Author::Scry);
+    indicator.insert("name".into(), state.value.into());
+    indicator.insert(
+        "description".into(),
+        format!("On blocklist {}: {}", state.list, state.reason).into(),
+    );
+    indicator.insert("indicator_types".into(), json!(["malicious-activity"]));
+    indicator.insert("pattern".into(), pattern.into());
+    indicator.insert("pattern_type".into(), "stix".into());
+    indicator.insert("pattern_version".into(), "2.1".into());
+    indicator.insert("valid_from".into(), stix_time(state.added_ms).into());
+    indicator.insert(
+        "valid_until".into(),
+        stix_time(state.expires_ms.max(state.added_ms + 1)).into(),
+    );
+    indicator.insert("x_scry_blocklist".into(), state.list.into());
+    if state.removed {
+        indicator.insert("revoked".into(), true.into());
+    }
+    graph.push(false, indicator);
+    Ok(graph.finish())
+}
+
 /// What Criminal IP says about the indicator: its API's answer, else its offline database's
 /// (the `ctidb` source writes the same report).
 fn criminalip_data(state: &IndicatorState<'_>) -> Option<Exposure> {
@@ -412,8 +479,8 @@ impl Graph {
         extension.insert("modified".into(), SCRY_EPOCH.into());
         extension.insert("created_by_ref".into(), scry_identity_id().into());
         extension.insert("name".into(), "scry properties".into());
-        extension.insert("description".into(), "Top-level properties scry adds to STIX objects: x_opencti_score (0-100 priority, read natively by OpenCTI), x_scry_severity, x_scry_inbound, x_scry_outbound and x_scry_domain_score (Criminal IP levels), x_scry_reasons (source, signal, value, points), x_scry_phishing_probability, x_scry_services (port, transport, protocol, product, version, banner, last_seen), x_scry_not_linked (related objects left out by the per-indicator cap), x_scry_cvss_v3, x_scry_cvss_v2 and x_scry_ports (ports a vulnerability was found on).".into());
-        extension.insert("schema".into(), "The properties are described in this definition's description; their JSON types are: x_opencti_score integer; x_scry_severity, x_scry_inbound, x_scry_outbound, x_scry_domain_score string; x_scry_reasons list of objects; x_scry_phishing_probability, x_scry_cvss_v3, x_scry_cvss_v2 number; x_scry_services list of objects; x_scry_not_linked object of integers; x_scry_ports list of integers.".into());
+        extension.insert("description".into(), "Top-level properties scry adds to STIX objects: x_opencti_score (0-100 priority, read natively by OpenCTI), x_scry_severity, x_scry_inbound, x_scry_outbound and x_scry_domain_score (Criminal IP levels), x_scry_reasons (source, signal, value, points), x_scry_phishing_probability, x_scry_services (port, transport, protocol, product, version, banner, last_seen), x_scry_not_linked (related objects left out by the per-indicator cap), x_scry_cvss_v3, x_scry_cvss_v2 and x_scry_ports (ports a vulnerability was found on), x_scry_computed_priority (the computed priority when a person or a rule set x_opencti_score), x_scry_network_alternatives (what other sources said of an address's autonomous system and location: source, asn, as_name, country, region, city, data_as_of) and x_scry_blocklist (the blocklist an indicator of a blocklist feed is on).".into());
+        extension.insert("schema".into(), "The properties are described in this definition's description; their JSON types are: x_opencti_score integer; x_scry_severity, x_scry_inbound, x_scry_outbound, x_scry_domain_score string; x_scry_reasons list of objects; x_scry_phishing_probability, x_scry_cvss_v3, x_scry_cvss_v2 number; x_scry_services list of objects; x_scry_not_linked object of integers; x_scry_ports list of integers; x_scry_computed_priority integer; x_scry_network_alternatives list of objects; x_scry_blocklist string.".into());
         extension.insert("version".into(), "1.0.0".into());
         extension.insert(
             "extension_types".into(),

@@ -14,7 +14,10 @@ pub mod pattern;
 pub mod timestamp;
 
 pub use bundle::BundleWriter;
-pub use graph::{IndicatorState, MapError, MapOptions, StixObject, indicator_objects};
+pub use graph::{
+    BlockState, IndicatorState, MapError, MapOptions, StixObject, blocklist_entry_objects,
+    indicator_objects,
+};
 pub use id::{observable_id, sco_id};
 pub use marking::tlp_from_marking_ref;
 pub use pattern::{Comparison, PatternError, comparisons};

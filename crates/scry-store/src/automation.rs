@@ -515,8 +515,10 @@ impl SqlStore {
         let sql = format!(
             "INSERT INTO blocklist_entries (list, value, stix_id, added_at, expires_at, reason, origin, version_us) VALUES {} \
              ON CONFLICT (list, value) DO UPDATE SET \
-             expires_at = CASE WHEN excluded.expires_at > blocklist_entries.expires_at THEN excluded.expires_at ELSE blocklist_entries.expires_at END, \
-             reason = excluded.reason, origin = excluded.origin, version_us = excluded.version_us",
+             added_at = CASE WHEN blocklist_entries.removed_at IS NOT NULL THEN excluded.added_at ELSE blocklist_entries.added_at END, \
+             expires_at = CASE WHEN blocklist_entries.removed_at IS NOT NULL OR excluded.expires_at > blocklist_entries.expires_at \
+             THEN excluded.expires_at ELSE blocklist_entries.expires_at END, \
+             reason = excluded.reason, origin = excluded.origin, version_us = excluded.version_us, removed_at = NULL",
             self.value_rows(1, 8)
         );
         // A new or renewed entry is a new version of the list's entry, for TAXII readers.
@@ -537,18 +539,51 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Removes an entry, leaving a tombstone stamped as a new version of it.
     pub(crate) async fn delete_block(&self, list: &str, value: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let version = self.stamp(&mut tx, 1).await?;
         let sql = format!(
-            "DELETE FROM blocklist_entries WHERE list = {} AND value = {}",
+            "UPDATE blocklist_entries SET removed_at = {}, version_us = {} \
+             WHERE list = {} AND value = {} AND removed_at IS NULL",
             self.placeholder(1),
-            self.placeholder(2)
+            self.placeholder(2),
+            self.placeholder(3),
+            self.placeholder(4)
         );
         let done = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(version / 1000)
+            .bind(version)
             .bind(list)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Every entry of `list` (tombstones too) whose version was committed after `after_us`, in
+    /// commit order, `limit` at most: what a feed of the list's changes reads.
+    pub(crate) async fn select_blocklist_changes(
+        &self,
+        list: &str,
+        after_us: i64,
+        limit: u32,
+    ) -> Result<Vec<BlockEntry>, StoreError> {
+        let sql = format!(
+            "SELECT {BLOCK_COLUMNS} FROM blocklist_entries \
+             WHERE list = {} AND version_us > {} ORDER BY version_us, value LIMIT {}",
+            self.placeholder(1),
+            self.placeholder(2),
+            self.placeholder(3)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(list)
+            .bind(after_us)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(block_entry).collect()
     }
 
     pub(crate) async fn select_blocklist(
@@ -557,8 +592,8 @@ impl SqlStore {
         now: i64,
     ) -> Result<Vec<BlockEntry>, StoreError> {
         let sql = format!(
-            "SELECT list, value, stix_id, added_at, expires_at, reason, origin, version_us FROM blocklist_entries \
-             WHERE list = {} AND expires_at > {} ORDER BY value",
+            "SELECT {BLOCK_COLUMNS} FROM blocklist_entries \
+             WHERE list = {} AND expires_at > {} AND removed_at IS NULL ORDER BY value",
             self.placeholder(1),
             self.placeholder(2)
         );
@@ -576,7 +611,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<Vec<String>, StoreError> {
         let sql = format!(
-            "SELECT list FROM blocklist_entries WHERE value = {} AND expires_at > {} ORDER BY list",
+            "SELECT list FROM blocklist_entries WHERE value = {} AND expires_at > {} AND removed_at IS NULL ORDER BY list",
             self.placeholder(1),
             self.placeholder(2)
         );
@@ -588,27 +623,63 @@ impl SqlStore {
         rows.iter().map(|row| Ok(row.try_get("list")?)).collect()
     }
 
+    /// Turns the entries that expired at `now` into tombstones (each a new version, stamped in
+    /// commit order) and returns them; tombstones older than [`TOMBSTONE_DAYS`] go.
     pub(crate) async fn delete_expired_blocks(
         &self,
         now: i64,
     ) -> Result<Vec<BlockEntry>, StoreError> {
+        let mut tx = self.begin_write().await?;
         let sql = format!(
-            "DELETE FROM blocklist_entries WHERE expires_at <= {} \
-             RETURNING list, value, stix_id, added_at, expires_at, reason, origin, version_us",
+            "SELECT {BLOCK_COLUMNS} FROM blocklist_entries WHERE expires_at <= {} AND removed_at IS NULL \
+             ORDER BY list, value",
             self.placeholder(1)
         );
-        let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+        let mut entries = sqlx::query(AssertSqlSafe(sql.as_str()))
             .bind(now)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut entries = rows
+            .fetch_all(&mut *tx)
+            .await?
             .iter()
             .map(block_entry)
             .collect::<Result<Vec<_>, _>>()?;
-        entries.sort_by(|a, b| (&a.list, &a.value).cmp(&(&b.list, &b.value)));
+        if !entries.is_empty() {
+            let first = self.stamp(&mut tx, entries.len()).await?;
+            let update = format!(
+                "UPDATE blocklist_entries SET removed_at = expires_at, version_us = {} WHERE list = {} AND value = {}",
+                self.placeholder(1),
+                self.placeholder(2),
+                self.placeholder(3)
+            );
+            for (entry, version) in entries.iter_mut().zip(first..) {
+                sqlx::query(AssertSqlSafe(update.as_str()))
+                    .bind(version)
+                    .bind(entry.list.as_str())
+                    .bind(entry.value.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                entry.version_us = version;
+                entry.removed_at = Some(entry.expires_at);
+            }
+        }
+        let purge = format!(
+            "DELETE FROM blocklist_entries WHERE removed_at IS NOT NULL AND removed_at < {}",
+            self.placeholder(1)
+        );
+        sqlx::query(AssertSqlSafe(purge.as_str()))
+            .bind(now - TOMBSTONE_DAYS * 86_400_000)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(entries)
     }
 }
+
+/// How long a removed blocklist entry stays as a tombstone, so a feed's readers polling less
+/// often than that still learn of the removal.
+pub(crate) const TOMBSTONE_DAYS: i64 = 30;
+
+const BLOCK_COLUMNS: &str =
+    "list, value, stix_id, added_at, expires_at, reason, origin, version_us, removed_at";
 
 fn block_entry(row: &AnyRow) -> Result<BlockEntry, StoreError> {
     Ok(BlockEntry {
@@ -620,6 +691,7 @@ fn block_entry(row: &AnyRow) -> Result<BlockEntry, StoreError> {
         reason: row.try_get("reason")?,
         origin: row.try_get("origin")?,
         version_us: row.try_get("version_us")?,
+        removed_at: row.try_get("removed_at")?,
     })
 }
 

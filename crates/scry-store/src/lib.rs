@@ -267,7 +267,16 @@ pub trait Store: Send + Sync {
     /// Adds an entry to a blocklist, or moves an existing entry's expiry later.
     fn block<'a>(&'a self, entry: &'a BlockEntry) -> StoreFuture<'a, ()>;
 
-    /// Removes an entry; returns whether it was there.
+    /// Every entry of `list`, tombstones of removed ones too, whose version was committed after
+    /// `after_us`, in commit order, `limit` at most.
+    fn blocklist_changes<'a>(
+        &'a self,
+        list: &'a str,
+        after_us: i64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<BlockEntry>>;
+
+    /// Removes an entry (a tombstone stays for feeds); returns whether it was there.
     fn unblock<'a>(&'a self, list: &'a str, value: &'a str) -> StoreFuture<'a, bool>;
 
     /// A blocklist's entries that have not expired at `now`, by value.
@@ -276,7 +285,8 @@ pub trait Store: Send + Sync {
     /// The lists `value` is on at `now`, by name.
     fn blocked_on<'a>(&'a self, value: &'a str, now: i64) -> StoreFuture<'a, Vec<String>>;
 
-    /// Removes the entries of every list that expired before `now`, and returns them.
+    /// Removes the entries of every list that expired before `now` (tombstones stay for feeds),
+    /// and returns them.
     fn expire_blocks(&self, now: i64) -> StoreFuture<'_, Vec<BlockEntry>>;
 
     /// One page of the indicator list (see [`IndicatorQuery`]); a keyset page over an index.

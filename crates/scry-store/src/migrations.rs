@@ -229,6 +229,14 @@ pub const MIGRATIONS: &[Migration] = &[
              (SELECT MAX(version_us) AS v FROM indicators UNION ALL SELECT MAX(version_us) AS v FROM blocklist_entries) stamps",
         ],
     },
+    Migration {
+        version: 11,
+        name: "blocklists: a removed entry stays a while as a tombstone, so feeds can say it was removed",
+        statements: &[
+            "ALTER TABLE blocklist_entries ADD COLUMN removed_at BIGINT",
+            "CREATE INDEX blocklist_by_version ON blocklist_entries (list, version_us)",
+        ],
+    },
 ];
 
 /// The newest schema version this binary knows.

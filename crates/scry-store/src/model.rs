@@ -438,6 +438,8 @@ pub struct BlockEntry {
     /// The commit stamp of this entry's current version (Unix µs); the store sets it when the
     /// entry is written.
     pub version_us: i64,
+    /// When it was removed (unblocked or expired), for a tombstone; `None` while it stands.
+    pub removed_at: Option<i64>,
 }
 
 /// What the indicator list is ordered by; ties are broken by storage order, so every order is a

@@ -1295,6 +1295,15 @@ impl Store for SqlStore {
         Box::pin(self.upsert_workflow(workflow))
     }
 
+    fn blocklist_changes<'a>(
+        &'a self,
+        list: &'a str,
+        after_us: i64,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<BlockEntry>> {
+        Box::pin(self.select_blocklist_changes(list, after_us, limit))
+    }
+
     fn block<'a>(&'a self, entry: &'a BlockEntry) -> StoreFuture<'a, ()> {
         Box::pin(self.upsert_block(entry))
     }

@@ -384,6 +384,7 @@ pub(crate) async fn workflow_and_blocklists_round_trip(t: &TestStore) {
         reason: "priority 92".into(),
         origin: "rule:block-high".into(),
         version_us: 0,
+        removed_at: None,
     };
     store
         .block(&entry("fw", "203.0.113.9", 1_000))
@@ -434,6 +435,39 @@ pub(crate) async fn workflow_and_blocklists_round_trip(t: &TestStore) {
     assert!(store.unblock("fw", "203.0.113.9").await.expect("unblock"));
     assert!(!store.unblock("fw", "203.0.113.9").await.expect("unblock"));
     assert!(store.blocklist("fw", 0).await.expect("list").is_empty());
+    // Removed entries stay as tombstones for feeds, each a newer version than before.
+    let changes = store.blocklist_changes("fw", 0, 10).await.expect("changes");
+    assert_eq!(
+        changes
+            .iter()
+            .map(|e| (e.value.as_str(), e.removed_at.is_some()))
+            .collect::<Vec<_>>(),
+        [("198.51.100.7", true), ("203.0.113.9", true)],
+        "{changes:?}"
+    );
+    assert!(changes[1].version_us > list[1].version_us);
+    let after = changes[0].version_us;
+    assert_eq!(
+        store
+            .blocklist_changes("fw", after, 10)
+            .await
+            .expect("changes")
+            .len(),
+        1,
+        "a feed reads on after what it has"
+    );
+    // Blocked again, a tombstone is an entry again with a new expiry.
+    store
+        .block(&entry("fw", "203.0.113.9", 9_000))
+        .await
+        .expect("block");
+    let back = store.blocklist("fw", 0).await.expect("list");
+    assert_eq!(
+        back.iter()
+            .map(|e| (e.value.as_str(), e.expires_at, e.removed_at))
+            .collect::<Vec<_>>(),
+        [("203.0.113.9", 9_000, None)]
+    );
 }
 
 pub(crate) async fn claims_take_only_the_kinds_asked_for(t: &TestStore) {

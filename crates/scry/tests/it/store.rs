@@ -106,7 +106,7 @@ fn no_store_leaves_no_trace_and_import_prints_nothing() {
     assert!(custom.exists());
     let migrate = run_args(home.path(), &["--store", &url, "db", "migrate"], b"");
     assert!(
-        text(&migrate.stdout).contains("(sqlite) is at schema version 10; 19 indicators"),
+        text(&migrate.stdout).contains("(sqlite) is at schema version 11; 19 indicators"),
         "{}",
         text(&migrate.stdout)
     );

@@ -27,15 +27,20 @@ struct OpenCtiPoller {
 
 impl OpenCtiPoller {
     fn new(served: &Served) -> OpenCtiPoller {
+        OpenCtiPoller::of(served, "Enriched indicators")
+    }
+
+    /// A poller of the collection titled `title`.
+    fn of(served: &Served, title: &str) -> OpenCtiPoller {
         let (status, collections) = served.get("/taxii2/api/collections/", &served.viewer);
         assert_eq!(status, StatusCode::OK, "{collections}");
         let collection = collections["collections"]
             .as_array()
             .expect("collections")
             .iter()
-            .find(|c| c["title"] == "Enriched indicators")
+            .find(|c| c["title"] == title)
             .and_then(|c| c["id"].as_str())
-            .expect("the enriched collection")
+            .unwrap_or_else(|| panic!("a collection {title:?}: {collections}"))
             .to_owned();
         OpenCtiPoller {
             collection,
@@ -313,4 +318,89 @@ fn every_version_reaches_an_opencti_poller_once_on_postgres() {
         return;
     };
     every_version_reaches_the_poller_once(Some(&schema.url));
+}
+
+/// A blocklist's TAXII collection is a feed of its changes: each entry an indicator of its own,
+/// and an entry removed from the list (unblocked, or expired) a revoked version of it, which a
+/// poller receives on its next poll; blocked again, a newer version that is not revoked.
+#[test]
+fn a_blocklist_feed_revokes_what_is_unblocked() {
+    let served = Served::start("");
+    let (kept, removed) = ("45.155.205.233", "45.155.205.99");
+    served.submit_and_wait(&[kept, removed]);
+    let act = |indicator: &str, action: &str| {
+        let (status, body) = served.call(
+            Method::POST,
+            "/api/v1/indicators/actions",
+            &served.analyst,
+            Some(json!({"indicators": [indicator], "actions": [{"do": action, "list": "edl"}]})),
+        );
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    };
+    let edl_has = |value: &str| {
+        served
+            .get("/edl/edl.txt", "")
+            .1
+            .as_str()
+            .is_some_and(|t| t.lines().any(|l| l == value))
+    };
+    act(kept, "block");
+    act(removed, "block");
+    served.wait_for(|_| edl_has(kept) && edl_has(removed));
+    let mut poller = OpenCtiPoller::of(&served, "Blocklist edl");
+    poller.poll(&served);
+    let first: Vec<Value> = poller.received.clone();
+    let indicators: Vec<&Value> = first.iter().filter(|o| o["type"] == "indicator").collect();
+    assert_eq!(indicators.len(), 2, "{first:#?}");
+    assert!(
+        indicators
+            .iter()
+            .all(|o| o["revoked"].is_null() && o["x_scry_blocklist"] == "edl")
+    );
+    let removed_id = indicators
+        .iter()
+        .find(|o| o["name"] == removed)
+        .and_then(|o| o["id"].as_str())
+        .expect("the entry's indicator")
+        .to_owned();
+
+    act(removed, "unblock");
+    served.wait_for(|_| !edl_has(removed));
+    assert!(edl_has(kept));
+    let before = poller.received.len();
+    poller.poll(&served);
+    let revoked: Vec<&Value> = poller.received[before..]
+        .iter()
+        .filter(|o| o["type"] == "indicator")
+        .collect();
+    assert_eq!(revoked.len(), 1, "only the removal is new: {revoked:#?}");
+    assert_eq!(revoked[0]["id"], removed_id.as_str());
+    assert_eq!(revoked[0]["revoked"], true);
+    let modified = |o: &Value| o["modified"].as_str().expect("modified").to_owned();
+    let earlier = indicators
+        .iter()
+        .find(|o| o["id"] == removed_id.as_str())
+        .expect("earlier");
+    assert!(modified(revoked[0]) > modified(earlier), "a newer version");
+    let revoked_version = modified(revoked[0]);
+
+    // Blocked again: a newer version, standing.
+    act(removed, "block");
+    served.wait_for(|_| edl_has(removed));
+    let before = poller.received.len();
+    poller.poll(&served);
+    let back: Vec<&Value> = poller.received[before..]
+        .iter()
+        .filter(|o| o["type"] == "indicator")
+        .collect();
+    assert_eq!(back.len(), 1, "{back:#?}");
+    assert!(back[0]["revoked"].is_null());
+    assert!(modified(back[0]) > revoked_version);
+    // And strict STIX throughout.
+    let dump = served.home.path().join("blocklist-feed.json");
+    std::fs::write(&dump, Value::Array(poller.received.clone()).to_string()).expect("dump");
+    if let Some((checked, problems, _)) = super::oasis_strict(&dump) {
+        assert!(checked > 0);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
 }

@@ -164,6 +164,27 @@ impl Drop for PostgresSchema {
     }
 }
 
+/// `scry export --format stix` of the store in `home`, written to a file: its path and the
+/// bundle read back.
+pub(crate) fn export_stix(home: &Path) -> (PathBuf, serde_json::Value) {
+    let path = home.join("export.stix.json");
+    let export = run_args(
+        home,
+        &[
+            "export",
+            "--format",
+            "stix",
+            "--output",
+            &path.display().to_string(),
+        ],
+        b"",
+    );
+    assert_eq!(export.status.code(), Some(0), "{}", text(&export.stderr));
+    let bundle = serde_json::from_str(&std::fs::read_to_string(&path).expect("the export"))
+        .expect("the export is JSON");
+    (path, bundle)
+}
+
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

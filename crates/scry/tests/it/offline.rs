@@ -435,21 +435,7 @@ fn offline_addresses_reach_the_graph_with_their_network() {
 ",
     );
     assert_eq!(enrich.status.code(), Some(0), "{}", text(&enrich.stderr));
-    let path = home.path().join("bundle.json");
-    let export = run_args(
-        home.path(),
-        &[
-            "export",
-            "--format",
-            "stix",
-            "--output",
-            &path.display().to_string(),
-        ],
-        b"",
-    );
-    assert_eq!(export.status.code(), Some(0), "{}", text(&export.stderr));
-    let bundle: Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("export")).expect("JSON");
+    let (_, bundle) = super::export_stix(home.path());
     let objects = bundle["objects"].as_array().expect("objects");
     let scry = objects
         .iter()

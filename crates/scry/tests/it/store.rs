@@ -368,19 +368,7 @@ fn odd_urls_export_as_valid_stix() {
         );
         assert_eq!(import.status.code(), Some(0), "{}", text(&import.stderr));
     }
-    let bundle = home.path().join("export.stix.json");
-    let export = run_args(
-        home.path(),
-        &[
-            "export",
-            "--format",
-            "stix",
-            "--output",
-            &bundle.display().to_string(),
-        ],
-        b"",
-    );
-    assert_eq!(export.status.code(), Some(0), "{}", text(&export.stderr));
+    let (bundle, _) = super::export_stix(home.path());
     let exported = std::fs::read_to_string(&bundle).expect("bundle");
     for stored in [
         "http://odd-urls-phish.xyz/p%5B1%5D",

@@ -183,21 +183,29 @@ async fn openapi() -> Response {
         .into_response()
 }
 
-async fn not_found(request: Request) -> ApiError {
-    ApiError::NotFound(format!("no route {}", request.uri().path()))
+/// An unknown route: TAXII's error object under `/taxii2/`, the API's elsewhere.
+async fn not_found(request: Request) -> Response {
+    let path = request.uri().path();
+    if path.starts_with(taxii::ROOT) {
+        return taxii::TaxiiError::not_found(format!("no TAXII resource {path}")).into_response();
+    }
+    ApiError::NotFound(format!("no route {path}")).into_response()
 }
 
+/// A known route asked with a method it does not serve, answered in the route's own shape.
 async fn method_not_allowed(request: Request) -> Response {
-    let error = ApiError::NotFound(String::new());
-    let _ = error;
+    let message = format!(
+        "{} is not served on {}",
+        request.method(),
+        request.uri().path()
+    );
+    if request.uri().path().starts_with(taxii::ROOT) {
+        return taxii::TaxiiError::method_not_allowed(message).into_response();
+    }
     let body = error::ErrorBody {
         error: error::ErrorDetail {
             code: "method_not_allowed",
-            message: format!(
-                "{} is not served on {}",
-                request.method(),
-                request.uri().path()
-            ),
+            message,
             field: None,
         },
     };

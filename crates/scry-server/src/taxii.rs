@@ -33,6 +33,8 @@ use crate::auth::caller;
 use crate::error::ApiError;
 
 pub const TAXII_MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
+/// Where the TAXII server's resources live; what is not found under it is a TAXII error.
+pub const ROOT: &str = "/taxii2/";
 const STIX_MEDIA_TYPE: &str = "application/stix+json;version=2.1";
 /// Objects per page when the client sets no `limit`, and the most it may ask for.
 const DEFAULT_LIMIT: usize = 100;
@@ -86,8 +88,16 @@ impl TaxiiError {
         }
     }
 
-    fn not_found(description: impl Into<String>) -> TaxiiError {
+    pub(crate) fn not_found(description: impl Into<String>) -> TaxiiError {
         TaxiiError::new(StatusCode::NOT_FOUND, "Not found", description)
+    }
+
+    pub(crate) fn method_not_allowed(description: impl Into<String>) -> TaxiiError {
+        TaxiiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            description,
+        )
     }
 
     fn bad_request(description: impl Into<String>) -> TaxiiError {

@@ -1521,7 +1521,7 @@ print(json.dumps(out))
 /// 400: the same page comes back as without it. A known parameter with a bad value is still an
 /// error, as a TAXII error object.
 #[test]
-fn taxii_ignores_parameters_it_does_not_know() {
+fn taxii_ignores_parameters_it_does_not_know_and_errs_in_its_own_shape() {
     let served = Served::start("");
     served.submit_and_wait(&["45.155.205.233", "193.32.162.159"]);
     let (status, collections) = served.get("/taxii2/api/collections/", &served.viewer);
@@ -1552,6 +1552,48 @@ fn taxii_ignores_parameters_it_does_not_know() {
         error["title"].is_string() && error["http_status"] == "400",
         "{error}"
     );
+    // Under /taxii2/ every error is a TAXII error object with the TAXII media type: an unknown
+    // resource, and a method the resource does not serve.
+    for (method, path, expected) in [
+        (
+            Method::GET,
+            "/taxii2/nothing/".to_owned(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::POST,
+            objects.clone(),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::DELETE,
+            "/taxii2/api/collections/".to_owned(),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ] {
+        let response = served.raw(
+            served
+                .client()
+                .request(method.clone(), format!("{}{path}", served.base))
+                .bearer_auth(&served.viewer),
+        );
+        assert_eq!(response.status(), expected, "{method} {path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/taxii+json;version=2.1",
+            "{method} {path}"
+        );
+        let error: Value = served.runtime.block_on(response.json()).expect("JSON");
+        assert_eq!(
+            error["http_status"],
+            expected.as_u16().to_string(),
+            "{method} {path}: {error}"
+        );
+        assert!(
+            error["title"].is_string() && error.get("error").is_none(),
+            "{error}"
+        );
+    }
 }
 
 /// A client that behaves as a browser does with redirects here: it shows them instead of

@@ -90,6 +90,13 @@ fn when(ms: Option<i64>) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", t.hour, t.minute)
 }
 
+/// What a path segment may carry as it is (RFC 3986 unreserved); the rest is percent-encoded.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn templates() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
@@ -99,6 +106,11 @@ fn templates() -> &'static Environment<'static> {
                 .unwrap_or_else(|e| panic!("template {name}: {e}"));
         }
         env.add_filter("when", when);
+        // A value as one path segment: everything but unreserved characters encoded, `/`
+        // included, so a URL indicator's link stays one segment (`urlencode` keeps `/`).
+        env.add_filter("segment", |text: String| {
+            percent_encoding::utf8_percent_encode(&text, PATH_SEGMENT).to_string()
+        });
         env.add_filter("signed", |n: i64| format!("{n:+}"));
         // Bar lengths for the charts: `bar` across 200 units, `col` up to 100.
         env.add_function("bar", |n: u64, max: u64| {

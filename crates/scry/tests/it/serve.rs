@@ -1754,3 +1754,58 @@ fn pages_need_a_login_and_forms_their_anti_forgery_value() {
     let after = send(browser.get(format!("{base}/")).header("cookie", &bob));
     assert_eq!(after.status(), StatusCode::SEE_OTHER);
 }
+
+/// The workbench's links to an indicator lead to its page for every kind, URLs (with their `/`,
+/// `?` and `&`) included, and the page's own forms post to where they are served.
+#[test]
+fn links_to_every_kind_of_indicator_lead_to_its_page() {
+    let served = Served::start("");
+    let url = "http://paypal-account-verify.info/signin?session=8f3a&next=/a";
+    served.submit_and_wait(&["45.155.205.233", "secure-update.xyz", url]);
+    let (browser, session, _) = served.workbench_session("viewer");
+    let page = |path: &str| {
+        let response = served.raw(
+            browser
+                .get(format!("{}{path}", served.base))
+                .header("cookie", &session),
+        );
+        let status = response.status();
+        (
+            status,
+            served.runtime.block_on(response.text()).expect("page"),
+        )
+    };
+    let (status, queue) = page("/");
+    assert_eq!(status, StatusCode::OK);
+    let links: Vec<String> = queue
+        .split("href=\"/indicator/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        // As a browser reads the attribute: HTML character references decoded.
+        .map(|path| {
+            format!(
+                "/indicator/{}",
+                path.replace("&#x2f;", "/").replace("&amp;", "&")
+            )
+        })
+        .collect();
+    assert_eq!(links.len(), 3, "{links:?}");
+    for link in &links {
+        let (status, body) = page(link);
+        assert_eq!(status, StatusCode::OK, "{link}");
+        assert!(body.contains("id=\"indicator-value\""), "{link}");
+    }
+    let (_, url_page) = page(
+        links
+            .iter()
+            .find(|l| l.contains("paypal"))
+            .expect("the URL's link"),
+    );
+    assert!(
+        url_page
+            .replace("&#x2f;", "/")
+            .replace("&amp;", "&")
+            .contains(&format!("<h1 id=\"indicator-value\">{url}</h1>")),
+        "the URL's page shows it"
+    );
+}

@@ -942,6 +942,9 @@ impl Automation {
             ActionSpec::Tag { tag } | ActionSpec::Untag { tag } if tag.trim().is_empty() => {
                 Err("the tag is empty".to_owned())
             }
+            ActionSpec::SetStatus { status } | ActionSpec::Escalate { status, .. } => {
+                scry_rules::check_status(status)
+            }
             _ => Ok(()),
         }
     }

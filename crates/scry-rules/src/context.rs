@@ -82,7 +82,7 @@ pub const INDICATOR_FIELDS: &[Field] = &[
     field(
         "indicator.status",
         Text,
-        "workflow status: `new`, `investigating`, `blocked`, `closed`, …",
+        "workflow status: `new`, `investigating`, `escalated`, `blocked`, `false-positive` or `closed`",
     ),
     field(
         "indicator.tlp",

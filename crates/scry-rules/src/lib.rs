@@ -25,5 +25,7 @@ pub use condition::{Condition, ConditionError};
 pub use context::{BudgetContext, CriminalIpContext, IndicatorContext, PreviousContext};
 pub use file::{Place, RuleSource, read_playbook, read_rules};
 pub use lists::{ListError, NamedLists};
-pub use rule::{ActionSpec, Rule, RuleError, RuleSet, RuleSpec, Trigger};
+pub use rule::{
+    ActionSpec, Rule, RuleError, RuleSet, RuleSpec, Trigger, WORKFLOW_STATUSES, check_status,
+};
 pub use template::{Template, TemplateError};

@@ -80,6 +80,39 @@ fn escalated() -> String {
     "escalated".to_owned()
 }
 
+/// The workflow statuses an indicator can have, in the order a case usually moves through
+/// them: what `set-status` and `escalate` may set, by hand or by a rule.
+pub const WORKFLOW_STATUSES: [&str; 6] = [
+    "new",
+    "investigating",
+    "escalated",
+    "blocked",
+    "false-positive",
+    "closed",
+];
+
+/// Whether `status` is one of [`WORKFLOW_STATUSES`]; the refusal names them, and the nearest.
+pub fn check_status(status: &str) -> Result<(), String> {
+    if WORKFLOW_STATUSES.contains(&status) {
+        return Ok(());
+    }
+    let nearest = WORKFLOW_STATUSES
+        .iter()
+        .map(|s| (strsim::damerau_levenshtein(s, &status.to_lowercase()), *s))
+        .filter(|(distance, s)| *distance <= 2.max(s.len() / 4))
+        .min();
+    Err(match nearest {
+        Some((_, suggestion)) => format!(
+            "{status:?} is not a status; did you mean {suggestion:?}? (statuses: {})",
+            WORKFLOW_STATUSES.join(", ")
+        ),
+        None => format!(
+            "{status:?} is not a status (statuses: {})",
+            WORKFLOW_STATUSES.join(", ")
+        ),
+    })
+}
+
 /// A rule as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -369,6 +402,14 @@ impl RuleSet {
                     }
                     _ => None,
                 };
+                let problem = problem.or_else(|| match action {
+                    ActionSpec::SetStatus { status } | ActionSpec::Escalate { status, .. } => {
+                        check_status(status)
+                            .err()
+                            .map(|e| format!("action {step} ({}): {e}", action.name()))
+                    }
+                    _ => None,
+                });
                 if let Some(message) = problem {
                     fail(&action_place(index), message);
                 }

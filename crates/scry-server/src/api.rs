@@ -237,7 +237,7 @@ pub struct ListParams {
     pub tag: Option<String>,
     /// Only indicators this source answered for.
     pub source: Option<String>,
-    /// Workflow status (`new`, `investigating`, `blocked`, `closed`, …).
+    /// Workflow status: `new`, `investigating`, `escalated`, `blocked`, `false-positive` or `closed`.
     pub status: Option<String>,
     /// Enrichment status: `enriched`, `skipped`, `failed`.
     pub enrichment: Option<String>,

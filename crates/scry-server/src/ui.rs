@@ -606,6 +606,8 @@ pub async fn queue(
         context! {
             rows => rows, columns => columns, next => next, sort => sort, params => shown,
             types => api::STIX_TYPES, severities => api::SEVERITIES, blocklists => blocklists,
+            statuses => scry_rules::WORKFLOW_STATUSES,
+            here => format!("/?{}", query_string(&pairs)),
         },
     ))
 }
@@ -644,49 +646,16 @@ pub async fn submit(
     Ok(redirect_with("/", &message))
 }
 
-/// `POST /ui/actions`: the queue's bulk actions on the selected indicators.
-pub async fn actions(
-    State(state): State<AppState>,
-    Extension(who): Extension<Caller>,
-    body: Bytes,
-) -> Result<Response, UiError> {
-    let pairs = form_pairs(&body);
-    who.check_csrf(field(&pairs, "csrf"))?;
-    let selected: Vec<String> = pairs
-        .iter()
-        .filter(|(k, _)| k == "indicator")
-        .map(|(_, v)| v.clone())
-        .collect();
-    if selected.is_empty() {
-        return Ok(redirect_with("/", "Select indicators first."));
-    }
-    api::check_action_work(&state, selected.len(), 1)?;
-    let action = field(&pairs, "action").unwrap_or("");
-    let value = field(&pairs, "value").unwrap_or("").trim().to_owned();
-    if action == "enrich" {
-        let result = api::ingest(
-            &state,
-            &who,
-            InputSource::upload("selected", selected.join("\n").into_bytes()),
-            InputFormat::Lines,
-            None,
-            true,
-            |r| r.position.to_string(),
-        )
-        .await?;
-        return Ok(redirect_with(
-            "/",
-            &format!("{} queued to be enriched again", result.queued),
-        ));
-    }
-    let needs_value = |what: &str| -> Result<String, UiError> {
+/// The action a queue form asks for (`action`, with `value` for those that need one).
+fn action_of(action: &str, value: &str) -> Result<ActionSpec, String> {
+    let needs_value = |what: &str| -> Result<String, String> {
         if value.is_empty() {
-            Err(ApiError::body(Some("value"), format!("say which {what}")).into())
+            Err(format!("say which {what} in the box beside the action"))
         } else {
-            Ok(value.clone())
+            Ok(value.to_owned())
         }
     };
-    let spec = match action.split_once(':') {
+    Ok(match action.split_once(':') {
         Some(("block", list)) => ActionSpec::Block {
             list: list.to_owned(),
             days: None,
@@ -709,25 +678,62 @@ pub async fn actions(
                     .parse::<u8>()
                     .ok()
                     .filter(|p| *p <= 100)
-                    .ok_or_else(|| {
-                        ApiError::body(
-                            Some("value"),
-                            format!("{value:?} is not a priority from 0 to 100"),
-                        )
-                    })?,
+                    .ok_or_else(|| format!("{value:?} is not a priority from 0 to 100"))?,
             },
             "revert-priority" => ActionSpec::RevertPriority,
-            other => {
-                return Err(
-                    ApiError::body(Some("action"), format!("unknown action {other:?}")).into(),
-                );
-            }
+            other => return Err(format!("unknown action {other:?}")),
         },
+    })
+}
+
+/// `POST /ui/actions`: the queue's bulk actions on the selected indicators.
+pub async fn actions(
+    State(state): State<AppState>,
+    Extension(who): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, UiError> {
+    let pairs = form_pairs(&body);
+    who.check_csrf(field(&pairs, "csrf"))?;
+    // Back to the queue as it was (its filters, order and page), a path of this site only.
+    let back = field(&pairs, "back")
+        .filter(|b| *b == "/" || b.starts_with("/?"))
+        .unwrap_or("/")
+        .to_owned();
+    let selected: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "indicator")
+        .map(|(_, v)| v.clone())
+        .collect();
+    if selected.is_empty() {
+        return Ok(redirect_with(&back, "Select indicators first."));
+    }
+    api::check_action_work(&state, selected.len(), 1)?;
+    let action = field(&pairs, "action").unwrap_or("");
+    let value = field(&pairs, "value").unwrap_or("").trim().to_owned();
+    if action == "enrich" {
+        let result = api::ingest(
+            &state,
+            &who,
+            InputSource::upload("selected", selected.join("\n").into_bytes()),
+            InputFormat::Lines,
+            None,
+            true,
+            |r| r.position.to_string(),
+        )
+        .await?;
+        return Ok(redirect_with(
+            &back,
+            &format!("{} queued to be enriched again", result.queued),
+        ));
+    }
+    // What the form asks for, or why it cannot be done: said on the queue the analyst came
+    // from, with the selection's filters kept, rather than on an error page.
+    let spec = match action_of(action, &value)
+        .and_then(|spec| state.automation.check_manual_action(&spec).map(|()| spec))
+    {
+        Ok(spec) => spec,
+        Err(refusal) => return Ok(redirect_with(&back, &format!("Not done: {refusal}"))),
     };
-    state
-        .automation
-        .check_manual_action(&spec)
-        .map_err(|e| ApiError::body(Some("action"), e))?;
     let mut records = Vec::new();
     for text in &selected {
         records.push(api::find(&state, text).await?.record);
@@ -738,7 +744,7 @@ pub async fn actions(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(redirect_with(
-        "/",
+        &back,
         &format!(
             "{}: {queued} queued; the history shows each as it is done",
             spec.describe()

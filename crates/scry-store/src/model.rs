@@ -398,7 +398,7 @@ pub struct EventFilter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workflow {
     pub stix_id: String,
-    /// `new`, `investigating`, `blocked`, `closed`, … (free text; `new` by default).
+    /// One of `scry_rules::WORKFLOW_STATUSES` (`new` by default); checked where it is set.
     pub status: String,
     /// Tags added by rules or people, on top of the sources' tags.
     pub labels: Vec<String>,

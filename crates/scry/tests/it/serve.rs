@@ -1809,3 +1809,100 @@ fn links_to_every_kind_of_indicator_lead_to_its_page() {
         "the URL's page shows it"
     );
 }
+
+/// A status is one of a fixed, documented set, wherever it is set: the API refuses another
+/// (naming the nearest), the workbench says why on the queue the analyst came from (its filters
+/// kept) instead of a bare error page, and `scry rules check` points at a rule that sets one.
+#[test]
+fn statuses_come_from_a_fixed_set_and_refusals_return_to_the_queue() {
+    let served = Served::start("");
+    served.submit_and_wait(&["45.155.205.233"]);
+    let (status, body) = served.call(
+        Method::POST,
+        "/api/v1/indicators/actions",
+        &served.analyst,
+        Some(json!({"indicators": ["45.155.205.233"], "actions": [{"do": "set-status", "status": "investigatin"}]})),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["error"]["message"].as_str().expect("a message");
+    assert!(
+        message.contains("did you mean \"investigating\"") && message.contains("false-positive"),
+        "{message}"
+    );
+    let (browser, session, csrf) = served.workbench_session("analyst");
+    let back = "/?severity=critical&sort=-last_changed";
+    let post = |action: &str, value: &str| {
+        let response = served.raw(
+            browser
+                .post(format!("{}/ui/actions", served.base))
+                .header("cookie", &session)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("indicator", "45.155.205.233"),
+                    ("action", action),
+                    ("value", value),
+                    ("back", back),
+                ]),
+        );
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "{action} {value:?}"
+        );
+        let location = response.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        let flash = set_cookie(&response, "scry_flash").unwrap_or_default();
+        (
+            location,
+            url::form_urlencoded::parse(flash.split(';').next().unwrap_or("").as_bytes())
+                .map(|(k, v)| format!("{k}{v}"))
+                .collect::<String>(),
+        )
+    };
+    for (action, value, said) in [
+        ("status", "bogus status!!", "is not a status"),
+        ("tag", "", "say which tag"),
+        ("priority", "300", "is not a priority from 0 to 100"),
+    ] {
+        let (location, flash) = post(action, value);
+        assert_eq!(location, back, "{action}: back to the queue as it was");
+        assert!(
+            flash.contains("Not done") && flash.contains(said),
+            "{action}: {flash}"
+        );
+    }
+    // Nothing was queued by the refusals; a good status is, and the queue keeps its filters.
+    let (location, flash) = post("status", "false-positive");
+    assert_eq!(location, back);
+    assert!(flash.contains("1 queued"), "{flash}");
+    served.wait_for(|s| {
+        s.get("/api/v1/indicators/45.155.205.233", &s.viewer).1["workflow"]["status"]
+            == "false-positive"
+    });
+    let (_, history) = served.get(
+        "/api/v1/history?indicator=45.155.205.233&kind=action",
+        &served.viewer,
+    );
+    assert_eq!(
+        history["items"].as_array().map(Vec::len),
+        Some(1),
+        "{history}"
+    );
+
+    let home = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        home.path().join("scry.toml"),
+        "[[rules]]\nname = \"triage\"\non = [\"created\"]\nactions = [{ do = \"set-status\", status = \"triaged\" }]\n",
+    )
+    .expect("config");
+    let check = super::run_args(home.path(), &["rules", "check"], b"");
+    assert_eq!(check.status.code(), Some(2), "{}", text(&check.stderr));
+    assert!(
+        text(&check.stderr)
+            .contains("rule \"triage\": action 1 (set-status): \"triaged\" is not a status"),
+        "{}",
+        text(&check.stderr)
+    );
+}

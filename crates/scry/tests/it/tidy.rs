@@ -295,3 +295,72 @@ fn sources_read_the_wall_clock_through_their_clock() {
         "the one reader of the system clock"
     );
 }
+
+/// The contrast of text on a coloured background in the stylesheet (severity chips, the priority
+/// badge) meets WCAG 2.1 AA for normal text, 4.5:1: read from `app.css` itself, colours
+/// resolved through its custom properties.
+#[test]
+fn coloured_chips_keep_their_text_readable() {
+    let css = std::fs::read_to_string(workspace().join("crates/scry-server/assets/app.css"))
+        .expect("the stylesheet");
+    let variable = |name: &str| -> Option<String> {
+        let at = css.find(&format!("{name}:"))?;
+        let value = css[at + name.len() + 1..].trim_start();
+        Some(value.split([';', ' ', '}']).next()?.to_owned())
+    };
+    let colour = |value: &str| -> String {
+        let value = value.trim();
+        match value.strip_prefix("var(").and_then(|v| v.strip_suffix(')')) {
+            Some(name) => variable(name).unwrap_or_else(|| panic!("{name} is defined")),
+            None => value.to_owned(),
+        }
+    };
+    let luminance = |hex: &str| -> f64 {
+        let hex = hex.trim_start_matches('#');
+        let hex = if hex.len() == 3 {
+            hex.chars().flat_map(|c| [c, c]).collect()
+        } else {
+            hex.to_owned()
+        };
+        let channel = |i: usize| {
+            let c = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")) / 255.0;
+            if c <= 0.03928 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * channel(0) + 0.7152 * channel(2) + 0.0722 * channel(4)
+    };
+    let mut checked = Vec::new();
+    for rule in css.split('}') {
+        let Some((selector, body)) = rule.split_once('{') else {
+            continue;
+        };
+        let property = |name: &str| {
+            body.split(';').find_map(|d| {
+                let (key, value) = d.split_once(':')?;
+                (key.trim() == name).then(|| value.trim().to_owned())
+            })
+        };
+        let hex = |value: Option<String>| {
+            value
+                .map(|v| colour(&v))
+                .filter(|c| c.starts_with('#') && matches!(c.len(), 4 | 7))
+        };
+        if let (Some(background), Some(text)) =
+            (hex(property("background")), hex(property("color")))
+        {
+            let (a, b) = (luminance(&background), luminance(&text));
+            let ratio = (a.max(b) + 0.05) / (a.min(b) + 0.05);
+            checked.push((selector.trim().to_owned(), ratio));
+        }
+    }
+    let chips = checked
+        .iter()
+        .filter(|(s, _)| s.contains(".chip.sev-"))
+        .count();
+    assert!(chips >= 4, "the severity chips were found: {checked:?}");
+    let unreadable: Vec<_> = checked.iter().filter(|(_, ratio)| *ratio < 4.5).collect();
+    assert!(unreadable.is_empty(), "below 4.5:1: {unreadable:?}");
+}

@@ -270,8 +270,11 @@ pub struct IndicatorRow {
     pub status: String,
     pub tags: Vec<String>,
     pub labels: Vec<String>,
-    /// The reason worth most points.
+    /// The reason worth most points: its signal, value and points (`inbound-score: Critical
+    /// (+90)`).
     pub top_reason: Option<String>,
+    /// Why it was not enriched, when it was not (`private-address`, `budget`, …).
+    pub skip_reason: Option<String>,
     pub report_url: Option<String>,
     pub first_seen: i64,
     pub last_changed: i64,
@@ -429,8 +432,16 @@ pub(crate) fn row(listed: &scry_store::ListedIndicator) -> IndicatorRow {
                 .iter()
                 .max_by_key(|reason| reason["points"].as_i64().unwrap_or(0))
         })
-        .and_then(|reason| reason["value"].as_str().or(reason["signal"].as_str()))
-        .map(str::to_owned);
+        .map(|reason| {
+            let text = |key: &str| reason[key].as_str().unwrap_or_default().to_owned();
+            let points = reason["points"].as_i64().unwrap_or(0);
+            match (text("signal"), text("value")) {
+                (signal, value) if value.is_empty() || value == signal => {
+                    format!("{signal} ({points:+})")
+                }
+                (signal, value) => format!("{signal}: {value} ({points:+})"),
+            }
+        });
     IndicatorRow {
         indicator: r.value.clone(),
         kind: r.kind.clone(),
@@ -442,6 +453,7 @@ pub(crate) fn row(listed: &scry_store::ListedIndicator) -> IndicatorRow {
         tags: r.tags.clone(),
         labels: listed.labels.clone(),
         top_reason,
+        skip_reason: r.skip_reason.clone(),
         report_url: view::report_url(&listed.stored).map(str::to_owned),
         first_seen: listed.stored.first_seen,
         last_changed: listed.stored.last_changed,
@@ -747,6 +759,8 @@ pub struct IndicatorDetail {
     #[schema(value_type = Indicator)]
     pub indicator: Value,
     pub workflow: WorkflowView,
+    /// The blocklists it is on now, by name.
+    pub blocklists: Vec<String>,
     pub report_url: Option<String>,
     pub neighbours: Vec<NeighbourRow>,
     pub history: Vec<HistoryPoint>,
@@ -878,7 +892,11 @@ pub(crate) async fn detail(
     let history = store.score_history(&stix_id).await?;
     let workflow = store.workflow(&stix_id).await?;
     let workflow = workflow.unwrap_or_else(|| scry_store::Workflow::untouched(&stix_id));
+    let blocklists = store
+        .blocked_on(&stored.record.value, scry_engine::automation::now_ms())
+        .await?;
     Ok(IndicatorDetail {
+        blocklists,
         report_url: view::report_url(&stored).map(str::to_owned),
         indicator: view::stored_json(&stored),
         workflow: WorkflowView {

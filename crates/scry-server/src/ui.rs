@@ -837,6 +837,7 @@ pub async fn indicator(
         StatusCode::OK,
         context! {
             i => detail.indicator, workflow => detail.workflow, report_url => detail.report_url,
+            blocklists => detail.blocklists,
             neighbours => detail.neighbours, history => detail.history, events => events.items,
             cip => cip, other_sources => other, spark => spark.join(" "),
         },

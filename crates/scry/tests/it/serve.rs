@@ -1135,6 +1135,35 @@ fn analysts_act_through_the_queue_and_firewalls_poll_the_blocklist() {
         );
         assert_eq!(again.status(), expected, "If-None-Match: {sent}");
     }
+    // The indicator's page and detail say which blocklists it is on.
+    let (_, detail) = served.get("/api/v1/indicators/45.155.205.233", &served.viewer);
+    assert_eq!(detail["blocklists"], json!(["edl"]), "{detail}");
+    let (browser, session, _) = served.workbench_session("viewer");
+    let page = served
+        .runtime
+        .block_on(
+            served
+                .raw(
+                    browser
+                        .get(format!("{}/indicator/45.155.205.233", served.base))
+                        .header("cookie", &session),
+                )
+                .text(),
+        )
+        .expect("the page");
+    assert!(
+        page.contains("id=\"blocked-on\">On blocklist <a href=\"/blocklists#edl\">edl</a>"),
+        "the page says it is blocked"
+    );
+    // The queue's top reason names its signal and points.
+    let (_, list) = served.get("/api/v1/indicators?limit=10", &served.viewer);
+    let top = list["items"][0]["top_reason"]
+        .as_str()
+        .expect("a top reason");
+    assert!(
+        top.contains(": ") && top.ends_with(')') && top.contains("(+"),
+        "{top}"
+    );
     // The workflow state shows in the list and the detail, and filters the list (once the last
     // of the three actions, the tag, has run).
     served.wait_for(|s| {
@@ -1761,7 +1790,7 @@ fn pages_need_a_login_and_forms_their_anti_forgery_value() {
 fn links_to_every_kind_of_indicator_lead_to_its_page() {
     let served = Served::start("");
     let url = "http://paypal-account-verify.info/signin?session=8f3a&next=/a";
-    served.submit_and_wait(&["45.155.205.233", "secure-update.xyz", url]);
+    served.submit_and_wait(&["45.155.205.233", "secure-update.xyz", url, "10.0.0.1"]);
     let (browser, session, _) = served.workbench_session("viewer");
     let page = |path: &str| {
         let response = served.raw(
@@ -1777,6 +1806,16 @@ fn links_to_every_kind_of_indicator_lead_to_its_page() {
     };
     let (status, queue) = page("/");
     assert_eq!(status, StatusCode::OK);
+    // A skipped row says why it was skipped.
+    let (_, private) = served.get("/api/v1/indicators?q=10.0.0.1", &served.viewer);
+    let reason = private["items"][0]["skip_reason"]
+        .as_str()
+        .expect("a skip reason")
+        .to_owned();
+    assert!(
+        queue.contains(&format!("(skipped: {reason})")),
+        "the queue says why 10.0.0.1 was skipped"
+    );
     let links: Vec<String> = queue
         .split("href=\"/indicator/")
         .skip(1)
@@ -1789,7 +1828,7 @@ fn links_to_every_kind_of_indicator_lead_to_its_page() {
             )
         })
         .collect();
-    assert_eq!(links.len(), 3, "{links:?}");
+    assert_eq!(links.len(), 4, "{links:?}");
     for link in &links {
         let (status, body) = page(link);
         assert_eq!(status, StatusCode::OK, "{link}");

@@ -18,7 +18,7 @@ pub const DAYS: i64 = 14;
 /// Values listed per top list.
 const TOP: u32 = 10;
 /// New high-priority indicators listed at most.
-const NEW_HIGH_LISTED: u32 = 20;
+pub const NEW_HIGH_LISTED: u32 = 20;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Dashboard {
@@ -28,9 +28,11 @@ pub struct Dashboard {
     pub by_severity: Vec<Count>,
     /// The priority the high-priority widget, TAXII collection and alerts use.
     pub high_priority: u8,
-    /// Stored indicators at or above it (counted up to 10,000).
+    /// Stored indicators at or above it.
     pub high_priority_count: u64,
-    /// First seen in the last 24 hours at or above it, newest first.
+    /// Of them, those first seen in the last 24 hours.
+    pub new_high_priority_count: u64,
+    /// The newest of those, newest first ([`NEW_HIGH_LISTED`] at most).
     pub new_high_priority: Vec<NewIndicator>,
     pub top_asns: Vec<Count>,
     /// The ASNs with the most indicators at or above `high_priority`: where the trouble sits.
@@ -134,20 +136,9 @@ pub async fn dashboard(store: &dyn Store, loaded: &LoadedConfig) -> Result<Dashb
             })
             .collect()
     };
-    let mut high_priority_count = 0;
-    let mut query = IndicatorQuery {
-        min_priority: high,
-        limit: scry_store::MAX_PAGE,
-        ..IndicatorQuery::default()
-    };
-    while high_priority_count < 10_000 {
-        let page = store.search_indicators(&query).await?;
-        high_priority_count += page.rows.len() as u64;
-        match page.next {
-            Some(next) => query.after = Some(next),
-            None => break,
-        }
-    }
+    // Exact counts from the priority index, whatever their size.
+    let high_priority_count = store.count_at_priority(high, None).await?;
+    let new_high_priority_count = store.count_at_priority(high, Some(now - DAY_MS)).await?;
     let newest = store
         .search_indicators(&IndicatorQuery {
             min_priority: high,
@@ -235,6 +226,7 @@ pub async fn dashboard(store: &dyn Store, loaded: &LoadedConfig) -> Result<Dashb
         by_severity,
         high_priority: high,
         high_priority_count,
+        new_high_priority_count,
         new_high_priority,
         top_asns: top("asn"),
         top_high_priority_asns: store

@@ -137,6 +137,14 @@ pub trait Store: Send + Sync {
     /// Number of stored indicators.
     fn count_indicators(&self) -> StoreFuture<'_, u64>;
 
+    /// How many indicators have at least `min_priority` (their computed priority), first seen at
+    /// or after `first_seen_since` when given: exact, from the priority index.
+    fn count_at_priority(
+        &self,
+        min_priority: u8,
+        first_seen_since: Option<i64>,
+    ) -> StoreFuture<'_, u64>;
+
     /// Other indicators that have `facet` = one of `values`, highest priority first (then by id),
     /// with the value they share; the page after `after` when given. An indexed lookup, never a
     /// scan; for one value, each page is an index range however many indicators share it, and

@@ -1126,6 +1126,27 @@ impl Store for SqlStore {
         })
     }
 
+    fn count_at_priority(
+        &self,
+        min_priority: u8,
+        first_seen_since: Option<i64>,
+    ) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM indicators WHERE priority >= {} AND first_seen >= {}",
+                self.placeholder(1),
+                self.placeholder(2)
+            );
+            let n: i64 = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(i64::from(min_priority))
+                .bind(first_seen_since.unwrap_or(i64::MIN))
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?;
+            Ok(n as u64)
+        })
+    }
+
     fn count_sharing<'a>(
         &'a self,
         facet: Facet,

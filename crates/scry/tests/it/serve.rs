@@ -1945,3 +1945,100 @@ fn statuses_come_from_a_fixed_set_and_refusals_return_to_the_queue() {
         text(&check.stderr)
     );
 }
+
+/// The dashboard's counts are exact however many indicators there are: at 15,500 (above every
+/// list size and the old 10,000 cap) each figure equals what the stored records say, and each
+/// widget links to the queue it counts.
+#[test]
+fn dashboard_counts_are_exact_above_every_cap() {
+    const STORED: u32 = 15_500;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("dashboard.db").display());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    const HOUR: i64 = 3_600_000;
+    let records: Vec<scry_store::IndicatorRecord> = (0..STORED)
+        .map(|i| {
+            let value = format!("45.{}.{}.{}", 10 + i / 65_536, (i / 256) % 256, i % 256);
+            let observable = scry_core::Observable::parse(&value).expect("an address");
+            // Most at or above 80 (more than the old cap of 10,000), the rest spread below.
+            let priority = if i % 10 == 0 {
+                (i / 10 % 60) as u8
+            } else {
+                (75 + i * 7 % 26) as u8
+            };
+            scry_store::IndicatorRecord {
+                stix_id: scry_stix::observable_id(&observable),
+                kind: "ipv4-addr".into(),
+                value,
+                priority,
+                severity: scry_core::Severity::from_priority(priority).as_str().into(),
+                enrichment_status: "enriched".into(),
+                skip_reason: None,
+                tlp: None,
+                tags: Vec::new(),
+                reasons: json!([]),
+                sources: json!({}),
+                // Whole hours and a half back, so the 24-hour line falls between two of them.
+                observed_at: now - i64::from(i % 48) * HOUR - HOUR / 2,
+                facets: Vec::new(),
+            }
+        })
+        .collect();
+    let high = 80_u8;
+    let expected_high = records.iter().filter(|r| r.priority >= high).count() as u64;
+    let expected_new = records
+        .iter()
+        .filter(|r| r.priority >= high && r.observed_at >= now - 24 * HOUR)
+        .count() as u64;
+    assert!(
+        expected_high > 1_000 && expected_new > 100,
+        "a test of counts, not lists"
+    );
+    runtime().block_on(async {
+        let store = scry_store::open(&url).await.expect("the store");
+        store.save_indicators(&records).await.expect("saved");
+    });
+    let served = Served::start_on(Some(&url), "", "");
+    let (status, dashboard) = served.get("/api/v1/dashboard", &served.viewer);
+    assert_eq!(status, StatusCode::OK, "{dashboard}");
+    assert_eq!(dashboard["indicators"], u64::from(STORED));
+    assert_eq!(dashboard["high_priority"], high);
+    assert_eq!(dashboard["high_priority_count"], expected_high);
+    assert_eq!(dashboard["new_high_priority_count"], expected_new);
+    for severity in ["critical", "high", "medium", "low", "info"] {
+        let expected = records.iter().filter(|r| r.severity == severity).count() as u64;
+        let shown = dashboard["by_severity"]
+            .as_array()
+            .expect("severities")
+            .iter()
+            .find(|c| c["name"] == severity)
+            .map(|c| c["count"].clone());
+        assert_eq!(shown, Some(json!(expected)), "{severity}");
+    }
+    let (browser, session, _) = served.workbench_session("viewer");
+    let page = served
+        .runtime
+        .block_on(
+            served
+                .raw(
+                    browser
+                        .get(format!("{}/dashboard", served.base))
+                        .header("cookie", &session),
+                )
+                .text(),
+        )
+        .expect("the page");
+    assert!(
+        page.contains(&format!(
+            "href=\"/?min_priority={high}\" id=\"high-tile\"><span class=\"n\">{expected_high}</span>"
+        )),
+        "the high-priority tile counts and links"
+    );
+    assert!(
+        page.contains(&format!("id=\"new-high\">{expected_new}</span>")),
+        "the new high-priority tile counts"
+    );
+}

@@ -47,6 +47,44 @@ fn config(server: &str, extra: &str) -> String {
     )
 }
 
+/// A browser logged in to the workbench: its session cookie and the pages' anti-forgery value.
+pub(crate) struct Workbench<'s> {
+    served: &'s Served,
+    browser: reqwest::Client,
+    session: String,
+    csrf: String,
+}
+
+impl Workbench<'_> {
+    /// A page as the browser gets it: the status and the HTML.
+    pub(crate) fn page(&self, path: &str) -> (StatusCode, String) {
+        let response = self.served.raw(
+            self.browser
+                .get(format!("{}{path}", self.served.base))
+                .header("cookie", &self.session),
+        );
+        let status = response.status();
+        let body = self
+            .served
+            .runtime
+            .block_on(response.text())
+            .expect("a page");
+        (status, body)
+    }
+
+    /// The queue's bulk action form posted with `fields` (the anti-forgery value added).
+    pub(crate) fn act(&self, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut form = fields.to_vec();
+        form.push(("csrf", &self.csrf));
+        self.served.raw(
+            self.browser
+                .post(format!("{}/ui/actions", self.served.base))
+                .header("cookie", &self.session)
+                .form(&form),
+        )
+    }
+}
+
 impl Served {
     pub(crate) fn start(extra: &str) -> Served {
         Served::start_with("", extra)
@@ -212,9 +250,9 @@ impl Served {
         )
     }
 
-    /// A workbench login of a new user with `role`: the session cookie and the pages'
-    /// anti-forgery value, for posting forms as a browser does.
-    pub(crate) fn workbench_session(&self, role: &str) -> (reqwest::Client, String, String) {
+    /// A workbench login of a new user with `role`, to read pages and post forms as a browser
+    /// does.
+    pub(crate) fn workbench_session(&self, role: &str) -> Workbench<'_> {
         let name = format!("{role}-person");
         let password = "a long workbench passphrase";
         let added = self.add_user(&name, role, password);
@@ -224,19 +262,15 @@ impl Served {
         let session = set_cookie(&logged_in, "scry_session")
             .and_then(|cookie| cookie.split(';').next().map(str::to_owned))
             .expect("a session");
-        let page = self
-            .runtime
-            .block_on(
-                self.raw(
-                    browser
-                        .get(format!("{}/", self.base))
-                        .header("cookie", &session),
-                )
-                .text(),
-            )
-            .expect("the page");
-        let csrf = attribute_after(&page, "data-csrf=\"").expect("the anti-forgery value");
-        (browser, session, csrf)
+        let mut workbench = Workbench {
+            served: self,
+            browser,
+            session,
+            csrf: String::new(),
+        };
+        let (_, page) = workbench.page("/");
+        workbench.csrf = attribute_after(&page, "data-csrf=\"").expect("the anti-forgery value");
+        workbench
     }
 
     /// Submits indicators as the analyst and waits until the worker has stored them all.
@@ -1138,19 +1172,9 @@ fn analysts_act_through_the_queue_and_firewalls_poll_the_blocklist() {
     // The indicator's page and detail say which blocklists it is on.
     let (_, detail) = served.get("/api/v1/indicators/45.155.205.233", &served.viewer);
     assert_eq!(detail["blocklists"], json!(["edl"]), "{detail}");
-    let (browser, session, _) = served.workbench_session("viewer");
-    let page = served
-        .runtime
-        .block_on(
-            served
-                .raw(
-                    browser
-                        .get(format!("{}/indicator/45.155.205.233", served.base))
-                        .header("cookie", &session),
-                )
-                .text(),
-        )
-        .expect("the page");
+    let (_, page) = served
+        .workbench_session("viewer")
+        .page("/indicator/45.155.205.233");
     assert!(
         page.contains("id=\"blocked-on\">On blocklist <a href=\"/blocklists#edl\">edl</a>"),
         "the page says it is blocked"
@@ -1791,19 +1815,8 @@ fn links_to_every_kind_of_indicator_lead_to_its_page() {
     let served = Served::start("");
     let url = "http://paypal-account-verify.info/signin?session=8f3a&next=/a";
     served.submit_and_wait(&["45.155.205.233", "secure-update.xyz", url, "10.0.0.1"]);
-    let (browser, session, _) = served.workbench_session("viewer");
-    let page = |path: &str| {
-        let response = served.raw(
-            browser
-                .get(format!("{}{path}", served.base))
-                .header("cookie", &session),
-        );
-        let status = response.status();
-        (
-            status,
-            served.runtime.block_on(response.text()).expect("page"),
-        )
-    };
+    let workbench = served.workbench_session("viewer");
+    let page = |path: &str| workbench.page(path);
     let (status, queue) = page("/");
     assert_eq!(status, StatusCode::OK);
     // A skipped row says why it was skipped.
@@ -1868,21 +1881,15 @@ fn statuses_come_from_a_fixed_set_and_refusals_return_to_the_queue() {
         message.contains("did you mean \"investigating\"") && message.contains("false-positive"),
         "{message}"
     );
-    let (browser, session, csrf) = served.workbench_session("analyst");
+    let workbench = served.workbench_session("analyst");
     let back = "/?severity=critical&sort=-last_changed";
     let post = |action: &str, value: &str| {
-        let response = served.raw(
-            browser
-                .post(format!("{}/ui/actions", served.base))
-                .header("cookie", &session)
-                .form(&[
-                    ("csrf", csrf.as_str()),
-                    ("indicator", "45.155.205.233"),
-                    ("action", action),
-                    ("value", value),
-                    ("back", back),
-                ]),
-        );
+        let response = workbench.act(&[
+            ("indicator", "45.155.205.233"),
+            ("action", action),
+            ("value", value),
+            ("back", back),
+        ]);
         assert_eq!(
             response.status(),
             StatusCode::SEE_OTHER,
@@ -2018,19 +2025,7 @@ fn dashboard_counts_are_exact_above_every_cap() {
             .map(|c| c["count"].clone());
         assert_eq!(shown, Some(json!(expected)), "{severity}");
     }
-    let (browser, session, _) = served.workbench_session("viewer");
-    let page = served
-        .runtime
-        .block_on(
-            served
-                .raw(
-                    browser
-                        .get(format!("{}/dashboard", served.base))
-                        .header("cookie", &session),
-                )
-                .text(),
-        )
-        .expect("the page");
+    let (_, page) = served.workbench_session("viewer").page("/dashboard");
     assert!(
         page.contains(&format!(
             "href=\"/?min_priority={high}\" id=\"high-tile\"><span class=\"n\">{expected_high}</span>"

@@ -242,23 +242,17 @@ fn every_version_reaches_the_poller_once(store: Option<&str>) {
     assert_eq!(poller.poll(&served), 0);
 
     // An analyst tags one indicator and sets another's priority in the workbench.
-    let (browser, session, csrf) = served.workbench_session("analyst");
+    let workbench = served.workbench_session("analyst");
     let (tagged, scored) = (&api_addresses[0], &cli_addresses[0]);
     for (indicator, action, value) in [
         (tagged.as_str(), "tag", "campaign-taxii"),
         (scored.as_str(), "priority", "42"),
     ] {
-        let response = served.raw(
-            browser
-                .post(format!("{}/ui/actions", served.base))
-                .header("cookie", &session)
-                .form(&[
-                    ("csrf", csrf.as_str()),
-                    ("indicator", indicator),
-                    ("action", action),
-                    ("value", value),
-                ]),
-        );
+        let response = workbench.act(&[
+            ("indicator", indicator),
+            ("action", action),
+            ("value", value),
+        ]);
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{action}");
     }
     served.wait_for(|s| {

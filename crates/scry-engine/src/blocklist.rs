@@ -81,9 +81,9 @@ pub fn admits(name: &str, config: &BlocklistConfig, value: &str) -> Result<(), S
     }
 }
 
-/// The entry as the list's firewall reads it.
-pub fn entry_form(config: &BlocklistConfig, value: &str) -> String {
-    match (config.vendor, entry_type_of(value)) {
+/// The entry, of type `entry_type`, as the list's firewall reads it.
+fn entry_form(config: &BlocklistConfig, value: &str, entry_type: Option<EntryType>) -> String {
+    match (config.vendor, entry_type) {
         (FirewallVendor::PanOs, Some(EntryType::Url)) => value
             .split_once("://")
             .map_or(value, |(_, rest)| rest)
@@ -115,18 +115,24 @@ fn cap_description(config: &BlocklistConfig) -> String {
 /// up to its cap, then sorted, so the body (and its ETag) changes only when the entries do.
 pub fn render(config: &BlocklistConfig, mut entries: Vec<BlockEntry>) -> RenderedList {
     let stored = entries.len();
-    entries.retain(|e| {
-        config.entry_type == EntryType::Any || entry_type_of(&e.value) == Some(config.entry_type)
-    });
-    let other_types = stored - entries.len();
-    entries.sort_by(|a, b| b.added_at.cmp(&a.added_at).then(a.value.cmp(&b.value)));
+    // Each value's type, read once: it decides both whether the entry belongs and its form.
+    let mut typed: Vec<(BlockEntry, Option<EntryType>)> = entries
+        .drain(..)
+        .map(|e| {
+            let entry_type = entry_type_of(&e.value);
+            (e, entry_type)
+        })
+        .filter(|(_, t)| config.entry_type == EntryType::Any || *t == Some(config.entry_type))
+        .collect();
+    let other_types = stored - typed.len();
+    typed.sort_by(|(a, _), (b, _)| b.added_at.cmp(&a.added_at).then(a.value.cmp(&b.value)));
     let (max_entries, max_bytes) = caps(config);
     let mut seen = std::collections::HashSet::new();
-    let mut lines = Vec::with_capacity(entries.len());
+    let mut lines = Vec::with_capacity(typed.len());
     let mut bytes = 0;
     let mut over_cap = 0;
-    for entry in &entries {
-        let line = entry_form(config, &entry.value);
+    for (entry, entry_type) in &typed {
+        let line = entry_form(config, &entry.value, *entry_type);
         if !seen.insert(line.clone()) {
             // `http://x/p` and `https://x/p` are one PAN-OS entry.
             continue;

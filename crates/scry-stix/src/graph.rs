@@ -240,7 +240,10 @@ pub fn indicator_objects(
     let Some(pattern) = observable_pattern(&observable) else {
         return Ok(graph.finish());
     };
-    let indicator = graph.indicator(state, &observable, pattern, options);
+    // An address's autonomous system and location, picked once among the sources' claims.
+    let placement = matches!(observable, Observable::Ip(_))
+        .then(|| network::place(&network::claims(state.sources)));
+    let indicator = graph.indicator(state, &observable, pattern, placement.as_ref(), options);
     graph.relate(
         &indicator,
         "related-to",
@@ -270,9 +273,8 @@ pub fn indicator_objects(
         }
         infrastructure = Some(infra);
     }
-    if matches!(observable, Observable::Ip(_)) {
-        let placement = network::place(&network::claims(state.sources));
-        graph.network(&observed, infrastructure.as_deref(), &placement);
+    if let Some(placement) = &placement {
+        graph.network(&observed, infrastructure.as_deref(), placement);
     }
     Ok(graph.finish())
 }
@@ -537,6 +539,7 @@ impl Graph {
         state: &IndicatorState<'_>,
         observable: &Observable,
         pattern: String,
+        placement: Option<&network::Placement>,
         options: &MapOptions,
     ) -> String {
         let id = derived_id("indicator", &observable_id(observable));
@@ -581,14 +584,11 @@ impl Graph {
             }
         }
         // Where sources disagree on an address's system or country, what the others said.
-        if matches!(observable, Observable::Ip(_)) {
-            let placement = network::place(&network::claims(state.sources));
-            if !placement.alternatives.is_empty() {
-                indicator.insert(
-                    "x_scry_network_alternatives".into(),
-                    serde_json::to_value(&placement.alternatives).unwrap_or_default(),
-                );
-            }
+        if let Some(placement) = placement.filter(|p| !p.alternatives.is_empty()) {
+            indicator.insert(
+                "x_scry_network_alternatives".into(),
+                serde_json::to_value(&placement.alternatives).unwrap_or_default(),
+            );
         }
         if !reasons.is_empty() {
             indicator.insert(

@@ -238,6 +238,24 @@ fn every_version_reaches_the_poller_once(store: Option<&str>) {
         poller.requests,
         missing.iter().take(5).collect::<Vec<_>>()
     );
+    // An object several indicators bring (a location, an AS link, an identity) is one object:
+    // the same `created` whichever indicator's page carried it.
+    let mut created: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for object in &poller.received {
+        if let (Some(id), Some(at)) = (object["id"].as_str(), object["created"].as_str()) {
+            created.entry(id).or_default().push(at);
+        }
+    }
+    let repeated = created.values().filter(|c| c.len() > 1).count();
+    assert!(repeated > 0, "some objects came with more than one page");
+    let several: Vec<_> = created
+        .iter()
+        .filter(|(_, c)| c.iter().any(|at| *at != c[0]))
+        .collect();
+    assert!(
+        several.is_empty(),
+        "ids with several `created`: {several:?}"
+    );
     // Nothing new: the next poll is empty.
     assert_eq!(poller.poll(&served), 0);
 

@@ -254,7 +254,13 @@ fn every_version_reaches_the_poller_once(store: Option<&str>) {
         .collect();
     assert!(
         several.is_empty(),
-        "ids with several `created`: {several:?}"
+        "{} ids with several `created`, such as {:?}",
+        several.len(),
+        several
+            .iter()
+            .take(3)
+            .map(|(id, c)| (id, c.len()))
+            .collect::<Vec<_>>()
     );
     // Nothing new: the next poll is empty.
     assert_eq!(poller.poll(&served), 0);
